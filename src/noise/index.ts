@@ -1,0 +1,23 @@
+/**
+ * The WireGuard protocol core, free of I/O: primitives, keys, message codecs,
+ * the Noise_IKpsk2 handshake, cookies, sessions, replay window and timers,
+ * tied together per peer by Tunnel.
+ */
+export * from './constants.js';
+export * from './errors.js';
+export type { Primitives } from './primitives.js';
+export { nobleBackend } from './noble-backend.js';
+export { nodeBackend, defaultPrimitives } from './node-backend.js';
+export { kdf1, kdf2, kdf3 } from './kdf.js';
+export * from './keys.js';
+export { tai64n, isAfter as tai64nIsAfter } from './tai64n.js';
+export * from './messages.js';
+export { CookieChecker, CookieGenerator } from './cookie.js';
+export { Handshake, readInitiation, initialState, type HandshakeState, type InitiationStart } from './handshake.js';
+export { StaticIdentity } from './identity.js';
+export { IndexTable } from './index-table.js';
+export { Keypair, Keypairs } from './keypair.js';
+export { ReplayWindow, REPLAY_WINDOW_SIZE } from './replay.js';
+export { PeerTimers, type TimerName } from './timers.js';
+export { Tunnel, padPacket, type TunnelOptions, type TunnelOutput, type DecapsulateOptions } from './tunnel.js';
+export { systemClock, ManualClock, type Clock } from './clock.js';

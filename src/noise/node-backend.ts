@@ -1,0 +1,101 @@
+/**
+ * The fast backend: node:crypto (OpenSSL) for X25519, ChaCha20-Poly1305,
+ * BLAKE2s-256 and HMAC-BLAKE2s. Node exposes neither keyed BLAKE2s nor
+ * XChaCha20, so MAC and the cookie AEAD come from the @noble reference.
+ */
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHash,
+  createHmac,
+  createPrivateKey,
+  createPublicKey,
+  diffieHellman,
+  randomBytes,
+  type KeyObject,
+} from 'node:crypto';
+import { AEAD_TAG_SIZE, KEY_SIZE } from './constants.js';
+import { NoiseError } from './errors.js';
+import { nobleBackend } from './noble-backend.js';
+import type { Primitives } from './primitives.js';
+import { counterNonce, isAllZero } from './bytes.js';
+
+// DER prefixes that wrap a raw 32-byte X25519 key (RFC 8410).
+const PKCS8_X25519_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex');
+const SPKI_X25519_PREFIX = Buffer.from('302a300506032b656e032100', 'hex');
+
+function privateKeyObject(raw: Uint8Array): KeyObject {
+  if (raw.length !== KEY_SIZE) throw new NoiseError('InvalidKey', `X25519 private key must be ${KEY_SIZE} bytes, got ${raw.length}`);
+  return createPrivateKey({ key: Buffer.concat([PKCS8_X25519_PREFIX, raw]), format: 'der', type: 'pkcs8' });
+}
+
+function publicKeyObject(raw: Uint8Array): KeyObject {
+  if (raw.length !== KEY_SIZE) throw new NoiseError('InvalidKey', `X25519 public key must be ${KEY_SIZE} bytes, got ${raw.length}`);
+  return createPublicKey({ key: Buffer.concat([SPKI_X25519_PREFIX, raw]), format: 'der', type: 'spki' });
+}
+
+function toUint8(buffer: Buffer): Uint8Array {
+  return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+}
+
+export const nodeBackend: Primitives = {
+  name: 'node',
+  x25519(privateKey, publicKey) {
+    let shared: Buffer;
+    try {
+      shared = diffieHellman({ privateKey: privateKeyObject(privateKey), publicKey: publicKeyObject(publicKey) });
+    } catch (error) {
+      if (error instanceof NoiseError) throw error;
+      // OpenSSL fails the derivation when the result is all zeros (a low-order point).
+      throw new NoiseError('LowOrderPoint', 'X25519 produced the all-zero shared secret');
+    }
+    if (isAllZero(shared)) throw new NoiseError('LowOrderPoint', 'X25519 produced the all-zero shared secret');
+    return toUint8(shared);
+  },
+  x25519PublicKey(privateKey) {
+    const spki = createPublicKey(privateKeyObject(privateKey)).export({ format: 'der', type: 'spki' });
+    return toUint8(spki.subarray(SPKI_X25519_PREFIX.length));
+  },
+  aeadSeal(key, counter, plaintext, ad) {
+    const cipher = createCipheriv('chacha20-poly1305', key, counterNonce(counter), { authTagLength: AEAD_TAG_SIZE });
+    if (ad.length > 0) cipher.setAAD(ad, { plaintextLength: plaintext.length });
+    const out = Buffer.allocUnsafe(plaintext.length + AEAD_TAG_SIZE);
+    const written = cipher.update(plaintext).copy(out, 0);
+    cipher.final();
+    cipher.getAuthTag().copy(out, written);
+    return toUint8(out);
+  },
+  aeadOpen(key, counter, ciphertext, ad) {
+    if (ciphertext.length < AEAD_TAG_SIZE) return null;
+    const bodyLength = ciphertext.length - AEAD_TAG_SIZE;
+    try {
+      const decipher = createDecipheriv('chacha20-poly1305', key, counterNonce(counter), { authTagLength: AEAD_TAG_SIZE });
+      if (ad.length > 0) decipher.setAAD(ad, { plaintextLength: bodyLength });
+      decipher.setAuthTag(ciphertext.subarray(bodyLength));
+      const plaintext = decipher.update(ciphertext.subarray(0, bodyLength));
+      decipher.final();
+      return toUint8(plaintext);
+    } catch {
+      return null;
+    }
+  },
+  xaeadSeal: nobleBackend.xaeadSeal,
+  xaeadOpen: nobleBackend.xaeadOpen,
+  hash(...parts) {
+    const h = createHash('blake2s256');
+    for (const part of parts) h.update(part);
+    return toUint8(h.digest());
+  },
+  mac: nobleBackend.mac,
+  hmac(key, ...parts) {
+    const h = createHmac('blake2s256', key);
+    for (const part of parts) h.update(part);
+    return toUint8(h.digest());
+  },
+  randomBytes(length) {
+    return toUint8(randomBytes(length));
+  },
+};
+
+/** The backend used unless a caller passes another. */
+export const defaultPrimitives: Primitives = nodeBackend;

@@ -1,0 +1,32 @@
+/**
+ * The cryptographic primitives WireGuard needs, behind one small interface
+ * so the backend can be chosen by measurement. Two backends exist:
+ * `nobleBackend` (@noble/*, the audited pure-JS reference) and `nodeBackend`
+ * (node:crypto / OpenSSL where Node exposes the primitive, @noble elsewhere).
+ * Tests prove the two agree on thousands of random inputs.
+ */
+import type { NoiseError } from './errors.js';
+
+export interface Primitives {
+  readonly name: string;
+  /** X25519(privateKey, publicKey). Throws NoiseError('LowOrderPoint') when the result is all zeros. */
+  x25519(privateKey: Uint8Array, publicKey: Uint8Array): Uint8Array;
+  /** The X25519 public key of a private key. */
+  x25519PublicKey(privateKey: Uint8Array): Uint8Array;
+  /** ChaCha20-Poly1305 with WireGuard's nonce: 32 zero bits then the 64-bit little-endian counter. Returns ciphertext||tag. */
+  aeadSeal(key: Uint8Array, counter: bigint, plaintext: Uint8Array, ad: Uint8Array): Uint8Array;
+  /** Inverse of aeadSeal; null when the tag does not verify. */
+  aeadOpen(key: Uint8Array, counter: bigint, ciphertext: Uint8Array, ad: Uint8Array): Uint8Array | null;
+  /** XChaCha20-Poly1305 with a 24-byte nonce (cookie replies). */
+  xaeadSeal(key: Uint8Array, nonce: Uint8Array, plaintext: Uint8Array, ad: Uint8Array): Uint8Array;
+  xaeadOpen(key: Uint8Array, nonce: Uint8Array, ciphertext: Uint8Array, ad: Uint8Array): Uint8Array | null;
+  /** BLAKE2s-256 of the concatenation of parts. */
+  hash(...parts: Uint8Array[]): Uint8Array;
+  /** Keyed BLAKE2s with a 16-byte output (MAC1, MAC2, cookies). */
+  mac(key: Uint8Array, data: Uint8Array): Uint8Array;
+  /** HMAC-BLAKE2s-256 of the concatenation of parts. */
+  hmac(key: Uint8Array, ...parts: Uint8Array[]): Uint8Array;
+  randomBytes(length: number): Uint8Array;
+}
+
+export type { NoiseError };

@@ -1,0 +1,130 @@
+/**
+ * The per-peer timer state machine of the WireGuard paper §6, after
+ * wireguard-go's timers.go, with deadlines instead of OS timers. The tunnel
+ * reports events (data sent, handshake complete, ...); `expired(now)` says
+ * which timers have fired, and `nextDeadline()` when to ask again.
+ */
+import {
+  KEEPALIVE_TIMEOUT_MS,
+  REKEY_TIMEOUT_JITTER_MAX_MS,
+  REKEY_TIMEOUT_MS,
+  ZERO_KEY_MATERIAL_AFTER_MS,
+} from './constants.js';
+
+export type TimerName =
+  /** Our initiation got no response: retry, or give up after REKEY_ATTEMPT_TIME. */
+  | 'retransmit-handshake'
+  /** We received data and sent nothing back for KEEPALIVE_TIMEOUT: send a keepalive. */
+  | 'send-keepalive'
+  /** We sent data and heard nothing for KEEPALIVE_TIMEOUT + REKEY_TIMEOUT: start a new handshake. */
+  | 'new-handshake'
+  /** No new session for 3 × REJECT_AFTER_TIME: wipe all keys. */
+  | 'zero-key-material'
+  /** The configured persistent keepalive interval passed without traffic. */
+  | 'persistent-keepalive';
+
+/** Fire order when several timers are due at once. */
+const TIMER_NAMES: readonly TimerName[] = [
+  'retransmit-handshake',
+  'send-keepalive',
+  'new-handshake',
+  'zero-key-material',
+  'persistent-keepalive',
+];
+
+export class PeerTimers {
+  private readonly deadlines = new Map<TimerName, number>();
+  handshakeAttempts = 0;
+  needAnotherKeepalive = false;
+  sentLastMinuteHandshake = false;
+  /** Persistent keepalive interval in ms; 0 disables it. */
+  persistentKeepaliveMs = 0;
+
+  constructor(private readonly jitter: () => number = defaultJitter) {}
+
+  isPending(name: TimerName): boolean {
+    return this.deadlines.has(name);
+  }
+
+  deadline(name: TimerName): number | undefined {
+    return this.deadlines.get(name);
+  }
+
+  set(name: TimerName, at: number): void {
+    this.deadlines.set(name, at);
+  }
+
+  clear(name: TimerName): void {
+    this.deadlines.delete(name);
+  }
+
+  clearAll(): void {
+    this.deadlines.clear();
+  }
+
+  /** The earliest pending deadline, or null when nothing is scheduled. */
+  nextDeadline(): number | null {
+    let next: number | null = null;
+    for (const at of this.deadlines.values()) if (next === null || at < next) next = at;
+    return next;
+  }
+
+  /** Remove and return every timer due at `now`. */
+  expired(now: number): TimerName[] {
+    const due: TimerName[] = [];
+    for (const name of TIMER_NAMES) {
+      const at = this.deadlines.get(name);
+      if (at !== undefined && at <= now) {
+        this.deadlines.delete(name);
+        due.push(name);
+      }
+    }
+    return due;
+  }
+
+  // Events, named as in wireguard-go.
+
+  /** We sent a data packet (not a keepalive). */
+  dataSent(now: number): void {
+    if (!this.isPending('new-handshake')) this.set('new-handshake', now + KEEPALIVE_TIMEOUT_MS + REKEY_TIMEOUT_MS + this.jitter());
+  }
+
+  /** We received a data packet (not a keepalive). */
+  dataReceived(now: number): void {
+    if (!this.isPending('send-keepalive')) this.set('send-keepalive', now + KEEPALIVE_TIMEOUT_MS);
+    else this.needAnotherKeepalive = true;
+  }
+
+  /** Any authenticated packet went out: it carries the keepalive's news. */
+  anyAuthenticatedPacketSent(): void {
+    this.clear('send-keepalive');
+  }
+
+  /** Any authenticated packet came in: the peer is alive. */
+  anyAuthenticatedPacketReceived(): void {
+    this.clear('new-handshake');
+  }
+
+  /** Any authenticated packet went either way. */
+  anyAuthenticatedPacketTraversal(now: number): void {
+    if (this.persistentKeepaliveMs > 0) this.set('persistent-keepalive', now + this.persistentKeepaliveMs);
+  }
+
+  handshakeInitiated(now: number): void {
+    this.set('retransmit-handshake', now + REKEY_TIMEOUT_MS + this.jitter());
+  }
+
+  handshakeComplete(): void {
+    this.clear('retransmit-handshake');
+    this.handshakeAttempts = 0;
+    this.sentLastMinuteHandshake = false;
+  }
+
+  sessionDerived(now: number): void {
+    this.set('zero-key-material', now + ZERO_KEY_MATERIAL_AFTER_MS);
+  }
+}
+
+function defaultJitter(): number {
+  return Math.floor(Math.random() * (REKEY_TIMEOUT_JITTER_MAX_MS + 1));
+}

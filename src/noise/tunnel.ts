@@ -1,0 +1,496 @@
+/**
+ * A Tunnel is one peer's WireGuard state machine, free of I/O (boringtun's
+ * Tunn is the model). The device feeds it three things and acts on what
+ * comes back:
+ *
+ *   encapsulate(ipPacket)     an IP packet from the TUN device for this peer
+ *   decapsulate(datagram)     a UDP datagram routed to this peer
+ *   updateTimers()            call at nextDeadline() (or periodically)
+ *
+ * Each returns a TunnelOutput: datagrams for the peer's endpoint, a cookie
+ * reply for the datagram's source, an IP packet for the TUN device, and the
+ * reason a datagram was dropped. Nothing is ever thrown at the caller for a
+ * bad datagram, and a datagram that does not authenticate changes no state.
+ *
+ * The rules for when to handshake, rekey, send keepalives and wipe keys are
+ * wireguard-go's (send.go, receive.go, timers.go); see timers.ts.
+ */
+import { constantTimeEqual } from './bytes.js';
+import { systemClock, type Clock } from './clock.js';
+import {
+  KEY_SIZE,
+  MAX_STAGED_PACKETS,
+  MAX_TIMER_HANDSHAKES,
+  PADDING_MULTIPLE,
+  REJECT_AFTER_MESSAGES,
+  REJECT_AFTER_TIME_MS,
+  REKEY_AFTER_MESSAGES,
+  REKEY_AFTER_TIME_MS,
+  REKEY_ON_RECEIVE_AFTER_MS,
+  REKEY_TIMEOUT_MS,
+  ZERO_KEY_MATERIAL_AFTER_MS,
+} from './constants.js';
+import { CookieGenerator } from './cookie.js';
+import { NoiseError } from './errors.js';
+import { Handshake, readInitiation, type InitiationStart } from './handshake.js';
+import type { StaticIdentity } from './identity.js';
+import { IndexTable } from './index-table.js';
+import { Keypair, Keypairs } from './keypair.js';
+import {
+  messageType,
+  parseCookieReply,
+  parseInitiation,
+  parseResponse,
+  parseTransportHeader,
+  serializeTransport,
+  type HandshakeInitiation,
+} from './messages.js';
+import { PeerTimers, type TimerName } from './timers.js';
+
+export interface TunnelOptions {
+  identity: StaticIdentity;
+  peerPublicKey: Uint8Array;
+  /** 32 bytes; all zeros (the default) means no pre-shared key, as in WireGuard. */
+  presharedKey?: Uint8Array;
+  /** Seconds; 0 or absent disables persistent keepalive. */
+  persistentKeepaliveSeconds?: number;
+  /** Shared by all tunnels of one device. A tunnel gets a private table when absent. */
+  indexTable?: IndexTable<Tunnel>;
+  clock?: Clock;
+  /** The TUN MTU: padding never takes a plaintext past it. Absent: pad to 16 without a cap. */
+  mtu?: number;
+  /** Milliseconds of jitter added to REKEY_TIMEOUT; random in [0, 334] by default. */
+  jitter?: () => number;
+}
+
+export interface DecapsulateOptions {
+  /** The sender's address as bytes; MAC2 cookies are bound to it. */
+  source?: Uint8Array;
+  /** The device is under load: handshakes must carry a valid MAC2, else they get a cookie reply. */
+  underLoad?: boolean;
+}
+
+export interface TunnelOutput {
+  /** Datagrams for the peer's endpoint, in order. */
+  network: Uint8Array[];
+  /** A cookie reply for the source of the datagram being decapsulated. */
+  cookieReply: Uint8Array | null;
+  /** A decrypted IP packet for the TUN device (never a keepalive). */
+  tunnel: Uint8Array | null;
+  /** The datagram authenticated: the device should move the peer's endpoint to its source. */
+  authenticated: boolean;
+  /** Why the datagram was dropped, when it was. */
+  error: NoiseError | null;
+}
+
+function emptyOutput(): TunnelOutput {
+  return { network: [], cookieReply: null, tunnel: null, authenticated: false, error: null };
+}
+
+function failed(error: NoiseError): TunnelOutput {
+  return { ...emptyOutput(), error };
+}
+
+const ZERO_KEY = new Uint8Array(KEY_SIZE);
+
+export class Tunnel {
+  readonly identity: StaticIdentity;
+  readonly peerPublicKey: Uint8Array;
+  readonly handshake: Handshake;
+  readonly keypairs = new Keypairs();
+  readonly timers: PeerTimers;
+  readonly indexTable: IndexTable<Tunnel>;
+  /** Padding never takes a plaintext past this; 0 means no cap. */
+  mtu: number;
+  /** Wall-clock ms of the last completed handshake, 0 when none. */
+  lastHandshakeWallTime = 0;
+  /** Bytes of authenticated datagrams received from, and datagrams sent to, the peer. */
+  rxBytes = 0;
+  txBytes = 0;
+
+  private readonly clock: Clock;
+  private readonly cookies: CookieGenerator;
+  private readonly staged: Uint8Array[] = [];
+  /** True while handshake.localIndex is ours in the index table but no keypair owns it yet. */
+  private handshakeIndexLive = false;
+
+  constructor(options: TunnelOptions) {
+    this.identity = options.identity;
+    this.clock = options.clock ?? systemClock;
+    if (options.peerPublicKey.length !== KEY_SIZE) {
+      throw new NoiseError('InvalidKey', `peer public key must be ${KEY_SIZE} bytes, got ${options.peerPublicKey.length}`);
+    }
+    this.peerPublicKey = new Uint8Array(options.peerPublicKey);
+    const psk = options.presharedKey ?? ZERO_KEY;
+    if (psk.length !== KEY_SIZE) throw new NoiseError('InvalidKey', `pre-shared key must be ${KEY_SIZE} bytes, got ${psk.length}`);
+    this.handshake = new Handshake(this.identity, this.peerPublicKey, new Uint8Array(psk), this.clock);
+    this.cookies = new CookieGenerator(this.peerPublicKey, this.identity.primitives, this.clock);
+    this.timers = new PeerTimers(options.jitter);
+    this.timers.persistentKeepaliveMs = (options.persistentKeepaliveSeconds ?? 0) * 1000;
+    this.indexTable = options.indexTable ?? new IndexTable<Tunnel>();
+    this.mtu = options.mtu ?? 0;
+  }
+
+  set presharedKey(key: Uint8Array) {
+    if (key.length !== KEY_SIZE) throw new NoiseError('InvalidKey', `pre-shared key must be ${KEY_SIZE} bytes, got ${key.length}`);
+    this.handshake.presharedKey = new Uint8Array(key);
+  }
+
+  set persistentKeepaliveSeconds(seconds: number) {
+    this.timers.persistentKeepaliveMs = seconds * 1000;
+  }
+
+  get persistentKeepaliveSeconds(): number {
+    return this.timers.persistentKeepaliveMs / 1000;
+  }
+
+  /** Packets waiting for a session. */
+  get stagedCount(): number {
+    return this.staged.length;
+  }
+
+  /** When updateTimers() next has work to do (Clock.now() units), or null. */
+  nextDeadline(): number | null {
+    return this.timers.nextDeadline();
+  }
+
+  /** Send an IP packet to the peer, starting a handshake first if there is no usable session. */
+  encapsulate(packet: Uint8Array): TunnelOutput {
+    const out = emptyOutput();
+    this.stage(new Uint8Array(packet));
+    this.sendStaged(out);
+    return out;
+  }
+
+  /** Start a handshake now (subject to the one-per-REKEY_TIMEOUT limit). */
+  initiateHandshake(): TunnelOutput {
+    const out = emptyOutput();
+    this.sendInitiation(out, false);
+    return out;
+  }
+
+  /** Send a keepalive now (e.g. right after configuring persistent keepalive). */
+  sendKeepalive(): TunnelOutput {
+    const out = emptyOutput();
+    this.keepalive(out);
+    return out;
+  }
+
+  /** Handle a datagram from the network addressed to this peer. */
+  decapsulate(datagram: Uint8Array, options: DecapsulateOptions = {}): TunnelOutput {
+    try {
+      switch (messageType(datagram)) {
+        case 'initiation':
+          return this.handleInitiation(datagram, options);
+        case 'response':
+          return this.handleResponse(datagram, options);
+        case 'cookie-reply':
+          return this.handleCookieReply(datagram);
+        case 'transport':
+          return this.handleTransport(datagram);
+        default:
+          return failed(new NoiseError('InvalidMessage', `malformed datagram of ${datagram.length} bytes`));
+      }
+    } catch (error) {
+      // Defensive: the handlers return errors rather than throw, but a bug must not take the device down.
+      return failed(error instanceof NoiseError ? error : new NoiseError('InvalidMessage', String(error)));
+    }
+  }
+
+  /**
+   * Handle an initiation that a device already read with readInitiation()
+   * (to find out it is for this peer). Checks MACs like decapsulate().
+   */
+  handleReadInitiation(datagram: Uint8Array, start: InitiationStart, options: DecapsulateOptions = {}): TunnelOutput {
+    const message = parseInitiation(datagram);
+    if (message === null) return failed(new NoiseError('InvalidMessage', 'malformed handshake initiation'));
+    const rejected = this.checkMacs(datagram, message.sender, options);
+    if (rejected !== null) return rejected;
+    return this.consumeInitiation(datagram, message, start);
+  }
+
+  /** Run every timer that is due. */
+  updateTimers(): TunnelOutput {
+    const out = emptyOutput();
+    const now = this.clock.now();
+    for (const name of this.timers.expired(now)) this.onTimer(name, out, now);
+    return out;
+  }
+
+  /** Forget all sessions and staged packets, and release our indices (peer removed). */
+  close(): void {
+    this.zeroKeyMaterial();
+    this.staged.length = 0;
+    this.timers.clearAll();
+  }
+
+  // ---- receive -----------------------------------------------------------
+
+  private checkMacs(datagram: Uint8Array, senderIndex: number, options: DecapsulateOptions): TunnelOutput | null {
+    const checker = this.identity.cookieChecker;
+    if (!checker.checkMac1(datagram)) return failed(new NoiseError('InvalidMac1', 'handshake message has an invalid MAC1'));
+    if (options.underLoad) {
+      const source = options.source ?? new Uint8Array(0);
+      if (!checker.checkMac2(datagram, source)) {
+        return { ...emptyOutput(), cookieReply: checker.createReply(datagram, senderIndex, source), error: new NoiseError('CookieRequired', 'under load: handshake needs a valid MAC2; cookie reply sent') };
+      }
+    }
+    return null;
+  }
+
+  private handleInitiation(datagram: Uint8Array, options: DecapsulateOptions): TunnelOutput {
+    const message = parseInitiation(datagram)!;
+    const rejected = this.checkMacs(datagram, message.sender, options);
+    if (rejected !== null) return rejected;
+    const start = readInitiation(this.identity, message);
+    if (start === null) return failed(new NoiseError('DecryptionFailed', 'initiation did not decrypt under our key'));
+    if (!constantTimeEqual(start.peerPublicKey, this.peerPublicKey)) {
+      return failed(new NoiseError('WrongPeer', 'initiation comes from a different peer key'));
+    }
+    return this.consumeInitiation(datagram, message, start);
+  }
+
+  private consumeInitiation(datagram: Uint8Array, message: HandshakeInitiation, start: InitiationStart): TunnelOutput {
+    if (!constantTimeEqual(start.peerPublicKey, this.peerPublicKey)) {
+      return failed(new NoiseError('WrongPeer', 'initiation comes from a different peer key'));
+    }
+    const error = this.handshake.consumeInitiation(message, start);
+    if (error !== null) return failed(error);
+    const out = emptyOutput();
+    out.authenticated = true;
+    this.rxBytes += datagram.length;
+    const now = this.clock.now();
+    this.timers.anyAuthenticatedPacketTraversal(now);
+    this.timers.anyAuthenticatedPacketReceived();
+    this.sendResponse(out, now);
+    return out;
+  }
+
+  private handleResponse(datagram: Uint8Array, options: DecapsulateOptions): TunnelOutput {
+    const message = parseResponse(datagram)!;
+    if (this.handshake.state !== 'initiation-created' || message.receiver !== this.handshake.localIndex) {
+      return failed(new NoiseError('UnknownIndex', 'response does not answer our pending initiation'));
+    }
+    const rejected = this.checkMacs(datagram, message.sender, options);
+    if (rejected !== null) return rejected;
+    const error = this.handshake.consumeResponse(message);
+    if (error !== null) return failed(error);
+    const out = emptyOutput();
+    out.authenticated = true;
+    this.rxBytes += datagram.length;
+    const now = this.clock.now();
+    this.timers.anyAuthenticatedPacketTraversal(now);
+    this.timers.anyAuthenticatedPacketReceived();
+    this.installKeypair(this.handshake.deriveKeypair());
+    this.timers.sessionDerived(now);
+    this.handshakeComplete();
+    this.keepalive(out);
+    return out;
+  }
+
+  private handleCookieReply(datagram: Uint8Array): TunnelOutput {
+    const reply = parseCookieReply(datagram)!;
+    if (this.handshake.state !== 'initiation-created' || reply.receiver !== this.handshake.localIndex) {
+      return failed(new NoiseError('UnknownIndex', 'cookie reply does not answer our pending initiation'));
+    }
+    if (!this.cookies.consumeReply(reply)) return failed(new NoiseError('DecryptionFailed', 'cookie reply did not authenticate'));
+    return emptyOutput();
+  }
+
+  private handleTransport(datagram: Uint8Array): TunnelOutput {
+    const header = parseTransportHeader(datagram)!;
+    const keypair = this.keypairs.byLocalIndex(header.receiver);
+    if (keypair === null) return failed(new NoiseError('UnknownIndex', `no session with receiver index ${header.receiver}`));
+    const now = this.clock.now();
+    if (now - keypair.createdAt >= REJECT_AFTER_TIME_MS) {
+      return failed(new NoiseError('ExpiredKeypair', 'session is older than REJECT_AFTER_TIME'));
+    }
+    if (header.counter >= REJECT_AFTER_MESSAGES) return failed(new NoiseError('ReplayedCounter', 'counter at or above REJECT_AFTER_MESSAGES'));
+    const plaintext = this.identity.primitives.aeadOpen(keypair.receiveKey, header.counter, header.ciphertext, new Uint8Array(0));
+    if (plaintext === null) return failed(new NoiseError('DecryptionFailed', 'transport data did not authenticate'));
+    if (!keypair.replay.check(header.counter)) return failed(new NoiseError('ReplayedCounter', `counter ${header.counter} replayed or too old`));
+
+    const out = emptyOutput();
+    out.authenticated = true;
+    this.rxBytes += datagram.length;
+    const { rotated, dropped } = this.keypairs.confirm(keypair);
+    if (dropped !== null) this.releaseKeypair(dropped);
+    if (rotated) {
+      this.handshakeComplete();
+      this.sendStaged(out);
+    }
+    this.keepKeyFreshReceiving(out);
+    this.timers.anyAuthenticatedPacketTraversal(now);
+    this.timers.anyAuthenticatedPacketReceived();
+    if (plaintext.length > 0) {
+      this.timers.dataReceived(now);
+      out.tunnel = plaintext;
+    }
+    return out;
+  }
+
+  // ---- send --------------------------------------------------------------
+
+  private stage(packet: Uint8Array): void {
+    if (this.staged.length >= MAX_STAGED_PACKETS) this.staged.shift();
+    this.staged.push(packet);
+  }
+
+  private keepalive(out: TunnelOutput): void {
+    if (this.staged.length === 0) this.staged.push(new Uint8Array(0));
+    this.sendStaged(out);
+  }
+
+  /** Encrypt and send staged packets with the current session, or start a handshake for them. */
+  private sendStaged(out: TunnelOutput): void {
+    const keypair = this.keypairs.current;
+    const now = this.clock.now();
+    if (keypair === null || keypair.sendCounter >= REJECT_AFTER_MESSAGES || now - keypair.createdAt >= REJECT_AFTER_TIME_MS) {
+      this.sendInitiation(out, false);
+      return;
+    }
+    while (this.staged.length > 0) {
+      if (keypair.sendCounter >= REJECT_AFTER_MESSAGES) {
+        this.sendInitiation(out, false);
+        return;
+      }
+      const packet = this.staged.shift()!;
+      this.sendTransport(out, keypair, packet, now);
+    }
+    this.keepKeyFreshSending(out, keypair, now);
+  }
+
+  private sendTransport(out: TunnelOutput, keypair: Keypair, packet: Uint8Array, now: number): void {
+    const counter = keypair.sendCounter++;
+    const padded = padPacket(packet, this.mtu);
+    const ciphertext = this.identity.primitives.aeadSeal(keypair.sendKey, counter, padded, new Uint8Array(0));
+    const datagram = serializeTransport(keypair.remoteIndex, counter, ciphertext);
+    out.network.push(datagram);
+    this.txBytes += datagram.length;
+    this.timers.anyAuthenticatedPacketTraversal(now);
+    this.timers.anyAuthenticatedPacketSent();
+    if (packet.length > 0) this.timers.dataSent(now);
+  }
+
+  private sendInitiation(out: TunnelOutput, isRetry: boolean): void {
+    if (!isRetry) this.timers.handshakeAttempts = 0;
+    const now = this.clock.now();
+    const lastSent = this.handshake.lastSentAt;
+    if (lastSent !== null && now - lastSent < REKEY_TIMEOUT_MS) return;
+    this.handshake.lastSentAt = now;
+    this.releaseHandshakeIndex();
+    const message = this.handshake.createInitiation(this.indexTable.allocate(this));
+    this.handshakeIndexLive = true;
+    this.cookies.addMacs(message);
+    out.network.push(message);
+    this.txBytes += message.length;
+    this.timers.anyAuthenticatedPacketTraversal(now);
+    this.timers.anyAuthenticatedPacketSent();
+    this.timers.handshakeInitiated(now);
+  }
+
+  private sendResponse(out: TunnelOutput, now: number): void {
+    this.handshake.lastSentAt = now;
+    this.releaseHandshakeIndex();
+    const message = this.handshake.createResponse(this.indexTable.allocate(this));
+    this.handshakeIndexLive = true;
+    this.cookies.addMacs(message);
+    this.installKeypair(this.handshake.deriveKeypair());
+    this.timers.sessionDerived(now);
+    this.timers.anyAuthenticatedPacketTraversal(now);
+    this.timers.anyAuthenticatedPacketSent();
+    out.network.push(message);
+    this.txBytes += message.length;
+  }
+
+  private keepKeyFreshSending(out: TunnelOutput, keypair: Keypair, now: number): void {
+    if (keypair.sendCounter > REKEY_AFTER_MESSAGES || (keypair.isInitiator && now - keypair.createdAt > REKEY_AFTER_TIME_MS)) {
+      this.sendInitiation(out, false);
+    }
+  }
+
+  private keepKeyFreshReceiving(out: TunnelOutput): void {
+    if (this.timers.sentLastMinuteHandshake) return;
+    const keypair = this.keypairs.current;
+    if (keypair !== null && keypair.isInitiator && this.clock.now() - keypair.createdAt > REKEY_ON_RECEIVE_AFTER_MS) {
+      this.timers.sentLastMinuteHandshake = true;
+      this.sendInitiation(out, false);
+    }
+  }
+
+  // ---- timers ------------------------------------------------------------
+
+  private onTimer(name: TimerName, out: TunnelOutput, now: number): void {
+    switch (name) {
+      case 'retransmit-handshake':
+        if (this.timers.handshakeAttempts > MAX_TIMER_HANDSHAKES) {
+          // Gave up after REKEY_ATTEMPT_TIME: drop what waited for this handshake.
+          this.timers.clear('send-keepalive');
+          this.staged.length = 0;
+          if (!this.timers.isPending('zero-key-material')) this.timers.set('zero-key-material', now + ZERO_KEY_MATERIAL_AFTER_MS);
+        } else {
+          this.timers.handshakeAttempts++;
+          this.sendInitiation(out, true);
+        }
+        break;
+      case 'send-keepalive':
+        this.keepalive(out);
+        if (this.timers.needAnotherKeepalive) {
+          this.timers.needAnotherKeepalive = false;
+          this.timers.dataReceived(now);
+        }
+        break;
+      case 'new-handshake':
+        this.sendInitiation(out, false);
+        break;
+      case 'zero-key-material':
+        this.zeroKeyMaterial();
+        break;
+      case 'persistent-keepalive':
+        if (this.timers.persistentKeepaliveMs > 0) this.keepalive(out);
+        break;
+    }
+  }
+
+  // ---- sessions and indices ----------------------------------------------
+
+  private handshakeComplete(): void {
+    this.timers.handshakeComplete();
+    this.lastHandshakeWallTime = this.clock.wallTime();
+  }
+
+  private installKeypair(keypair: Keypair): void {
+    this.handshakeIndexLive = false; // the keypair owns the handshake's index now
+    for (const dropped of this.keypairs.install(keypair)) this.releaseKeypair(dropped);
+  }
+
+  private releaseKeypair(keypair: Keypair): void {
+    this.indexTable.release(keypair.localIndex);
+    keypair.wipe();
+  }
+
+  private releaseHandshakeIndex(): void {
+    if (this.handshakeIndexLive) this.indexTable.release(this.handshake.localIndex);
+    this.handshakeIndexLive = false;
+  }
+
+  private zeroKeyMaterial(): void {
+    for (const keypair of this.keypairs.clear()) this.releaseKeypair(keypair);
+    this.releaseHandshakeIndex();
+    this.handshake.reset();
+  }
+}
+
+/**
+ * Zero-pad a plaintext to a multiple of 16 bytes, but not past the MTU
+ * (wireguard-go's calculatePaddingSize). Keepalives stay empty.
+ */
+export function padPacket(packet: Uint8Array, mtu = 0): Uint8Array {
+  let paddedLength = Math.ceil(packet.length / PADDING_MULTIPLE) * PADDING_MULTIPLE;
+  if (mtu > 0 && paddedLength > mtu) paddedLength = Math.max(mtu, packet.length);
+  if (paddedLength === packet.length) return packet;
+  const padded = new Uint8Array(paddedLength);
+  padded.set(packet);
+  return padded;
+}
+
