@@ -4,7 +4,7 @@ import { chacha20poly1305, xchacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { blake2s } from '@noble/hashes/blake2.js';
 import { hmac } from '@noble/hashes/hmac.js';
 import { randomBytes } from 'node:crypto';
-import { MAC_SIZE } from './constants.js';
+import { KEY_SIZE, MAC_SIZE } from './constants.js';
 import { NoiseError } from './errors.js';
 import type { Primitives } from './primitives.js';
 import { concatBytes, counterNonce, isAllZero } from './bytes.js';
@@ -12,6 +12,8 @@ import { concatBytes, counterNonce, isAllZero } from './bytes.js';
 export const nobleBackend: Primitives = {
   name: 'noble',
   x25519(privateKey, publicKey) {
+    requireKeyLength(privateKey, 'X25519 private key');
+    requireKeyLength(publicKey, 'X25519 public key');
     let shared: Uint8Array;
     try {
       shared = x25519.getSharedSecret(privateKey, publicKey);
@@ -23,6 +25,7 @@ export const nobleBackend: Primitives = {
     return shared;
   },
   x25519PublicKey(privateKey) {
+    requireKeyLength(privateKey, 'X25519 private key');
     return x25519.getPublicKey(privateKey);
   },
   aeadSeal(key, counter, plaintext, ad) {
@@ -60,3 +63,7 @@ export const nobleBackend: Primitives = {
     return new Uint8Array(randomBytes(length));
   },
 };
+
+function requireKeyLength(key: Uint8Array, what: string): void {
+  if (key.length !== KEY_SIZE) throw new NoiseError('InvalidKey', `${what} must be ${KEY_SIZE} bytes, got ${key.length}`);
+}

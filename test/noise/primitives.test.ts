@@ -360,11 +360,17 @@ describe.each(BACKENDS)('$name backend', (p) => {
       },
     );
 
-    it('throws (does not return) for keys of the wrong length', () => {
+    it('throws NoiseError InvalidKey for keys of the wrong length', () => {
       const good = fromHex(RFC7748_6_1.alicePrivate);
-      expect(() => p.x25519(good.subarray(0, 31), fromHex(RFC7748_6_1.bobPublic))).toThrow();
-      expect(() => p.x25519(good, fromHex(RFC7748_6_1.bobPublic).subarray(0, 31))).toThrow();
-      expect(() => p.x25519PublicKey(new Uint8Array(33))).toThrow();
+      for (const call of [
+        () => p.x25519(good.subarray(0, 31), fromHex(RFC7748_6_1.bobPublic)),
+        () => p.x25519(good, fromHex(RFC7748_6_1.bobPublic).subarray(0, 31)),
+        () => p.x25519PublicKey(new Uint8Array(33)),
+      ]) {
+        const error = thrown(call);
+        expect(error).toBeInstanceOf(NoiseError);
+        expect((error as NoiseError).code).toBe('InvalidKey');
+      }
     });
   });
 
@@ -664,7 +670,7 @@ describe('keys', () => {
       good + '=', // 45 characters
       good.slice(1), // 43 characters
       'A' + good, // 45 characters
-      Buffer.alloc(31).toString('base64'), // 31 bytes: 44 characters ending in "="? no: 44 with "=="
+      Buffer.alloc(31).toString('base64'), // 31 bytes: 44 characters ending in "=="
       Buffer.alloc(33).toString('base64'), // 33 bytes: 44 characters, no padding
       good.slice(0, 10) + '-' + good.slice(11), // URL-safe alphabet
       good.slice(0, 10) + '_' + good.slice(11),

@@ -1,0 +1,70 @@
+/** `tswg genkey|pubkey|genpsk` against the real wg(8). Needs `npm run build` first (npm test does it). */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { describe, expect, test } from 'vitest';
+
+const TSWG = new URL('../../bin/tswg', import.meta.url).pathname;
+const KEY_LINE = /^[A-Za-z0-9+/]{43}=\n$/;
+
+function tswg(args: string[], input?: string) {
+  return spawnSync(TSWG, args, { input, encoding: 'utf8' });
+}
+
+describe('key commands', () => {
+  test('dist/ is built (npm test builds it)', () => {
+    expect(existsSync(new URL('../../dist/cli/main.js', import.meta.url)), 'run `npm run build` before the CLI tests').toBe(true);
+  });
+
+  test('genkey prints a clamped base64 private key like wg genkey', () => {
+    const out = tswg(['genkey']);
+    expect(out.status).toBe(0);
+    expect(out.stdout).toMatch(KEY_LINE);
+    const key = Buffer.from(out.stdout.trim(), 'base64');
+    expect(key[0]! & 7).toBe(0);
+    expect(key[31]! & 0xc0).toBe(0x40);
+  });
+
+  test('genpsk prints a 32-byte base64 key', () => {
+    const out = tswg(['genpsk']);
+    expect(out.status).toBe(0);
+    expect(out.stdout).toMatch(KEY_LINE);
+  });
+
+  test('pubkey agrees with wg pubkey on random keys, clamped or not', () => {
+    for (let i = 0; i < 25; i++) {
+      const privateKey = `${randomBytes(32).toString('base64')}\n`;
+      const ours = tswg(['pubkey'], privateKey);
+      const theirs = execFileSync('wg', ['pubkey'], { input: privateKey, encoding: 'utf8' });
+      expect(ours.status).toBe(0);
+      expect(ours.stdout).toBe(theirs);
+    }
+  });
+
+  test('pubkey of genkey output agrees with wg pubkey', () => {
+    const privateKey = tswg(['genkey']).stdout;
+    expect(tswg(['pubkey'], privateKey).stdout).toBe(execFileSync('wg', ['pubkey'], { input: privateKey, encoding: 'utf8' }));
+  });
+
+  test.each([
+    ['empty input', ''],
+    ['too short', 'AAAA\n'],
+    ['not base64', `${'!'.repeat(43)}=\n`],
+    ['33 bytes', `${randomBytes(33).toString('base64')}\n`],
+    ['two keys', `${randomBytes(32).toString('base64')} ${randomBytes(32).toString('base64')}\n`],
+  ])('pubkey rejects a malformed key (%s) with exit code 1 and a clear message', (_name, input) => {
+    const out = tswg(['pubkey'], input);
+    expect(out.status).toBe(1);
+    expect(out.stdout).toBe('');
+    expect(out.stderr).toMatch(/^tswg: Key is not the correct length or format/);
+  });
+
+  test('--help lists the commands; an unknown command fails', () => {
+    const help = tswg(['--help']);
+    expect(help.status).toBe(0);
+    expect(help.stdout).toMatch(/genkey[\s\S]*pubkey[\s\S]*genpsk/);
+    const bad = tswg(['frobnicate']);
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toContain("unknown command 'frobnicate'");
+  });
+});
