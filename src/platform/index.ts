@@ -1,2 +1,6 @@
-/** Platform layer (RTNETLINK, egress detection, namespaces): not built yet, see the platform issue. */
-export {};
+/**
+ * The platform layer: system calls Node lacks (through koffi), typed errors.
+ * RTNETLINK, egress detection and namespaces arrive with the platform issue.
+ */
+export * from './errors.js';
+export { bindUdpSocket, setSocketMark, type BoundUdpSocket } from './udp-socket.js';
