@@ -115,7 +115,6 @@ function compareCidrs(a: Cidr, b: Cidr): number {
  * Peers are compared by identity; `undefined` is reserved to mean "no peer",
  * hence the non-nullish bound.
  */
-// eslint-disable-next-line @typescript-eslint/no-empty-object-type
 export class AllowedIps<Peer extends {}> {
   private root4: Node<Peer> | null = null;
   private root6: Node<Peer> | null = null;
