@@ -1,25 +1,47 @@
 /** The tswg command line: dispatches subcommands and turns errors into messages and exit codes. */
+import { readFileSync } from 'node:fs';
+import { parseDaemonArgs, runDaemon } from './daemon.js';
 import { CliError, genkey, genpsk, pubkey, readStdin } from './key-commands.js';
 
-const USAGE = `Usage: tswg <command>
+const USAGE = `Usage: tswg [-f|--foreground] INTERFACE
+       tswg <command>
 
-Userspace WireGuard in TypeScript.
+Userspace WireGuard in TypeScript, started like wireguard-go.
+
+  tswg [-f] INTERFACE   create the TUN interface INTERFACE and serve it; configure it with
+                        wg(8) through /var/run/wireguard/INTERFACE.sock. Returns once the
+                        interface is ready and keeps serving in the background, unless -f
+                        (or WG_PROCESS_FOREGROUND=1) keeps it in the foreground. Stops on
+                        SIGINT/SIGTERM or when the interface is deleted (ip link del).
+                        LOG_LEVEL=verbose|error|silent sets the logging.
 
 Commands:
   genkey     print a new random private key (base64), as wg genkey
   pubkey     read a base64 private key on stdin, print its public key, as wg pubkey
   genpsk     print a new random pre-shared key (base64), as wg genpsk
+  --version  print the version
   --help     show this help
 
 Examples:
   tswg genkey | tee private.key | tswg pubkey > public.key
+  tswg wg0 && wg set wg0 private-key ./private.key listen-port 51820 && ip link set wg0 up
+  WG_QUICK_USERSPACE_IMPLEMENTATION=tswg wg-quick up ./wg0.conf
 `;
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return `tswg v${pkg.version}\n`;
+}
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
     process.stdout.write(USAGE);
     return command === undefined ? 1 : 0;
+  }
+  if (command === '--version' || command === '-v') {
+    process.stdout.write(version());
+    return 0;
   }
   if (rest.length > 0 && ['genkey', 'pubkey', 'genpsk'].includes(command)) {
     throw new CliError(`${command} takes no arguments (got: ${rest.join(' ')})`);
@@ -35,7 +57,10 @@ export async function main(argv: string[]): Promise<number> {
       process.stdout.write(pubkey(await readStdin()));
       return 0;
     default:
-      throw new CliError(`unknown command '${command}'; run 'tswg --help' for the list`);
+      if (command.startsWith('-') && command !== '-f' && command !== '--foreground') {
+        throw new CliError(`unknown option '${command}'; run 'tswg --help' for the list`);
+      }
+      return runDaemon(parseDaemonArgs(argv));
   }
 }
 

@@ -24,14 +24,35 @@ import { counterNonce, isAllZero } from './bytes.js';
 const PKCS8_X25519_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex');
 const SPKI_X25519_PREFIX = Buffer.from('302a300506032b656e032100', 'hex');
 
+/**
+ * Importing a raw key into OpenSSL costs far more than the X25519 itself, so
+ * the KeyObject of each key array is kept (static keys are reused for every
+ * handshake). The cached bytes are compared on each hit, because key arrays
+ * are wiped or rewritten in place.
+ */
+type KeyCache = WeakMap<Uint8Array, { bytes: Buffer; key: KeyObject }>;
+const privateKeyObjects: KeyCache = new WeakMap();
+const publicKeyObjects: KeyCache = new WeakMap();
+
+function cachedKeyObject(keyObjects: KeyCache, raw: Uint8Array, what: string, make: (raw: Uint8Array) => KeyObject): KeyObject {
+  if (raw.length !== KEY_SIZE) throw new NoiseError('InvalidKey', `${what} must be ${KEY_SIZE} bytes, got ${raw.length}`);
+  const hit = keyObjects.get(raw);
+  if (hit !== undefined && hit.bytes.equals(raw)) return hit.key;
+  const key = make(raw);
+  keyObjects.set(raw, { bytes: Buffer.from(raw), key });
+  return key;
+}
+
 function privateKeyObject(raw: Uint8Array): KeyObject {
-  if (raw.length !== KEY_SIZE) throw new NoiseError('InvalidKey', `X25519 private key must be ${KEY_SIZE} bytes, got ${raw.length}`);
-  return createPrivateKey({ key: Buffer.concat([PKCS8_X25519_PREFIX, raw]), format: 'der', type: 'pkcs8' });
+  return cachedKeyObject(privateKeyObjects, raw, 'X25519 private key', (bytes) =>
+    createPrivateKey({ key: Buffer.concat([PKCS8_X25519_PREFIX, bytes]), format: 'der', type: 'pkcs8' }),
+  );
 }
 
 function publicKeyObject(raw: Uint8Array): KeyObject {
-  if (raw.length !== KEY_SIZE) throw new NoiseError('InvalidKey', `X25519 public key must be ${KEY_SIZE} bytes, got ${raw.length}`);
-  return createPublicKey({ key: Buffer.concat([SPKI_X25519_PREFIX, raw]), format: 'der', type: 'spki' });
+  return cachedKeyObject(publicKeyObjects, raw, 'X25519 public key', (bytes) =>
+    createPublicKey({ key: Buffer.concat([SPKI_X25519_PREFIX, bytes]), format: 'der', type: 'spki' }),
+  );
 }
 
 function toUint8(buffer: Buffer): Uint8Array {

@@ -1,8 +1,8 @@
 /**
  * The per-peer timer state machine of the WireGuard paper §6, after
  * wireguard-go's timers.go, with deadlines instead of OS timers. The tunnel
- * reports events (data sent, handshake complete, ...); `expired(now)` says
- * which timers have fired, and `nextDeadline()` when to ask again.
+ * reports events (data sent, handshake complete, ...); `takeDue(now)` hands
+ * out the timers that have fired, and `nextDeadline()` when to ask again.
  */
 import {
   KEEPALIVE_TIMEOUT_MS,
@@ -69,16 +69,22 @@ export class PeerTimers {
     return next;
   }
 
-  /** Remove and return every timer due at `now`. */
-  expired(now: number): TimerName[] {
-    const due: TimerName[] = [];
+  /**
+   * Remove and return the earliest timer due at `now` (ties in TIMER_NAMES
+   * order), or null. Callers take one at a time, so a handler that clears
+   * another timer stops it from firing, as with real timers.
+   */
+  takeDue(now: number): TimerName | null {
+    let due: TimerName | null = null;
+    let dueAt = Infinity;
     for (const name of TIMER_NAMES) {
       const at = this.deadlines.get(name);
-      if (at !== undefined && at <= now) {
-        this.deadlines.delete(name);
-        due.push(name);
+      if (at !== undefined && at <= now && at < dueAt) {
+        due = name;
+        dueAt = at;
       }
     }
+    if (due !== null) this.deadlines.delete(due);
     return due;
   }
 

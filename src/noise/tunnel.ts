@@ -19,7 +19,9 @@ import { constantTimeEqual } from './bytes.js';
 import { systemClock, type Clock } from './clock.js';
 import {
   KEY_SIZE,
+  MAX_MESSAGE_SIZE,
   MAX_STAGED_PACKETS,
+  MESSAGE_TRANSPORT_MIN_SIZE,
   MAX_TIMER_HANDSHAKES,
   PADDING_MULTIPLE,
   REJECT_AFTER_MESSAGES,
@@ -92,6 +94,8 @@ function failed(error: NoiseError): TunnelOutput {
 }
 
 const ZERO_KEY = new Uint8Array(KEY_SIZE);
+/** The largest plaintext whose transport message still fits a datagram. */
+const MAX_PLAINTEXT_SIZE = MAX_MESSAGE_SIZE - MESSAGE_TRANSPORT_MIN_SIZE;
 
 export class Tunnel {
   readonly identity: StaticIdentity;
@@ -156,6 +160,9 @@ export class Tunnel {
 
   /** Send an IP packet to the peer, starting a handshake first if there is no usable session. */
   encapsulate(packet: Uint8Array): TunnelOutput {
+    if (packet.length > MAX_PLAINTEXT_SIZE) {
+      return failed(new NoiseError('InvalidMessage', `packet of ${packet.length} bytes is larger than ${MAX_PLAINTEXT_SIZE}, the most one datagram carries`));
+    }
     const out = emptyOutput();
     this.stage(new Uint8Array(packet));
     this.sendStaged(out);
@@ -213,7 +220,7 @@ export class Tunnel {
   updateTimers(): TunnelOutput {
     const out = emptyOutput();
     const now = this.clock.now();
-    for (const name of this.timers.expired(now)) this.onTimer(name, out, now);
+    for (let name = this.timers.takeDue(now); name !== null; name = this.timers.takeDue(now)) this.onTimer(name, out, now);
     return out;
   }
 
@@ -290,8 +297,10 @@ export class Tunnel {
 
   private handleCookieReply(datagram: Uint8Array): TunnelOutput {
     const reply = parseCookieReply(datagram)!;
-    if (this.handshake.state !== 'initiation-created' || reply.receiver !== this.handshake.localIndex) {
-      return failed(new NoiseError('UnknownIndex', 'cookie reply does not answer our pending initiation'));
+    // Like wireguard-go, a cookie reply may answer our initiation or our response (whose index a keypair now owns).
+    const answersInitiation = this.handshake.state === 'initiation-created' && reply.receiver === this.handshake.localIndex;
+    if (!answersInitiation && this.keypairs.byLocalIndex(reply.receiver) === null) {
+      return failed(new NoiseError('UnknownIndex', 'cookie reply does not answer a handshake message of ours'));
     }
     if (!this.cookies.consumeReply(reply)) return failed(new NoiseError('DecryptionFailed', 'cookie reply did not authenticate'));
     return emptyOutput();
@@ -444,7 +453,9 @@ export class Tunnel {
         this.sendInitiation(out, false);
         break;
       case 'zero-key-material':
+        // wireguard-go's ZeroAndFlushAll: packets waiting for a session go too.
         this.zeroKeyMaterial();
+        this.staged.length = 0;
         break;
       case 'persistent-keepalive':
         if (this.timers.persistentKeepaliveMs > 0) this.keepalive(out);
@@ -482,15 +493,22 @@ export class Tunnel {
 }
 
 /**
- * Zero-pad a plaintext to a multiple of 16 bytes, but not past the MTU
- * (wireguard-go's calculatePaddingSize). Keepalives stay empty.
+ * Zero-pad a plaintext to a multiple of 16 bytes without passing the MTU,
+ * exactly as wireguard-go's calculatePaddingSize (a packet longer than the
+ * MTU pads its remainder). Keepalives stay empty.
  */
 export function padPacket(packet: Uint8Array, mtu = 0): Uint8Array {
-  let paddedLength = Math.ceil(packet.length / PADDING_MULTIPLE) * PADDING_MULTIPLE;
-  if (mtu > 0 && paddedLength > mtu) paddedLength = Math.max(mtu, packet.length);
-  if (paddedLength === packet.length) return packet;
-  const padded = new Uint8Array(paddedLength);
+  const roundUp = (n: number) => Math.ceil(n / PADDING_MULTIPLE) * PADDING_MULTIPLE;
+  let padding: number;
+  if (mtu <= 0) {
+    padding = roundUp(packet.length) - packet.length;
+  } else {
+    const lastUnit = packet.length > mtu ? packet.length % mtu : packet.length;
+    padding = Math.min(roundUp(lastUnit), mtu) - lastUnit;
+  }
+  padding = Math.min(padding, MAX_PLAINTEXT_SIZE - packet.length);
+  if (padding <= 0) return packet;
+  const padded = new Uint8Array(packet.length + padding);
   padded.set(packet);
   return padded;
 }
-

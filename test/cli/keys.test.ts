@@ -13,7 +13,7 @@ function tswg(args: string[], input?: string) {
 
 describe('key commands', () => {
   test('dist/ is built (npm test builds it)', () => {
-    expect(existsSync(new URL('../../dist/cli/main.js', import.meta.url)), 'run `npm run build` before the CLI tests').toBe(true);
+    expect(existsSync(new URL('../../dist/src/cli/main.js', import.meta.url)), 'run `npm run build` before the CLI tests').toBe(true);
   });
 
   test('genkey prints a clamped base64 private key like wg genkey', () => {
@@ -59,12 +59,18 @@ describe('key commands', () => {
     expect(out.stderr).toMatch(/^tswg: Key is not the correct length or format/);
   });
 
-  test('--help lists the commands; an unknown command fails', () => {
+  test('--help lists the commands; an unknown option fails', () => {
     const help = tswg(['--help']);
     expect(help.status).toBe(0);
-    expect(help.stdout).toMatch(/genkey[\s\S]*pubkey[\s\S]*genpsk/);
-    const bad = tswg(['frobnicate']);
+    expect(help.stdout).toMatch(/INTERFACE[\s\S]*genkey[\s\S]*pubkey[\s\S]*genpsk/);
+    const bad = tswg(['--frobnicate']);
     expect(bad.status).toBe(1);
-    expect(bad.stderr).toContain("unknown command 'frobnicate'");
+    expect(bad.stderr).toContain("unknown option '--frobnicate'");
+  });
+
+  test('--version prints the package version', () => {
+    const out = tswg(['--version']);
+    expect(out.status).toBe(0);
+    expect(out.stdout).toMatch(/^tswg v\d+\.\d+\.\d+\n$/);
   });
 });
