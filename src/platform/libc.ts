@@ -12,6 +12,10 @@ export interface Libc {
   bind(fd: number, address: Uint8Array, length: number): number;
   setsockopt(fd: number, level: number, name: number, value: Uint8Array, length: number): number;
   ioctl(fd: number, request: number, argument: Uint8Array): number;
+  read(fd: number, buffer: Uint8Array, length: number): number;
+  write(fd: number, buffer: Uint8Array, length: number): number;
+  poll(fds: Uint8Array, count: number, timeoutMs: number): number;
+  pipe2(fds: Int32Array, flags: number): number;
 }
 
 let libc: Libc | null = null;
@@ -25,6 +29,10 @@ export function loadLibc(): Libc {
     bind: lib.func('int bind(int fd, const uint8_t *addr, uint32_t len)'),
     setsockopt: lib.func('int setsockopt(int fd, int level, int name, const uint8_t *value, uint32_t len)'),
     ioctl: lib.func('int ioctl(int fd, unsigned long request, _Inout_ uint8_t *arg)'),
+    read: lib.func('long read(int fd, _Out_ uint8_t *buf, unsigned long count)'),
+    write: lib.func('long write(int fd, const uint8_t *buf, unsigned long count)'),
+    poll: lib.func('int poll(_Inout_ uint8_t *fds, unsigned long nfds, int timeout)'),
+    pipe2: lib.func('int pipe2(_Out_ int32_t *fds, int flags)'),
   } as Libc;
   return libc;
 }
@@ -48,5 +56,13 @@ export const SO_MARK = 36;
 export const IPPROTO_IPV6 = 41;
 export const IPV6_V6ONLY = 26;
 export const IFNAMSIZ = 16;
+export const O_NONBLOCK = 0o4000;
+export const O_CLOEXEC = 0o2000000;
+export const POLLIN = 0x1;
+export const POLLERR = 0x8;
+export const POLLHUP = 0x10;
+export const POLLNVAL = 0x20;
+export const EAGAIN = 11;
+export const EINTR = 4;
 /** struct ifreq: a 16-byte name and a 24-byte union. */
 export const IFREQ_SIZE = 40;

@@ -1,23 +1,22 @@
 /**
  * Linux TUN through /dev/net/tun: TUNSETIFF with IFF_TUN | IFF_NO_PI creates
- * the interface, SIOCSIFMTU sets its MTU. Reading goes through fs.read (the
- * libuv pool); each read returns one packet. When the interface is deleted,
- * reads fail and the device reports `closed`.
+ * the interface, SIOCSIFMTU sets its MTU. A worker thread reads packets
+ * (linux-reader.ts); writes are synchronous write(2)s. When the interface is
+ * deleted, reads fail and the device reports `closed`.
  *
  * The fd stays valid if the interface is moved to another network namespace,
  * so the device keeps working there.
  */
 import fs from 'node:fs';
 import { InterfaceInUseError, PermissionDeniedError, PlatformError } from '../platform/errors.js';
-import { AF_INET, IFNAMSIZ, IFREQ_SIZE, SOCK_CLOEXEC, SOCK_DGRAM, lastErrno, loadLibc } from '../platform/libc.js';
+import { Worker } from 'node:worker_threads';
+import { AF_INET, IFNAMSIZ, IFREQ_SIZE, O_CLOEXEC, O_NONBLOCK, SOCK_CLOEXEC, SOCK_DGRAM, lastErrno, loadLibc } from '../platform/libc.js';
 import { DEFAULT_MTU, MAX_INTERFACE_NAME_BYTES, type TunDevice, type TunHandlers } from './tun.js';
 
 const TUNSETIFF = 0x400454ca;
 const SIOCSIFMTU = 0x8922;
 const IFF_TUN = 0x0001;
 const IFF_NO_PI = 0x1000;
-/** Largest packet a read can return. */
-const READ_BUFFER_SIZE = 65_535;
 
 /** Refuse names Linux would refuse, with a message that says why. */
 export function validateInterfaceName(name: string): void {
@@ -39,7 +38,7 @@ function ifreq(name: string): Uint8Array {
 
 function openTunControl(name: string): number {
   try {
-    return fs.openSync('/dev/net/tun', fs.constants.O_RDWR);
+    return fs.openSync('/dev/net/tun', fs.constants.O_RDWR | fs.constants.O_NONBLOCK);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'EACCES' || code === 'EPERM') {
@@ -70,7 +69,9 @@ export function setInterfaceMtu(name: string, mtu: number): void {
 
 export class LinuxTun implements TunDevice {
   private closed = false;
-  private readonly buffer = Buffer.allocUnsafe(READ_BUFFER_SIZE);
+  private reader: Worker | null = null;
+  private wakeFds: Int32Array | null = null;
+  private stopped: Promise<void> = Promise.resolve();
 
   private constructor(
     readonly name: string,
@@ -104,20 +105,26 @@ export class LinuxTun implements TunDevice {
   }
 
   start(handlers: TunHandlers): void {
-    const readNext = (): void => {
+    const libc = loadLibc();
+    const wakeFds = new Int32Array(2);
+    if (libc.pipe2(wakeFds, O_CLOEXEC | O_NONBLOCK) !== 0) throw new PlatformError(`cannot create a pipe for the TUN reader: ${lastErrno().code}`);
+    this.wakeFds = wakeFds;
+    const reader = new Worker(new URL('./linux-reader.js', import.meta.url), { workerData: { tunFd: this.fd, wakeFd: wakeFds[0] } });
+    this.reader = reader;
+    this.stopped = new Promise((resolve) => reader.once('exit', () => resolve()));
+    reader.on('message', (message: { packets?: Uint8Array[]; closed?: string }) => {
+      if (message.packets !== undefined) {
+        for (const packet of message.packets) handlers.packet(packet);
+      } else if (message.closed !== undefined && message.closed !== 'stopped' && !this.closed) {
+        void this.close();
+        handlers.closed(new PlatformError(`interface '${this.name}': ${message.closed}`));
+      }
+    });
+    reader.on('error', (error) => {
       if (this.closed) return;
-      fs.read(this.fd, this.buffer, 0, READ_BUFFER_SIZE, null, (error, length) => {
-        if (this.closed) return;
-        if (error) {
-          this.close();
-          handlers.closed(new PlatformError(`interface '${this.name}' is gone (read: ${error.code ?? error.message})`, error.code));
-          return;
-        }
-        if (length > 0) handlers.packet(this.buffer.subarray(0, length));
-        readNext();
-      });
-    };
-    readNext();
+      void this.close();
+      handlers.closed(new PlatformError(`interface '${this.name}': TUN reader failed: ${error.message}`));
+    });
   }
 
   write(packet: Uint8Array): boolean {
@@ -130,10 +137,16 @@ export class LinuxTun implements TunDevice {
     }
   }
 
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    // A read may still be pending in the libuv pool; closing the fd makes it fail and end.
-    fs.close(this.fd, () => undefined);
+  /** Stop the reader thread, then close the fd (which deletes a non-persistent interface). */
+  async close(): Promise<void> {
+    if (!this.closed) {
+      this.closed = true;
+      if (this.wakeFds !== null) loadLibc().write(this.wakeFds[1]!, Uint8Array.of(1), 1);
+      await this.stopped;
+      if (this.wakeFds !== null) for (const fd of this.wakeFds) loadLibc().close(fd);
+      this.wakeFds = null;
+      fs.closeSync(this.fd);
+    }
+    await this.stopped;
   }
 }

@@ -17,7 +17,8 @@ export interface TunDevice {
   start(handlers: TunHandlers): void;
   /** Write one IP packet to the interface; returns false when the kernel refused it. */
   write(packet: Uint8Array): boolean;
-  close(): void;
+  /** Stop reading and release the interface; resolves when nothing is left running. */
+  close(): Promise<void>;
 }
 
 /** Default MTU of a WireGuard interface: 1500 minus the largest (IPv6) WireGuard overhead. */

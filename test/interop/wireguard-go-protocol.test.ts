@@ -60,7 +60,7 @@ import {
   writeSecretFile,
   type NamespaceProcess,
   type Subnet30,
-} from '../helpers/netns.js';
+} from '../../scripts/lib/netns.js';
 
 const WG_LISTEN_PORT = 51820;
 /** How long to wait for any one datagram. */

@@ -1,0 +1,112 @@
+/**
+ * `tswg [-f|--foreground] IFNAME`, started like wireguard-go: create the TUN
+ * interface and the UAPI socket, then (unless -f or WG_PROCESS_FOREGROUND=1)
+ * return while a detached copy of ourselves serves the interface. The child
+ * reports "ready" (or the error) over an extra pipe, so the parent returns
+ * only once the interface and socket exist, and with the child's error.
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Device } from '../device/device.js';
+import { UAPI_SOCKET_DIRECTORY } from '../device/constants.js';
+import { createLogger, parseLogLevel } from '../device/logger.js';
+import { UapiServer } from '../device/uapi-server.js';
+import { LinuxTun } from '../tun/linux.js';
+import { CliError } from './key-commands.js';
+
+/** The child's end of the readiness pipe. */
+const READY_FD_ENV = 'TSWG_READY_FD';
+const READY_MESSAGE = 'ready';
+
+export interface DaemonArgs {
+  interfaceName: string;
+  foreground: boolean;
+}
+
+export function parseDaemonArgs(argv: string[]): DaemonArgs {
+  let foreground = process.env.WG_PROCESS_FOREGROUND === '1';
+  const names: string[] = [];
+  for (const arg of argv) {
+    if (arg === '-f' || arg === '--foreground') foreground = true;
+    else if (arg.startsWith('-')) throw new CliError(`unknown option '${arg}'; run 'tswg --help'`);
+    else names.push(arg);
+  }
+  if (names.length !== 1) throw new CliError(`expected one interface name, got ${names.length}; run 'tswg --help'`);
+  return { interfaceName: names[0]!, foreground };
+}
+
+export async function runDaemon(args: DaemonArgs): Promise<number> {
+  return args.foreground ? serve(args.interfaceName) : startDetached(args.interfaceName);
+}
+
+/** Start a detached foreground copy and wait for its word. */
+async function startDetached(interfaceName: string): Promise<number> {
+  const logLevel = parseLogLevel(process.env.LOG_LEVEL);
+  const showLogs = process.env.LOG_LEVEL !== undefined && logLevel !== 'silent';
+  const child = spawn(process.execPath, [process.argv[1]!, '--foreground', interfaceName], {
+    detached: true,
+    env: { ...process.env, WG_PROCESS_FOREGROUND: '1', [READY_FD_ENV]: '3' },
+    stdio: ['ignore', showLogs ? 'inherit' : 'ignore', showLogs ? 'inherit' : 'ignore', 'pipe'],
+  });
+  const pipe = child.stdio[3] as NodeJS.ReadableStream;
+  let report = '';
+  pipe.on('data', (chunk: Buffer) => (report += chunk.toString()));
+  const code = await new Promise<number | null>((resolve) => {
+    pipe.on('end', () => resolve(null));
+    child.on('exit', (exitCode) => resolve(exitCode ?? 1));
+  });
+  if (report.trim() === READY_MESSAGE) {
+    child.unref();
+    return 0;
+  }
+  throw new CliError(report.trim().replace(/^error: /, '') || `the daemon for '${interfaceName}' exited (code ${code}) before it was ready`);
+}
+
+/** Serve the interface in this process until a signal or the interface's deletion. */
+async function serve(interfaceName: string): Promise<number> {
+  const readyFd = process.env[READY_FD_ENV] === undefined ? null : Number(process.env[READY_FD_ENV]);
+  delete process.env[READY_FD_ENV];
+  const log = createLogger(parseLogLevel(process.env.LOG_LEVEL), interfaceName);
+  let device: Device;
+  let uapi: UapiServer;
+  try {
+    const tun = LinuxTun.create(interfaceName);
+    device = new Device({ tun, log });
+    try {
+      uapi = await UapiServer.listen(path.join(UAPI_SOCKET_DIRECTORY, `${interfaceName}.sock`), device, (message) => log.error(message));
+      await device.start();
+    } catch (error) {
+      await device.close();
+      throw error;
+    }
+  } catch (error) {
+    const message = (error as Error).message;
+    if (readyFd !== null) report(readyFd, `error: ${message}`);
+    throw new CliError(message);
+  }
+  log.verbose(`interface ${interfaceName} is up; UAPI at ${uapi.path}`);
+  if (readyFd !== null) report(readyFd, READY_MESSAGE);
+
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (reason: string, code: number) => {
+      if (stopping) return;
+      stopping = true;
+      log.verbose(`shutting down: ${reason}`);
+      void Promise.allSettled([device.close(), uapi.close()]).then(() => resolve(code));
+    };
+    process.once('SIGINT', () => stop('SIGINT', 0));
+    process.once('SIGTERM', () => stop('SIGTERM', 0));
+    device.onClose((error) => stop(error === null ? 'device closed' : error.message, 0));
+  });
+}
+
+function report(fd: number, message: string): void {
+  try {
+    fs.writeSync(fd, `${message}\n`);
+    fs.closeSync(fd);
+  } catch {
+    // The parent is gone; nothing to tell.
+  }
+}

@@ -1,0 +1,347 @@
+/**
+ * The device: one TUN interface, one UDP port, many peers.
+ *
+ * Outbound: TUN packet → allowed-IPs lookup of its destination → the peer's
+ * Tunnel.encapsulate → UDP datagrams to the peer's endpoint.
+ * Inbound: UDP datagram → message type → (handshake) MAC checks, cookies
+ * under load, the initiator's static key names the peer; (others) the
+ * receiver index names the peer → Tunnel.decapsulate → IP packet, whose
+ * inner source must be in that peer's allowed IPs → TUN.
+ * Timers: each peer's next deadline is one setTimeout calling updateTimers.
+ *
+ * Everything runs on the main thread; the Tunnel returns what to send, so the
+ * device is a switch over its outputs (DESIGN.md, the boringtun model).
+ */
+import {
+  IndexTable,
+  MESSAGE_COOKIE_REPLY_TYPE,
+  MESSAGE_INITIATION_TYPE,
+  MESSAGE_RESPONSE_TYPE,
+  MESSAGE_TRANSPORT_TYPE,
+  NoiseError,
+  StaticIdentity,
+  messageType,
+  parseInitiation,
+  readInitiation,
+  systemClock,
+  type Clock,
+  type Tunnel,
+  type TunnelOutput,
+} from '../noise/index.js';
+import { isAllZero } from '../noise/bytes.js';
+import type { TunDevice } from '../tun/tun.js';
+import { endpointBytes, endpointsEqual, formatEndpoint, type Endpoint } from './addr.js';
+import { AllowedIps } from './allowed-ips.js';
+import { UdpBind } from './bind.js';
+import { DEFAULT_LISTEN_PORT } from './constants.js';
+import { trimIpPacket } from './ip-packet.js';
+import type { Logger } from './logger.js';
+import { Peer } from './peer.js';
+import { HandshakeLoad, RateLimiter } from './ratelimiter.js';
+import { UapiError, type UapiDeviceState, type UapiSetRequest } from './uapi.js';
+import type { UapiHandler } from './uapi-server.js';
+import { PlatformError } from '../platform/errors.js';
+
+const EADDRINUSE = 98;
+const HANDSHAKE_MESSAGE_NAMES: Record<number, string> = {
+  [MESSAGE_INITIATION_TYPE]: 'handshake initiation',
+  [MESSAGE_RESPONSE_TYPE]: 'handshake response',
+  [MESSAGE_COOKIE_REPLY_TYPE]: 'cookie reply',
+};
+const EIO = 5;
+
+export interface DeviceOptions {
+  tun: TunDevice;
+  log: Logger;
+  clock?: Clock;
+}
+
+export class Device implements UapiHandler {
+  readonly tun: TunDevice;
+  private readonly log: Logger;
+  private readonly clock: Clock;
+  private identity: StaticIdentity | null = null;
+  private readonly peers = new Map<string, Peer>();
+  private readonly peerOfTunnel = new WeakMap<Tunnel, Peer>();
+  private readonly allowedIps = new AllowedIps<Peer>();
+  private readonly indexTable = new IndexTable<Tunnel>();
+  private readonly bind: UdpBind;
+  private readonly handshakeLoad = new HandshakeLoad();
+  private readonly rateLimiter = new RateLimiter();
+  private closed = false;
+  private closeListeners: Array<(error: Error | null) => void> = [];
+
+  constructor(options: DeviceOptions) {
+    this.tun = options.tun;
+    this.log = options.log;
+    this.clock = options.clock ?? systemClock;
+    this.bind = new UdpBind((datagram, source) => this.receiveDatagram(datagram, source), this.log);
+  }
+
+  /** Bind the UDP port and start reading the TUN device. */
+  async start(): Promise<void> {
+    await this.bind.open(DEFAULT_LISTEN_PORT);
+    this.tun.start({
+      packet: (packet) => this.sendPacket(packet),
+      closed: (error) => void this.close(error),
+    });
+    this.log.verbose(`device started, UDP port ${this.bind.port}`);
+  }
+
+  /** Called once when the device stops (interface deleted, or close()). */
+  onClose(listener: (error: Error | null) => void): void {
+    this.closeListeners.push(listener);
+  }
+
+  /** Stop: drop sessions, close the port and the TUN device. Listeners hear of it once. */
+  async close(error: Error | null = null): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const peer of this.peers.values()) peer.dropTunnel();
+    this.bind.close();
+    await this.tun.close();
+    for (const listener of this.closeListeners) listener(error);
+  }
+
+  get listenPort(): number {
+    return this.bind.port;
+  }
+
+  get peerCount(): number {
+    return this.peers.size;
+  }
+
+  // ---- outbound ----------------------------------------------------------
+
+  private sendPacket(packet: Uint8Array): void {
+    const peer = this.allowedIps.lookupPacketDestination(packet);
+    if (peer === undefined || peer.tunnel === null) return;
+    this.act(peer, peer.tunnel.encapsulate(packet), null);
+  }
+
+  // ---- inbound -----------------------------------------------------------
+
+  private receiveDatagram(datagram: Buffer, source: Endpoint): void {
+    const data = new Uint8Array(datagram.buffer, datagram.byteOffset, datagram.byteLength);
+    switch (messageType(data)) {
+      case 'initiation':
+        this.receiveInitiation(data, source);
+        return;
+      case 'response':
+        if (!this.admitHandshake(data, source)) return;
+        this.receiveForIndex(data, source);
+        return;
+      case 'cookie-reply':
+      case 'transport':
+        this.receiveForIndex(data, source);
+        return;
+      default:
+        this.log.verbose(`dropped a malformed datagram of ${data.length} bytes from ${source.address}:${source.port}`);
+    }
+  }
+
+  /**
+   * MAC1, and under load MAC2 and the per-source rate limit. Returns false
+   * (after sending a cookie reply when that is the answer) to drop.
+   */
+  private admitHandshake(data: Uint8Array, source: Endpoint): boolean {
+    if (this.identity === null) return false;
+    const checker = this.identity.cookieChecker;
+    if (!checker.checkMac1(data)) {
+      this.log.verbose(`dropped a handshake message with an invalid MAC1 from ${source.address}`);
+      return false;
+    }
+    const now = this.clock.now();
+    if (!this.handshakeLoad.record(now)) return true;
+    const sourceBytes = endpointBytes(source);
+    if (!checker.checkMac2(data, sourceBytes)) {
+      const senderIndex = new DataView(data.buffer, data.byteOffset + 4, 4).getUint32(0, true);
+      this.bind.send(checker.createReply(data, senderIndex, sourceBytes), source);
+      return false;
+    }
+    return this.rateLimiter.allow(source.address, now);
+  }
+
+  private receiveInitiation(data: Uint8Array, source: Endpoint): void {
+    if (!this.admitHandshake(data, source)) return;
+    const message = parseInitiation(data)!;
+    const start = readInitiation(this.identity!, message);
+    if (start === null) {
+      this.log.verbose(`dropped an initiation from ${source.address} that did not decrypt`);
+      return;
+    }
+    const peer = this.peers.get(Buffer.from(start.peerPublicKey).toString('hex'));
+    if (peer === undefined || peer.tunnel === null) {
+      this.log.verbose(`dropped an initiation from an unknown peer at ${source.address}`);
+      return;
+    }
+    // MACs were checked above (with the load state); the tunnel re-checks MAC1 only.
+    this.act(peer, peer.tunnel.handleReadInitiation(data, start), source);
+  }
+
+  private receiveForIndex(data: Uint8Array, source: Endpoint): void {
+    // The receiver index follows the sender index in a response, and the type in the others.
+    const receiverOffset = data[0] === MESSAGE_RESPONSE_TYPE ? 8 : 4;
+    const receiver = new DataView(data.buffer, data.byteOffset + receiverOffset, 4).getUint32(0, true);
+    if (data[0] !== MESSAGE_TRANSPORT_TYPE) this.log.verbose(`received ${HANDSHAKE_MESSAGE_NAMES[data[0]!]} for index ${receiver} from ${formatEndpoint(source)}`);
+    const tunnel = this.indexTable.lookup(receiver);
+    const peer = tunnel === undefined ? undefined : this.peerOfTunnel.get(tunnel);
+    if (peer === undefined || peer.tunnel !== tunnel) {
+      this.log.verbose(`dropped a datagram for unknown receiver index ${receiver} from ${source.address}:${source.port}`);
+      return;
+    }
+    this.act(peer, tunnel.decapsulate(data), source);
+  }
+
+  /** Carry out what a Tunnel asked for. `source` is where the datagram came from, if any. */
+  private act(peer: Peer, out: TunnelOutput, source: Endpoint | null): void {
+    if (out.error !== null) this.log.verbose(`peer ${peer.publicKeyHex.slice(0, 8)}: ${out.error.code}: ${out.error.message}`);
+    if (out.cookieReply !== null && source !== null) this.bind.send(out.cookieReply, source);
+    if (out.authenticated && source !== null && !endpointsEqual(peer.endpoint, source)) peer.endpoint = source;
+    if (out.network.length > 0) {
+      if (peer.endpoint === null) this.log.verbose(`peer ${peer.publicKeyHex.slice(0, 8)} has no endpoint; ${out.network.length} datagram(s) dropped`);
+      else {
+        for (const datagram of out.network) {
+          if (datagram[0] !== MESSAGE_TRANSPORT_TYPE) this.log.verbose(`peer ${peer.publicKeyHex.slice(0, 8)}: sending ${HANDSHAKE_MESSAGE_NAMES[datagram[0]!] ?? 'message'} to ${formatEndpoint(peer.endpoint)}`);
+          this.bind.send(datagram, peer.endpoint);
+        }
+      }
+    }
+    if (out.tunnel !== null) this.deliver(peer, out.tunnel);
+    this.scheduleTimers(peer);
+  }
+
+  private deliver(peer: Peer, plaintext: Uint8Array): void {
+    const packet = trimIpPacket(plaintext);
+    if (packet === null) {
+      this.log.verbose(`peer ${peer.publicKeyHex.slice(0, 8)} sent a packet that is not IPv4/IPv6`);
+      return;
+    }
+    if (this.allowedIps.lookupPacketSource(packet) !== peer) {
+      this.log.verbose(`peer ${peer.publicKeyHex.slice(0, 8)} sent a packet from a source outside its allowed IPs`);
+      return;
+    }
+    this.tun.write(packet);
+  }
+
+  // ---- timers ------------------------------------------------------------
+
+  private scheduleTimers(peer: Peer): void {
+    const tunnel = peer.tunnel;
+    if (tunnel === null || this.closed) return;
+    const deadline = tunnel.nextDeadline();
+    if (deadline === null) return;
+    // A pending earlier (or equal) timeout will reschedule when it fires.
+    if (peer.timerDeadline !== null && peer.timerDeadline <= deadline) return;
+    peer.cancelTimer();
+    peer.timerDeadline = deadline;
+    peer.timer = setTimeout(() => {
+      peer.timer = null;
+      peer.timerDeadline = null;
+      if (peer.tunnel === tunnel) this.act(peer, tunnel.updateTimers(), null);
+    }, Math.max(0, Math.ceil(deadline - this.clock.now())));
+  }
+
+  // ---- configuration (UAPI) ----------------------------------------------
+
+  get(): UapiDeviceState {
+    return {
+      privateKey: this.identity?.privateKey ?? null,
+      listenPort: this.bind.port,
+      fwmark: this.bind.fwmark,
+      peers: [...this.peers.values()].map((peer) => ({
+        publicKey: peer.publicKey,
+        presharedKey: isAllZero(peer.presharedKey) ? null : peer.presharedKey,
+        endpoint: peer.endpoint,
+        lastHandshakeTimeMs: peer.lastHandshakeTime,
+        rxBytes: peer.rxBytes,
+        txBytes: peer.txBytes,
+        persistentKeepaliveInterval: peer.persistentKeepaliveInterval,
+        allowedIps: this.allowedIps.entriesForPeer(peer),
+      })),
+    };
+  }
+
+  /**
+   * Apply a parsed `set=1` request. Steps that can fail (binding the port,
+   * setting the fwmark) come first, so a failure leaves the rest untouched.
+   */
+  async set(request: UapiSetRequest): Promise<void> {
+    if (request.listenPort !== undefined && request.listenPort !== this.bind.port) {
+      try {
+        await this.bind.open(request.listenPort);
+      } catch (error) {
+        const inUse = error instanceof PlatformError && error.code === 'EADDRINUSE';
+        throw new UapiError(inUse ? EADDRINUSE : EIO, (error as Error).message);
+      }
+    }
+    if (request.fwmark !== undefined && request.fwmark !== this.bind.fwmark) {
+      try {
+        this.bind.setFwmark(request.fwmark);
+      } catch (error) {
+        throw new UapiError(EIO, (error as Error).message);
+      }
+    }
+    if (request.privateKey !== undefined) this.setPrivateKey(request.privateKey);
+    if (request.replacePeers) for (const peer of [...this.peers.values()]) this.removePeer(peer);
+    for (const change of request.peers) this.applyPeerChange(change);
+  }
+
+  private setPrivateKey(privateKey: Uint8Array): void {
+    if (this.identity !== null && Buffer.from(this.identity.privateKey).equals(privateKey)) return;
+    this.identity = isAllZero(privateKey) ? null : new StaticIdentity(new Uint8Array(privateKey), undefined, this.clock);
+    const ownKey = this.identity === null ? null : Buffer.from(this.identity.publicKey).toString('hex');
+    for (const peer of [...this.peers.values()]) {
+      // A peer with our own public key makes no sense; wireguard-go drops it too.
+      if (peer.publicKeyHex === ownKey) this.removePeer(peer);
+      else this.rebuildTunnel(peer);
+    }
+  }
+
+  private applyPeerChange(change: UapiSetRequest['peers'][number]): void {
+    const hex = Buffer.from(change.publicKey).toString('hex');
+    const ownKey = this.identity === null ? null : Buffer.from(this.identity.publicKey).toString('hex');
+    if (hex === ownKey) {
+      this.log.verbose('ignored a peer whose public key is our own');
+      return;
+    }
+    let peer = this.peers.get(hex);
+    if (change.remove) {
+      if (peer !== undefined) this.removePeer(peer);
+      return;
+    }
+    if (peer === undefined) {
+      if (change.updateOnly) return;
+      peer = new Peer(change.publicKey);
+      this.peers.set(hex, peer);
+      this.rebuildTunnel(peer);
+    }
+    if (change.presharedKey !== undefined) peer.setPresharedKey(change.presharedKey);
+    if (change.endpoint !== undefined) peer.endpoint = change.endpoint;
+    if (change.replaceAllowedIps) this.allowedIps.removeByPeer(peer);
+    for (const cidr of change.allowedIps) this.allowedIps.insert(cidr, peer);
+    if (change.persistentKeepaliveInterval !== undefined) {
+      const wasOff = peer.persistentKeepaliveInterval === 0;
+      peer.setPersistentKeepalive(change.persistentKeepaliveInterval);
+      // Like wireguard-go: turning keepalive on sends one now, which starts a handshake.
+      if (wasOff && change.persistentKeepaliveInterval > 0 && peer.tunnel !== null) this.act(peer, peer.tunnel.sendKeepalive(), null);
+    }
+  }
+
+  private rebuildTunnel(peer: Peer): void {
+    try {
+      peer.rebuildTunnel(this.identity, this.indexTable, this.tun.mtu);
+    } catch (error) {
+      const reason = error instanceof NoiseError ? error.message : String(error);
+      this.log.error(`peer ${peer.publicKeyHex.slice(0, 8)} cannot handshake: ${reason}`);
+      return;
+    }
+    if (peer.tunnel !== null) this.peerOfTunnel.set(peer.tunnel, peer);
+  }
+
+  private removePeer(peer: Peer): void {
+    peer.dropTunnel();
+    this.allowedIps.removeByPeer(peer);
+    this.peers.delete(peer.publicKeyHex);
+  }
+}

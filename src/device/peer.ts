@@ -1,0 +1,86 @@
+/**
+ * A configured peer: its key, endpoint and settings, and the protocol Tunnel
+ * that carries its sessions. The Tunnel is rebuilt when the device's private
+ * key changes; the transfer counters survive that.
+ */
+import { KEY_SIZE, Tunnel, type IndexTable, type StaticIdentity } from '../noise/index.js';
+import type { Endpoint } from './addr.js';
+
+const NO_PRESHARED_KEY = new Uint8Array(KEY_SIZE);
+
+export class Peer {
+  readonly publicKeyHex: string;
+  tunnel: Tunnel | null = null;
+  endpoint: Endpoint | null = null;
+  presharedKey: Uint8Array = NO_PRESHARED_KEY;
+  persistentKeepaliveInterval = 0;
+  /** The pending updateTimers() call and the deadline it is for. */
+  timer: NodeJS.Timeout | null = null;
+  timerDeadline: number | null = null;
+  // Counters of tunnels this peer had before the current one.
+  private rxBefore = 0;
+  private txBefore = 0;
+  private lastHandshakeBefore = 0;
+
+  constructor(readonly publicKey: Uint8Array) {
+    this.publicKeyHex = Buffer.from(publicKey).toString('hex');
+  }
+
+  get rxBytes(): number {
+    return this.rxBefore + (this.tunnel?.rxBytes ?? 0);
+  }
+
+  get txBytes(): number {
+    return this.txBefore + (this.tunnel?.txBytes ?? 0);
+  }
+
+  /** Wall-clock ms of the latest handshake, 0 when none. */
+  get lastHandshakeTime(): number {
+    return this.tunnel?.lastHandshakeWallTime || this.lastHandshakeBefore;
+  }
+
+  /**
+   * (Re)build the Tunnel for `identity` (null: the device has no private key).
+   * Throws NoiseError for a peer key no handshake can use (a low-order point).
+   */
+  rebuildTunnel(identity: StaticIdentity | null, indexTable: IndexTable<Tunnel>, mtu: number): void {
+    this.dropTunnel();
+    if (identity === null) return;
+    this.tunnel = new Tunnel({
+      identity,
+      peerPublicKey: this.publicKey,
+      presharedKey: this.presharedKey,
+      persistentKeepaliveSeconds: this.persistentKeepaliveInterval,
+      indexTable,
+      clock: identity.clock,
+      mtu,
+    });
+  }
+
+  setPresharedKey(key: Uint8Array): void {
+    this.presharedKey = new Uint8Array(key);
+    if (this.tunnel !== null) this.tunnel.presharedKey = this.presharedKey;
+  }
+
+  setPersistentKeepalive(seconds: number): void {
+    this.persistentKeepaliveInterval = seconds;
+    if (this.tunnel !== null) this.tunnel.persistentKeepaliveSeconds = seconds;
+  }
+
+  /** Forget sessions and timers (peer removed, or its tunnel is being replaced). */
+  dropTunnel(): void {
+    this.cancelTimer();
+    if (this.tunnel === null) return;
+    this.rxBefore += this.tunnel.rxBytes;
+    this.txBefore += this.tunnel.txBytes;
+    this.lastHandshakeBefore = this.tunnel.lastHandshakeWallTime || this.lastHandshakeBefore;
+    this.tunnel.close();
+    this.tunnel = null;
+  }
+
+  cancelTimer(): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    this.timerDeadline = null;
+  }
+}
