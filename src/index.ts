@@ -1,5 +1,13 @@
 /**
- * tswg's main entry. The device API (TUN, UDP, UAPI) lands here; until then
- * it re-exports the protocol core so `import { Tunnel } from 'tswg'` works.
+ * tswg's main entry: the device (TUN + UDP + peers + UAPI) and, re-exported,
+ * the protocol core.
  */
+export { Device, type DeviceOptions } from './device/device.js';
+export { Peer } from './device/peer.js';
+export { AllowedIps } from './device/allowed-ips.js';
+export { UapiServer, type UapiHandler } from './device/uapi-server.js';
+export * from './device/uapi.js';
+export * from './device/addr.js';
+export { createLogger, parseLogLevel, silentLogger, type Logger, type LogLevel } from './device/logger.js';
+export * from './tun/index.js';
 export * from './noise/index.js';
