@@ -5,8 +5,6 @@
  * (node:crypto / OpenSSL where Node exposes the primitive, @noble elsewhere).
  * Tests prove the two agree on thousands of random inputs.
  */
-import type { NoiseError } from './errors.js';
-
 export interface Primitives {
   readonly name: string;
   /** X25519(privateKey, publicKey). Throws NoiseError('LowOrderPoint') when the result is all zeros. */
@@ -28,5 +26,3 @@ export interface Primitives {
   hmac(key: Uint8Array, ...parts: Uint8Array[]): Uint8Array;
   randomBytes(length: number): Uint8Array;
 }
-
-export type { NoiseError };

