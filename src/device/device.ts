@@ -54,6 +54,8 @@ export interface DeviceOptions {
   tun: TunDevice;
   log: Logger;
   clock?: Clock;
+  /** Handshake messages per second above which cookies are demanded (tests lower it). */
+  underLoadThreshold?: number;
 }
 
 export class Device implements UapiHandler {
@@ -66,7 +68,7 @@ export class Device implements UapiHandler {
   private readonly allowedIps = new AllowedIps<Peer>();
   private readonly indexTable = new IndexTable<Tunnel>();
   private readonly bind: UdpBind;
-  private readonly handshakeLoad = new HandshakeLoad();
+  private readonly handshakeLoad: HandshakeLoad;
   private readonly rateLimiter = new RateLimiter();
   private closed = false;
   private closeListeners: Array<(error: Error | null) => void> = [];
@@ -75,6 +77,7 @@ export class Device implements UapiHandler {
     this.tun = options.tun;
     this.log = options.log;
     this.clock = options.clock ?? systemClock;
+    this.handshakeLoad = new HandshakeLoad(options.underLoadThreshold);
     this.bind = new UdpBind((datagram, source) => this.receiveDatagram(datagram, source), this.log);
   }
 

@@ -1,0 +1,176 @@
+/**
+ * Two Devices in one process, joined over loopback UDP, each with a fake TUN:
+ * routing by allowed IPs, the inbound source check, roaming, UAPI state, and
+ * the under-load cookie path, without namespaces or root.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { Device } from '../../src/device/device.js';
+import { parseCidr, type Cidr } from '../../src/device/addr.js';
+import { silentLogger } from '../../src/device/logger.js';
+import type { UapiPeerChange } from '../../src/device/uapi.js';
+import { generatePrivateKey, publicKeyOf } from '../../src/noise/index.js';
+import type { TunDevice, TunHandlers } from '../../src/tun/tun.js';
+import { buildIcmpEcho, parseIcmpEcho, parseIpv4 } from '../helpers/ip.js';
+
+class FakeTun implements TunDevice {
+  readonly name = 'fake0';
+  readonly mtu = 1420;
+  readonly written: Uint8Array[] = [];
+  private handlers: TunHandlers | null = null;
+  private waiters: Array<() => void> = [];
+
+  start(handlers: TunHandlers): void {
+    this.handlers = handlers;
+  }
+  /** A packet the kernel would hand the device. */
+  inject(packet: Uint8Array): void {
+    this.handlers!.packet(packet);
+  }
+  write(packet: Uint8Array): boolean {
+    this.written.push(new Uint8Array(packet));
+    for (const wake of this.waiters.splice(0)) wake();
+    return true;
+  }
+  async close(): Promise<void> {}
+  async waitForPackets(count: number, timeoutMs = 3000): Promise<Uint8Array[]> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.written.length < count) {
+      if (Date.now() > deadline) throw new Error(`expected ${count} packet(s) on ${this.name}, got ${this.written.length}`);
+      await new Promise<void>((resolve) => {
+        this.waiters.push(resolve);
+        setTimeout(resolve, 50);
+      });
+    }
+    return this.written;
+  }
+}
+
+interface Node {
+  device: Device;
+  tun: FakeTun;
+  privateKey: Uint8Array;
+  publicKey: Uint8Array;
+  address: string;
+}
+
+const devices: Device[] = [];
+
+async function makeNode(address: string, options: { underLoadThreshold?: number } = {}): Promise<Node> {
+  const tun = new FakeTun();
+  const device = new Device({ tun, log: silentLogger, ...options });
+  await device.start();
+  devices.push(device);
+  const privateKey = generatePrivateKey();
+  await device.set({ privateKey, replacePeers: false, peers: [] });
+  return { device, tun, privateKey, publicKey: publicKeyOf(privateKey), address };
+}
+
+function peerChange(peer: Node, allowedIps: Cidr[], withEndpoint = true): UapiPeerChange {
+  return {
+    publicKey: peer.publicKey,
+    remove: false,
+    updateOnly: false,
+    replaceAllowedIps: true,
+    allowedIps,
+    ...(withEndpoint ? { endpoint: { family: 4 as const, address: '127.0.0.1', port: peer.device.listenPort } } : {}),
+  };
+}
+
+async function connect(a: Node, b: Node): Promise<void> {
+  await a.device.set({ replacePeers: false, peers: [peerChange(b, [parseCidr(`${b.address}/32`)])] });
+  await b.device.set({ replacePeers: false, peers: [peerChange(a, [parseCidr(`${a.address}/32`)])] });
+}
+
+function echo(from: string, to: string, sequence = 1): Uint8Array {
+  return buildIcmpEcho({ source: from, destination: to, type: 8, identifier: 7, sequence, payload: new Uint8Array(32).fill(sequence) });
+}
+
+afterEach(async () => {
+  await Promise.all(devices.splice(0).map((device) => device.close()));
+});
+
+describe('Device over loopback', () => {
+  it('routes a packet by allowed IPs through a handshake and delivers it, trimmed of padding', async () => {
+    const a = await makeNode('10.9.0.1');
+    const b = await makeNode('10.9.0.2');
+    await connect(a, b);
+    const packet = echo(a.address, b.address);
+    a.tun.inject(packet);
+    const [delivered] = await b.tun.waitForPackets(1);
+    expect(Buffer.from(delivered!).equals(Buffer.from(packet))).toBe(true);
+    expect(parseIcmpEcho(parseIpv4(delivered!)).sequence).toBe(1);
+    const state = a.device.get();
+    expect(state.peers[0]!.lastHandshakeTimeMs).toBeGreaterThan(0);
+    expect(state.peers[0]!.txBytes).toBeGreaterThan(0);
+    expect(b.device.get().peers[0]!.rxBytes).toBeGreaterThan(0);
+  });
+
+  it('drops a packet whose inner source is outside the sender peer allowed IPs', async () => {
+    const a = await makeNode('10.9.0.1');
+    const b = await makeNode('10.9.0.2');
+    await connect(a, b);
+    a.tun.inject(echo(a.address, b.address, 1));
+    await b.tun.waitForPackets(1);
+    // A routes 10.9.0.2 to B, but B only accepts 10.9.0.1 from A.
+    a.tun.inject(echo('10.9.0.66', b.address, 2));
+    a.tun.inject(echo(a.address, b.address, 3));
+    const packets = await b.tun.waitForPackets(2);
+    expect(packets.map((p) => parseIcmpEcho(parseIpv4(p)).sequence)).toEqual([1, 3]);
+  });
+
+  it('sends nothing for a destination no peer owns', async () => {
+    const a = await makeNode('10.9.0.1');
+    const b = await makeNode('10.9.0.2');
+    await connect(a, b);
+    a.tun.inject(echo(a.address, '10.9.0.99'));
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(a.device.get().peers[0]!.txBytes).toBe(0);
+  });
+
+  it('learns the endpoint of a peer configured without one (roaming to the authenticated source)', async () => {
+    const a = await makeNode('10.9.0.1');
+    const b = await makeNode('10.9.0.2');
+    await a.device.set({ replacePeers: false, peers: [peerChange(b, [parseCidr('10.9.0.2/32')])] });
+    await b.device.set({ replacePeers: false, peers: [peerChange(a, [parseCidr('10.9.0.1/32')], false)] });
+    expect(b.device.get().peers[0]!.endpoint).toBeNull();
+    a.tun.inject(echo(a.address, b.address));
+    await b.tun.waitForPackets(1);
+    expect(b.device.get().peers[0]!.endpoint).toEqual({ family: 4, address: '127.0.0.1', port: a.device.listenPort });
+    b.tun.inject(echo(b.address, a.address, 2));
+    await a.tun.waitForPackets(1);
+  });
+
+  it('under load demands a cookie, and the initiator gets through with MAC2 on its retry', async () => {
+    const a = await makeNode('10.9.0.1');
+    const b = await makeNode('10.9.0.2', { underLoadThreshold: 0 });
+    await connect(a, b);
+    a.tun.inject(echo(a.address, b.address));
+    // B answers the first initiation with a cookie reply; A retries after REKEY_TIMEOUT (5 s + jitter) with MAC2.
+    const [delivered] = await b.tun.waitForPackets(1, 8000);
+    expect(parseIcmpEcho(parseIpv4(delivered!)).sequence).toBe(1);
+  }, 15_000);
+
+  it('a bad UAPI change is refused without touching the device', async () => {
+    const a = await makeNode('10.9.0.1');
+    const b = await makeNode('10.9.0.2');
+    await connect(a, b);
+    const before = JSON.stringify(a.device.get());
+    const other = await makeNode('10.9.0.3');
+    // Port in use: B's port. Nothing else in the request may be applied.
+    await expect(
+      a.device.set({ listenPort: b.device.listenPort, replacePeers: true, peers: [peerChange(other, [parseCidr('10.9.0.3/32')])] }),
+    ).rejects.toMatchObject({ errno: 98 });
+    expect(JSON.stringify(a.device.get())).toBe(before);
+  });
+
+  it('removing a peer stops its traffic and releases its routes', async () => {
+    const a = await makeNode('10.9.0.1');
+    const b = await makeNode('10.9.0.2');
+    await connect(a, b);
+    await a.device.set({ replacePeers: false, peers: [{ ...peerChange(b, []), remove: true }] });
+    expect(a.device.get().peers).toEqual([]);
+    a.tun.inject(echo(a.address, b.address));
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(b.tun.written).toEqual([]);
+  });
+});
