@@ -68,13 +68,28 @@ async function serve(interfaceName: string): Promise<number> {
   const readyFd = process.env[READY_FD_ENV] === undefined ? null : Number(process.env[READY_FD_ENV]);
   delete process.env[READY_FD_ENV];
   const log = createLogger(parseLogLevel(process.env.LOG_LEVEL), interfaceName);
+  // Signals are ours from the first moment: one that arrives while setting up
+  // (or a second one while shutting down) must not take Node's default exit,
+  // which would skip the cleanup and leave a stale socket.
+  let stopRequested: ((reason: string) => void) | null = null;
+  let signalledBeforeReady: string | null = null;
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(signal, () => {
+      if (stopRequested !== null) stopRequested(signal);
+      else signalledBeforeReady ??= signal;
+    });
+  }
+
+  const socketPath = path.join(UAPI_SOCKET_DIRECTORY, `${interfaceName}.sock`);
   let device: Device;
   let uapi: UapiServer;
   try {
     const tun = LinuxTun.create(interfaceName);
     device = new Device({ tun, log });
     try {
-      uapi = await UapiServer.listen(path.join(UAPI_SOCKET_DIRECTORY, `${interfaceName}.sock`), device, (message) => log.error(message));
+      uapi = await UapiServer.listen(socketPath, device, (message) => log.error(message)).catch((error: NodeJS.ErrnoException) => {
+        throw socketError(socketPath, error);
+      });
       await device.start();
     } catch (error) {
       await device.close();
@@ -90,16 +105,29 @@ async function serve(interfaceName: string): Promise<number> {
 
   return new Promise<number>((resolve) => {
     let stopping = false;
-    const stop = (reason: string, code: number) => {
+    const stop = (reason: string) => {
       if (stopping) return;
       stopping = true;
       log.verbose(`shutting down: ${reason}`);
-      void Promise.allSettled([device.close(), uapi.close()]).then(() => resolve(code));
+      void Promise.allSettled([device.close(), uapi.close()]).then(() => resolve(0));
     };
-    process.once('SIGINT', () => stop('SIGINT', 0));
-    process.once('SIGTERM', () => stop('SIGTERM', 0));
-    device.onClose((error) => stop(error === null ? 'device closed' : error.message, 0));
+    stopRequested = stop;
+    device.onClose((error) => stop(error === null ? 'device closed' : error.message));
+    if (signalledBeforeReady !== null) stop(signalledBeforeReady);
   });
+}
+
+/** A UAPI socket failure phrased so a person knows what to fix. */
+function socketError(socketPath: string, error: NodeJS.ErrnoException): Error {
+  const directory = path.dirname(socketPath);
+  switch (error.code) {
+    case 'EACCES':
+    case 'EPERM':
+    case 'EROFS':
+      return new Error(`cannot create the UAPI socket ${socketPath}: ${error.code} (is ${directory} writable?)`);
+    default:
+      return error;
+  }
 }
 
 function report(fd: number, message: string): void {

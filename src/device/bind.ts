@@ -44,7 +44,8 @@ export class UdpBind {
     this.fwmark = mark;
   }
 
-  send(datagram: Uint8Array, endpoint: Endpoint): void {
+  /** Send a datagram; `sent` runs once the kernel took it (not on failure, which is logged). */
+  send(datagram: Uint8Array, endpoint: Endpoint, sent?: () => void): void {
     const bound = endpoint.family === 4 ? this.v4 : this.v6;
     if (bound === null) {
       this.log.verbose(`no IPv${endpoint.family} socket to send to ${endpoint.address}`);
@@ -52,6 +53,7 @@ export class UdpBind {
     }
     bound.socket.send(datagram, endpoint.port, endpoint.address, (error) => {
       if (error) this.log.verbose(`send to ${endpoint.address}:${endpoint.port} failed: ${error.message}`);
+      else sent?.();
     });
   }
 

@@ -206,7 +206,7 @@ export class Device implements UapiHandler {
       else {
         for (const datagram of out.network) {
           if (datagram[0] !== MESSAGE_TRANSPORT_TYPE) this.log.verbose(`peer ${peer.publicKeyHex.slice(0, 8)}: sending ${HANDSHAKE_MESSAGE_NAMES[datagram[0]!] ?? 'message'} to ${formatEndpoint(peer.endpoint)}`);
-          this.bind.send(datagram, peer.endpoint);
+          this.bind.send(datagram, peer.endpoint, () => (peer.txBytes += datagram.length));
         }
       }
     }

@@ -19,7 +19,6 @@ export class Peer {
   timerDeadline: number | null = null;
   // Counters of tunnels this peer had before the current one.
   private rxBefore = 0;
-  private txBefore = 0;
   private lastHandshakeBefore = 0;
 
   constructor(readonly publicKey: Uint8Array) {
@@ -30,9 +29,8 @@ export class Peer {
     return this.rxBefore + (this.tunnel?.rxBytes ?? 0);
   }
 
-  get txBytes(): number {
-    return this.txBefore + (this.tunnel?.txBytes ?? 0);
-  }
+  /** Bytes of datagrams the socket actually sent to the peer (as wireguard-go counts: after a successful send). */
+  txBytes = 0;
 
   /** Wall-clock ms of the latest handshake, 0 when none. */
   get lastHandshakeTime(): number {
@@ -72,7 +70,6 @@ export class Peer {
     this.cancelTimer();
     if (this.tunnel === null) return;
     this.rxBefore += this.tunnel.rxBytes;
-    this.txBefore += this.tunnel.txBytes;
     this.lastHandshakeBefore = this.tunnel.lastHandshakeWallTime || this.lastHandshakeBefore;
     this.tunnel.close();
     this.tunnel = null;

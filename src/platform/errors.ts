@@ -32,3 +32,35 @@ export class InterfaceInUseError extends PlatformError {
 export class IoError extends PlatformError {
   override name = 'IoError';
 }
+
+/**
+ * An RTNETLINK request failed: `errno` is the kernel's error number (positive,
+ * e.g. 17 for EEXIST; `code` holds its name) and `operation` says what was
+ * being done ("route add 10.0.0.0/24 dev eth0", "veth create", ...).
+ */
+export class NetlinkError extends PlatformError {
+  override name = 'NetlinkError';
+  constructor(
+    message: string,
+    /** Positive errno (0 when the failure is not a kernel error, e.g. a malformed reply or a timeout). */
+    readonly errno: number,
+    /** The operation that failed, as words. */
+    readonly operation: string,
+    code?: string,
+  ) {
+    super(message, code);
+  }
+}
+
+/**
+ * A network-configuration step failed (the reference system's
+ * `OverlayError::NetworkConfig`): egress detection found nothing usable, a
+ * route dump failed, an interface name is unusable for SO_BINDTODEVICE, ...
+ */
+export class NetworkConfigError extends PlatformError {
+  override name = 'NetworkConfigError';
+  constructor(message: string, code?: string, options?: { cause?: unknown }) {
+    super(message, code);
+    if (options !== undefined && 'cause' in options) this.cause = options.cause;
+  }
+}

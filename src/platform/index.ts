@@ -4,3 +4,41 @@
  */
 export * from './errors.js';
 export { bindUdpSocket, setSocketMark, type BoundUdpSocket } from './udp-socket.js';
+export {
+  VIRTUAL_INTERFACE_PREFIXES,
+  defaultRoutes,
+  detectPhysicalEgress,
+  isVirtualInterface,
+  netlinkEgressSource,
+  primaryGlobalAddress,
+  selectPhysicalEgress,
+  stderrEgressLogger,
+  udpConnectLocalAddress,
+  type DefaultRoute,
+  type DetectPhysicalEgressOptions,
+  type EgressAddress,
+  type EgressLink,
+  type EgressLogger,
+  type EgressRoute,
+  type EgressSelection,
+  type EgressSource,
+  type PhysicalEgress,
+} from './egress.js';
+export { MAX_INTERFACE_NAME_BYTES, bindToDevice, boundDevice, socketDescriptor, type DeviceBindableSocket } from './bind-to-device.js';
+export * from './netlink/index.js';
+export {
+  NetnsContext,
+  withNetns,
+  withNetnsFd,
+  type NetnsTarget,
+  type WithNetnsOptions,
+} from './netns.js';
+export {
+  ipv6ForwardingPath,
+  readSysctl,
+  readSysctlSync,
+  setIpv6Forwarding,
+  setSysctl,
+  setSysctlSync,
+  sysctlPath,
+} from './sysctl.js';

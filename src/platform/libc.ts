@@ -66,3 +66,57 @@ export const EAGAIN = 11;
 export const EINTR = 4;
 /** struct ifreq: a 16-byte name and a 24-byte union. */
 export const IFREQ_SIZE = 40;
+
+// ---- netlink sockets and network namespaces (src/platform/netlink/, netns.ts) ----
+
+export interface NetlinkLibc {
+  sendto(fd: number, buffer: Uint8Array, length: number, flags: number, address: Uint8Array | null, addressLength: number): number;
+  recv(fd: number, buffer: Uint8Array, length: number, flags: number): number;
+  getsockname(fd: number, address: Uint8Array, length: Int32Array): number;
+  setns(fd: number, nstype: number): number;
+}
+
+let netlinkLibc: NetlinkLibc | null = null;
+
+/** sendto/recv/getsockname/setns, bound separately so that `Libc` stays as it is. */
+export function loadNetlinkLibc(): NetlinkLibc {
+  if (netlinkLibc !== null) return netlinkLibc;
+  const lib = koffi.load('libc.so.6');
+  netlinkLibc = {
+    sendto: lib.func('long sendto(int fd, const uint8_t *buf, unsigned long len, int flags, const uint8_t *addr, uint32_t addrlen)'),
+    recv: lib.func('long recv(int fd, _Out_ uint8_t *buf, unsigned long len, int flags)'),
+    getsockname: lib.func('int getsockname(int fd, _Out_ uint8_t *addr, _Inout_ int32_t *addrlen)'),
+    setns: lib.func('int setns(int fd, int nstype)'),
+  } as NetlinkLibc;
+  return netlinkLibc;
+}
+
+export const AF_NETLINK = 16;
+export const SOCK_RAW = 3;
+export const NETLINK_ROUTE = 0;
+export const SOL_NETLINK = 270;
+export const SO_SNDBUF = 7;
+export const SO_RCVBUF = 8;
+export const SO_RCVTIMEO = 20;
+export const SO_SNDTIMEO = 21;
+export const MSG_TRUNC = 0x20;
+export const MSG_DONTWAIT = 0x40;
+export const CLONE_NEWNET = 0x40000000;
+
+// ---- added for SO_BINDTODEVICE (src/platform/bind-to-device.ts) -------------
+
+/** SOL_SOCKET option: pin a socket to a named interface (Linux). */
+export const SO_BINDTODEVICE = 25;
+
+/** getsockopt(2): `length` is a one-element in/out buffer length. */
+export type GetsockoptFunction = (fd: number, level: number, name: number, value: Uint8Array, length: Uint32Array) => number;
+
+let getsockoptFunction: GetsockoptFunction | null = null;
+
+/** getsockopt(2) from libc, loaded on first use (kept out of `Libc` so that interface stays as it is). */
+export function loadGetsockopt(): GetsockoptFunction {
+  if (getsockoptFunction !== null) return getsockoptFunction;
+  const lib = koffi.load('libc.so.6');
+  getsockoptFunction = lib.func('int getsockopt(int fd, int level, int name, _Out_ uint8_t *value, _Inout_ uint32_t *len)') as GetsockoptFunction;
+  return getsockoptFunction;
+}

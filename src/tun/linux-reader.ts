@@ -6,23 +6,27 @@
  * interrupt, and Node cannot exit while a pool thread is busy.
  *
  * Messages to the parent: { packets: Uint8Array[] } and, once, { closed: reason }.
- * The parent stops it by writing a byte to the wake-up pipe.
+ * The parent acknowledges each batch in the shared control array and stops
+ * the reader by setting STOP and writing a byte to the wake-up pipe.
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import { IN_FLIGHT, MAX_BATCHES_IN_FLIGHT, STOP, type ReaderData } from './linux-reader-protocol.js';
 import { EAGAIN, EINTR, POLLERR, POLLHUP, POLLIN, POLLNVAL, lastErrno, loadLibc } from '../platform/libc.js';
 
-export interface ReaderData {
-  tunFd: number;
-  wakeFd: number;
-}
+const BACKPRESSURE_WAIT_MS = 100;
 
 /** Packets read per wake-up before posting them (bounds latency and message size). */
 const MAX_BATCH = 64;
 const READ_BUFFER_SIZE = 65_535;
 const POLLFD_SIZE = 8;
 
-function run({ tunFd, wakeFd }: ReaderData): string {
+function run({ tunFd, wakeFd, control: shared }: ReaderData): string {
   const libc = loadLibc();
+  const control = new Int32Array(shared);
+  const post = (packets: Uint8Array[]) => {
+    Atomics.add(control, IN_FLIGHT, 1);
+    parentPort!.postMessage({ packets }, packets.map((p) => p.buffer as ArrayBuffer));
+  };
   const pollfds = new Uint8Array(2 * POLLFD_SIZE);
   const view = new DataView(pollfds.buffer);
   view.setInt32(0, tunFd, true);
@@ -31,6 +35,11 @@ function run({ tunFd, wakeFd }: ReaderData): string {
   view.setInt16(POLLFD_SIZE + 4, POLLIN, true);
   const buffer = new Uint8Array(READ_BUFFER_SIZE);
   for (;;) {
+    // Backpressure: wait for the parent to catch up before reading more.
+    for (let inFlight = Atomics.load(control, IN_FLIGHT); inFlight >= MAX_BATCHES_IN_FLIGHT; inFlight = Atomics.load(control, IN_FLIGHT)) {
+      if (Atomics.load(control, STOP) !== 0) return 'stopped';
+      Atomics.wait(control, IN_FLIGHT, inFlight, BACKPRESSURE_WAIT_MS);
+    }
     view.setInt16(6, 0, true);
     view.setInt16(POLLFD_SIZE + 6, 0, true);
     if (libc.poll(pollfds, 2, -1) < 0) {
@@ -50,12 +59,12 @@ function run({ tunFd, wakeFd }: ReaderData): string {
       if (length < 0) {
         const { errno, code } = lastErrno();
         if (errno === EAGAIN || errno === EINTR) break;
-        if (packets.length > 0) parentPort!.postMessage({ packets }, packets.map((p) => p.buffer as ArrayBuffer));
+        if (packets.length > 0) post(packets);
         return `the interface is gone (read: ${code})`;
       }
       break;
     }
-    if (packets.length > 0) parentPort!.postMessage({ packets }, packets.map((p) => p.buffer as ArrayBuffer));
+    if (packets.length > 0) post(packets);
   }
 }
 

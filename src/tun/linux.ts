@@ -11,6 +11,7 @@ import fs from 'node:fs';
 import { InterfaceInUseError, PermissionDeniedError, PlatformError } from '../platform/errors.js';
 import { Worker } from 'node:worker_threads';
 import { AF_INET, IFNAMSIZ, IFREQ_SIZE, O_CLOEXEC, O_NONBLOCK, SOCK_CLOEXEC, SOCK_DGRAM, lastErrno, loadLibc } from '../platform/libc.js';
+import { IN_FLIGHT, STOP } from './linux-reader-protocol.js';
 import { DEFAULT_MTU, MAX_INTERFACE_NAME_BYTES, type TunDevice, type TunHandlers } from './tun.js';
 
 const TUNSETIFF = 0x400454ca;
@@ -72,6 +73,7 @@ export class LinuxTun implements TunDevice {
   private reader: Worker | null = null;
   private wakeFds: Int32Array | null = null;
   private stopped: Promise<void> = Promise.resolve();
+  private readonly control = new Int32Array(new SharedArrayBuffer(2 * Int32Array.BYTES_PER_ELEMENT));
 
   private constructor(
     readonly name: string,
@@ -109,12 +111,14 @@ export class LinuxTun implements TunDevice {
     const wakeFds = new Int32Array(2);
     if (libc.pipe2(wakeFds, O_CLOEXEC | O_NONBLOCK) !== 0) throw new PlatformError(`cannot create a pipe for the TUN reader: ${lastErrno().code}`);
     this.wakeFds = wakeFds;
-    const reader = new Worker(new URL('./linux-reader.js', import.meta.url), { workerData: { tunFd: this.fd, wakeFd: wakeFds[0] } });
+    const reader = new Worker(new URL('./linux-reader.js', import.meta.url), { workerData: { tunFd: this.fd, wakeFd: wakeFds[0], control: this.control.buffer } });
     this.reader = reader;
     this.stopped = new Promise((resolve) => reader.once('exit', () => resolve()));
     reader.on('message', (message: { packets?: Uint8Array[]; closed?: string }) => {
       if (message.packets !== undefined) {
         for (const packet of message.packets) handlers.packet(packet);
+        Atomics.sub(this.control, IN_FLIGHT, 1);
+        Atomics.notify(this.control, IN_FLIGHT);
       } else if (message.closed !== undefined && message.closed !== 'stopped' && !this.closed) {
         void this.close();
         handlers.closed(new PlatformError(`interface '${this.name}': ${message.closed}`));
@@ -141,6 +145,8 @@ export class LinuxTun implements TunDevice {
   async close(): Promise<void> {
     if (!this.closed) {
       this.closed = true;
+      Atomics.store(this.control, STOP, 1);
+      Atomics.notify(this.control, IN_FLIGHT);
       if (this.wakeFds !== null) loadLibc().write(this.wakeFds[1]!, Uint8Array.of(1), 1);
       await this.stopped;
       if (this.wakeFds !== null) for (const fd of this.wakeFds) loadLibc().close(fd);
