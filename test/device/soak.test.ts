@@ -1,7 +1,7 @@
 /**
  * A 60-second soak of the tswg daemon: tswg ↔ wireguard-go (scripts/lib/topology.ts)
- * with continuous traffic both ways (iperf3 UDP, bidirectional, plus a
- * 100/s ping), `wg show` every 2 s, and tswg's resident memory sampled
+ * with continuous traffic both ways (1 ms ping floods of 1,200-byte
+ * packets from each side), `wg show` every 2 s, and tswg's resident memory sampled
  * every 2 s from /proc/PID/status.
  *
  * Memory must stay flat: the median RSS of the last 10 samples (42–60 s)
@@ -9,7 +9,7 @@
  * min(40 MB, 50%). Medians ignore single GC spikes (V8's old space grows by
  * ~10 MB before a major GC gives it back: a sawtooth, observed over 3 minutes);
  * the windows' centres are ~30 s apart, in which tswg handles
- * ~(2 × 1,670 iperf3 + 2 × 100 ping) ≈ 3,500 packets/s ≈ 105,000 packets, so a
+ * ~4,000 packets/s ≈ 120,000 packets, so a
  * leak of ~0.4 KB per packet (or ~1.3 MB/s of anything) fails the test. The
  * least-squares slope after warm-up is reported as well.
  *
@@ -26,33 +26,10 @@ import { median, processAlive, rssKiB, slope } from '../helpers/hostile-proc.js'
 
 const SOAK_SECONDS = 60;
 const SAMPLE_MS = 2000;
-const RATE = '16M';
 const PAYLOAD = 1200;
 const MB = 1024;
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-interface IperfDirection {
-  bytes: number;
-  packets: number;
-  lostPercent: number;
-}
-
-/** The receiver-side totals of both directions from `iperf3 --bidir -u -J`. */
-function iperfTotals(json: string): { forward: IperfDirection; reverse: IperfDirection } {
-  const start = json.indexOf('{');
-  const result = JSON.parse(json.slice(start)) as {
-    end: Record<string, { bytes: number; packets: number; lost_percent: number } | undefined>;
-    error?: string;
-  };
-  if (result.error !== undefined) throw new Error(`iperf3: ${result.error}`);
-  const pick = (name: string): IperfDirection => {
-    const sum = result.end[name];
-    if (sum === undefined) throw new Error(`iperf3 JSON has no end.${name}: ${json.slice(0, 2000)}`);
-    return { bytes: sum.bytes, packets: sum.packets, lostPercent: sum.lost_percent };
-  };
-  return { forward: pick('sum'), reverse: pick('sum_bidir_reverse') };
-}
 
 let pair: Pair | undefined;
 
@@ -82,17 +59,12 @@ describe('soak: tswg ↔ wireguard-go under continuous traffic', () => {
     const { a, b } = pair;
     const pid = a.process.pid;
 
-    // iperf3 server on tswg's side, client on wireguard-go's: UDP both ways at the same time.
-    const server = startIn(a.namespace, 'iperf3', ['-s', '-1', '--forceflush', '-B', a.inner4, '-p', '5201'], { name: 'iperf3 server' });
-    await waitUntil(() => /Server listening/.test(server.output()) || !server.running(), 'the iperf3 server', 10_000);
-    expect(server.running(), `iperf3 server:\n${server.output()}`).toBe(true);
-    const client = startIn(
-      b.namespace,
-      'iperf3',
-      ['-c', a.inner4, '-p', '5201', '-u', '-b', RATE, '-l', String(PAYLOAD), '--bidir', '-t', String(SOAK_SECONDS), '-i', '0', '-J'],
-      { name: 'iperf3 client' },
-    );
-    const pinger = startIn(a.namespace, 'ping', ['-n', '-q', '-i', '0.01', '-s', '200', '-w', String(SOAK_SECONDS), b.inner4], { name: 'ping -i 0.01' });
+    // Ping floods both ways (1,200-byte payloads every 1 ms, so ~4,000 packets/s through tswg):
+    // ping is a sturdier load generator than iperf3 over a minute, and counts every reply.
+    const floods = [
+      startIn(a.namespace, 'ping', ['-n', '-q', '-i', '0.001', '-s', String(PAYLOAD), '-w', String(SOAK_SECONDS), b.inner4], { name: 'ping A→B' }),
+      startIn(b.namespace, 'ping', ['-n', '-q', '-i', '0.001', '-s', String(PAYLOAD), '-w', String(SOAK_SECONDS), a.inner4], { name: 'ping B→A' }),
+    ];
 
     const samples: { t: number; rssKiB: number }[] = [];
     const started = performance.now();
@@ -107,13 +79,14 @@ describe('soak: tswg ↔ wireguard-go under continuous traffic', () => {
       wgShows++;
     }
 
-    const clientExit = await client.waitForExit(20_000);
-    const pingExit = await pinger.waitForExit(10_000);
-    await server.waitForExit(5000).catch(() => server.stop());
-    const totals = iperfTotals(client.output());
-    const pingStats = /(\d+) packets transmitted, (\d+) received/.exec(pinger.output());
-    const transmitted = Number(pingStats?.[1] ?? 0);
-    const received = Number(pingStats?.[2] ?? 0);
+    const counts = [];
+    for (const flood of floods) {
+      const exit = await flood.waitForExit(15_000);
+      expect(exit.code === 0 || exit.code === 1, `${flood.name}:\n${flood.output()}`).toBe(true);
+      const stats = /(\d+) packets transmitted, (\d+) received/.exec(flood.output());
+      counts.push({ name: flood.name, transmitted: Number(stats?.[1] ?? 0), received: Number(stats?.[2] ?? 0) });
+    }
+    const packets = counts.reduce((sum, c) => sum + 2 * c.received, 0);
 
     const rss = samples.map((s) => s.rssKiB);
     const warm = median(rss.slice(4, 15));
@@ -121,24 +94,19 @@ describe('soak: tswg ↔ wireguard-go under continuous traffic', () => {
     const allowed = Math.min(40 * MB, 0.5 * warm);
     const afterWarmUp = samples.slice(4);
     const mbPerMinute = (slope(afterWarmUp.map((s) => s.t), afterWarmUp.map((s) => s.rssKiB)) * 60) / MB;
-    const packets = totals.forward.packets + totals.reverse.packets + 2 * received;
     console.log(
       `soak: RSS samples (MB, every 2 s): ${rss.map((k) => (k / MB).toFixed(1)).join(' ')}\n` +
         `warm-up median (samples 5-15) ${(warm / MB).toFixed(1)} MB, last-10 median ${(late / MB).toFixed(1)} MB, ` +
         `growth ${((late - warm) / MB).toFixed(1)} MB (allowed ${(allowed / MB).toFixed(1)} MB), slope after warm-up ${mbPerMinute.toFixed(2)} MB/min, max ${(Math.max(...rss) / MB).toFixed(1)} MB\n` +
-        `traffic: iperf3 B→A ${totals.forward.packets} datagrams (${(totals.forward.bytes / 1e6).toFixed(0)} MB, ${totals.forward.lostPercent.toFixed(2)}% lost), ` +
-        `A→B ${totals.reverse.packets} (${(totals.reverse.bytes / 1e6).toFixed(0)} MB, ${totals.reverse.lostPercent.toFixed(2)}% lost); ` +
-        `ping ${received}/${transmitted}; ~${packets} packets through tswg (${(packets / SOAK_SECONDS).toFixed(0)}/s); ${wgShows} wg show calls`,
+        `traffic: ${counts.map((c) => `${c.name} ${c.received}/${c.transmitted}`).join(', ')}; ` +
+        `~${packets} packets through tswg (${(packets / SOAK_SECONDS).toFixed(0)}/s); ${wgShows} wg show calls`,
     );
 
-    // The traffic really flowed, all the way through.
-    expect(clientExit.code, `iperf3 client:\n${client.output().slice(-3000)}`).toBe(0);
-    expect(totals.forward.packets, 'iperf3 datagrams B→A').toBeGreaterThan(SOAK_SECONDS * 500);
-    expect(totals.reverse.packets, 'iperf3 datagrams A→B').toBeGreaterThan(SOAK_SECONDS * 500);
-    expect(totals.forward.lostPercent, 'iperf3 loss B→A (%)').toBeLessThan(50);
-    expect(totals.reverse.lostPercent, 'iperf3 loss A→B (%)').toBeLessThan(50);
-    expect(pingExit.code === 0 || pingExit.code === 1).toBe(true);
-    expect(received, `ping -i 0.01: ${pingStats?.[0]}`).toBeGreaterThan(transmitted / 2);
+    // The traffic really flowed, all the way through: most echoes came back, in both directions.
+    for (const c of counts) {
+      expect(c.transmitted, `${c.name} sent`).toBeGreaterThan(SOAK_SECONDS * 500);
+      expect(c.received, `${c.name} replies`).toBeGreaterThan(c.transmitted / 2);
+    }
 
     // Flat memory.
     expect(samples.length).toBe(SOAK_SECONDS / 2);
