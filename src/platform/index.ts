@@ -1,6 +1,7 @@
 /**
- * The platform layer: system calls Node lacks (through koffi), typed errors.
- * RTNETLINK, egress detection and namespaces arrive with the platform issue.
+ * The platform layer (`tswg/platform`): RTNETLINK helpers, withNetns, sysctl,
+ * physical-egress detection, bindToDevice, UDP sockets with SO_MARK, and the
+ * typed errors they throw. Nothing here runs `ip`, `nsenter` or `sysctl`.
  */
 export * from './errors.js';
 export { bindUdpSocket, setSocketMark, type BoundUdpSocket } from './udp-socket.js';
