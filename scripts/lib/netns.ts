@@ -349,7 +349,7 @@ function sleepSync(ms: number): void {
 }
 
 /** True when the process no longer runs (gone, or a zombie that has released its namespaces). */
-function processGone(pid: number): boolean {
+export function processGone(pid: number): boolean {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);

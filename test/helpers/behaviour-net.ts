@@ -120,16 +120,7 @@ export function addressAndUpInner(node: WgNode, namespace = node.namespace): voi
   ip(namespace, 'link', 'set', 'dev', node.interfaceName, 'up');
 }
 
-/** True when pid is gone or a zombie. */
-export function processGone(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    return state === 'Z' || state === 'X';
-  } catch {
-    return true;
-  }
-}
+export { processGone } from '../../scripts/lib/netns.js';
 
 export function socketPath(interfaceName: string): string {
   return `${UAPI_DIRECTORY}/${interfaceName}.sock`;

@@ -11,7 +11,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { lstatSync, mkdirSync, readFileSync, readdirSync, rmSync, rmdirSync } from 'node:fs';
-import { namespaceArgv, registerCleanup, run } from '../../scripts/lib/netns.js';
+import { namespaceArgv, processGone, registerCleanup, run } from '../../scripts/lib/netns.js';
 import { TSWG_BIN, UAPI_DIRECTORY } from '../../scripts/lib/topology.js';
 
 export { TSWG_BIN, UAPI_DIRECTORY };
@@ -126,16 +126,7 @@ export function processArgv(pid: number): string[] | null {
   }
 }
 
-/** True when `pid` no longer runs (gone, or a zombie). */
-export function processGone(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    return state === 'Z' || state === 'X';
-  } catch {
-    return true;
-  }
-}
+export { processGone };
 
 /** Fields of /proc/PID/stat after the command name: [state, ppid, pgrp, session, ...]. */
 export function processStat(pid: number): string[] | null {

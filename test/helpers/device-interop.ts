@@ -7,7 +7,7 @@
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
-import { execIn, listNamespaces, namespaceArgv, run, startIn, waitUntil } from '../../scripts/lib/netns.js';
+import { execIn, listNamespaces, namespaceArgv, processGone, run, startIn, waitUntil } from '../../scripts/lib/netns.js';
 import { UAPI_DIRECTORY, type Pair, type WgNode } from '../../scripts/lib/topology.js';
 
 const execFileAsync = promisify(execFile);
@@ -205,13 +205,7 @@ export async function destroyPair(pair: Pair): Promise<void> {
 
 /** True while `pid` exists and is not a zombie. */
 export function processAlive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    return state !== 'Z' && state !== 'X';
-  } catch {
-    return false;
-  }
+  return !processGone(pid);
 }
 
 export function uapiSocketPath(interfaceName: string): string {

@@ -1,8 +1,10 @@
 /**
- * Small, dependency-free helpers for fuzz tests: a seeded PRNG (mulberry32),
+ * Small helpers for fuzz tests: a seeded PRNG (mulberry32),
  * byte mutators, and hex formatting. Everything that draws randomness takes
  * the Rng, so a failing run reproduces from its seed.
  */
+
+import { concatBytes } from '../../src/noise/bytes.js';
 
 /** mulberry32: a tiny 32-bit PRNG; good enough to drive a fuzzer, and reproducible. */
 export class Rng {
@@ -87,17 +89,6 @@ export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   return true;
 }
 
-export function concat(...parts: Uint8Array[]): Uint8Array {
-  let length = 0;
-  for (const p of parts) length += p.length;
-  const out = new Uint8Array(length);
-  let offset = 0;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.length;
-  }
-  return out;
-}
 
 /** Byte ranges of interest inside a message, used by field-aware mutations. */
 export interface Field {
@@ -159,11 +150,11 @@ export function mutateOnce(rng: Rng, input: Uint8Array, ctx: MutationContext = {
     case 4: {
       // extend: usually by a little, rarely past MAX_MESSAGE_SIZE
       const extra = rng.chance(0.995) ? rng.range(1, 33) : rng.range(1, Math.max(1, maxLength - len));
-      return concat(input, rng.chance(0.5) ? rng.bytes(extra) : new Uint8Array(extra));
+      return concatBytes(input, rng.chance(0.5) ? rng.bytes(extra) : new Uint8Array(extra));
     }
     case 5: {
       // a non-zero reserved byte (1..3)
-      const out = len >= 4 ? copy() : concat(input, new Uint8Array(4 - len));
+      const out = len >= 4 ? copy() : concatBytes(input, new Uint8Array(4 - len));
       out[rng.range(1, 3)] = rng.range(1, 255);
       return out;
     }
@@ -193,13 +184,13 @@ export function mutateOnce(rng: Rng, input: Uint8Array, ctx: MutationContext = {
     case 9: {
       // insert a byte (shifts everything after it)
       const at = rng.int(len + 1);
-      return concat(input.subarray(0, at), Uint8Array.of(rng.int(256)), input.subarray(at));
+      return concatBytes(input.subarray(0, at), Uint8Array.of(rng.int(256)), input.subarray(at));
     }
     case 10: {
       // delete a byte
       if (len === 0) return input;
       const at = rng.int(len);
-      return concat(input.subarray(0, at), input.subarray(at + 1));
+      return concatBytes(input.subarray(0, at), input.subarray(at + 1));
     }
     case 11: {
       // overwrite a whole field with random bytes or all zeros

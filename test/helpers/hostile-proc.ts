@@ -6,6 +6,7 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import type { Readable } from 'node:stream';
+import { processGone } from '../../scripts/lib/netns.js';
 
 export interface UdpCounters {
   inDatagrams: number;
@@ -88,15 +89,9 @@ export function fdCount(pid: number): number {
   return readdirSync(`/proc/${pid}/fd`).length;
 }
 
-/** Whether `pid` is alive and not a zombie. */
+/** True while `pid` exists and is not a zombie. */
 export function processAlive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    return state !== 'Z' && state !== 'X';
-  } catch {
-    return false;
-  }
+  return !processGone(pid);
 }
 
 export function median(values: readonly number[]): number {
