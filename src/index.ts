@@ -2,7 +2,7 @@
  * tswg's main entry: the device (TUN + UDP + peers + UAPI) and, re-exported,
  * the protocol core.
  */
-export { Device, type DeviceOptions } from './device/device.js';
+export { Device, type DeviceOptions, type DatagramInterceptor, type PeerStatus } from './device/device.js';
 export { Peer } from './device/peer.js';
 export { AllowedIps } from './device/allowed-ips.js';
 export { UapiServer, type UapiHandler } from './device/uapi-server.js';

@@ -44,16 +44,19 @@ export class UdpBind {
     this.fwmark = mark;
   }
 
-  /** Send a datagram; `sent` runs once the kernel took it (not on failure, which is logged). */
-  send(datagram: Uint8Array, endpoint: Endpoint, sent?: () => void): void {
+  /** Send a datagram; `sent` runs once the kernel took it, `failed` when it did not (also logged). */
+  send(datagram: Uint8Array, endpoint: Endpoint, sent?: () => void, failed?: (error: Error) => void): void {
     const bound = endpoint.family === 4 ? this.v4 : this.v6;
     if (bound === null) {
       this.log.verbose(`no IPv${endpoint.family} socket to send to ${endpoint.address}`);
+      failed?.(new Error(`no IPv${endpoint.family} socket to send to ${endpoint.address}`));
       return;
     }
     bound.socket.send(datagram, endpoint.port, endpoint.address, (error) => {
-      if (error) this.log.verbose(`send to ${endpoint.address}:${endpoint.port} failed: ${error.message}`);
-      else sent?.();
+      if (error) {
+        this.log.verbose(`send to ${endpoint.address}:${endpoint.port} failed: ${error.message}`);
+        failed?.(error);
+      } else sent?.();
     });
   }
 

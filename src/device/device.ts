@@ -50,6 +50,22 @@ const HANDSHAKE_MESSAGE_NAMES: Record<number, string> = {
 };
 const EIO = 5;
 
+/**
+ * A handler for datagrams on the WireGuard port that are not WireGuard
+ * messages (STUN replies, relay and punch messages). Returns true when it
+ * consumed the datagram; unconsumed ones are dropped with a log line.
+ */
+export type DatagramInterceptor = (datagram: Uint8Array, source: Endpoint) => boolean;
+
+/** What NAT traversal and the overlay node read of a peer. */
+export interface PeerStatus {
+  endpoint: Endpoint | null;
+  /** Wall-clock ms of the latest handshake, 0 when none. */
+  lastHandshakeTimeMs: number;
+  rxBytes: number;
+  txBytes: number;
+}
+
 export interface DeviceOptions {
   tun: TunDevice;
   log: Logger;
@@ -70,6 +86,7 @@ export class Device implements UapiHandler {
   private readonly bind: UdpBind;
   private readonly handshakeLoad: HandshakeLoad;
   private readonly rateLimiter = new RateLimiter();
+  private readonly interceptors: DatagramInterceptor[] = [];
   private closed = false;
   private closeListeners: Array<(error: Error | null) => void> = [];
 
@@ -139,6 +156,7 @@ export class Device implements UapiHandler {
         this.receiveForIndex(data, source);
         return;
       default:
+        for (const interceptor of this.interceptors) if (interceptor(data, source)) return;
         this.log.verbose(`dropped a malformed datagram of ${data.length} bytes from ${source.address}:${source.port}`);
     }
   }
@@ -243,6 +261,47 @@ export class Device implements UapiHandler {
       peer.timerDeadline = null;
       if (peer.tunnel === tunnel) this.act(peer, tunnel.updateTimers(), null);
     }, Math.max(0, Math.ceil(deadline - this.clock.now())));
+  }
+
+  // ---- NAT traversal hooks -----------------------------------------------
+  // The device's own UDP socket carries STUN and hole punching, so the
+  // mapping a NAT made for it is the one WireGuard uses.
+
+  /** See non-WireGuard datagrams arriving on the port. Returns a function that removes the handler. */
+  addDatagramInterceptor(interceptor: DatagramInterceptor): () => void {
+    this.interceptors.push(interceptor);
+    return () => {
+      const at = this.interceptors.indexOf(interceptor);
+      if (at >= 0) this.interceptors.splice(at, 1);
+    };
+  }
+
+  /** Send a datagram from the WireGuard port. Rejects when the socket refuses it. */
+  sendDatagram(datagram: Uint8Array, endpoint: Endpoint): Promise<void> {
+    return new Promise((resolve, reject) => this.bind.send(datagram, endpoint, resolve, reject));
+  }
+
+  /** The peer's endpoint, handshake time and counters; null for an unknown key. */
+  peerStatus(publicKey: Uint8Array): PeerStatus | null {
+    const peer = this.peers.get(Buffer.from(publicKey).toString('hex'));
+    if (peer === undefined) return null;
+    return { endpoint: peer.endpoint, lastHandshakeTimeMs: peer.lastHandshakeTime, rxBytes: peer.rxBytes, txBytes: peer.txBytes };
+  }
+
+  /** Point a configured peer at `endpoint` (as `wg set … endpoint` does). Returns false for an unknown key. */
+  setPeerEndpoint(publicKey: Uint8Array, endpoint: Endpoint): boolean {
+    const peer = this.peers.get(Buffer.from(publicKey).toString('hex'));
+    if (peer === undefined) return false;
+    peer.endpoint = endpoint;
+    return true;
+  }
+
+  /** Start a handshake with the peer now (NAT traversal probes a candidate with one). Returns false for an unknown key or no private key. */
+  initiateHandshake(publicKey: Uint8Array): boolean {
+    const peer = this.peers.get(Buffer.from(publicKey).toString('hex'));
+    if (peer === undefined || peer.tunnel === null) return false;
+    this.act(peer, peer.tunnel.initiateHandshake(), null);
+    return true;
   }
 
   // ---- configuration (UAPI) ----------------------------------------------
