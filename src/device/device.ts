@@ -17,6 +17,7 @@ import {
   MESSAGE_COOKIE_REPLY_TYPE,
   MESSAGE_INITIATION_TYPE,
   MESSAGE_RESPONSE_TYPE,
+  MESSAGE_TRANSPORT_MIN_SIZE,
   MESSAGE_TRANSPORT_TYPE,
   NoiseError,
   StaticIdentity,
@@ -25,6 +26,7 @@ import {
   readInitiation,
   systemClock,
   type Clock,
+  type TransportSlot,
   type Tunnel,
   type TunnelOutput,
 } from '../noise/index.js';
@@ -33,6 +35,8 @@ import type { TunDevice } from '../tun/tun.js';
 import { endpointBytes, endpointsEqual, formatEndpoint, type Endpoint } from './addr.js';
 import { AllowedIps } from './allowed-ips.js';
 import { UdpBind } from './bind.js';
+import { UdpBatchSender } from './udp-batch.js';
+import { endpointFromSockaddr, sockaddrMatches } from './sockaddr.js';
 import { DEFAULT_LISTEN_PORT } from './constants.js';
 import { trimIpPacket } from './ip-packet.js';
 import type { Logger } from './logger.js';
@@ -87,6 +91,9 @@ export class Device implements UapiHandler {
   private readonly handshakeLoad: HandshakeLoad;
   private readonly rateLimiter = new RateLimiter();
   private readonly interceptors: DatagramInterceptor[] = [];
+  private readonly batchSender: UdpBatchSender<Peer>;
+  /** Peers whose timers the fast path touched since the last flush. */
+  private readonly peersWithNewTimers: Peer[] = [];
   private closed = false;
   private closeListeners: Array<(error: Error | null) => void> = [];
 
@@ -95,7 +102,14 @@ export class Device implements UapiHandler {
     this.log = options.log;
     this.clock = options.clock ?? systemClock;
     this.handshakeLoad = new HandshakeLoad(options.underLoadThreshold);
-    this.bind = new UdpBind((datagram, source) => this.receiveDatagram(datagram, source), this.log);
+    this.bind = new UdpBind(
+      {
+        datagram: (slot, length, source) => this.receiveSlot(slot, length, source),
+        flush: () => this.flushSends(),
+      },
+      this.log,
+    );
+    this.batchSender = new UdpBatchSender<Peer>(this.bind, this.log, (peer, bytes) => (peer.txBytes += bytes));
   }
 
   /** Bind the UDP port and start reading the TUN device. */
@@ -103,6 +117,8 @@ export class Device implements UapiHandler {
     await this.bind.open(DEFAULT_LISTEN_PORT);
     this.tun.start({
       packet: (packet) => this.sendPacket(packet),
+      slotPacket: (slot, length) => this.sendSlotPacket(slot, length),
+      flush: () => this.flushSends(),
       closed: (error) => void this.close(error),
     });
     this.log.verbose(`device started, UDP port ${this.bind.port}`);
@@ -118,7 +134,7 @@ export class Device implements UapiHandler {
     if (this.closed) return;
     this.closed = true;
     for (const peer of this.peers.values()) peer.dropTunnel();
-    this.bind.close();
+    await this.bind.close();
     await this.tun.close();
     for (const listener of this.closeListeners) listener(error);
   }
@@ -139,10 +155,70 @@ export class Device implements UapiHandler {
     this.act(peer, peer.tunnel.encapsulate(packet), null);
   }
 
+  /**
+   * The fast path for packets the TUN driver read into a ring slot: seal in
+   * place and queue for sendmmsg; anything unusual (no session yet, a rekey
+   * due) takes the ordinary path above with a copy.
+   */
+  private sendSlotPacket(slot: TransportSlot, length: number): void {
+    const peer = this.allowedIps.lookupPacketDestination(slot.packetArea);
+    if (peer === undefined || peer.tunnel === null) return;
+    const endpoint = peer.endpoint;
+    const sealed = endpoint === null ? 0 : peer.tunnel.sealTransport(slot, length);
+    if (sealed === 0) {
+      this.act(peer, peer.tunnel.encapsulate(slot.packetArea.subarray(0, length)), null);
+      return;
+    }
+    this.batchSender.add(slot, sealed, endpoint!, peer);
+    this.timersTouched(peer);
+  }
+
+  /** The fast paths moved this peer's timers: reschedule once, at the end of the batch. */
+  private timersTouched(peer: Peer): void {
+    if (peer.timersDirty) return;
+    peer.timersDirty = true;
+    this.peersWithNewTimers.push(peer);
+  }
+
+  private flushSends(): void {
+    this.batchSender.flush();
+    for (const peer of this.peersWithNewTimers) {
+      peer.timersDirty = false;
+      this.scheduleTimers(peer);
+    }
+    this.peersWithNewTimers.length = 0;
+  }
+
   // ---- inbound -----------------------------------------------------------
 
-  private receiveDatagram(datagram: Buffer, source: Endpoint): void {
-    const data = new Uint8Array(datagram.buffer, datagram.byteOffset, datagram.byteLength);
+  /**
+   * A datagram the UDP reader put in a ring slot. Transport data takes the
+   * fast path (opened in place, no copy); everything else, and transport
+   * data the fast path declines, is copied out for the ordinary path.
+   */
+  private receiveSlot(slot: TransportSlot, length: number, sourceSockaddr: Uint8Array): void {
+    if (this.receiveTransport(slot, length, sourceSockaddr)) return;
+    const source = endpointFromSockaddr(sourceSockaddr);
+    if (source !== null) this.receiveDatagram(slot.bytes.slice(0, length), source);
+  }
+
+  /** The receive fast path; false hands the datagram, untouched, to receiveDatagram. */
+  private receiveTransport(slot: TransportSlot, length: number, sourceSockaddr: Uint8Array): boolean {
+    const bytes = slot.bytes;
+    if (length < MESSAGE_TRANSPORT_MIN_SIZE || bytes[0] !== MESSAGE_TRANSPORT_TYPE || bytes[1] !== 0 || bytes[2] !== 0 || bytes[3] !== 0) return false;
+    const tunnel = this.indexTable.lookup(slot.view.getUint32(4, true));
+    const peer = tunnel === undefined ? undefined : this.peerOfTunnel.get(tunnel);
+    if (tunnel === undefined || peer === undefined || peer.tunnel !== tunnel) return false;
+    const plaintextLength = tunnel.openTransport(slot, length);
+    if (plaintextLength < 0) return false;
+    // Authenticated: the peer may have roamed.
+    if (!sockaddrMatches(peer.endpoint, sourceSockaddr)) peer.endpoint = endpointFromSockaddr(sourceSockaddr) ?? peer.endpoint;
+    this.timersTouched(peer);
+    if (plaintextLength > 0) this.deliver(peer, slot.plaintext(plaintextLength));
+    return true;
+  }
+
+  private receiveDatagram(data: Uint8Array, source: Endpoint): void {
     switch (messageType(data)) {
       case 'initiation':
         this.receiveInitiation(data, source);

@@ -17,6 +17,8 @@ export class Peer {
   /** The pending updateTimers() call and the deadline it is for. */
   timer: NodeJS.Timeout | null = null;
   timerDeadline: number | null = null;
+  /** Set while the device's fast path owes this peer a timer reschedule (see Device.flushSends). */
+  timersDirty = false;
   // Counters of tunnels this peer had before the current one.
   private rxBefore = 0;
   private lastHandshakeBefore = 0;

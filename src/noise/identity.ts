@@ -4,7 +4,7 @@ import { systemClock } from './clock.js';
 import { KEY_SIZE } from './constants.js';
 import { CookieChecker } from './cookie.js';
 import { NoiseError } from './errors.js';
-import { defaultPrimitives } from './node-backend.js';
+import { defaultPrimitives } from './default-backend.js';
 import type { Primitives } from './primitives.js';
 
 export class StaticIdentity {

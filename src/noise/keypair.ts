@@ -3,11 +3,28 @@
  * the peer's index, the send counter and the receive replay window.
  */
 import { wipe } from './bytes.js';
+import { REJECT_AFTER_MESSAGES, REKEY_AFTER_MESSAGES } from './constants.js';
 import { ReplayWindow } from './replay.js';
 
+const WORD = 0x1_0000_0000;
+const high = (value: bigint) => Number(value >> 32n);
+const low = (value: bigint) => Number(value & 0xffff_ffffn);
+const REJECT_HIGH = high(REJECT_AFTER_MESSAGES);
+const REJECT_LOW = low(REJECT_AFTER_MESSAGES);
+const REKEY_HIGH = high(REKEY_AFTER_MESSAGES);
+const REKEY_LOW = low(REKEY_AFTER_MESSAGES);
+
 export class Keypair {
-  sendCounter = 0n;
   readonly replay = new ReplayWindow();
+  /**
+   * The next send counter as two 32-bit words [low, high]: taking one on the
+   * data path allocates nothing, where incrementing a BigInt would.
+   */
+  private readonly counterWords = new Uint32Array(2);
+  /** The 12-byte AEAD nonce of the transport fast path (four zero bytes, then the counter). */
+  readonly sendNonce = new Uint8Array(12);
+  /** The same for the receive fast path. */
+  readonly receiveNonce = new Uint8Array(12);
 
   constructor(
     readonly sendKey: Uint8Array,
@@ -20,6 +37,48 @@ export class Keypair {
     /** Clock.now() when the keys were derived. */
     readonly createdAt: number,
   ) {}
+
+  get sendCounter(): bigint {
+    return (BigInt(this.counterWords[1]!) << 32n) | BigInt(this.counterWords[0]!);
+  }
+
+  set sendCounter(value: bigint) {
+    this.counterWords[0] = low(value);
+    this.counterWords[1] = high(value);
+  }
+
+  /** The counter reached REJECT_AFTER_MESSAGES: nothing more may be sent under these keys. */
+  get sendExhausted(): boolean {
+    const [lo, hi] = this.counterWords as unknown as [number, number];
+    return hi > REJECT_HIGH || (hi === REJECT_HIGH && lo >= REJECT_LOW);
+  }
+
+  /** The counter passed REKEY_AFTER_MESSAGES: a new handshake is due. */
+  get sendRekeyDue(): boolean {
+    const [lo, hi] = this.counterWords as unknown as [number, number];
+    return hi > REKEY_HIGH || (hi === REKEY_HIGH && lo > REKEY_LOW);
+  }
+
+  /**
+   * Take the next send counter without allocating: it goes into sendNonce and,
+   * little endian, into datagram[8, 16) (the transport header's counter field).
+   */
+  takeSendCounter(datagram: Uint8Array): void {
+    const words = this.counterWords;
+    const nonce = this.sendNonce;
+    for (let word = 0; word < 2; word++) {
+      const value = words[word]!;
+      for (let byte = 0; byte < 4; byte++) {
+        const b = (value >>> (8 * byte)) & 0xff;
+        nonce[4 + 4 * word + byte] = b;
+        datagram[8 + 4 * word + byte] = b;
+      }
+    }
+    if (words[0] === WORD - 1) {
+      words[0] = 0;
+      words[1]!++;
+    } else words[0]!++;
+  }
 
   wipe(): void {
     wipe(this.sendKey);

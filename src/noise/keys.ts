@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { KEY_SIZE } from './constants.js';
 import { NoiseError } from './errors.js';
-import { defaultPrimitives } from './node-backend.js';
+import { defaultPrimitives } from './default-backend.js';
 import type { Primitives } from './primitives.js';
 
 const BASE64_KEY = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/;

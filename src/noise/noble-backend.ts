@@ -38,6 +38,17 @@ export const nobleBackend: Primitives = {
       return null;
     }
   },
+  aeadSealInPlace(key, nonce, sealed, plaintext) {
+    sealed.set(chacha20poly1305(key, nonce).encrypt(plaintext));
+  },
+  aeadOpenInPlace(key, nonce, sealed, plaintext) {
+    try {
+      plaintext.set(chacha20poly1305(key, nonce).decrypt(sealed));
+      return true;
+    } catch {
+      return false;
+    }
+  },
   xaeadSeal(key, nonce, plaintext, ad) {
     return xchacha20poly1305(key, nonce, ad).encrypt(plaintext);
   },

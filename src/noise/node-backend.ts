@@ -100,6 +100,25 @@ export const nodeBackend: Primitives = {
       return null;
     }
   },
+  aeadSealInPlace(key, nonce, sealed, plaintext) {
+    const cipher = createCipheriv('chacha20-poly1305', key, nonce, { authTagLength: AEAD_TAG_SIZE });
+    sealed.set(cipher.update(plaintext));
+    cipher.final();
+    sealed.set(cipher.getAuthTag(), plaintext.length);
+  },
+  aeadOpenInPlace(key, nonce, sealed, plaintext) {
+    if (sealed.length < AEAD_TAG_SIZE) return false;
+    try {
+      const decipher = createDecipheriv('chacha20-poly1305', key, nonce, { authTagLength: AEAD_TAG_SIZE });
+      decipher.setAuthTag(sealed.subarray(plaintext.length));
+      const opened = decipher.update(sealed.subarray(0, plaintext.length));
+      decipher.final();
+      plaintext.set(opened);
+      return true;
+    } catch {
+      return false;
+    }
+  },
   xaeadSeal: nobleBackend.xaeadSeal,
   xaeadOpen: nobleBackend.xaeadOpen,
   hash(...parts) {
@@ -117,6 +136,3 @@ export const nodeBackend: Primitives = {
     return toUint8(randomBytes(length));
   },
 };
-
-/** The backend used unless a caller passes another. */
-export const defaultPrimitives: Primitives = nodeBackend;

@@ -1,9 +1,11 @@
 /**
  * The cryptographic primitives WireGuard needs, behind one small interface
  * so the backend can be chosen by measurement. Two backends exist:
- * `nobleBackend` (@noble/*, the audited pure-JS reference) and `nodeBackend`
- * (node:crypto / OpenSSL where Node exposes the primitive, @noble elsewhere).
- * Tests prove the two agree on thousands of random inputs.
+ * `nobleBackend` (@noble/*, the audited pure-JS reference), `nodeBackend`
+ * (node:crypto / OpenSSL where Node exposes the primitive, @noble elsewhere)
+ * and, when the optional sodium-native package is installed, `sodiumBackend`
+ * (libsodium's ChaCha20-Poly1305 over the node backend). Tests prove they
+ * agree on thousands of random inputs.
  */
 export interface Primitives {
   readonly name: string;
@@ -15,6 +17,19 @@ export interface Primitives {
   aeadSeal(key: Uint8Array, counter: bigint, plaintext: Uint8Array, ad: Uint8Array): Uint8Array;
   /** Inverse of aeadSeal; null when the tag does not verify. */
   aeadOpen(key: Uint8Array, counter: bigint, ciphertext: Uint8Array, ad: Uint8Array): Uint8Array | null;
+  /**
+   * The transport fast path: seal `plaintext`, a view of the first
+   * sealed.length − 16 bytes of `sealed`, in place; the tag lands in the last
+   * 16. `nonce` is the 12-byte WireGuard nonce. The sodium backend allocates
+   * nothing here; the others copy.
+   */
+  aeadSealInPlace(key: Uint8Array, nonce: Uint8Array, sealed: Uint8Array, plaintext: Uint8Array): void;
+  /**
+   * Open `sealed` (ciphertext || tag) in place: on success `plaintext`, a view
+   * of sealed's first sealed.length − 16 bytes, holds the plaintext. False when
+   * the tag does not verify (the bytes are then unspecified).
+   */
+  aeadOpenInPlace(key: Uint8Array, nonce: Uint8Array, sealed: Uint8Array, plaintext: Uint8Array): boolean;
   /** XChaCha20-Poly1305 with a 24-byte nonce (cookie replies). */
   xaeadSeal(key: Uint8Array, nonce: Uint8Array, plaintext: Uint8Array, ad: Uint8Array): Uint8Array;
   xaeadOpen(key: Uint8Array, nonce: Uint8Array, ciphertext: Uint8Array, ad: Uint8Array): Uint8Array | null;

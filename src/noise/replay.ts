@@ -24,6 +24,15 @@ export class ReplayWindow {
   }
 
   /** Accept (and record) `counter`, or refuse it as replayed, too old, or at/over `limit`. */
+  /** Would check() accept `counter`? Changes nothing (the receive fast path asks before it decrypts in place). */
+  isFresh(counter: bigint, limit: bigint = REJECT_AFTER_MESSAGES): boolean {
+    if (counter >= limit || counter < 0n) return false;
+    if (counter > this.last) return true;
+    if (this.last - counter > REPLAY_WINDOW_SIZE) return false;
+    const slot = Number((counter >> BLOCK_BITS_LOG) & BLOCK_MASK);
+    return (this.ring[slot]! & (1 << Number(counter & BIT_MASK))) === 0;
+  }
+
   check(counter: bigint, limit: bigint = REJECT_AFTER_MESSAGES): boolean {
     if (counter >= limit || counter < 0n) return false;
     const blockIndex = counter >> BLOCK_BITS_LOG;

@@ -19,6 +19,7 @@ import { constantTimeEqual } from './bytes.js';
 import { systemClock, type Clock } from './clock.js';
 import {
   KEY_SIZE,
+  MESSAGE_TRANSPORT_TYPE,
   MAX_MESSAGE_SIZE,
   MAX_STAGED_PACKETS,
   MESSAGE_TRANSPORT_MIN_SIZE,
@@ -48,6 +49,7 @@ import {
   type HandshakeInitiation,
 } from './messages.js';
 import { PeerTimers, type TimerName } from './timers.js';
+import { TransportSlot } from './transport-slot.js';
 
 export interface TunnelOptions {
   identity: StaticIdentity;
@@ -167,6 +169,71 @@ export class Tunnel {
     this.stage(new Uint8Array(packet));
     this.sendStaged(out);
     return out;
+  }
+
+  /**
+   * The data fast path, allocating nothing: the IP packet sits in
+   * slot.bytes[16, 16 + length); pad it, seal it in place for the current
+   * session and write the transport header in front. Returns the datagram's
+   * length (it is slot.bytes[0, returned)), or 0 when encapsulate() must take
+   * the packet instead: no usable session, packets already waiting, a rekey
+   * due, or no room in the slot. Same bytes on the wire as encapsulate().
+   */
+  sealTransport(slot: TransportSlot, length: number): number {
+    const keypair = this.keypairs.current;
+    if (keypair === null || this.staged.length > 0 || length === 0 || length > MAX_PLAINTEXT_SIZE) return 0;
+    const now = this.clock.now();
+    const age = now - keypair.createdAt;
+    if (age >= REJECT_AFTER_TIME_MS || keypair.sendExhausted || keypair.sendRekeyDue || (keypair.isInitiator && age > REKEY_AFTER_TIME_MS)) return 0;
+    const padded = paddedLength(length, this.mtu);
+    if (padded > slot.capacity) return 0;
+    const bytes = slot.bytes;
+    const start = TransportSlot.PACKET_OFFSET;
+    bytes.fill(0, start + length, start + padded);
+    bytes[0] = MESSAGE_TRANSPORT_TYPE;
+    bytes[1] = bytes[2] = bytes[3] = 0;
+    const receiver = keypair.remoteIndex;
+    bytes[4] = receiver & 0xff;
+    bytes[5] = (receiver >>> 8) & 0xff;
+    bytes[6] = (receiver >>> 16) & 0xff;
+    bytes[7] = receiver >>> 24;
+    keypair.takeSendCounter(bytes);
+    this.identity.primitives.aeadSealInPlace(keypair.sendKey, keypair.sendNonce, slot.sealed(padded), slot.plaintext(padded));
+    const datagramLength = padded + TransportSlot.OVERHEAD;
+    this.txBytes += datagramLength;
+    this.timers.anyAuthenticatedPacketTraversal(now);
+    this.timers.anyAuthenticatedPacketSent();
+    this.timers.dataSent(now);
+    return datagramLength;
+  }
+
+  /**
+   * The receive fast path: open the transport message in slot.bytes[0,
+   * length) in place. Returns the plaintext's length (the plaintext is then
+   * slot.plaintext(n); 0 is a keepalive), or -1 when decapsulate() must take
+   * the datagram instead — an unknown index, a keypair still to confirm, a
+   * rekey to start, or anything that fails (it reports why). After -1 nothing
+   * has changed and the bytes are intact.
+   */
+  openTransport(slot: TransportSlot, length: number): number {
+    const bytes = slot.bytes;
+    const plaintextLength = length - TransportSlot.OVERHEAD;
+    if (plaintextLength < 0 || bytes[0] !== MESSAGE_TRANSPORT_TYPE) return -1;
+    const keypair = this.keypairs.byLocalIndex(slot.view.getUint32(4, true));
+    if (keypair === null || keypair === this.keypairs.next) return -1;
+    const now = this.clock.now();
+    if (now - keypair.createdAt >= REJECT_AFTER_TIME_MS || this.rekeyOnReceiveDue(now)) return -1;
+    const counter = slot.view.getBigUint64(8, true);
+    if (!keypair.replay.isFresh(counter)) return -1;
+    const nonce = keypair.receiveNonce;
+    for (let i = 0; i < 8; i++) nonce[4 + i] = bytes[8 + i]!;
+    if (!this.identity.primitives.aeadOpenInPlace(keypair.receiveKey, nonce, slot.sealed(plaintextLength), slot.plaintext(plaintextLength))) return -1;
+    keypair.replay.check(counter);
+    this.rxBytes += length;
+    this.timers.anyAuthenticatedPacketTraversal(now);
+    this.timers.anyAuthenticatedPacketReceived();
+    if (plaintextLength > 0) this.timers.dataReceived(now);
+    return plaintextLength;
   }
 
   /** Start a handshake now (subject to the one-per-REKEY_TIMEOUT limit). */
@@ -417,10 +484,15 @@ export class Tunnel {
     }
   }
 
-  private keepKeyFreshReceiving(out: TunnelOutput): void {
-    if (this.timers.sentLastMinuteHandshake) return;
+  /** Receiving under an old session we started: time for one last-minute handshake (keepKeyFreshReceiving). */
+  private rekeyOnReceiveDue(now: number): boolean {
+    if (this.timers.sentLastMinuteHandshake) return false;
     const keypair = this.keypairs.current;
-    if (keypair !== null && keypair.isInitiator && this.clock.now() - keypair.createdAt > REKEY_ON_RECEIVE_AFTER_MS) {
+    return keypair !== null && keypair.isInitiator && now - keypair.createdAt > REKEY_ON_RECEIVE_AFTER_MS;
+  }
+
+  private keepKeyFreshReceiving(out: TunnelOutput): void {
+    if (this.rekeyOnReceiveDue(this.clock.now())) {
       this.timers.sentLastMinuteHandshake = true;
       this.sendInitiation(out, false);
     }
@@ -497,17 +569,23 @@ export class Tunnel {
  * MTU pads its remainder). Keepalives stay empty.
  */
 export function padPacket(packet: Uint8Array, mtu = 0): Uint8Array {
+  const length = paddedLength(packet.length, mtu);
+  if (length === packet.length) return packet;
+  const padded = new Uint8Array(length);
+  padded.set(packet);
+  return padded;
+}
+
+/** The length padPacket() pads a packet of `length` bytes to. */
+export function paddedLength(length: number, mtu = 0): number {
   const roundUp = (n: number) => Math.ceil(n / PADDING_MULTIPLE) * PADDING_MULTIPLE;
   let padding: number;
   if (mtu <= 0) {
-    padding = roundUp(packet.length) - packet.length;
+    padding = roundUp(length) - length;
   } else {
-    const lastUnit = packet.length > mtu ? packet.length % mtu : packet.length;
+    const lastUnit = length > mtu ? length % mtu : length;
     padding = Math.min(roundUp(lastUnit), mtu) - lastUnit;
   }
-  padding = Math.min(padding, MAX_PLAINTEXT_SIZE - packet.length);
-  if (padding <= 0) return packet;
-  const padded = new Uint8Array(packet.length + padding);
-  padded.set(packet);
-  return padded;
+  padding = Math.min(padding, MAX_PLAINTEXT_SIZE - length);
+  return padding <= 0 ? length : length + padding;
 }

@@ -4,7 +4,7 @@
  * typed errors they throw. Nothing here runs `ip`, `nsenter` or `sysctl`.
  */
 export * from './errors.js';
-export { bindUdpSocket, setSocketMark, type BoundUdpSocket } from './udp-socket.js';
+export { bindUdpSocket, openRawUdpSocket, setSocketMark, type BoundUdpSocket, type RawUdpSocket } from './udp-socket.js';
 export {
   VIRTUAL_INTERFACE_PREFIXES,
   defaultRoutes,

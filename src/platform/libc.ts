@@ -16,6 +16,10 @@ export interface Libc {
   write(fd: number, buffer: Uint8Array, length: number): number;
   poll(fds: Uint8Array, count: number, timeoutMs: number): number;
   pipe2(fds: Int32Array, flags: number): number;
+  /** struct mmsghdr[] in `messages` (pinned memory: its pointers are native addresses). */
+  sendmmsg(fd: number, messages: Uint8Array, count: number, flags: number): number;
+  /** struct mmsghdr[] in `messages`, as for sendmmsg; `timeout` is always null here. */
+  recvmmsg(fd: number, messages: Uint8Array, count: number, flags: number, timeout: null): number;
 }
 
 let libc: Libc | null = null;
@@ -33,6 +37,8 @@ export function loadLibc(): Libc {
     write: lib.func('long write(int fd, const uint8_t *buf, unsigned long count)'),
     poll: lib.func('int poll(_Inout_ uint8_t *fds, unsigned long nfds, int timeout)'),
     pipe2: lib.func('int pipe2(_Out_ int32_t *fds, int flags)'),
+    sendmmsg: lib.func('int sendmmsg(int fd, _Inout_ uint8_t *msgvec, unsigned int vlen, int flags)'),
+    recvmmsg: lib.func('int recvmmsg(int fd, _Inout_ uint8_t *msgvec, unsigned int vlen, int flags, void *timeout)'),
   } as Libc;
   return libc;
 }
@@ -53,6 +59,8 @@ export const SOCK_CLOEXEC = 0o2000000;
 export const SOL_SOCKET = 1;
 export const SO_REUSEADDR = 2;
 export const SO_MARK = 36;
+export const SO_SNDBUFFORCE = 32;
+export const SO_RCVBUFFORCE = 33;
 export const IPPROTO_IPV6 = 41;
 export const IPV6_V6ONLY = 26;
 export const IFNAMSIZ = 16;

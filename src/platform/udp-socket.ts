@@ -10,12 +10,17 @@ import {
   IPPROTO_IPV6,
   IPV6_V6ONLY,
   SO_MARK,
+  SO_RCVBUF,
+  SO_RCVBUFFORCE,
+  SO_SNDBUF,
+  SO_SNDBUFFORCE,
   SOCK_CLOEXEC,
   SOCK_DGRAM,
   SOCK_NONBLOCK,
   SOL_SOCKET,
   lastErrno,
   loadLibc,
+  loadNetlinkLibc,
 } from './libc.js';
 
 export interface BoundUdpSocket {
@@ -49,10 +54,38 @@ export function setSocketMark(fd: number, mark: number): void {
 }
 
 /**
- * Bind a UDP socket of `family` on the wildcard address at `port` (0 = any
- * free port). IPv6 sockets are IPv6-only so a v4 socket can share the port.
+ * Socket buffers for a tunnel's UDP socket (wireguard-go uses 7 MiB too). The
+ * kernel default (~208 KiB, about 90 full-size datagrams) overflows whenever
+ * the event loop pauses for a moment, and every overflow is a lost packet
+ * that TCP inside the tunnel answers by halving its window.
  */
-export async function bindUdpSocket(family: 4 | 6, port: number, fwmark = 0): Promise<BoundUdpSocket> {
+export const UDP_SOCKET_BUFFER_BYTES = 7 << 20;
+
+/**
+ * Ask for big send and receive buffers: the *FORCE options pass net.core.
+ * rmem_max/wmem_max with CAP_NET_ADMIN; without it the plain options give what
+ * the limits allow. Best effort: a smaller buffer only costs throughput.
+ */
+function enlargeSocketBuffers(fd: number): void {
+  const libc = loadLibc();
+  const size = int32(UDP_SOCKET_BUFFER_BYTES);
+  for (const [forced, plain] of [[SO_RCVBUFFORCE, SO_RCVBUF], [SO_SNDBUFFORCE, SO_SNDBUF]] as const) {
+    if (libc.setsockopt(fd, SOL_SOCKET, forced, size, 4) !== 0) libc.setsockopt(fd, SOL_SOCKET, plain, size, 4);
+  }
+}
+
+export interface RawUdpSocket {
+  fd: number;
+  port: number;
+}
+
+/**
+ * A bound, non-blocking UDP socket as a bare fd, for code that does its own
+ * I/O (the device's receive thread uses recvmmsg(2) on it). `port` 0 picks a
+ * free port. IPv6 sockets are IPv6-only so a v4 socket can share the port.
+ * The caller closes the fd.
+ */
+export function openRawUdpSocket(family: 4 | 6, port: number, fwmark = 0): RawUdpSocket {
   const libc = loadLibc();
   const fd = libc.socket(family === 4 ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
@@ -65,16 +98,37 @@ export async function bindUdpSocket(family: 4 | 6, port: number, fwmark = 0): Pr
       throw new PlatformError(`cannot make the IPv6 UDP socket IPv6-only: ${code}`, code);
     }
     if (fwmark !== 0) setSocketMark(fd, fwmark);
+    enlargeSocketBuffers(fd);
     const address = wildcardSockaddr(family, port);
     if (libc.bind(fd, address, address.length) !== 0) {
       const { code } = lastErrno();
       const what = code === 'EADDRINUSE' ? 'is already in use' : `cannot be bound (${code})`;
       throw new PlatformError(`UDP port ${port} (IPv${family}) ${what}`, code);
     }
+    return { fd, port: port !== 0 ? port : boundPort(fd) };
   } catch (error) {
     libc.close(fd);
     throw error;
   }
+}
+
+function boundPort(fd: number): number {
+  const address = new Uint8Array(28);
+  const length = Int32Array.of(address.length);
+  if (loadNetlinkLibc().getsockname(fd, address, length) !== 0) {
+    const { code } = lastErrno();
+    throw new PlatformError(`cannot read the port a UDP socket was bound to: ${code}`, code);
+  }
+  return new DataView(address.buffer).getUint16(2, false);
+}
+
+/**
+ * Bind a UDP socket of `family` on the wildcard address at `port` (0 = any
+ * free port), wrapped in node:dgram. IPv6 sockets are IPv6-only so a v4
+ * socket can share the port.
+ */
+export async function bindUdpSocket(family: 4 | 6, port: number, fwmark = 0): Promise<BoundUdpSocket> {
+  const { fd } = openRawUdpSocket(family, port, fwmark);
   const socket = dgram.createSocket({ type: family === 4 ? 'udp4' : 'udp6' });
   await new Promise<void>((resolve, reject) => {
     socket.once('error', reject);

@@ -1,19 +1,9 @@
-/** What the TUN reader thread (linux-reader.ts) and its parent (linux.ts) share. */
+/** What the TUN reader thread (linux-reader.ts) gets from its parent (linux.ts). */
+import type { PacketRingMemory } from '../platform/packet-ring.js';
 
 export interface ReaderData {
   tunFd: number;
+  /** Read end of the parent's wake-up pipe: a byte there means stop. */
   wakeFd: number;
-  /** Int32 slots shared with the parent: see IN_FLIGHT and STOP. */
-  control: SharedArrayBuffer;
+  ring: PacketRingMemory;
 }
-
-/** control[IN_FLIGHT]: batches posted and not yet handled by the parent. */
-export const IN_FLIGHT = 0;
-/** control[STOP]: non-zero once the parent wants the reader gone. */
-export const STOP = 1;
-/**
- * Batches the parent may have queued before the reader stops reading. Then the
- * kernel's TUN queue fills and drops, like wireguard-go's bounded queues,
- * instead of packets piling up in memory here.
- */
-export const MAX_BATCHES_IN_FLIGHT = 16;

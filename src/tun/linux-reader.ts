@@ -1,45 +1,35 @@
 /**
  * The TUN read loop, in a worker thread of its own: it blocks in poll(2) on
- * the TUN fd and a wake-up pipe, reads every packet that is ready with
- * read(2) and posts them to the main thread in batches. Reading in the libuv
- * pool instead would leave a thread blocked in read(2) that nothing can
- * interrupt, and Node cannot exit while a pool thread is busy.
+ * the TUN fd and a wake-up pipe and reads every ready packet with read(2)
+ * straight into the next free slot of the shared packet ring
+ * (platform/packet-ring.ts), then rings the doorbell once per batch.
+ * Reading in the libuv pool instead would leave a thread blocked in read(2)
+ * that nothing can interrupt, and Node cannot exit while a pool thread is busy.
  *
- * Messages to the parent: { packets: Uint8Array[] } and, once, { closed: reason }.
- * The parent acknowledges each batch in the shared control array and stops
- * the reader by setting STOP and writing a byte to the wake-up pipe.
+ * Messages to the parent: the doorbell and, once, { closed: reason }.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { IN_FLIGHT, MAX_BATCHES_IN_FLIGHT, STOP, type ReaderData } from './linux-reader-protocol.js';
+import type { ReaderData } from './linux-reader-protocol.js';
+import { TransportSlot } from '../noise/transport-slot.js';
 import { EAGAIN, EINTR, POLLERR, POLLHUP, POLLIN, POLLNVAL, lastErrno, loadLibc } from '../platform/libc.js';
+import { DOORBELL_MESSAGE, PACKET_CAPACITY, PacketRingProducer, RING_SLOTS, SLOT_SIZE } from '../platform/packet-ring.js';
 
-const BACKPRESSURE_WAIT_MS = 100;
-
-/** Packets read per wake-up before posting them (bounds latency and message size). */
-const MAX_BATCH = 64;
-const READ_BUFFER_SIZE = 65_535;
+/** Packets read per wake-up before ringing the doorbell (bounds latency). */
+const READ_BATCH = 64;
 const POLLFD_SIZE = 8;
 
-function run({ tunFd, wakeFd, control: shared }: ReaderData): string {
+function run({ tunFd, wakeFd, ring }: ReaderData): string {
   const libc = loadLibc();
-  const control = new Int32Array(shared);
-  const post = (packets: Uint8Array[]) => {
-    Atomics.add(control, IN_FLIGHT, 1);
-    parentPort!.postMessage({ packets }, packets.map((p) => p.buffer as ArrayBuffer));
-  };
+  const producer = new PacketRingProducer(ring, () => parentPort!.postMessage(DOORBELL_MESSAGE));
+  const packetAreas = Array.from({ length: RING_SLOTS }, (_, slot) => new Uint8Array(ring.slots, slot * SLOT_SIZE + TransportSlot.PACKET_OFFSET, PACKET_CAPACITY));
   const pollfds = new Uint8Array(2 * POLLFD_SIZE);
   const view = new DataView(pollfds.buffer);
   view.setInt32(0, tunFd, true);
   view.setInt16(4, POLLIN, true);
   view.setInt32(POLLFD_SIZE, wakeFd, true);
   view.setInt16(POLLFD_SIZE + 4, POLLIN, true);
-  const buffer = new Uint8Array(READ_BUFFER_SIZE);
   for (;;) {
-    // Backpressure: wait for the parent to catch up before reading more.
-    for (let inFlight = Atomics.load(control, IN_FLIGHT); inFlight >= MAX_BATCHES_IN_FLIGHT; inFlight = Atomics.load(control, IN_FLIGHT)) {
-      if (Atomics.load(control, STOP) !== 0) return 'stopped';
-      Atomics.wait(control, IN_FLIGHT, inFlight, BACKPRESSURE_WAIT_MS);
-    }
+    if (!producer.waitForRoom()) return 'stopped';
     view.setInt16(6, 0, true);
     view.setInt16(POLLFD_SIZE + 6, 0, true);
     if (libc.poll(pollfds, 2, -1) < 0) {
@@ -49,22 +39,23 @@ function run({ tunFd, wakeFd, control: shared }: ReaderData): string {
     if (view.getInt16(POLLFD_SIZE + 6, true) !== 0) return 'stopped';
     const events = view.getInt16(6, true);
     if ((events & (POLLERR | POLLHUP | POLLNVAL)) !== 0 && (events & POLLIN) === 0) return 'the interface is gone';
-    const packets: Uint8Array[] = [];
-    while (packets.length < MAX_BATCH) {
-      const length = libc.read(tunFd, buffer, READ_BUFFER_SIZE);
+    let read = 0;
+    while (read < READ_BATCH && producer.free > 0) {
+      const length = libc.read(tunFd, packetAreas[producer.nextSlot]!, PACKET_CAPACITY);
       if (length > 0) {
-        packets.push(buffer.slice(0, length));
+        producer.publish(length);
+        read++;
         continue;
       }
       if (length < 0) {
         const { errno, code } = lastErrno();
         if (errno === EAGAIN || errno === EINTR) break;
-        if (packets.length > 0) post(packets);
+        if (read > 0) producer.ringDoorbell();
         return `the interface is gone (read: ${code})`;
       }
       break;
     }
-    if (packets.length > 0) post(packets);
+    if (read > 0) producer.ringDoorbell();
   }
 }
 

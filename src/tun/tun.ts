@@ -1,3 +1,5 @@
+import type { TransportSlot } from '../noise/transport-slot.js';
+
 /**
  * What the device needs of a TUN driver. Linux's /dev/net/tun implements it
  * today; macOS utun and Windows Wintun can implement the same interface.
@@ -5,6 +7,14 @@
 export interface TunHandlers {
   /** An IP packet read from the interface. The bytes are only valid during the call. */
   packet(packet: Uint8Array): void;
+  /**
+   * The fast path a driver may offer instead of packet(): the packet is
+   * slot.bytes[16, 16 + length), with room around it to build the transport
+   * message in place (TransportSlot). The slot stays valid until flush() returns.
+   */
+  slotPacket?(slot: TransportSlot, length: number): void;
+  /** The end of a run of slotPacket() calls: send what was built in the slots. */
+  flush?(): void;
   /** The interface went away (deleted) or reading failed for good. */
   closed(error: Error | null): void;
 }

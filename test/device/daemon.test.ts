@@ -505,12 +505,18 @@ describe('tswg daemon mode and start-up (wireguard-go compatible)', () => {
     it('the socket directory is not writable (an unprivileged user with CAP_NET_ADMIN only)', () => {
       const slot = freshSlot();
       ensureSocketDirectory();
-      const result = runCommand(
-        slot.ns,
-        UNPRIVILEGED[0]!,
-        [...UNPRIVILEGED.slice(1), '--inh-caps', '+net_admin', '--ambient-caps', '+net_admin', TSWG_BIN, slot.name],
-        { env: cleanEnv() },
-      );
+      // Opening /dev/net/tun needs its file mode to allow it, not CAP_NET_ADMIN; on machines where it is
+      // 0600 a private mount namespace puts a 0666 node of the same device in its place for this run.
+      const unprivileged = [...UNPRIVILEGED, '--inh-caps', '+net_admin', '--ambient-caps', '+net_admin', TSWG_BIN, slot.name];
+      const script = [
+        'set -e',
+        'dir=$(mktemp -d)',
+        'mount -t tmpfs tswg-test-tun "$dir"',
+        'mknod -m 0666 "$dir/tun" c 10 200',
+        'mount --bind "$dir/tun" /dev/net/tun',
+        'exec "$@"',
+      ].join('; ');
+      const result = runCommand(slot.ns, 'unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script, 'sh', ...unprivileged], { env: cleanEnv() });
       expect(result.status, describeResult(result)).toBe(1);
       expect(result.stderr).toContain(socketPath(slot.name));
       expect(result.stderr).toMatch(/EACCES|permission denied/i);

@@ -9,7 +9,7 @@ import { IndexTable } from '../../src/noise/index-table.js';
 import { StaticIdentity } from '../../src/noise/identity.js';
 import { generatePrivateKey } from '../../src/noise/keys.js';
 import { ManualClock } from '../../src/noise/clock.js';
-import { defaultPrimitives } from '../../src/noise/node-backend.js';
+import { defaultPrimitives } from '../../src/noise/default-backend.js';
 import type { Primitives } from '../../src/noise/primitives.js';
 import { Tunnel, type TunnelOutput } from '../../src/noise/tunnel.js';
 

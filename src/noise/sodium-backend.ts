@@ -1,0 +1,70 @@
+/**
+ * The fastest backend here: libsodium's ChaCha20-Poly1305 (through the
+ * optional sodium-native package, which ships prebuilt binaries and needs no
+ * install script) for the transport data path; every other primitive comes
+ * from the node backend. About 3× node:crypto per packet, because node:crypto
+ * needs a new cipher object for every nonce (DESIGN.md, bench:micro).
+ *
+ * sodium-native is optional: when it is missing or cannot load on this
+ * platform, `sodiumBackend` is null and the node backend serves.
+ */
+import { createRequire } from 'node:module';
+import { AEAD_TAG_SIZE } from './constants.js';
+import { counterNonce } from './bytes.js';
+import { nodeBackend } from './node-backend.js';
+import type { Primitives } from './primitives.js';
+
+/** The part of sodium-native's API used here (its own typings are not published). */
+interface SodiumAead {
+  crypto_aead_chacha20poly1305_ietf_encrypt(ciphertext: Uint8Array, message: Uint8Array, ad: Uint8Array | null, nsec: null, nonce: Uint8Array, key: Uint8Array): number;
+  crypto_aead_chacha20poly1305_ietf_decrypt(message: Uint8Array, nsec: null, ciphertext: Uint8Array, ad: Uint8Array | null, nonce: Uint8Array, key: Uint8Array): number;
+}
+
+function loadSodium(): SodiumAead | null {
+  try {
+    return createRequire(import.meta.url)('sodium-native') as SodiumAead;
+  } catch {
+    return null;
+  }
+}
+
+function makeSodiumBackend(sodium: SodiumAead): Primitives {
+  const { crypto_aead_chacha20poly1305_ietf_encrypt: encrypt, crypto_aead_chacha20poly1305_ietf_decrypt: decrypt } = sodium;
+  return {
+    ...nodeBackend,
+    name: 'sodium',
+    aeadSeal(key, counter, plaintext, ad) {
+      const out = new Uint8Array(plaintext.length + AEAD_TAG_SIZE);
+      encrypt(out, plaintext, ad.length > 0 ? ad : null, null, counterNonce(counter), key);
+      return out;
+    },
+    aeadOpen(key, counter, ciphertext, ad) {
+      if (ciphertext.length < AEAD_TAG_SIZE) return null;
+      const out = new Uint8Array(ciphertext.length - AEAD_TAG_SIZE);
+      try {
+        decrypt(out, null, ciphertext, ad.length > 0 ? ad : null, counterNonce(counter), key);
+        return out;
+      } catch {
+        return null; // sodium-native throws when the tag does not verify
+      }
+    },
+    aeadSealInPlace(key, nonce, sealed, plaintext) {
+      // libsodium seals in place when the message and the ciphertext share their start.
+      encrypt(sealed, plaintext, null, null, nonce, key);
+    },
+    aeadOpenInPlace(key, nonce, sealed, plaintext) {
+      if (sealed.length < AEAD_TAG_SIZE) return false;
+      try {
+        decrypt(plaintext, null, sealed, null, nonce, key);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+  };
+}
+
+const sodium = loadSodium();
+
+/** libsodium's AEAD over the node backend, or null when sodium-native is not installed. */
+export const sodiumBackend: Primitives | null = sodium === null ? null : makeSodiumBackend(sodium);

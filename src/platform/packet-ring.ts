@@ -1,0 +1,192 @@
+/**
+ * A single-producer, single-consumer ring of packet slots in shared memory,
+ * joining a reader thread that blocks in a syscall (read(2) on TUN,
+ * recvmmsg(2) on UDP) to the main thread. The reader fills slots and publishes
+ * them by advancing HEAD; it "rings the doorbell" — one small message — only
+ * when the main thread is not already on its way, so a busy stream costs a
+ * message per batch, not per packet. The main thread hands slots to a
+ * handler and releases them by advancing TAIL after each batch's flush.
+ *
+ * Every slot has 16 bytes of room before the packet and room after it, so a
+ * transport message can be built or opened in place (TransportSlot), and its
+ * memory is pinned (SharedArrayBuffer), so sendmmsg can send from it.
+ */
+import { TransportSlot } from '../noise/transport-slot.js';
+
+/** control[HEAD]: packets the reader has published (wrapping Int32 counter). */
+const HEAD = 0;
+/** control[TAIL]: packets the main thread has finished with; their slots may be reused. */
+const TAIL = 1;
+/** control[STOP]: non-zero once the main thread wants the reader gone. */
+const STOP = 2;
+/** control[DOORBELL]: 1 while a wake-up message is on its way to the main thread. */
+const DOORBELL = 3;
+const CONTROL_WORDS = 4;
+
+/**
+ * Slots in a ring. When the main thread falls this far behind, the reader
+ * stops reading: the kernel's queue fills and drops, like wireguard-go's
+ * bounded queues, instead of packets piling up in memory.
+ */
+export const RING_SLOTS = 512;
+/** The largest packet or datagram a slot holds. */
+export const MAX_PACKET_SIZE = 65_535;
+/** Header room, the packet, up to 15 bytes of padding and the tag, rounded to a 64-byte line. */
+export const SLOT_SIZE = Math.ceil((MAX_PACKET_SIZE + 15 + TransportSlot.OVERHEAD) / 64) * 64;
+/** Room for the packet itself in a slot (after the header room). */
+export const PACKET_CAPACITY = SLOT_SIZE - TransportSlot.PACKET_OFFSET;
+/** Packets the main thread handles before it flushes and releases their slots. */
+export const RELEASE_BATCH = 64;
+/** The doorbell message. */
+export const DOORBELL_MESSAGE = 'ready';
+
+/** How long a reader with a full ring sleeps before it looks at STOP again. */
+const RING_FULL_WAIT_MS = 100;
+
+/** The shared memory of one ring; passed to the reader thread as workerData. */
+export interface PacketRingMemory {
+  control: SharedArrayBuffer;
+  /** RING_SLOTS Int32 packet lengths. */
+  lengths: SharedArrayBuffer;
+  /** RING_SLOTS × SLOT_SIZE bytes. Its pages are touched only as packets of that size arrive. */
+  slots: SharedArrayBuffer;
+  /** RING_SLOTS × metaSize bytes the reader fills per packet (UDP: the source address). */
+  meta: SharedArrayBuffer;
+  metaSize: number;
+}
+
+export function createPacketRingMemory(metaSize = 0): PacketRingMemory {
+  return {
+    control: new SharedArrayBuffer(CONTROL_WORDS * Int32Array.BYTES_PER_ELEMENT),
+    lengths: new SharedArrayBuffer(RING_SLOTS * Int32Array.BYTES_PER_ELEMENT),
+    slots: new SharedArrayBuffer(RING_SLOTS * SLOT_SIZE),
+    meta: new SharedArrayBuffer(Math.max(1, RING_SLOTS * metaSize)),
+    metaSize,
+  };
+}
+
+/** The slot a wrapping packet counter refers to (RING_SLOTS is a power of two). */
+function slotOf(counter: number): number {
+  return counter & (RING_SLOTS - 1);
+}
+
+/** The reader thread's side. */
+export class PacketRingProducer {
+  private readonly control: Int32Array;
+  readonly lengths: Int32Array;
+  private head: number;
+
+  constructor(
+    memory: PacketRingMemory,
+    private readonly notify: () => void,
+  ) {
+    this.control = new Int32Array(memory.control);
+    this.lengths = new Int32Array(memory.lengths);
+    this.head = Atomics.load(this.control, HEAD);
+  }
+
+  get stopRequested(): boolean {
+    return Atomics.load(this.control, STOP) !== 0;
+  }
+
+  /** Slots free now. */
+  get free(): number {
+    return RING_SLOTS - ((this.head - Atomics.load(this.control, TAIL)) | 0);
+  }
+
+  /** The slot the next publish() fills (valid while free > 0). */
+  get nextSlot(): number {
+    return slotOf(this.head);
+  }
+
+  /** The slot `ahead` places after nextSlot. */
+  slotAhead(ahead: number): number {
+    return slotOf(this.head + ahead);
+  }
+
+  /** Block until a slot is free; false when STOP was set meanwhile. */
+  waitForRoom(): boolean {
+    for (let tail = Atomics.load(this.control, TAIL); ((this.head - tail) | 0) >= RING_SLOTS; tail = Atomics.load(this.control, TAIL)) {
+      if (this.stopRequested) return false;
+      this.ringDoorbell();
+      Atomics.wait(this.control, TAIL, tail, RING_FULL_WAIT_MS);
+    }
+    return !this.stopRequested;
+  }
+
+  /** The packet in nextSlot is `length` bytes: hand it over. */
+  publish(length: number): void {
+    this.lengths[slotOf(this.head)] = length;
+    this.head = (this.head + 1) | 0;
+    Atomics.store(this.control, HEAD, this.head);
+  }
+
+  /** Wake the main thread unless a wake-up is already on its way. */
+  ringDoorbell(): void {
+    if (Atomics.compareExchange(this.control, DOORBELL, 0, 1) === 0) this.notify();
+  }
+}
+
+/** Gets each packet: its slot, length and the slot's meta bytes; valid until flush() returns. */
+export type SlotHandler = (slot: TransportSlot, length: number, meta: Uint8Array) => void;
+
+/** The main thread's side. */
+export class PacketRingConsumer {
+  private readonly control: Int32Array;
+  private readonly lengths: Int32Array;
+  readonly slots: TransportSlot[];
+  private readonly metas: Uint8Array[];
+  private draining = false;
+  private closed = false;
+
+  /** `address` is the native address of memory.slots (see platform/native-memory.ts), or -1. */
+  constructor(memory: PacketRingMemory, address: number) {
+    this.control = new Int32Array(memory.control);
+    this.lengths = new Int32Array(memory.lengths);
+    this.slots = Array.from({ length: RING_SLOTS }, (_, i) => new TransportSlot(new Uint8Array(memory.slots, i * SLOT_SIZE, SLOT_SIZE), address < 0 ? -1 : address + i * SLOT_SIZE));
+    this.metas = Array.from({ length: RING_SLOTS }, (_, i) => new Uint8Array(memory.meta, i * memory.metaSize, memory.metaSize));
+  }
+
+  /**
+   * Hand every published packet to `handle`, calling `flush` and releasing
+   * slots every RELEASE_BATCH packets. A long backlog is worked off in turns,
+   * so other events (timers, the other ring) get the event loop between them.
+   */
+  drain(handle: SlotHandler, flush: () => void): void {
+    if (this.draining || this.closed) return;
+    this.draining = true;
+    const control = this.control;
+    Atomics.store(control, DOORBELL, 0);
+    let tail = Atomics.load(control, TAIL);
+    let handled = 0;
+    try {
+      for (let head = Atomics.load(control, HEAD); tail !== head && handled < RING_SLOTS; head = Atomics.load(control, HEAD)) {
+        let batch = 0;
+        try {
+          while (tail !== head && batch < RELEASE_BATCH) {
+            const slot = slotOf(tail);
+            // Advance first: a handler that throws must not see its packet again.
+            tail = (tail + 1) | 0;
+            batch++;
+            handle(this.slots[slot]!, this.lengths[slot]!, this.metas[slot]!);
+          }
+        } finally {
+          flush();
+          handled += batch;
+          Atomics.store(control, TAIL, tail);
+          Atomics.notify(control, TAIL);
+        }
+      }
+    } finally {
+      this.draining = false;
+    }
+    if (tail !== Atomics.load(control, HEAD) && !this.closed) setImmediate(() => this.drain(handle, flush));
+  }
+
+  /** Ask the reader to stop (it also needs its wake-up pipe written to leave poll). */
+  stop(): void {
+    this.closed = true;
+    Atomics.store(this.control, STOP, 1);
+    Atomics.notify(this.control, TAIL);
+  }
+}
