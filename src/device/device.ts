@@ -20,6 +20,7 @@ import {
   MESSAGE_TRANSPORT_MIN_SIZE,
   MESSAGE_TRANSPORT_TYPE,
   NoiseError,
+  OPEN_FAILED,
   StaticIdentity,
   messageType,
   parseInitiation,
@@ -210,6 +211,10 @@ export class Device implements UapiHandler {
     const peer = tunnel === undefined ? undefined : this.peerOfTunnel.get(tunnel);
     if (tunnel === undefined || peer === undefined || peer.tunnel !== tunnel) return false;
     const plaintextLength = tunnel.openTransport(slot, length);
+    if (plaintextLength === OPEN_FAILED) {
+      this.log.verbose(`peer ${peer.publicKeyHex.slice(0, 8)}: DecryptionFailed: transport data did not authenticate`);
+      return true;
+    }
     if (plaintextLength < 0) return false;
     // Authenticated: the peer may have roamed.
     if (!sockaddrMatches(peer.endpoint, sourceSockaddr)) peer.endpoint = endpointFromSockaddr(sourceSockaddr) ?? peer.endpoint;

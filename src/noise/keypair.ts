@@ -49,14 +49,23 @@ export class Keypair {
 
   /** The counter reached REJECT_AFTER_MESSAGES: nothing more may be sent under these keys. */
   get sendExhausted(): boolean {
-    const [lo, hi] = this.counterWords as unknown as [number, number];
+    const lo = this.counterWords[0]!;
+    const hi = this.counterWords[1]!;
     return hi > REJECT_HIGH || (hi === REJECT_HIGH && lo >= REJECT_LOW);
   }
 
   /** The counter passed REKEY_AFTER_MESSAGES: a new handshake is due. */
   get sendRekeyDue(): boolean {
-    const [lo, hi] = this.counterWords as unknown as [number, number];
+    const lo = this.counterWords[0]!;
+    const hi = this.counterWords[1]!;
     return hi > REKEY_HIGH || (hi === REKEY_HIGH && lo > REKEY_LOW);
+  }
+
+  /** Sending one more message passes REKEY_AFTER_MESSAGES (the counter is at or past it now). */
+  get rekeyDueAfterSend(): boolean {
+    const lo = this.counterWords[0]!;
+    const hi = this.counterWords[1]!;
+    return hi > REKEY_HIGH || (hi === REKEY_HIGH && lo >= REKEY_LOW);
   }
 
   /**

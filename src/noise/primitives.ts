@@ -27,7 +27,7 @@ export interface Primitives {
   /**
    * Open `sealed` (ciphertext || tag) in place: on success `plaintext`, a view
    * of sealed's first sealed.length − 16 bytes, holds the plaintext. False when
-   * the tag does not verify (the bytes are then unspecified).
+   * the tag does not verify; the bytes are then unspecified (libsodium wipes them).
    */
   aeadOpenInPlace(key: Uint8Array, nonce: Uint8Array, sealed: Uint8Array, plaintext: Uint8Array): boolean;
   /** XChaCha20-Poly1305 with a 24-byte nonce (cookie replies). */

@@ -99,6 +99,11 @@ const ZERO_KEY = new Uint8Array(KEY_SIZE);
 /** The largest plaintext whose transport message still fits a datagram. */
 const MAX_PLAINTEXT_SIZE = MAX_MESSAGE_SIZE - MESSAGE_TRANSPORT_MIN_SIZE;
 
+/** openTransport(): the ordinary path (decapsulate) must take this datagram; its bytes are intact. */
+export const OPEN_DECLINED = -1;
+/** openTransport(): the datagram did not authenticate; drop it. */
+export const OPEN_FAILED = -2;
+
 export class Tunnel {
   readonly identity: StaticIdentity;
   readonly peerPublicKey: Uint8Array;
@@ -184,7 +189,8 @@ export class Tunnel {
     if (keypair === null || this.staged.length > 0 || length === 0 || length > MAX_PLAINTEXT_SIZE) return 0;
     const now = this.clock.now();
     const age = now - keypair.createdAt;
-    if (age >= REJECT_AFTER_TIME_MS || keypair.sendExhausted || keypair.sendRekeyDue || (keypair.isInitiator && age > REKEY_AFTER_TIME_MS)) return 0;
+    // Declines where encapsulate() would also start a handshake after this packet (keepKeyFreshSending).
+    if (age >= REJECT_AFTER_TIME_MS || keypair.sendExhausted || keypair.rekeyDueAfterSend || (keypair.isInitiator && age > REKEY_AFTER_TIME_MS)) return 0;
     const padded = paddedLength(length, this.mtu);
     if (padded > slot.capacity) return 0;
     const bytes = slot.bytes;
@@ -210,24 +216,25 @@ export class Tunnel {
   /**
    * The receive fast path: open the transport message in slot.bytes[0,
    * length) in place. Returns the plaintext's length (the plaintext is then
-   * slot.plaintext(n); 0 is a keepalive), or -1 when decapsulate() must take
-   * the datagram instead — an unknown index, a keypair still to confirm, a
-   * rekey to start, or anything that fails (it reports why). After -1 nothing
-   * has changed and the bytes are intact.
+   * slot.plaintext(n); 0 is a keepalive); OPEN_DECLINED when decapsulate()
+   * must take the datagram instead — an unknown index, a keypair still to
+   * confirm, a rekey to start, a replayed counter (nothing has changed then
+   * and the bytes are intact); or OPEN_FAILED when it did not authenticate
+   * (drop it: the AEAD may have wiped the bytes).
    */
   openTransport(slot: TransportSlot, length: number): number {
     const bytes = slot.bytes;
     const plaintextLength = length - TransportSlot.OVERHEAD;
-    if (plaintextLength < 0 || bytes[0] !== MESSAGE_TRANSPORT_TYPE) return -1;
+    if (plaintextLength < 0 || bytes[0] !== MESSAGE_TRANSPORT_TYPE || bytes[1] !== 0 || bytes[2] !== 0 || bytes[3] !== 0) return OPEN_DECLINED;
     const keypair = this.keypairs.byLocalIndex(slot.view.getUint32(4, true));
-    if (keypair === null || keypair === this.keypairs.next) return -1;
+    if (keypair === null || keypair === this.keypairs.next) return OPEN_DECLINED;
     const now = this.clock.now();
-    if (now - keypair.createdAt >= REJECT_AFTER_TIME_MS || this.rekeyOnReceiveDue(now)) return -1;
+    if (now - keypair.createdAt >= REJECT_AFTER_TIME_MS || this.rekeyOnReceiveDue(now)) return OPEN_DECLINED;
     const counter = slot.view.getBigUint64(8, true);
-    if (!keypair.replay.isFresh(counter)) return -1;
+    if (!keypair.replay.isFresh(counter)) return OPEN_DECLINED;
     const nonce = keypair.receiveNonce;
     for (let i = 0; i < 8; i++) nonce[4 + i] = bytes[8 + i]!;
-    if (!this.identity.primitives.aeadOpenInPlace(keypair.receiveKey, nonce, slot.sealed(plaintextLength), slot.plaintext(plaintextLength))) return -1;
+    if (!this.identity.primitives.aeadOpenInPlace(keypair.receiveKey, nonce, slot.sealed(plaintextLength), slot.plaintext(plaintextLength))) return OPEN_FAILED;
     keypair.replay.check(counter);
     this.rxBytes += length;
     this.timers.anyAuthenticatedPacketTraversal(now);
@@ -577,8 +584,12 @@ export function padPacket(packet: Uint8Array, mtu = 0): Uint8Array {
 }
 
 /** The length padPacket() pads a packet of `length` bytes to. */
+function roundUp(n: number): number {
+  return Math.ceil(n / PADDING_MULTIPLE) * PADDING_MULTIPLE;
+}
+
+/** The length padPacket() pads a packet of `length` bytes to (allocates nothing: the send fast path calls it). */
 export function paddedLength(length: number, mtu = 0): number {
-  const roundUp = (n: number) => Math.ceil(n / PADDING_MULTIPLE) * PADDING_MULTIPLE;
   let padding: number;
   if (mtu <= 0) {
     padding = roundUp(length) - length;

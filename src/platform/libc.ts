@@ -12,6 +12,8 @@ export interface Libc {
   bind(fd: number, address: Uint8Array, length: number): number;
   setsockopt(fd: number, level: number, name: number, value: Uint8Array, length: number): number;
   ioctl(fd: number, request: number, argument: Uint8Array): number;
+  /** ioctl whose argument is a plain integer (TUNSETOFFLOAD). */
+  ioctlValue(fd: number, request: number, argument: number): number;
   read(fd: number, buffer: Uint8Array, length: number): number;
   write(fd: number, buffer: Uint8Array, length: number): number;
   poll(fds: Uint8Array, count: number, timeoutMs: number): number;
@@ -33,6 +35,7 @@ export function loadLibc(): Libc {
     bind: lib.func('int bind(int fd, const uint8_t *addr, uint32_t len)'),
     setsockopt: lib.func('int setsockopt(int fd, int level, int name, const uint8_t *value, uint32_t len)'),
     ioctl: lib.func('int ioctl(int fd, unsigned long request, _Inout_ uint8_t *arg)'),
+    ioctlValue: lib.func('ioctl', 'int', ['int', 'unsigned long', 'unsigned long']),
     read: lib.func('long read(int fd, _Out_ uint8_t *buf, unsigned long count)'),
     write: lib.func('long write(int fd, const uint8_t *buf, unsigned long count)'),
     poll: lib.func('int poll(_Inout_ uint8_t *fds, unsigned long nfds, int timeout)'),

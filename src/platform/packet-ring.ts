@@ -48,18 +48,24 @@ export interface PacketRingMemory {
   control: SharedArrayBuffer;
   /** RING_SLOTS Int32 packet lengths. */
   lengths: SharedArrayBuffer;
-  /** RING_SLOTS × SLOT_SIZE bytes. Its pages are touched only as packets of that size arrive. */
+  /**
+   * (RING_SLOTS + spareSlots) × SLOT_SIZE bytes. Its pages are touched only as
+   * packets of that size arrive. The spare slots, after the ring's, belong to
+   * the main thread (the TUN side cuts super-packets into them).
+   */
   slots: SharedArrayBuffer;
+  spareSlots: number;
   /** RING_SLOTS × metaSize bytes the reader fills per packet (UDP: the source address). */
   meta: SharedArrayBuffer;
   metaSize: number;
 }
 
-export function createPacketRingMemory(metaSize = 0): PacketRingMemory {
+export function createPacketRingMemory(metaSize = 0, spareSlots = 0): PacketRingMemory {
   return {
     control: new SharedArrayBuffer(CONTROL_WORDS * Int32Array.BYTES_PER_ELEMENT),
     lengths: new SharedArrayBuffer(RING_SLOTS * Int32Array.BYTES_PER_ELEMENT),
-    slots: new SharedArrayBuffer(RING_SLOTS * SLOT_SIZE),
+    slots: new SharedArrayBuffer((RING_SLOTS + spareSlots) * SLOT_SIZE),
+    spareSlots,
     meta: new SharedArrayBuffer(Math.max(1, RING_SLOTS * metaSize)),
     metaSize,
   };
@@ -135,6 +141,10 @@ export class PacketRingConsumer {
   private readonly control: Int32Array;
   private readonly lengths: Int32Array;
   readonly slots: TransportSlot[];
+  /** The main thread's own slots after the ring's (see PacketRingMemory.spareSlots). */
+  readonly spares: TransportSlot[];
+  /** All slot memory as one view (offsets: slot i starts at i × SLOT_SIZE). */
+  readonly memory: Uint8Array;
   private readonly metas: Uint8Array[];
   private draining = false;
   private closed = false;
@@ -143,7 +153,10 @@ export class PacketRingConsumer {
   constructor(memory: PacketRingMemory, address: number) {
     this.control = new Int32Array(memory.control);
     this.lengths = new Int32Array(memory.lengths);
-    this.slots = Array.from({ length: RING_SLOTS }, (_, i) => new TransportSlot(new Uint8Array(memory.slots, i * SLOT_SIZE, SLOT_SIZE), address < 0 ? -1 : address + i * SLOT_SIZE));
+    const slot = (i: number) => new TransportSlot(new Uint8Array(memory.slots, i * SLOT_SIZE, SLOT_SIZE), address < 0 ? -1 : address + i * SLOT_SIZE);
+    this.slots = Array.from({ length: RING_SLOTS }, (_, i) => slot(i));
+    this.spares = Array.from({ length: memory.spareSlots }, (_, i) => slot(RING_SLOTS + i));
+    this.memory = new Uint8Array(memory.slots);
     this.metas = Array.from({ length: RING_SLOTS }, (_, i) => new Uint8Array(memory.meta, i * memory.metaSize, memory.metaSize));
   }
 

@@ -6,4 +6,6 @@ export interface ReaderData {
   /** Read end of the parent's wake-up pipe: a byte there means stop. */
   wakeFd: number;
   ring: PacketRingMemory;
+  /** The fd was opened with IFF_VNET_HDR: each read starts with a virtio_net_hdr. */
+  vnetHeader: boolean;
 }

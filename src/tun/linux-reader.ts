@@ -13,15 +13,20 @@ import type { ReaderData } from './linux-reader-protocol.js';
 import { TransportSlot } from '../noise/transport-slot.js';
 import { EAGAIN, EINTR, POLLERR, POLLHUP, POLLIN, POLLNVAL, lastErrno, loadLibc } from '../platform/libc.js';
 import { DOORBELL_MESSAGE, PACKET_CAPACITY, PacketRingProducer, RING_SLOTS, SLOT_SIZE } from '../platform/packet-ring.js';
+import { VIRTIO_NET_HDR_SIZE } from './virtio-net.js';
 
 /** Packets read per wake-up before ringing the doorbell (bounds latency). */
 const READ_BATCH = 64;
 const POLLFD_SIZE = 8;
 
-function run({ tunFd, wakeFd, ring }: ReaderData): string {
+function run({ tunFd, wakeFd, ring, vnetHeader }: ReaderData): string {
   const libc = loadLibc();
   const producer = new PacketRingProducer(ring, () => parentPort!.postMessage(DOORBELL_MESSAGE));
-  const packetAreas = Array.from({ length: RING_SLOTS }, (_, slot) => new Uint8Array(ring.slots, slot * SLOT_SIZE + TransportSlot.PACKET_OFFSET, PACKET_CAPACITY));
+  // With a virtio header it lands just before the packet, in the slot's header room, so the packet is where it always is.
+  const headerSize = vnetHeader ? VIRTIO_NET_HDR_SIZE : 0;
+  const readStart = TransportSlot.PACKET_OFFSET - headerSize;
+  const readSize = PACKET_CAPACITY + headerSize;
+  const readAreas = Array.from({ length: RING_SLOTS }, (_, slot) => new Uint8Array(ring.slots, slot * SLOT_SIZE + readStart, readSize));
   const pollfds = new Uint8Array(2 * POLLFD_SIZE);
   const view = new DataView(pollfds.buffer);
   view.setInt32(0, tunFd, true);
@@ -41,9 +46,9 @@ function run({ tunFd, wakeFd, ring }: ReaderData): string {
     if ((events & (POLLERR | POLLHUP | POLLNVAL)) !== 0 && (events & POLLIN) === 0) return 'the interface is gone';
     let read = 0;
     while (read < READ_BATCH && producer.free > 0) {
-      const length = libc.read(tunFd, packetAreas[producer.nextSlot]!, PACKET_CAPACITY);
-      if (length > 0) {
-        producer.publish(length);
+      const length = libc.read(tunFd, readAreas[producer.nextSlot]!, readSize);
+      if (length > headerSize) {
+        producer.publish(length - headerSize);
         read++;
         continue;
       }

@@ -17,11 +17,23 @@ import { workerScriptUrl } from '../platform/worker-script.js';
 import { DOORBELL_MESSAGE, PacketRingConsumer, createPacketRingMemory } from '../platform/packet-ring.js';
 import { DEFAULT_MTU, MAX_INTERFACE_NAME_BYTES, type TunDevice, type TunHandlers } from './tun.js';
 import type { TransportSlot } from '../noise/transport-slot.js';
+import { TcpCoalescer } from './gro.js';
+import { OffloadReader } from './offload-reader.js';
+import { TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6 } from './virtio-net.js';
 
 const TUNSETIFF = 0x400454ca;
+const TUNSETOFFLOAD = 0x400454d0;
 const SIOCSIFMTU = 0x8922;
 const IFF_TUN = 0x0001;
 const IFF_NO_PI = 0x1000;
+const IFF_VNET_HDR = 0x4000;
+/** Spare ring slots to cut TCP super-packets into before a flush must send them. */
+const SEGMENT_SLOTS = 64;
+
+/** TSWG_TUN_OFFLOAD=0 turns the TUN offloads off (to compare, or for a kernel that mishandles them). */
+function offloadWanted(): boolean {
+  return process.env.TSWG_TUN_OFFLOAD !== '0';
+}
 
 /** Refuse names Linux would refuse, with a message that says why. */
 export function validateInterfaceName(name: string): void {
@@ -79,11 +91,20 @@ export class LinuxTun implements TunDevice {
   private stopped: Promise<void> = Promise.resolve();
   private ring: PacketRingConsumer | null = null;
 
+  /** Joins received TCP segments into super-packets (offload mode only). */
+  private readonly coalescer: TcpCoalescer | null;
+  private writeFlushQueued = false;
+
   private constructor(
     readonly name: string,
     private readonly fd: number,
     public mtu: number,
-  ) {}
+    /** IFF_VNET_HDR with TSO/checksum offload: every read and write carries a virtio_net_hdr. */
+    readonly offload: boolean,
+  ) {
+    const libc = loadLibc();
+    this.coalescer = offload ? new TcpCoalescer((bytes, length) => void libc.write(fd, bytes, length)) : null;
+  }
 
   /** Create (or attach to a free persistent) TUN interface `name` with `mtu`. */
   static create(name: string, mtu = DEFAULT_MTU): LinuxTun {
@@ -91,7 +112,8 @@ export class LinuxTun implements TunDevice {
     const fd = openTunControl(name);
     try {
       const request = ifreq(name);
-      new DataView(request.buffer).setInt16(IFNAMSIZ, IFF_TUN | IFF_NO_PI, true);
+      const offload = offloadWanted();
+      new DataView(request.buffer).setInt16(IFNAMSIZ, IFF_TUN | IFF_NO_PI | (offload ? IFF_VNET_HDR : 0), true);
       if (loadLibc().ioctl(fd, TUNSETIFF, request) !== 0) {
         const { code } = lastErrno();
         if (code === 'EBUSY' || code === 'EEXIST' || code === 'EINVAL') {
@@ -103,11 +125,16 @@ export class LinuxTun implements TunDevice {
         throw new PlatformError(`cannot create TUN interface '${name}': ${code}`, code);
       }
       setInterfaceMtu(name, mtu);
+      // Checksums and TCP segmentation left to us: the kernel then hands over (and takes) 64 KB TCP super-packets.
+      if (offload && loadLibc().ioctlValue(fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6) !== 0) {
+        const { code } = lastErrno();
+        throw new PlatformError(`cannot enable TUN offloads on '${name}': ${code} (TSWG_TUN_OFFLOAD=0 runs without them)`, code);
+      }
+      return new LinuxTun(name, fd, mtu, offload);
     } catch (error) {
       fs.closeSync(fd);
       throw error;
     }
-    return new LinuxTun(name, fd, mtu);
   }
 
   start(handlers: TunHandlers): void {
@@ -115,18 +142,25 @@ export class LinuxTun implements TunDevice {
     const wakeFds = new Int32Array(2);
     if (libc.pipe2(wakeFds, O_CLOEXEC | O_NONBLOCK) !== 0) throw new PlatformError(`cannot create a pipe for the TUN reader: ${lastErrno().code}`);
     this.wakeFds = wakeFds;
-    const memory = createPacketRingMemory();
+    const memory = createPacketRingMemory(0, this.offload ? SEGMENT_SLOTS : 0);
     const ring = new PacketRingConsumer(memory, addressOf(new Uint8Array(memory.slots, 0, 1)));
     this.ring = ring;
-    const workerData: ReaderData = { tunFd: this.fd, wakeFd: wakeFds[0]!, ring: memory };
+    const workerData: ReaderData = { tunFd: this.fd, wakeFd: wakeFds[0]!, ring: memory, vnetHeader: this.offload };
     const reader = new Worker(workerScriptUrl(import.meta.url, './linux-reader.js'), { workerData });
     this.reader = reader;
     this.stopped = new Promise((resolve) => reader.once('exit', () => resolve()));
-    const handle =
+    const deliver =
       handlers.slotPacket !== undefined
         ? handlers.slotPacket
         : (slot: TransportSlot, length: number) => handlers.packet(slot.packetArea.subarray(0, length));
-    const flush = handlers.flush ?? (() => undefined);
+    const deviceFlush = handlers.flush ?? (() => undefined);
+    let handle = deliver;
+    let flush = deviceFlush;
+    if (this.offload) {
+      const offload = new OffloadReader(ring, deliver, deviceFlush);
+      handle = (slot, length) => offload.packet(slot, length);
+      flush = () => offload.flush();
+    }
     reader.on('message', (message: 'ready' | { closed?: string }) => {
       if (message === DOORBELL_MESSAGE) {
         ring.drain(handle, flush);
@@ -142,10 +176,25 @@ export class LinuxTun implements TunDevice {
     });
   }
 
+  /**
+   * Write a packet: a plain write(2) (fs.writeSync costs several times more
+   * per packet, DESIGN.md), or with offloads, into the coalescer, which
+   * writes everything queued in this turn of the event loop at its end.
+   * Failing (e.g. the interface is down) drops the packet, as on a real link.
+   */
   write(packet: Uint8Array): boolean {
-    // A plain write(2): fs.writeSync costs several times more per packet (DESIGN.md).
-    // Failing (e.g. the interface is down) drops the packet, as on a real link.
-    return !this.closed && loadLibc().write(this.fd, packet, packet.length) >= 0;
+    if (this.closed) return false;
+    const coalescer = this.coalescer;
+    if (coalescer === null) return loadLibc().write(this.fd, packet, packet.length) >= 0;
+    coalescer.add(packet);
+    if (!this.writeFlushQueued) {
+      this.writeFlushQueued = true;
+      queueMicrotask(() => {
+        this.writeFlushQueued = false;
+        if (!this.closed) coalescer.flush();
+      });
+    }
+    return true;
   }
 
   /** Stop the reader thread, then close the fd (which deletes a non-persistent interface). */
