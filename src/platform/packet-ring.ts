@@ -24,9 +24,10 @@ const DOORBELL = 3;
 const CONTROL_WORDS = 4;
 
 /**
- * Slots in a ring. When the main thread falls this far behind, the reader
- * stops reading: the kernel's queue fills and drops, like wireguard-go's
- * bounded queues, instead of packets piling up in memory.
+ * Slots in a ring unless its creator says otherwise. When the main thread
+ * falls this far behind, the reader stops reading: the kernel's queue fills
+ * and drops, like wireguard-go's bounded queues, instead of packets piling up
+ * in memory.
  */
 export const RING_SLOTS = 512;
 /** The largest packet or datagram a slot holds. */
@@ -46,46 +47,47 @@ const RING_FULL_WAIT_MS = 100;
 /** The shared memory of one ring; passed to the reader thread as workerData. */
 export interface PacketRingMemory {
   control: SharedArrayBuffer;
-  /** RING_SLOTS Int32 packet lengths. */
+  /** Slots in the ring: a power of two. */
+  slotCount: number;
+  /** slotCount Int32 packet lengths. */
   lengths: SharedArrayBuffer;
   /**
-   * (RING_SLOTS + spareSlots) × SLOT_SIZE bytes. Its pages are touched only as
+   * (slotCount + spareSlots) × SLOT_SIZE bytes. Its pages are touched only as
    * packets of that size arrive. The spare slots, after the ring's, belong to
    * the main thread (the TUN side cuts super-packets into them).
    */
   slots: SharedArrayBuffer;
   spareSlots: number;
-  /** RING_SLOTS × metaSize bytes the reader fills per packet (UDP: the source address). */
+  /** slotCount × metaSize bytes the reader fills per packet (UDP: the source address). */
   meta: SharedArrayBuffer;
   metaSize: number;
 }
 
-export function createPacketRingMemory(metaSize = 0, spareSlots = 0): PacketRingMemory {
+export function createPacketRingMemory(metaSize = 0, spareSlots = 0, slotCount = RING_SLOTS): PacketRingMemory {
+  if (slotCount < 1 || (slotCount & (slotCount - 1)) !== 0) throw new RangeError(`a packet ring needs a power-of-two slot count, got ${slotCount}`);
   return {
     control: new SharedArrayBuffer(CONTROL_WORDS * Int32Array.BYTES_PER_ELEMENT),
-    lengths: new SharedArrayBuffer(RING_SLOTS * Int32Array.BYTES_PER_ELEMENT),
-    slots: new SharedArrayBuffer((RING_SLOTS + spareSlots) * SLOT_SIZE),
+    slotCount,
+    lengths: new SharedArrayBuffer(slotCount * Int32Array.BYTES_PER_ELEMENT),
+    slots: new SharedArrayBuffer((slotCount + spareSlots) * SLOT_SIZE),
     spareSlots,
-    meta: new SharedArrayBuffer(Math.max(1, RING_SLOTS * metaSize)),
+    meta: new SharedArrayBuffer(Math.max(1, slotCount * metaSize)),
     metaSize,
   };
-}
-
-/** The slot a wrapping packet counter refers to (RING_SLOTS is a power of two). */
-function slotOf(counter: number): number {
-  return counter & (RING_SLOTS - 1);
 }
 
 /** The reader thread's side. */
 export class PacketRingProducer {
   private readonly control: Int32Array;
   readonly lengths: Int32Array;
+  private readonly slotCount: number;
   private head: number;
 
   constructor(
     memory: PacketRingMemory,
     private readonly notify: () => void,
   ) {
+    this.slotCount = memory.slotCount;
     this.control = new Int32Array(memory.control);
     this.lengths = new Int32Array(memory.lengths);
     this.head = Atomics.load(this.control, HEAD);
@@ -97,22 +99,22 @@ export class PacketRingProducer {
 
   /** Slots free now. */
   get free(): number {
-    return RING_SLOTS - ((this.head - Atomics.load(this.control, TAIL)) | 0);
+    return this.slotCount - ((this.head - Atomics.load(this.control, TAIL)) | 0);
   }
 
   /** The slot the next publish() fills (valid while free > 0). */
   get nextSlot(): number {
-    return slotOf(this.head);
+    return this.head & (this.slotCount - 1);
   }
 
   /** The slot `ahead` places after nextSlot. */
   slotAhead(ahead: number): number {
-    return slotOf(this.head + ahead);
+    return (this.head + ahead) & (this.slotCount - 1);
   }
 
   /** Block until a slot is free; false when STOP was set meanwhile. */
   waitForRoom(): boolean {
-    for (let tail = Atomics.load(this.control, TAIL); ((this.head - tail) | 0) >= RING_SLOTS; tail = Atomics.load(this.control, TAIL)) {
+    for (let tail = Atomics.load(this.control, TAIL); ((this.head - tail) | 0) >= this.slotCount; tail = Atomics.load(this.control, TAIL)) {
       if (this.stopRequested) return false;
       this.ringDoorbell();
       Atomics.wait(this.control, TAIL, tail, RING_FULL_WAIT_MS);
@@ -122,7 +124,7 @@ export class PacketRingProducer {
 
   /** The packet in nextSlot is `length` bytes: hand it over. */
   publish(length: number): void {
-    this.lengths[slotOf(this.head)] = length;
+    this.lengths[this.nextSlot] = length;
     this.head = (this.head + 1) | 0;
     Atomics.store(this.control, HEAD, this.head);
   }
@@ -154,10 +156,11 @@ export class PacketRingConsumer {
     this.control = new Int32Array(memory.control);
     this.lengths = new Int32Array(memory.lengths);
     const slot = (i: number) => new TransportSlot(new Uint8Array(memory.slots, i * SLOT_SIZE, SLOT_SIZE), address < 0 ? -1 : address + i * SLOT_SIZE);
-    this.slots = Array.from({ length: RING_SLOTS }, (_, i) => slot(i));
-    this.spares = Array.from({ length: memory.spareSlots }, (_, i) => slot(RING_SLOTS + i));
+    const count = memory.slotCount;
+    this.slots = Array.from({ length: count }, (_, i) => slot(i));
+    this.spares = Array.from({ length: memory.spareSlots }, (_, i) => slot(count + i));
     this.memory = new Uint8Array(memory.slots);
-    this.metas = Array.from({ length: RING_SLOTS }, (_, i) => new Uint8Array(memory.meta, i * memory.metaSize, memory.metaSize));
+    this.metas = Array.from({ length: count }, (_, i) => new Uint8Array(memory.meta, i * memory.metaSize, memory.metaSize));
   }
 
   /**
@@ -173,11 +176,12 @@ export class PacketRingConsumer {
     let tail = Atomics.load(control, TAIL);
     let handled = 0;
     try {
-      for (let head = Atomics.load(control, HEAD); tail !== head && handled < RING_SLOTS; head = Atomics.load(control, HEAD)) {
+      const mask = this.slots.length - 1;
+      for (let head = Atomics.load(control, HEAD); tail !== head && handled < this.slots.length; head = Atomics.load(control, HEAD)) {
         let batch = 0;
         try {
           while (tail !== head && batch < RELEASE_BATCH) {
-            const slot = slotOf(tail);
+            const slot = tail & mask;
             // Advance first: a handler that throws must not see its packet again.
             tail = (tail + 1) | 0;
             batch++;

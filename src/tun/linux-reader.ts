@@ -12,7 +12,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import type { ReaderData } from './linux-reader-protocol.js';
 import { TransportSlot } from '../noise/transport-slot.js';
 import { EAGAIN, EINTR, POLLERR, POLLHUP, POLLIN, POLLNVAL, lastErrno, loadLibc } from '../platform/libc.js';
-import { DOORBELL_MESSAGE, PACKET_CAPACITY, PacketRingProducer, RING_SLOTS, SLOT_SIZE } from '../platform/packet-ring.js';
+import { DOORBELL_MESSAGE, PACKET_CAPACITY, PacketRingProducer, SLOT_SIZE } from '../platform/packet-ring.js';
 import { VIRTIO_NET_HDR_SIZE } from './virtio-net.js';
 
 /** Packets read per wake-up before ringing the doorbell (bounds latency). */
@@ -26,7 +26,7 @@ function run({ tunFd, wakeFd, ring, vnetHeader }: ReaderData): string {
   const headerSize = vnetHeader ? VIRTIO_NET_HDR_SIZE : 0;
   const readStart = TransportSlot.PACKET_OFFSET - headerSize;
   const readSize = PACKET_CAPACITY + headerSize;
-  const readAreas = Array.from({ length: RING_SLOTS }, (_, slot) => new Uint8Array(ring.slots, slot * SLOT_SIZE + readStart, readSize));
+  const readAreas = Array.from({ length: ring.slotCount }, (_, slot) => new Uint8Array(ring.slots, slot * SLOT_SIZE + readStart, readSize));
   const pollfds = new Uint8Array(2 * POLLFD_SIZE);
   const view = new DataView(pollfds.buffer);
   view.setInt32(0, tunFd, true);

@@ -29,6 +29,11 @@ const IFF_NO_PI = 0x1000;
 const IFF_VNET_HDR = 0x4000;
 /** Spare ring slots to cut TCP super-packets into before a flush must send them. */
 const SEGMENT_SLOTS = 64;
+/**
+ * Ring slots with offloads: each may hold a 64 KB super-packet (about 45
+ * segments), so fewer slots buffer as much and touch less memory.
+ */
+const OFFLOAD_RING_SLOTS = 128;
 
 /** TSWG_TUN_OFFLOAD=0 turns the TUN offloads off (to compare, or for a kernel that mishandles them). */
 function offloadWanted(): boolean {
@@ -142,7 +147,7 @@ export class LinuxTun implements TunDevice {
     const wakeFds = new Int32Array(2);
     if (libc.pipe2(wakeFds, O_CLOEXEC | O_NONBLOCK) !== 0) throw new PlatformError(`cannot create a pipe for the TUN reader: ${lastErrno().code}`);
     this.wakeFds = wakeFds;
-    const memory = createPacketRingMemory(0, this.offload ? SEGMENT_SLOTS : 0);
+    const memory = this.offload ? createPacketRingMemory(0, SEGMENT_SLOTS, OFFLOAD_RING_SLOTS) : createPacketRingMemory();
     const ring = new PacketRingConsumer(memory, addressOf(new Uint8Array(memory.slots, 0, 1)));
     this.ring = ring;
     const workerData: ReaderData = { tunFd: this.fd, wakeFd: wakeFds[0]!, ring: memory, vnetHeader: this.offload };
