@@ -2,15 +2,19 @@
  * The device: one TUN interface, one UDP port, many peers.
  *
  * Outbound: TUN packet → allowed-IPs lookup of its destination → the peer's
- * Tunnel.encapsulate → UDP datagrams to the peer's endpoint.
+ * Tunnel → UDP datagrams to the peer's endpoint.
  * Inbound: UDP datagram → message type → (handshake) MAC checks, cookies
  * under load, the initiator's static key names the peer; (others) the
- * receiver index names the peer → Tunnel.decapsulate → IP packet, whose
- * inner source must be in that peer's allowed IPs → TUN.
+ * receiver index names the peer → Tunnel → IP packet, whose inner source
+ * must be in that peer's allowed IPs → TUN.
  * Timers: each peer's next deadline is one setTimeout calling updateTimers.
  *
- * Everything runs on the main thread; the Tunnel returns what to send, so the
- * device is a switch over its outputs (DESIGN.md, the boringtun model).
+ * Reader threads fill shared rings (TUN and UDP); everything here runs on
+ * the main thread, in batches. Data packets take the fast paths — sealed or
+ * opened in place in their ring slot (Tunnel.sealTransport/openTransport),
+ * sent with one sendmmsg per batch, timers rescheduled once per batch. The
+ * rest goes through the reference path: the Tunnel returns what to send and
+ * the device is a switch over its outputs (DESIGN.md, the boringtun model).
  */
 import {
   IndexTable,
