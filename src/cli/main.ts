@@ -2,6 +2,8 @@
 import { readFileSync } from 'node:fs';
 import { parseDaemonArgs, runDaemon } from './daemon.js';
 import { CliError, genkey, genpsk, pubkey, readStdin } from './key-commands.js';
+import { runNetcheck } from './netcheck.js';
+import { runNode } from './node.js';
 
 const USAGE = `Usage: tswg [-f|--foreground] INTERFACE
        tswg <command>
@@ -19,6 +21,11 @@ Commands:
   genkey     print a new random private key (base64), as wg genkey
   pubkey     read a base64 private key on stdin, print its public key, as wg pubkey
   genpsk     print a new random pre-shared key (base64), as wg genpsk
+  netcheck   ask STUN servers for this host's public address and NAT mapping behaviour
+             (tswg netcheck --stun HOST[:PORT] ... [--json]; see tswg netcheck --help)
+  node       the overlay node: tswg node --data-dir DIR [--config FILE] [--control SOCKET]
+             [--metrics HOST:PORT] runs it; tswg node status|peers|nat|add-peer|remove-peer
+             talks to it (see tswg node --help)
   --version  print the version
   --help     show this help
 
@@ -56,6 +63,10 @@ export async function main(argv: string[]): Promise<number> {
     case 'pubkey':
       process.stdout.write(pubkey(await readStdin()));
       return 0;
+    case 'netcheck':
+      return runNetcheck(rest);
+    case 'node':
+      return runNode(rest);
     default:
       if (command.startsWith('-') && command !== '-f' && command !== '--foreground') {
         throw new CliError(`unknown option '${command}'; run 'tswg --help' for the list`);

@@ -1,0 +1,204 @@
+/**
+ * `tswg netcheck`: ask STUN servers, from one local UDP socket, how this
+ * host's traffic appears from outside: the server-reflexive address and the
+ * NAT's mapping behaviour (RFC 4787). The same mapped address seen by two
+ * different servers means the NAT maps endpoint-independently (hole punching
+ * works); different addresses mean an endpoint-dependent ("symmetric")
+ * mapping, where peers need a relay.
+ */
+import { formatEndpoint, type Endpoint } from '../device/addr.js';
+import { createLogger, parseLogLevel } from '../device/logger.js';
+import { openSocketPort } from '../nat/datagram-port.js';
+import { StunClient, parseStunServer, resolveStunServer, type BindingResult } from '../nat/stun/client.js';
+
+export const NETCHECK_USAGE = `Usage: tswg netcheck --stun HOST[:PORT] [--stun HOST[:PORT] ...] [--json] [--timeout-ms N]
+
+Ask each STUN server (RFC 8489) from one local UDP socket for this host's
+server-reflexive address, and report the NAT mapping behaviour:
+  endpoint-independent  every server saw the same address and port
+  endpoint-dependent    servers saw different ones (hole punching will not work)
+  unknown               fewer than two servers answered
+
+  --stun HOST[:PORT]  a STUN server (port 3478 when left out; IPv6 as [addr]:port); repeatable
+  --json              print a JSON summary as the last line
+  --timeout-ms N      give up on a server after N ms (default 5000)
+  --help              show this help
+
+Exit status: 0 when at least one server answered, 1 when none did, 2 on bad arguments.
+LOG_LEVEL=verbose logs every request and dropped response on stderr.
+`;
+
+const DEFAULT_TIMEOUT_MS = 5000;
+
+export type MappingBehavior = 'endpoint-independent' | 'endpoint-dependent' | 'unknown';
+
+export interface NetcheckArgs {
+  servers: string[];
+  json: boolean;
+  timeoutMs: number;
+}
+
+export interface ServerReport {
+  server: string;
+  mapped: string | null;
+  error?: string;
+  rttMs: number | null;
+}
+
+export interface NetcheckReport {
+  mapped: string | null;
+  mappingBehavior: MappingBehavior;
+  servers: ServerReport[];
+}
+
+export class NetcheckUsageError extends Error {
+  override readonly name = 'NetcheckUsageError';
+}
+
+/** Parse the arguments after `netcheck`; null means --help. Throws NetcheckUsageError. */
+export function parseNetcheckArgs(argv: string[]): NetcheckArgs | null {
+  const args: NetcheckArgs = { servers: [], json: false, timeoutMs: DEFAULT_TIMEOUT_MS };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const [flag, inline] = arg.startsWith('--') && arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
+    const value = (): string => {
+      if (inline !== undefined) return inline;
+      const next = argv[++i];
+      if (next === undefined) throw new NetcheckUsageError(`${flag} needs a value`);
+      return next;
+    };
+    switch (flag) {
+      case '--help':
+      case '-h':
+        return null;
+      case '--stun': {
+        const server = value();
+        try {
+          parseStunServer(server);
+        } catch (error) {
+          throw new NetcheckUsageError(message(error));
+        }
+        args.servers.push(server);
+        break;
+      }
+      case '--json':
+        args.json = true;
+        break;
+      case '--timeout-ms': {
+        const text = value();
+        if (!/^\d+$/.test(text) || Number(text) < 1 || Number(text) > 600_000) {
+          throw new NetcheckUsageError(`--timeout-ms must be a whole number of milliseconds in 1..600000, got '${text}'`);
+        }
+        args.timeoutMs = Number(text);
+        break;
+      }
+      default:
+        throw new NetcheckUsageError(`unknown argument '${arg}'`);
+    }
+  }
+  if (args.servers.length === 0) throw new NetcheckUsageError('give at least one --stun HOST[:PORT]');
+  return args;
+}
+
+/** endpoint-independent / endpoint-dependent from the answers of distinct servers; unknown with fewer than two. */
+export function mappingBehavior(answers: Array<{ server: Endpoint; mapped: Endpoint }>): MappingBehavior {
+  const distinct = new Map<string, string>();
+  for (const { server, mapped } of answers) distinct.set(formatEndpoint(server), formatEndpoint(mapped));
+  if (distinct.size < 2) return 'unknown';
+  return new Set(distinct.values()).size === 1 ? 'endpoint-independent' : 'endpoint-dependent';
+}
+
+const message = (error: unknown): string => (error instanceof Error ? error.message : String(error));
+
+/** Ask every server from one socket. Servers that fail to resolve or answer get an error entry. */
+export async function netcheck(args: NetcheckArgs): Promise<NetcheckReport & { localPort: number }> {
+  const log = createLogger(parseLogLevel(process.env.LOG_LEVEL), 'netcheck');
+  // The socket's family follows the first server that resolves; the others are resolved in that family.
+  const resolved: Array<Endpoint | Error> = [];
+  let family: 4 | 6 | undefined;
+  for (const text of args.servers) {
+    try {
+      const endpoint = await resolveStunServer(text, family);
+      family ??= endpoint.family;
+      resolved.push(endpoint);
+    } catch (error) {
+      resolved.push(error instanceof Error ? error : new Error(String(error)));
+    }
+  }
+  const port = await openSocketPort(family ?? 4);
+  const client = new StunClient(port, { log });
+  try {
+    const outcomes = await Promise.all(
+      resolved.map(async (server): Promise<BindingResult | Error> => {
+        if (server instanceof Error) return server;
+        return client.binding(server, { timeoutMs: args.timeoutMs }).catch((error: unknown) => new Error(message(error)));
+      }),
+    );
+    const servers: ServerReport[] = [];
+    const answers: Array<{ server: Endpoint; mapped: Endpoint }> = [];
+    outcomes.forEach((outcome, i) => {
+      const server = resolved[i]!;
+      if (outcome instanceof Error) {
+        servers.push({ server: args.servers[i]!, mapped: null, error: outcome.message, rttMs: null });
+        return;
+      }
+      servers.push({ server: args.servers[i]!, mapped: formatEndpoint(outcome.mapped), rttMs: Math.round(outcome.rttMs * 10) / 10 });
+      answers.push({ server: server as Endpoint, mapped: outcome.mapped });
+    });
+    return {
+      mapped: answers[0] !== undefined ? formatEndpoint(answers[0].mapped) : null,
+      mappingBehavior: mappingBehavior(answers),
+      servers,
+      localPort: port.localPort,
+    };
+  } finally {
+    client.close();
+    port.close();
+  }
+}
+
+function humanReport(report: NetcheckReport & { localPort: number }): string {
+  const width = Math.max(...report.servers.map((s) => s.server.length));
+  const lines = [`local UDP port ${report.localPort}`];
+  for (const s of report.servers) {
+    const what = s.mapped !== null ? `mapped ${s.mapped}  rtt ${s.rttMs} ms` : `failed: ${s.error}`;
+    lines.push(`  ${s.server.padEnd(width)}  ${what}`);
+  }
+  const answered = report.servers.filter((s) => s.mapped !== null).length;
+  lines.push(`server-reflexive address: ${report.mapped ?? 'none'}`);
+  const why =
+    report.mappingBehavior === 'unknown'
+      ? `${answered} server${answered === 1 ? '' : 's'} answered; two different servers are needed`
+      : report.mappingBehavior === 'endpoint-independent'
+        ? 'every server saw the same address and port'
+        : 'servers saw different addresses or ports';
+  lines.push(`NAT mapping: ${report.mappingBehavior} (${why})`);
+  return `${lines.join('\n')}\n`;
+}
+
+/** Run `tswg netcheck ARGS`; returns the exit status (0 answered, 1 none answered, 2 bad arguments). */
+export async function runNetcheck(argv: string[]): Promise<number> {
+  let args: NetcheckArgs | null;
+  try {
+    args = parseNetcheckArgs(argv);
+  } catch (error) {
+    process.stderr.write(`tswg netcheck: ${message(error)}\n\n${NETCHECK_USAGE}`);
+    return 2;
+  }
+  if (args === null) {
+    process.stdout.write(NETCHECK_USAGE);
+    return 0;
+  }
+  const report = await netcheck(args);
+  process.stdout.write(humanReport(report));
+  if (args.json) {
+    const { localPort: _localPort, ...json } = report;
+    process.stdout.write(`${JSON.stringify(json)}\n`);
+  }
+  if (report.mapped === null) {
+    const failures = report.servers.map((s) => `  ${s.server}: ${s.error ?? 'no answer'}`).join('\n');
+    process.stderr.write(`tswg netcheck: no STUN server answered:\n${failures}\n`);
+    return 1;
+  }
+  return 0;
+}
