@@ -6,7 +6,8 @@
  * Subscribers see only datagrams that are not WireGuard messages (the device
  * consumes those); a subscriber returns true when it consumed one.
  */
-import dgram from 'node:dgram';
+import type dgram from 'node:dgram';
+import { bindUdp } from './udp.js';
 import type { AddressInfo } from 'node:net';
 import type { Device } from '../device/device.js';
 import type { Endpoint, IpFamily } from '../device/addr.js';
@@ -39,15 +40,8 @@ export interface SocketPort extends DatagramPort {
 
 /** A plain UDP socket of its own (netcheck, tests). `port` 0 picks a free one. */
 export async function openSocketPort(family: IpFamily = 4, port = 0, address?: string): Promise<SocketPort> {
-  const socket = dgram.createSocket({ type: family === 4 ? 'udp4' : 'udp6', ipv6Only: family === 6 });
+  const socket = await bindUdp({ type: family === 4 ? 'udp4' : 'udp6', port, address, ipv6Only: family === 6 });
   const subscribers: DatagramSubscriber[] = [];
-  await new Promise<void>((resolve, reject) => {
-    socket.once('error', reject);
-    socket.bind(port, address, () => {
-      socket.off('error', reject);
-      resolve();
-    });
-  });
   socket.on('error', () => undefined); // send errors reach the send() callers
   socket.on('message', (message, info) => {
     const from: Endpoint = { family: info.family === 'IPv4' ? 4 : 6, address: info.address, port: info.port };

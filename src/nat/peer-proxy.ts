@@ -6,7 +6,8 @@
  * delivers for that remote is sent from P to the device's port, so WireGuard
  * sees the peer at 127.0.0.1:P and keeps answering there.
  */
-import dgram from 'node:dgram';
+import type dgram from 'node:dgram';
+import { bindUdp } from './udp.js';
 import type { AddressInfo } from 'node:net';
 import type { Endpoint } from '../device/addr.js';
 import { silentLogger, type Logger } from '../device/logger.js';
@@ -29,14 +30,7 @@ export class PeerProxy {
    */
   static async open(devicePort: number, forward: (datagram: Uint8Array) => void, log: Logger = silentLogger): Promise<PeerProxy> {
     if (!Number.isInteger(devicePort) || devicePort < 1 || devicePort > 65535) throw new RangeError(`device port ${devicePort} is not a UDP port`);
-    const socket = dgram.createSocket('udp4');
-    await new Promise<void>((resolve, reject) => {
-      socket.once('error', reject);
-      socket.bind(0, LOOPBACK, () => {
-        socket.off('error', reject);
-        resolve();
-      });
-    });
+    const socket = await bindUdp({ type: 'udp4', address: LOOPBACK });
     const port = (socket.address() as AddressInfo).port;
     const proxy = new PeerProxy(socket, devicePort, { family: 4, address: LOOPBACK, port });
     socket.on('error', (error) => log.error(`peer proxy ${LOOPBACK}:${port}: ${error.message}`));

@@ -8,7 +8,8 @@
  * relayed path by roaming when only the other side chose the relay.
  */
 import { randomBytes } from 'node:crypto';
-import dgram from 'node:dgram';
+import type dgram from 'node:dgram';
+import { bindUdp } from '../udp.js';
 import { isIP } from 'node:net';
 import { formatEndpoint, type Endpoint } from '../../device/addr.js';
 import { silentLogger, type Logger } from '../../device/logger.js';
@@ -90,15 +91,8 @@ export class RelayClient {
   async start(): Promise<void> {
     if (this.socket !== null) throw new Error('relay client already started');
     if (this.closed) throw new Error('relay client is closed');
-    const socket = dgram.createSocket(this.options.server.family === 4 ? 'udp4' : 'udp6');
+    const socket = await bindUdp({ type: this.options.server.family === 4 ? 'udp4' : 'udp6' });
     this.socket = socket;
-    await new Promise<void>((resolve, reject) => {
-      socket.once('error', reject);
-      socket.bind(0, () => {
-        socket.off('error', reject);
-        resolve();
-      });
-    });
     socket.on('error', (error) => this.log.error(`relay client (${this.serverText}): socket error: ${error.message}`));
     socket.on('message', (message, info) => this.receive(new Uint8Array(message.buffer, message.byteOffset, message.byteLength), info.address, info.port));
     try {

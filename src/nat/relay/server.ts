@@ -9,7 +9,8 @@
  * dropped with a rate-limited log line.
  */
 import { randomBytes } from 'node:crypto';
-import dgram from 'node:dgram';
+import type dgram from 'node:dgram';
+import { bindUdp } from '../udp.js';
 import type { AddressInfo } from 'node:net';
 import { isIP } from 'node:net';
 import { parseEndpoint, type Endpoint } from '../../device/addr.js';
@@ -294,18 +295,7 @@ export class RelayServer {
 
 /** A UDP socket on [::]:port that takes IPv4 too; plain 0.0.0.0 where IPv6 is off. */
 async function bindDualStack(port: number): Promise<dgram.Socket> {
-  const bind = (type: 'udp4' | 'udp6', address: string) =>
-    new Promise<dgram.Socket>((resolve, reject) => {
-      const socket = dgram.createSocket({ type, ipv6Only: false });
-      socket.once('error', (error) => {
-        socket.close();
-        reject(error);
-      });
-      socket.bind(port, address, () => {
-        socket.removeAllListeners('error');
-        resolve(socket);
-      });
-    });
+  const bind = (type: 'udp4' | 'udp6', address: string) => bindUdp({ type, port, address });
   try {
     return await bind('udp6', '::');
   } catch (error) {

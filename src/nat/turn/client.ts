@@ -9,7 +9,8 @@
  * else as a Send indication. So a remote node only has to use our relayed
  * address as its WireGuard endpoint, once we permitted its IP.
  */
-import dgram from 'node:dgram';
+import type dgram from 'node:dgram';
+import { bindUdp } from '../udp.js';
 import { isIP } from 'node:net';
 import { formatEndpoint, type Endpoint } from '../../device/addr.js';
 import { silentLogger, type Logger } from '../../device/logger.js';
@@ -243,15 +244,8 @@ export class TurnClient {
 
   private async openSocket(): Promise<void> {
     if (this.socket !== null) return;
-    const socket = dgram.createSocket(this.options.server.family === 4 ? 'udp4' : 'udp6');
+    const socket = await bindUdp({ type: this.options.server.family === 4 ? 'udp4' : 'udp6' });
     this.socket = socket;
-    await new Promise<void>((resolve, reject) => {
-      socket.once('error', reject);
-      socket.bind(0, () => {
-        socket.off('error', reject);
-        resolve();
-      });
-    });
     socket.on('error', (error) => this.log.error(`TURN client (${this.serverText}): socket error: ${error.message}`));
     socket.on('message', (message, info) => this.receive(new Uint8Array(message.buffer, message.byteOffset, message.byteLength), info.address, info.port));
   }
