@@ -1,0 +1,64 @@
+/**
+ * Every number and name of the overlay node in one place (seeds CATALOG §1,
+ * §2c, §4, §5, §6). Values the seeds leave open are chosen here, with why.
+ */
+
+// ---- cluster addressing (§4) -------------------------------------------------
+
+/** The cluster CIDR until SetupGlobalOverlay names one (Status reports it before setup). */
+export const DEFAULT_CLUSTER_CIDR = '10.200.0.0/16';
+/** The node's own overlay IP is slice base + 1; it is never handed to a container. */
+export const NODE_RESERVED_OFFSET = 1;
+/** The first address handed to a container: slice base + 2. */
+export const FIRST_CONTAINER_OFFSET = 2;
+/**
+ * The seeds hard-code the global device's prefix to /16 whatever the cluster
+ * prefix is; kept as the fallback when the cluster CIDR cannot supply one.
+ */
+export const GLOBAL_OVERLAY_PREFIX_LEN = 16;
+
+// ---- WireGuard device (§1) ---------------------------------------------------
+
+/** zlayer_core::DEFAULT_WG_PORT is not in the seeds; the tests use 51820 (WireGuard's customary port). */
+export const DEFAULT_WG_PORT = 51820;
+/** WireGuard inside a mesh: 1500 − 80 bytes of WireGuard/UDP/IPv6 overhead; an untuned MTU blackholes packets. */
+export const OVERLAY_MTU = 1420;
+/** Persistent keepalive of overlay peers (the 75 s stale cutoff below is 3 × this). */
+export const DEFAULT_PERSISTENT_KEEPALIVE_SECS = 25;
+/** A peer without a handshake for this long is reconnected by the NAT tick (3 × 25 s keepalive). */
+export const HANDSHAKE_STALE_SECS = 75;
+/** The endpoint text that means "no endpoint yet" (a roaming peer) in a PeerSpec. */
+export const ROAMING_ENDPOINT = '0.0.0.0:0';
+/** Environment variables that mean rootless mode (unspecified local endpoint, no iptables). */
+export const ROOTLESS_ENV_VARS: readonly string[] = Object.freeze(['TSWG_ROOTLESS', 'ZLAYER_ROOTLESS']);
+
+// ---- interface names (§2c) ---------------------------------------------------
+
+/** IFNAMSIZ − 1: the longest Linux interface name. */
+export const MAX_IFNAME_LEN = 15;
+/** Every interface the overlay creates starts with this. */
+export const INTERFACE_PREFIX = 'zl-';
+/** Hex digits of the hash in a hashed name without a usable suffix ("zl-" + 12 = 15). */
+export const HASHED_NAME_HEX_LEN = MAX_IFNAME_LEN - INTERFACE_PREFIX.length;
+/** Suffix of the node's one global device: zl-{deployment}-{instanceId}-g. */
+export const GLOBAL_SUFFIX = 'g';
+/** BridgeName answer of a setup that degraded to a VM-only overlay (no host adapter). */
+export const HOST_ADAPTER_DISABLED_NAME = '(host-adapter-disabled)';
+
+// ---- control API and files ---------------------------------------------------
+
+/** Where `tswg node` listens unless --control says otherwise. */
+export const DEFAULT_CONTROL_SOCKET = '/run/tswg/node.sock';
+/** The control socket and the state file hold keys or drive the network: owner only. */
+export const CONTROL_SOCKET_MODE = 0o600;
+export const STATE_FILE_MODE = 0o600;
+/** The node's state inside --data-dir (identity, ports, assignments). */
+export const STATE_FILE_NAME = 'node-state.json';
+/** Version of the state file's format. */
+export const STATE_VERSION = 1;
+/** Random bytes of a generated instance id (hex, 8 characters: keeps zl-{dep}-{id}-g short). */
+export const INSTANCE_ID_BYTES = 4;
+/** A control request line longer than this is refused (a peer list of 5,000 peers fits many times over). */
+export const MAX_CONTROL_LINE_BYTES = 1024 * 1024;
+/** Peer scope of a request that names none. */
+export const DEFAULT_SCOPE = 'global';
