@@ -373,20 +373,32 @@ export class Device implements UapiHandler {
     return { endpoint: peer.endpoint, lastHandshakeTimeMs: peer.lastHandshakeTime, rxBytes: peer.rxBytes, txBytes: peer.txBytes };
   }
 
-  /** Point a configured peer at `endpoint` (as `wg set … endpoint` does). Returns false for an unknown key. */
+  /**
+   * Point a configured peer at `endpoint` (as `wg set … endpoint` does), and
+   * let the next handshake initiation go there at once: one sent within the
+   * last REKEY_TIMEOUT went to the old endpoint (or nowhere). Returns false
+   * for an unknown key.
+   */
   setPeerEndpoint(publicKey: Uint8Array, endpoint: Endpoint): boolean {
     const peer = this.peers.get(Buffer.from(publicKey).toString('hex'));
     if (peer === undefined) return false;
+    if (!endpointsEqual(peer.endpoint, endpoint)) peer.tunnel?.endpointChanged();
     peer.endpoint = endpoint;
     return true;
   }
 
-  /** Start a handshake with the peer now (NAT traversal probes a candidate with one). Returns false for an unknown key or no private key. */
+  /**
+   * Start a handshake with the peer now (NAT traversal probes a candidate
+   * with one). Returns true when an initiation went out; false for an unknown
+   * key, no private key, no endpoint, or one sent within REKEY_TIMEOUT.
+   */
   initiateHandshake(publicKey: Uint8Array): boolean {
     const peer = this.peers.get(Buffer.from(publicKey).toString('hex'));
-    if (peer === undefined || peer.tunnel === null) return false;
-    this.act(peer, peer.tunnel.initiateHandshake(), null);
-    return true;
+    if (peer === undefined || peer.tunnel === null || peer.endpoint === null) return false;
+    const out = peer.tunnel.initiateHandshake();
+    const sent = out.network.length > 0;
+    this.act(peer, out, null);
+    return sent;
   }
 
   // ---- configuration (UAPI) ----------------------------------------------

@@ -250,6 +250,15 @@ export class Tunnel {
     return out;
   }
 
+  /**
+   * Let the next initiation go out at once, despite the one-per-REKEY_TIMEOUT
+   * limit: the peer has a new endpoint (NAT traversal moved it), so an earlier
+   * initiation went somewhere else or nowhere.
+   */
+  endpointChanged(): void {
+    this.handshake.lastSentAt = null;
+  }
+
   /** Send a keepalive now (e.g. right after configuring persistent keepalive). */
   sendKeepalive(): TunnelOutput {
     const out = emptyOutput();

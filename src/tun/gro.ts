@@ -5,11 +5,13 @@
  * (virtio_net_hdr with NEEDS_CSUM and GSO_TCPV4/6) — the receive half of
  * what makes a tunnel fast (wireguard-go's tcpGRO does the same). Segments
  * are joined only under the rules Linux GRO uses: same addresses, ports, IP
- * fields, ACK, window and TCP options, contiguous sequence numbers, plain
- * ACK flags (PSH ends a run), equal payload sizes (a shorter one ends a run).
- * Everything else is written as it came, in order.
+ * fields, ACK, window and TCP options, contiguous sequence numbers and IPv4
+ * IDs, plain ACK flags (PSH ends a run), equal payload sizes (a shorter one
+ * ends a run), and a TCP checksum that verifies (the kernel trusts a joined
+ * payload). Everything else is written as it came, in order: any other TCP
+ * packet of the flow (a pure ACK, a RST) ends the flow's run.
  */
-import { fold, get16, pseudoHeaderSum, put16, setIpv4HeaderChecksum } from './checksum.js';
+import { fold, get16, pseudoHeaderSum, put16, setIpv4HeaderChecksum, sumWords } from './checksum.js';
 import {
   CSUM_OFFSET,
   CSUM_START,
@@ -37,8 +39,12 @@ const MAX_SCAN = 8;
 
 /** What the coalescer needs to know of a TCP segment (filled in place, never allocated per packet). */
 class Segment {
+  /** The IP and TCP headers parse: the flow is known (addresses, ports). */
+  tcp = false;
+  /** And it may join a run. */
   coalescable = false;
   v6 = false;
+  ipv4Id = 0;
   ipHeaderLength = 0;
   tcpHeaderLength = 0;
   payloadLength = 0;
@@ -46,6 +52,7 @@ class Segment {
   flags = 0;
 
   read(packet: Uint8Array): void {
+    this.tcp = false;
     this.coalescable = false;
     const length = packet.length;
     if (length < 20) return;
@@ -66,9 +73,13 @@ class Segment {
     if (this.tcpHeaderLength < 20 || tcp + this.tcpHeaderLength > length) return;
     this.payloadLength = length - tcp - this.tcpHeaderLength;
     this.flags = packet[tcp + 13]!;
+    this.tcp = true;
     // Only plain data segments: ACK, optionally PSH; nothing urgent.
     if (this.payloadLength === 0 || (this.flags & ~TCP_PSH) !== TCP_ACK || get16(packet, tcp + 18) !== 0) return;
+    // A corrupt segment must reach the kernel alone, which drops it; joined, its payload would be trusted.
+    if (fold(pseudoHeaderSum(packet, 0, TCP_PROTOCOL, length - tcp) + sumWords(packet, tcp, length)) !== 0xffff) return;
     this.seq = packet[tcp + 4]! * 0x1000000 + ((packet[tcp + 5]! << 16) | (packet[tcp + 6]! << 8) | packet[tcp + 7]!);
+    this.ipv4Id = this.v6 ? 0 : get16(packet, 4);
     this.coalescable = true;
   }
 }
@@ -79,8 +90,12 @@ class Run {
   length = 0;
   segments = 0;
   open = false;
+  /** Started by a TCP packet whose flow is known (sameFlow works). */
+  tcp = false;
   coalescable = false;
   v6 = false;
+  /** The IPv4 ID the next segment must carry (IDs increment along a run). */
+  nextIpv4Id = 0;
   headerLength = 0;
   ipHeaderLength = 0;
   gsoSize = 0;
@@ -90,19 +105,22 @@ class Run {
     this.buffer.set(packet, VIRTIO_NET_HDR_SIZE);
     this.length = packet.length;
     this.segments = 1;
+    this.tcp = segment.tcp;
     this.coalescable = segment.coalescable;
     this.open = segment.coalescable && (segment.flags & TCP_PSH) === 0;
-    if (!segment.coalescable) return;
+    if (!segment.tcp) return;
     this.v6 = segment.v6;
     this.ipHeaderLength = segment.ipHeaderLength;
+    if (!segment.coalescable) return;
+    this.nextIpv4Id = (segment.ipv4Id + 1) & 0xffff;
     this.headerLength = segment.ipHeaderLength + segment.tcpHeaderLength;
     this.gsoSize = segment.payloadLength;
     this.nextSeq = (segment.seq + segment.payloadLength) % 0x1_0000_0000;
   }
 
-  /** Same flow: addresses and ports (the runs looked at are all coalescable). */
+  /** Same flow: addresses and ports (both are TCP packets whose headers parse). */
   sameFlow(packet: Uint8Array, segment: Segment): boolean {
-    if (segment.v6 !== this.v6) return false;
+    if (segment.v6 !== this.v6 || segment.ipHeaderLength !== this.ipHeaderLength) return false;
     const b = this.buffer;
     const o = VIRTIO_NET_HDR_SIZE;
     const [from, to] = this.v6 ? [8, 40] : [12, 20];
@@ -114,7 +132,8 @@ class Run {
 
   /** May `packet` (same flow) extend this run? */
   accepts(packet: Uint8Array, segment: Segment): boolean {
-    if (!this.open || segment.ipHeaderLength + segment.tcpHeaderLength !== this.headerLength) return false;
+    if (!this.open || !segment.coalescable || segment.ipHeaderLength + segment.tcpHeaderLength !== this.headerLength) return false;
+    if (!this.v6 && segment.ipv4Id !== this.nextIpv4Id) return false;
     if (segment.seq !== this.nextSeq || segment.payloadLength > this.gsoSize || this.length + segment.payloadLength > MAX_COALESCED) return false;
     const b = this.buffer;
     const o = VIRTIO_NET_HDR_SIZE;
@@ -136,6 +155,7 @@ class Run {
     this.length += segment.payloadLength;
     this.segments++;
     this.nextSeq = (this.nextSeq + segment.payloadLength) % 0x1_0000_0000;
+    this.nextIpv4Id = (segment.ipv4Id + 1) & 0xffff;
     if ((segment.flags & TCP_PSH) !== 0) {
       this.buffer[VIRTIO_NET_HDR_SIZE + this.ipHeaderLength + 13]! |= TCP_PSH;
       this.open = false;
@@ -185,15 +205,17 @@ export class TcpCoalescer {
   add(packet: Uint8Array): void {
     const segment = this.segment;
     segment.read(packet);
-    if (segment.coalescable) {
+    if (segment.tcp) {
       for (let i = this.count - 1; i >= 0 && i >= this.count - MAX_SCAN; i--) {
         const run = this.runs[i]!;
-        if (!run.coalescable || !run.sameFlow(packet, segment)) continue;
+        if (!run.tcp || !run.sameFlow(packet, segment)) continue;
         if (run.accepts(packet, segment)) {
           run.append(packet, segment);
           return;
         }
-        break; // only the flow's latest run may grow, or its segments would be reordered
+        // Only the flow's latest run may grow, or its packets would be reordered; this one is done.
+        run.open = false;
+        break;
       }
     }
     if (this.count === MAX_PENDING) this.flush();
