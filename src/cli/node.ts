@@ -1,0 +1,239 @@
+/**
+ * `tswg node …`: the overlay node daemon and the client commands that talk
+ * to it over its control socket.
+ *
+ *   tswg node --data-dir DIR [--config FILE] [--control SOCKET] [--metrics HOST:PORT]
+ *   tswg node status|peers|nat [--control SOCKET] [--json]
+ *   tswg node add-peer --public-key KEY --endpoint IP:PORT --allowed-ips CIDR[,CIDR…] [--keepalive N]
+ *   tswg node remove-peer --public-key KEY
+ *
+ * People get tables; --json prints the node's answer as it came (one JSON
+ * object), for scripts. An Err answer exits 1 with its message.
+ */
+import { createLogger, parseLogLevel } from '../device/logger.js';
+import { DEFAULT_CONTROL_SOCKET, ROAMING_ENDPOINT } from '../overlay/constants.js';
+import { requestOnce } from '../overlay/control-client.js';
+import { parseListenAddress, runNodeDaemon } from '../overlay/node-daemon.js';
+import { StateStore } from '../overlay/state-store.js';
+import type { NatStatusWire, Request, Response, StatusSnapshot } from '../overlay/protocol.js';
+import { formatNatStatusTable, formatPeersTable, formatStatusTable } from '../overlay/status.js';
+import { CliError } from './key-commands.js';
+
+export const NODE_USAGE = `Usage: tswg node --data-dir DIR [--config FILE] [--control SOCKET] [--metrics HOST:PORT]
+       tswg node status|peers|nat [--control SOCKET] [--json] [--watch SECONDS]
+       tswg node add-peer --public-key KEY --endpoint IP:PORT --allowed-ips CIDR[,CIDR...] [--keepalive N] [--control SOCKET] [--json]
+       tswg node remove-peer --public-key KEY [--control SOCKET] [--json]
+       tswg node pubkey --data-dir DIR
+
+The overlay node: one global WireGuard interface (zl-<deployment>-<instance>-g)
+per machine, its overlay IP, its peers, NAT traversal, status and metrics.
+
+Daemon (stays in the foreground; SIGINT/SIGTERM reverts everything and exits 0):
+  --data-dir DIR        state: keys, instance id, IP assignments (created, mode 0700)
+  --config FILE         JSON or YAML: deployment, clusterCidr, [sliceCidr, wgPort, nat,
+                        instanceId], peers: [{publicKey, endpoint, allowedIps,
+                        persistentKeepaliveSecs}]; applied at start, so a mesh comes
+                        up with no orchestrator
+  --control SOCKET      the control socket (default ${DEFAULT_CONTROL_SOCKET}, mode 0600)
+  --metrics HOST:PORT   serve Prometheus metrics on http://HOST:PORT/metrics
+  LOG_LEVEL=verbose|error|silent sets the logging (stderr).
+
+Client commands (talk to a running node over --control SOCKET):
+  status       interface, node IP, key, CIDRs and a table of peers
+  peers        the peer table only
+  nat          NAT candidates, per-peer connection type, last refresh
+  add-peer     add (or update) a peer on the global overlay
+  remove-peer  remove a peer
+  pubkey       print the node's public key from --data-dir (created there on first use,
+               so peers' configs can be written before the node first runs)
+  --json       print the node's answer as one JSON object
+  --watch S    (status, peers, nat) ask again every S seconds until interrupted
+`;
+
+export interface NodeDaemonArgs {
+  dataDir: string;
+  configPath?: string;
+  controlPath: string;
+  metrics?: { host: string; port: number };
+}
+
+/** `--watch` bounds: faster than 10 Hz is noise, slower than an hour is not watching. */
+const MIN_WATCH_SECONDS = 0.1;
+const MAX_WATCH_SECONDS = 3600;
+const CLEAR_SCREEN = '\x1b[H\x1b[2J';
+
+type ClientCommand = 'status' | 'peers' | 'nat' | 'add-peer' | 'remove-peer';
+const CLIENT_COMMANDS: readonly ClientCommand[] = ['status', 'peers', 'nat', 'add-peer', 'remove-peer'];
+
+/** Flags as a map; `--flag value` and `--flag=value`. Boolean flags are listed. */
+function parseFlags(argv: readonly string[], valued: readonly string[], booleans: readonly string[]): Map<string, string> {
+  const flags = new Map<string, string>();
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (!arg.startsWith('--')) throw new CliError(`unexpected argument '${arg}'; run 'tswg node --help'`);
+    const eq = arg.indexOf('=');
+    const flag = eq < 0 ? arg : arg.slice(0, eq);
+    if (booleans.includes(flag)) {
+      if (eq >= 0) throw new CliError(`${flag} takes no value`);
+      flags.set(flag, 'true');
+      continue;
+    }
+    if (!valued.includes(flag)) throw new CliError(`unknown option '${flag}'; run 'tswg node --help'`);
+    const value = eq >= 0 ? arg.slice(eq + 1) : argv[++i];
+    if (value === undefined || value === '') throw new CliError(`${flag} needs a value`);
+    if (flags.has(flag)) throw new CliError(`${flag} given twice`);
+    flags.set(flag, value);
+  }
+  return flags;
+}
+
+export function parseNodeDaemonArgs(argv: readonly string[]): NodeDaemonArgs {
+  const flags = parseFlags(argv, ['--data-dir', '--config', '--control', '--metrics'], []);
+  const dataDir = flags.get('--data-dir');
+  if (dataDir === undefined) throw new CliError("tswg node needs --data-dir DIR; run 'tswg node --help'");
+  const args: NodeDaemonArgs = { dataDir, controlPath: flags.get('--control') ?? DEFAULT_CONTROL_SOCKET };
+  const config = flags.get('--config');
+  if (config !== undefined) args.configPath = config;
+  const metrics = flags.get('--metrics');
+  if (metrics !== undefined) {
+    try {
+      args.metrics = parseListenAddress(metrics);
+    } catch (error) {
+      throw new CliError((error as Error).message);
+    }
+  }
+  return args;
+}
+
+/** The request a client command sends (after checking its flags). */
+export function clientRequest(command: ClientCommand, flags: Map<string, string>): Request {
+  const required = (flag: string): string => {
+    const value = flags.get(flag);
+    if (value === undefined) throw new CliError(`tswg node ${command} needs ${flag}`);
+    return value;
+  };
+  switch (command) {
+    case 'status':
+    case 'peers':
+      return { type: 'Status' };
+    case 'nat':
+      return { type: 'NatStatus' };
+    case 'remove-peer':
+      return { type: 'RemovePeer', pubkey: required('--public-key'), scope: 'global' };
+    case 'add-peer': {
+      const keepaliveText = flags.get('--keepalive') ?? '0';
+      if (!/^\d{1,5}$/.test(keepaliveText) || Number(keepaliveText) > 65535) throw new CliError(`--keepalive: expected seconds 0..65535, got '${keepaliveText}'`);
+      return {
+        type: 'AddPeer',
+        peer: {
+          publicKey: required('--public-key'),
+          endpoint: flags.get('--endpoint') ?? ROAMING_ENDPOINT,
+          allowedIps: required('--allowed-ips'),
+          persistentKeepaliveSecs: Number(keepaliveText),
+          candidates: [],
+        },
+        scope: 'global',
+      };
+    }
+  }
+}
+
+function render(command: ClientCommand, response: Response): string {
+  switch (response.type) {
+    case 'Status': {
+      const { type: _type, ...snapshot } = response;
+      const status = snapshot as StatusSnapshot;
+      return command === 'peers' ? formatPeersTable(status.peers) : formatStatusTable(status);
+    }
+    case 'NatStatus': {
+      const { type: _type, ...nat } = response;
+      return formatNatStatusTable(nat as NatStatusWire);
+    }
+    default:
+      return 'ok\n';
+  }
+}
+
+/** Ask once and print; returns the exit code. */
+async function askAndPrint(command: ClientCommand, path: string, request: Request, json: boolean): Promise<number> {
+  let response: Response;
+  try {
+    response = await requestOnce(path, request);
+  } catch (error) {
+    throw new CliError((error as Error).message);
+  }
+  if (json) {
+    process.stdout.write(`${JSON.stringify(response)}\n`);
+    return response.type === 'Err' ? 1 : 0;
+  }
+  if (response.type === 'Err') throw new CliError(response.message);
+  const text = render(command, response);
+  process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+  return 0;
+}
+
+async function runClient(command: ClientCommand, argv: readonly string[]): Promise<number> {
+  const readOnly = command === 'status' || command === 'peers' || command === 'nat';
+  const valued = [
+    '--control',
+    ...(readOnly ? ['--watch'] : []),
+    ...(command === 'add-peer' ? ['--public-key', '--endpoint', '--allowed-ips', '--keepalive'] : []),
+    ...(command === 'remove-peer' ? ['--public-key'] : []),
+  ];
+  const flags = parseFlags(argv, valued, ['--json']);
+  const request = clientRequest(command, flags);
+  const path = flags.get('--control') ?? DEFAULT_CONTROL_SOCKET;
+  const json = flags.has('--json');
+  const watch = flags.get('--watch');
+  if (watch === undefined) return askAndPrint(command, path, request, json);
+  const seconds = Number(watch);
+  if (!Number.isFinite(seconds) || seconds < MIN_WATCH_SECONDS || seconds > MAX_WATCH_SECONDS) {
+    throw new CliError(`--watch: expected seconds ${MIN_WATCH_SECONDS}..${MAX_WATCH_SECONDS}, got '${watch}'`);
+  }
+  // Redraw until interrupted (SIGINT ends the process as usual).
+  for (;;) {
+    if (!json && process.stdout.isTTY) process.stdout.write(CLEAR_SCREEN);
+    if (!json) process.stdout.write(`${new Date().toISOString()}  ${path}\n`);
+    await askAndPrint(command, path, request, json);
+    await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+  }
+}
+
+export async function runNode(argv: readonly string[]): Promise<number> {
+  const [first, ...rest] = argv;
+  if (first === '--help' || first === '-h' || first === 'help' || argv.includes('--help')) {
+    process.stdout.write(NODE_USAGE);
+    return 0;
+  }
+  if (first !== undefined && (CLIENT_COMMANDS as readonly string[]).includes(first)) return runClient(first as ClientCommand, rest);
+  if (first === 'pubkey') {
+    const dataDir = parseFlags(rest, ['--data-dir'], []).get('--data-dir');
+    if (dataDir === undefined) throw new CliError('tswg node pubkey needs --data-dir DIR');
+    try {
+      process.stdout.write(`${new StateStore(dataDir).load().publicKey}\n`);
+    } catch (error) {
+      throw new CliError((error as Error).message);
+    }
+    return 0;
+  }
+  if (first !== undefined && !first.startsWith('-')) throw new CliError(`unknown node command '${first}'; run 'tswg node --help'`);
+  const args = parseNodeDaemonArgs(argv);
+  const log = createLogger(parseLogLevel(process.env.LOG_LEVEL), 'node');
+  try {
+    return await runNodeDaemon({
+      dataDir: args.dataDir,
+      controlPath: args.controlPath,
+      log,
+      ...(args.configPath === undefined ? {} : { configPath: args.configPath }),
+      ...(args.metrics === undefined ? {} : { metrics: args.metrics }),
+      onReady: ({ controlPath, metricsAddress, bridgeName }) => {
+        const parts = [`control ${controlPath}`];
+        if (bridgeName !== null) parts.push(`interface ${bridgeName}`);
+        if (metricsAddress !== null) parts.push(`metrics http://${metricsAddress}/metrics`);
+        process.stdout.write(`tswg node: ready (${parts.join(', ')})\n`);
+      },
+    });
+  } catch (error) {
+    throw new CliError((error as Error).message);
+  }
+}

@@ -1,0 +1,155 @@
+/**
+ * The control socket in-process, with the real engine behind it (no global
+ * overlay is set up, so nothing on the host changes): socket and directory
+ * modes, refusing a second node and a non-socket, replacing a stale socket,
+ * per-line Err naming the field with the connection staying usable, 1,000
+ * malformed lines followed by a valid request, answers in request order
+ * across pipelined requests, an over-long line, a fuzz of mutated requests,
+ * and the client's message when nobody listens.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { silentLogger } from '../../src/device/logger.js';
+import { MAX_CONTROL_LINE_BYTES } from '../../src/overlay/constants.js';
+import { ControlClient } from '../../src/overlay/control-client.js';
+import { ControlServer } from '../../src/overlay/control-server.js';
+import { OverlayEngine } from '../../src/overlay/engine.js';
+import { Rng, fuzzSeed } from '../helpers/fuzz.js';
+import { MALFORMED_CASES, randomMalformedLine } from '../helpers/overlay-malformed.js';
+
+const dirs: string[] = [];
+const servers: ControlServer[] = [];
+
+function freshDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'tswg-ctl-'));
+  dirs.push(dir);
+  return dir;
+}
+
+async function startServer(path?: string): Promise<{ server: ControlServer; engine: OverlayEngine; path: string }> {
+  const engine = new OverlayEngine({ dataDir: freshDir(), log: silentLogger, rootless: true });
+  const socketPath = path ?? join(freshDir(), 'sub', 'node.sock');
+  const server = await ControlServer.listen(socketPath, (request) => engine.handle(request));
+  servers.push(server);
+  return { server, engine, path: socketPath };
+}
+
+/** Write raw bytes and collect `count` answer lines. */
+function exchange(path: string, payload: string, count: number): Promise<string[]> {
+  return new Promise((resolve, reject) => {
+    const socket = net.createConnection(path);
+    let text = '';
+    socket.on('data', (chunk) => {
+      text += chunk.toString('utf8');
+      const lines = text.split('\n');
+      if (lines.length > count) {
+        socket.destroy();
+        resolve(lines.slice(0, count));
+      }
+    });
+    socket.on('error', reject);
+    socket.on('close', () => reject(new Error(`connection closed after ${text.split('\n').length - 1} of ${count} answers`)));
+    socket.write(payload);
+  });
+}
+
+afterEach(async () => {
+  for (const server of servers.splice(0)) await server.close();
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('control socket', () => {
+  it('creates the directory 0755 and the socket 0600, and removes the socket on close', async () => {
+    const { server, path } = await startServer();
+    expect(statSync(path).isSocket()).toBe(true);
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+    expect(statSync(join(path, '..')).mode & 0o777).toBe(0o755);
+    await server.close();
+    expect(existsSync(path)).toBe(false);
+  });
+
+  it('refuses to start where another node answers, and on a path that is not a socket', async () => {
+    const { path } = await startServer();
+    await expect(ControlServer.listen(path, async () => ({ type: 'Ok' }))).rejects.toThrow(`another tswg node is already listening on ${path}`);
+    const file = join(freshDir(), 'plain');
+    writeFileSync(file, 'x');
+    await expect(ControlServer.listen(file, async () => ({ type: 'Ok' }))).rejects.toThrow(/is not a socket/);
+  });
+
+  it('replaces a stale socket left by a killed process', async () => {
+    const path = join(freshDir(), 'stale.sock');
+    // A process that binds the socket and dies by SIGKILL leaves the file behind.
+    const child = spawn(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(path)}, () => process.kill(process.pid, 'SIGKILL'))`]);
+    await new Promise((resolve) => child.once('exit', resolve));
+    expect(statSync(path).isSocket()).toBe(true);
+    const { path: listening } = await startServer(path);
+    const client = await ControlClient.connect(listening);
+    expect((await client.request({ type: 'Status' })).type).toBe('Status');
+    client.close();
+  });
+
+  it('answers each malformed line with an Err naming the field, and the connection stays usable', async () => {
+    const { path } = await startServer();
+    const client = await ControlClient.connect(path);
+    for (const { line, mentions } of MALFORMED_CASES) {
+      const response = await client.requestLine(line);
+      expect(response.type, line).toBe('Err');
+      expect((response as { message: string }).message, line).toContain(mentions);
+    }
+    expect((await client.request({ type: 'Status' })).type).toBe('Status');
+    client.close();
+  });
+
+  it('survives 1,000 malformed lines sent at once, then answers a valid request', async () => {
+    const { path } = await startServer();
+    const rng = new Rng(fuzzSeed());
+    const lines: string[] = [];
+    for (let i = 0; i < 1000; i++) lines.push(i % 2 === 0 ? MALFORMED_CASES[i % MALFORMED_CASES.length]!.line : `#${randomMalformedLine(rng)}`);
+    const answers = await exchange(path, `${lines.join('\n')}\n{"type":"NatStatus"}\n`, 1001);
+    for (const answer of answers.slice(0, 1000)) expect(JSON.parse(answer).type).toBe('Err');
+    expect(JSON.parse(answers[1000]!)).toEqual({ type: 'NatStatus', candidates: [], peers: [], lastRefresh: 0 });
+  });
+
+  it('never crashes on mutated requests (seeded fuzz), answering every line with one JSON object', async () => {
+    const { path } = await startServer();
+    const seed = fuzzSeed();
+    const rng = new Rng(seed);
+    const lines = Array.from({ length: 500 }, () => randomMalformedLine(rng)).filter((line) => line.trim() !== '');
+    const answers = await exchange(path, `${lines.join('\n')}\n{"type":"Status"}\n`, lines.length + 1);
+    for (const answer of answers) expect(['Ok', 'Err', 'Ip', 'Status', 'NatStatus'], `seed ${seed}`).toContain(JSON.parse(answer).type);
+    expect(JSON.parse(answers.at(-1)!).type).toBe('Status');
+  });
+
+  it('answers pipelined requests one at a time in order', async () => {
+    const { path } = await startServer();
+    const payload = Array.from({ length: 100 }, (_, i) => JSON.stringify({ type: 'AllocateIp', service: `s${i}`, joinGlobal: false })).join('\n');
+    const answers = (await exchange(path, `${payload}\n`, 100)).map((line) => JSON.parse(line) as { type: string; ip: string });
+    expect(answers.map((a) => a.ip)).toEqual(Array.from({ length: 100 }, (_, i) => `10.200.0.${i + 2}`));
+  });
+
+  it('answers an over-long line with an Err and keeps serving', async () => {
+    const { path } = await startServer();
+    const long = `{"type":"Status","pad":"${'x'.repeat(MAX_CONTROL_LINE_BYTES + 10)}"}`;
+    const answers = await exchange(path, `${long}\n{"type":"Status"}\n`, 2);
+    expect(JSON.parse(answers[0]!)).toEqual({ type: 'Err', message: expect.stringContaining('longer than') });
+    expect(JSON.parse(answers[1]!).type).toBe('Status');
+  });
+
+  it('serialises requests across connections', async () => {
+    const { path } = await startServer();
+    const clients = await Promise.all([0, 1, 2, 3].map(() => ControlClient.connect(path)));
+    const answers = await Promise.all(clients.flatMap((c) => Array.from({ length: 10 }, () => c.request({ type: 'AllocateIp', service: 'x', joinGlobal: false }))));
+    const ips = answers.map((a) => (a as { ip: string }).ip);
+    expect(new Set(ips).size).toBe(40);
+    for (const c of clients) c.close();
+  });
+
+  it('tells a client plainly when no node listens', async () => {
+    const path = join(freshDir(), 'absent.sock');
+    await expect(ControlClient.connect(path)).rejects.toThrow(`no tswg node is listening on ${path}`);
+  });
+});
