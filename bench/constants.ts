@@ -41,6 +41,11 @@ export const E2E_UDP_FULL = 1372;
 export const E2E_SETTLE_MS = 300;
 /** iperf3 control port; each pair has its own namespaces, so one port serves all. */
 export const IPERF3_PORT = 5201;
+/**
+ * Seconds iperf3 runs before it starts counting (--omit): TCP slow start and,
+ * for tswg, the JIT warming up the data path stay out of every pairing's figure.
+ */
+export const IPERF3_OMIT_SECONDS = 1;
 
 /** bench:scale defaults. */
 export const SCALE_PEERS_DEFAULT = 10_000;
@@ -48,3 +53,24 @@ export const SCALE_PEERS_DEFAULT = 10_000;
 export const SCALE_SETTLE_MS = 1500;
 /** How often the dump and UAPI get timings are repeated (median reported). */
 export const SCALE_REPEATS = 5;
+
+// ---- bench:nat ----
+export const NAT_TRIALS_DEFAULT = 3;
+export const NAT_IPERF3_SECONDS_DEFAULT = 3;
+/** Ping interval while waiting for the first reply (seconds; below 0.2 needs root). */
+export const NAT_PING_INTERVAL_SECONDS = 0.01;
+/** Give up on the first reply after this long (the relay paths wait out the direct phase first). */
+export const NAT_FIRST_REPLY_DEADLINE_SECONDS = 60;
+/** A tick may take the whole direct phase plus every relay attempt. */
+export const NAT_TICK_TIMEOUT_MS = 60_000;
+export const STUN_PORT = 3478;
+export const RELAY_PORT = 3479;
+export const TURN_USER = { name: 'tswg', password: 'bench-nat-password' };
+export const RELAY_CREDENTIAL = 'bench-nat-relay-secret';
+/** coturn relay ports, and the peer ranges it must allow (the topology's documentation ranges). */
+export const TURN_MIN_PORT = 49152;
+export const TURN_MAX_PORT = 49400;
+export const TURN_ALLOWED_PEERS = ['198.51.100.0-198.51.100.255', '203.0.113.0-203.0.113.255'];
+/** Tunnel addresses: 10.99.<trial-pair>.1 (A) and .2 (B). */
+export const TUNNEL_PREFIX = '10.99';
+export const TUNNEL_INTERFACE = 'wg0';

@@ -28,175 +28,50 @@
  * temp files) is removed on every exit path, Ctrl-C included (the
  * scripts/lib/netns.ts cleanup registry).
  */
-import { existsSync, writeFileSync } from 'node:fs';
-import { connect, type Socket } from 'node:net';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { cleanup, createTempDir, execIn, ip, requireCommands, requireRoot, startIn, waitUntil, type NamespaceProcess } from '../scripts/lib/netns.js';
+import { cleanup, ip, requireCommands, requireRoot, startIn } from '../scripts/lib/netns.js';
+import { startCoturn, type Coturn } from '../scripts/lib/coturn.js';
 import { createNatTopology, type Home, type NatBehaviour, type NatTopology, type PublicHost } from '../scripts/lib/nat-topology.js';
+import { startNatNode, type NatNode } from '../scripts/lib/nat-node-client.js';
 import type { CandidateWire } from '../src/nat/candidates.js';
 import type { NatConfigSpec } from '../src/nat/config.js';
 import { DEFAULT_HOLE_PUNCH_TIMEOUT_SECS } from '../src/nat/constants.js';
 import type { NatStatusWire } from '../src/nat/maintenance.js';
+import {
+  NAT_TRIALS_DEFAULT,
+  NAT_IPERF3_SECONDS_DEFAULT,
+  NAT_PING_INTERVAL_SECONDS,
+  NAT_FIRST_REPLY_DEADLINE_SECONDS,
+  NAT_TICK_TIMEOUT_MS,
+  STUN_PORT,
+  RELAY_PORT,
+  TURN_USER,
+  RELAY_CREDENTIAL,
+  TURN_MIN_PORT,
+  TURN_MAX_PORT,
+  TURN_ALLOWED_PEERS,
+  TUNNEL_PREFIX,
+  TUNNEL_INTERFACE,
+} from './constants.js';
 import { Iperf3Server, runIperf3 } from './lib/iperf.js';
 import { machineInfo, machineLine } from './lib/machine.js';
 import { median } from './lib/stats.js';
 import { formatTable, markdownTable, type Cell } from './lib/table.js';
 
-// ---- tunables (bench/constants.ts is not this file's to edit; see the report) ----
-
-const NAT_TRIALS_DEFAULT = 3;
-const NAT_IPERF3_SECONDS_DEFAULT = 3;
-/** Ping interval while waiting for the first reply (seconds; below 0.2 needs root). */
-const NAT_PING_INTERVAL_SECONDS = 0.01;
-/** Give up on the first reply after this long (the relay paths wait out the direct phase first). */
-const NAT_FIRST_REPLY_DEADLINE_SECONDS = 60;
-/** A tick may take the whole direct phase plus every relay attempt. */
-const NAT_TICK_TIMEOUT_MS = 60_000;
-const NAT_NODE_READY_TIMEOUT_MS = 15_000;
-const COTURN_READY_TIMEOUT_MS = 10_000;
-const STUN_PORT = 3478;
-const RELAY_PORT = 3479;
-const TURN_USER = { name: 'tswg', password: 'bench-nat-password' };
-const RELAY_CREDENTIAL = 'bench-nat-relay-secret';
-/** coturn relay ports, and the peer ranges it must allow (the topology's documentation ranges). */
-const TURN_MIN_PORT = 49152;
-const TURN_MAX_PORT = 49400;
-const TURN_ALLOWED_PEERS = ['198.51.100.0-198.51.100.255', '203.0.113.0-203.0.113.255'];
-/** Tunnel addresses: 10.99.<trial-pair>.1 (A) and .2 (B). */
-const TUNNEL_PREFIX = '10.99';
-const TUNNEL_INTERFACE = 'wg0';
-
-/** From dist/bench/nat.js to dist/scripts/nat-node.js. */
-const NAT_NODE_SCRIPT = fileURLToPath(new URL('../scripts/nat-node.js', import.meta.url));
-
-// ---- a nat-node, driven over its JSON-line control socket -----------------------
-
-interface NatNode {
-  namespace: string;
-  publicKey: string;
-  process: NamespaceProcess;
-  request<T = unknown>(command: string, fields?: Record<string, unknown>, timeoutMs?: number): Promise<T>;
-  stop(): Promise<void>;
-}
-
-/** Start scripts/nat-node.ts in `namespace` (the same protocol test/helpers/nat-node.ts speaks). */
-async function startNatNode(namespace: string): Promise<NatNode> {
-  if (!existsSync(NAT_NODE_SCRIPT)) throw new Error(`${NAT_NODE_SCRIPT} is missing; run 'npm run build' first`);
-  const controlPath = join(createTempDir('tswg-bench-nat-'), 'control.sock');
-  const child = startIn(namespace, process.execPath, [NAT_NODE_SCRIPT, '--control', controlPath, '--interface', TUNNEL_INTERFACE], {
-    name: `nat-node in ${namespace}`,
-    env: { ...process.env, LOG_LEVEL: 'verbose' },
-  });
-  let ready: { publicKey: string } | null = null;
-  await waitUntil(
-    () => {
-      if (!child.running()) throw new Error(`nat-node in ${namespace} exited early:\n${child.output()}`);
-      const line = child
-        .output()
-        .split('\n')
-        .find((text) => text.startsWith('{"ready":true'));
-      if (line !== undefined) ready = JSON.parse(line) as { publicKey: string };
-      return ready !== null;
-    },
-    `nat-node in ${namespace} to be ready`,
-    NAT_NODE_READY_TIMEOUT_MS,
-  );
-  const socket: Socket = await new Promise((resolve, reject) => {
-    const s = connect(controlPath, () => resolve(s));
-    s.once('error', reject);
-  });
-  socket.setEncoding('utf8');
-  const pending = new Map<number, { resolve: (value: unknown) => void; reject: (error: Error) => void }>();
-  let buffered = '';
-  let nextId = 1;
-  socket.on('data', (chunk: string) => {
-    buffered += chunk;
-    for (let newline = buffered.indexOf('\n'); newline >= 0; newline = buffered.indexOf('\n')) {
-      const answer = JSON.parse(buffered.slice(0, newline)) as { id: number; ok: boolean; result?: unknown; error?: string };
-      buffered = buffered.slice(newline + 1);
-      const waiter = pending.get(answer.id);
-      pending.delete(answer.id);
-      if (answer.ok) waiter?.resolve(answer.result);
-      else waiter?.reject(new Error(`nat-node in ${namespace}: ${answer.error}`));
-    }
-  });
-  socket.on('error', () => undefined);
-  socket.on('close', () => {
-    for (const waiter of pending.values()) waiter.reject(new Error(`nat-node in ${namespace} closed its control socket`));
-    pending.clear();
-  });
-  const request = <T>(command: string, fields: Record<string, unknown> = {}, timeoutMs = 30_000): Promise<T> => {
-    const id = nextId++;
-    return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        pending.delete(id);
-        reject(new Error(`nat-node in ${namespace}: '${command}' got no answer within ${timeoutMs} ms`));
-      }, timeoutMs);
-      pending.set(id, {
-        resolve: (value) => {
-          clearTimeout(timer);
-          resolve(value as T);
-        },
-        reject: (error) => {
-          clearTimeout(timer);
-          reject(error);
-        },
-      });
-      socket.write(`${JSON.stringify({ id, cmd: command, ...fields })}\n`);
-    });
-  };
-  return {
-    namespace,
-    publicKey: ready!.publicKey,
-    process: child,
-    request,
-    async stop() {
-      socket.destroy();
-      await child.stop();
-    },
-  };
-}
-
 // ---- coturn (STUN for every path, TURN for one) ----------------------------------
 
-/** coturn in `host`'s namespace with a private config; resolves once it listens on UDP. */
-async function startCoturn(host: PublicHost): Promise<NamespaceProcess> {
-  const dir = createTempDir('tswg-bench-coturn-');
-  const config = [
-    `listening-port=${STUN_PORT}`,
-    `listening-ip=${host.address}`,
-    `relay-ip=${host.address}`,
-    `min-port=${TURN_MIN_PORT}`,
-    `max-port=${TURN_MAX_PORT}`,
-    'no-tls',
-    'no-dtls',
-    'no-tcp',
-    'no-cli',
-    'fingerprint',
-    'realm=tswg.bench',
-    'lt-cred-mech',
-    `user=${TURN_USER.name}:${TURN_USER.password}`,
-    ...TURN_ALLOWED_PEERS.map((range) => `allowed-peer-ip=${range}`),
-    `userdb=${join(dir, 'turndb')}`,
-    `pidfile=${join(dir, 'turnserver.pid')}`,
-    'log-file=stdout',
-    'simple-log',
-  ];
-  const configPath = join(dir, 'turnserver.conf');
-  writeFileSync(configPath, `${config.join('\n')}\n`, { mode: 0o600 });
-  const server = startIn(host.namespace, 'turnserver', ['-c', configPath], { name: `turnserver in ${host.namespace}` });
-  await waitUntil(
-    () => {
-      if (!server.running()) throw new Error(`turnserver exited early:\n${server.output()}`);
-      return execIn(host.namespace, 'ss', ['-Hlun', `sport = :${STUN_PORT}`]).trim() !== '';
-    },
-    `turnserver on ${host.address}:${STUN_PORT}`,
-    COTURN_READY_TIMEOUT_MS,
-    50,
-  );
-  return server;
+/** coturn in `host`'s namespace: STUN for every path, TURN for one. */
+function startBenchCoturn(host: PublicHost): Promise<Coturn> {
+  return startCoturn(host.namespace, {
+    listenAddresses: [host.address],
+    port: STUN_PORT,
+    relayAddress: host.address,
+    users: [TURN_USER],
+    minPort: TURN_MIN_PORT,
+    maxPort: TURN_MAX_PORT,
+    allowedPeerRanges: TURN_ALLOWED_PEERS,
+  });
 }
 
 // ---- the paths ------------------------------------------------------------------
@@ -412,7 +287,7 @@ async function main(): Promise<void> {
   const topology = createNatTopology();
   const coturnHost = topology.addPublicHost();
   const relayHost = topology.addPublicHost();
-  await startCoturn(coturnHost);
+  await startBenchCoturn(coturnHost);
   await startRelayNode(relayHost, options);
   const servers: Servers = { stun: `${coturnHost.address}:${STUN_PORT}`, turn: `${coturnHost.address}:${STUN_PORT}`, relay: `${relayHost.address}:${RELAY_PORT}` };
   console.log(`  coturn (STUN, TURN) at ${servers.stun}, built-in relay at ${servers.relay}`);

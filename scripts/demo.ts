@@ -1,15 +1,23 @@
 /**
- * `sudo npm run demo`: tswg and wireguard-go talk to each other on this machine.
+ * `sudo npm run demo`: three tswg overlay nodes form an encrypted mesh on
+ * this machine.
  *
- * Builds two network namespaces joined by a veth pair, runs tswg in one and
- * the Debian wireguard-go in the other, configures both with wg(8), and shows
- * the handshake, a ping and a short iperf3 throughput figure through the
- * tunnel. Everything it creates is removed on every exit path.
+ * Three network namespaces share one LAN segment (a bridge); each runs
+ * `tswg node` started from a config file that names the other two as peers,
+ * so the mesh comes up with no orchestrator. The demo pings every pair over
+ * their overlay IPs, then shows node 1's live status table while iperf3
+ * pushes traffic from node 1 to node 2, and finally stops the nodes, which
+ * remove everything they created. Everything the demo creates is removed on
+ * every exit path.
  */
 import { cleanup, requireCommands, requireRoot, startIn } from './lib/netns.js';
-import { createPair, ping } from './lib/topology.js';
+import { createMesh, pingOverlay, request, startNode, writeConfig, type MeshNode } from './lib/overlay-mesh.js';
+import { formatStatusTable } from '../src/overlay/status.js';
+import type { StatusSnapshot } from '../src/overlay/protocol.js';
 
-const THROUGHPUT_SECONDS = 3;
+const NODES = 3;
+const TRAFFIC_SECONDS = 6;
+const STATUS_REFRESH_MS = 1000;
 
 function step(message: string): void {
   process.stdout.write(`\n==> ${message}\n`);
@@ -19,40 +27,66 @@ function show(text: string): void {
   process.stdout.write(`${text.replace(/^/gm, '    ').trimEnd()}\n`);
 }
 
+async function status(node: MeshNode): Promise<StatusSnapshot> {
+  const response = await request(node, { type: 'Status' });
+  if (response.type !== 'Status') throw new Error(`node ${node.instanceId} answered Status with ${JSON.stringify(response)}`);
+  return response;
+}
+
+/** Redraw node 1's status table in place on a terminal; elsewhere print each snapshot. */
+async function liveStatus(node: MeshNode, seconds: number): Promise<void> {
+  const tty = process.stdout.isTTY === true;
+  let previousLines = 0;
+  for (let second = 0; second < seconds; second++) {
+    const table = `${formatStatusTable(await status(node))}\n`;
+    if (tty && previousLines > 0) process.stdout.write(`\x1b[${previousLines}A\x1b[J`);
+    else if (!tty) process.stdout.write(`    -- ${second + 1} s --\n`);
+    process.stdout.write(table.replace(/^/gm, '    '));
+    previousLines = table.split('\n').length - 1;
+    await new Promise((resolve) => setTimeout(resolve, STATUS_REFRESH_MS));
+  }
+}
+
 async function main(): Promise<void> {
   requireRoot('the demo');
-  requireCommands('ip', 'wg', 'wireguard-go', 'ping', 'iperf3');
+  requireCommands('ip', 'ping', 'iperf3', 'wg');
 
-  step('two network namespaces joined by a veth pair: tswg in one, wireguard-go in the other, configured with wg(8)');
-  const { a: tswg, b: wgGo } = await createPair({ left: 'tswg', right: 'wireguard-go', presharedKey: true });
-  show(`${tswg.namespace}: tswg ${tswg.interfaceName} on ${tswg.outer4}, tunnel address ${tswg.inner4}`);
-  show(`${wgGo.namespace}: wireguard-go ${wgGo.interfaceName} on ${wgGo.outer4}, tunnel address ${wgGo.inner4}`);
-  show(tswg.wg('show', tswg.interfaceName));
+  step(`${NODES} network namespaces on one bridged LAN, each with a tswg node started from a config file`);
+  const mesh = createMesh(NODES);
+  for (const node of mesh.nodes) writeConfig(mesh, node);
+  for (const node of mesh.nodes) {
+    await startNode(node, { config: true });
+    show(`${node.instanceId}: LAN ${node.lanAddress}, slice ${node.sliceCidr}, overlay IP ${node.nodeIp}, key ${node.publicKey.slice(0, 12)}…`);
+  }
 
-  step('ping through the tunnel (tswg -> wireguard-go); the first packet starts the handshake');
-  show(ping(tswg, wgGo.inner4));
+  step('every node pings every other over the overlay (the first packets start the handshakes)');
+  for (const from of mesh.nodes) {
+    for (const to of mesh.nodes) {
+      if (from === to) continue;
+      await pingOverlay(from, to.nodeIp);
+      show(`${from.instanceId} → ${to.instanceId} (${to.nodeIp}): ok`);
+    }
+  }
 
-  step('the handshake as wg(8) sees it on the tswg side');
-  show(tswg.wg('show', tswg.interfaceName));
-
-  step(`iperf3 TCP for ${THROUGHPUT_SECONDS} s through the tunnel (tswg sends)`);
-  const server = startIn(wgGo.namespace, 'iperf3', ['-s', '-1', '-B', wgGo.inner4], { name: 'iperf3 server' });
+  const [first, second] = mesh.nodes as [MeshNode, MeshNode];
+  step(`node ${first.instanceId}'s status, live, while iperf3 sends from ${first.instanceId} to ${second.instanceId} for ${TRAFFIC_SECONDS} s`);
+  const server = startIn(second.namespace, 'iperf3', ['-s', '-1', '-B', second.nodeIp], { name: 'iperf3 server' });
   await new Promise((resolve) => setTimeout(resolve, 300));
-  const report = JSON.parse(tswg.exec('iperf3', ['-c', wgGo.inner4, '-t', String(THROUGHPUT_SECONDS), '-J'])) as {
-    end: { sum_received: { bits_per_second: number } };
-  };
+  const client = startIn(first.namespace, 'iperf3', ['-c', second.nodeIp, '-t', String(TRAFFIC_SECONDS), '-J'], { name: 'iperf3 client' });
+  await liveStatus(first, TRAFFIC_SECONDS + 1);
+  await client.waitForExit(10_000);
   await server.waitForExit(5000).catch(() => server.stop());
-  show(`throughput: ${(report.end.sum_received.bits_per_second / 1e6).toFixed(0)} Mbit/s`);
+  const report = JSON.parse(client.output()) as { end: { sum_received: { bits_per_second: number } } };
+  show(`throughput ${first.instanceId} → ${second.instanceId}: ${(report.end.sum_received.bits_per_second / 1e6).toFixed(0)} Mbit/s`);
 
-  step('stopping');
-  await tswg.process.stop();
-  await wgGo.process.stop();
+  step('stopping the nodes (SIGTERM): each removes its interface, routes and sysctl changes');
+  for (const node of mesh.nodes) await node.process?.stop();
 }
 
 main()
   .then(() => {
     cleanup();
-    process.stdout.write('\ndone: namespaces, processes and keys removed.\n');
+    process.stdout.write('\ndone: namespaces, processes and data directories removed.\n');
   })
   .catch((error: unknown) => {
     cleanup();

@@ -4,7 +4,7 @@
  * their JSON / text output reduced to the figures the end-to-end table shows.
  */
 import { startIn, waitUntil, execIn, type NamespaceProcess } from '../../scripts/lib/netns.js';
-import { IPERF3_PORT } from '../constants.js';
+import { IPERF3_OMIT_SECONDS, IPERF3_PORT } from '../constants.js';
 
 export interface Iperf3Test {
   protocol: 'tcp' | 'udp';
@@ -72,7 +72,9 @@ function parseJson(output: string, what: string): Iperf3Json {
 export async function runIperf3(namespace: string, server: string, test: Iperf3Test, seconds: number): Promise<Iperf3Result> {
   const args = ['-c', server, '-p', String(IPERF3_PORT), '-t', String(seconds), '-J', '-P', String(test.streams)];
   if (test.reverse) args.push('-R');
+  // UDP loss is counted from the whole test's totals, so only TCP leaves out its first second.
   if (test.protocol === 'udp') args.push('-u', '-b', '0', '-l', String(test.udpLength));
+  else args.push('-O', String(IPERF3_OMIT_SECONDS));
   const what = `iperf3 ${args.join(' ')}`;
   const client = startIn(namespace, 'iperf3', args, { name: 'iperf3 client' });
   const status = await client.waitForExit((seconds + 20) * 1000).catch(async (error: unknown) => {

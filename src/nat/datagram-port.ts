@@ -6,7 +6,6 @@
  * Subscribers see only datagrams that are not WireGuard messages (the device
  * consumes those); a subscriber returns true when it consumed one.
  */
-import type dgram from 'node:dgram';
 import { bindUdp } from './udp.js';
 import type { AddressInfo } from 'node:net';
 import type { Device } from '../device/device.js';

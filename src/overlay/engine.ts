@@ -156,6 +156,7 @@ export class OverlayEngine {
   private natConfig: NatConfig | null = null;
   /** AddPeer's wire candidates per base64 key (replayed into NatMaintenance when it starts). */
   private readonly peerCandidates = new Map<string, readonly unknown[]>();
+  /** SetLocalWgPubkey records it, as the seeds do; only service overlays (not built here) read it. */
   private localWgPubkey: string | null = null;
 
   constructor(options: OverlayEngineOptions) {

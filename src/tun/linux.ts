@@ -91,7 +91,6 @@ export function setInterfaceMtu(name: string, mtu: number): void {
 
 export class LinuxTun implements TunDevice {
   private closed = false;
-  private reader: Worker | null = null;
   private wakeFds: Int32Array | null = null;
   private stopped: Promise<void> = Promise.resolve();
   private ring: PacketRingConsumer | null = null;
@@ -152,7 +151,6 @@ export class LinuxTun implements TunDevice {
     this.ring = ring;
     const workerData: ReaderData = { tunFd: this.fd, wakeFd: wakeFds[0]!, ring: memory, vnetHeader: this.offload };
     const reader = new Worker(workerScriptUrl(import.meta.url, './linux-reader.js'), { workerData });
-    this.reader = reader;
     this.stopped = new Promise((resolve) => reader.once('exit', () => resolve()));
     const deliver =
       handlers.slotPacket !== undefined

@@ -26,7 +26,7 @@ import {
   requireCommands,
   requireRoot,
 } from '../../scripts/lib/netns.js';
-import { startCoturn, type Coturn } from '../helpers/coturn.js';
+import { startCoturn, type Coturn } from '../../scripts/lib/coturn.js';
 
 const TSWG = new URL('../../bin/tswg', import.meta.url).pathname;
 const SERVER_A = '203.0.113.1';

@@ -42,7 +42,7 @@ import {
   requireCommands,
   requireRoot,
 } from '../../scripts/lib/netns.js';
-import { startCoturn, type Coturn } from '../helpers/coturn.js';
+import { startCoturn, type Coturn } from '../../scripts/lib/coturn.js';
 import { buildIcmpEcho, parseIcmpEcho, parseIpv4 } from '../helpers/ip.js';
 
 const SERVER: Endpoint = { family: 4, address: '192.0.2.10', port: 3478 };

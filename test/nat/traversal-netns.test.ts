@@ -21,8 +21,8 @@ import { cleanup, createTempDir, execIn, leftovers, requireCommands, requireRoot
 import { createNatTopology, type Home, type PublicHost } from '../../scripts/lib/nat-topology.js';
 import { startImplementation, wgKeyPair } from '../../scripts/lib/topology.js';
 import type { NatConfigSpec } from '../../src/nat/config.js';
-import { startCoturn } from '../helpers/coturn.js';
-import { startNatNode, type NatNode } from '../helpers/nat-node.js';
+import { startCoturn } from '../../scripts/lib/coturn.js';
+import { startNatNode, type NatNode } from '../../scripts/lib/nat-node-client.js';
 
 const TURN_USER = { name: 'tswg', password: 'nat-test-password' };
 const RELAY_CREDENTIAL = 'cluster-relay-secret';

@@ -20,7 +20,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import type { Endpoint } from '../../src/device/addr.js';
 import { TurnClient, TurnError } from '../../src/nat/turn/index.js';
 import { addressAndUp, cleanup, createNamespace, createVethPair, leftovers, randomBenchmarkSubnet30, requireCommands, requireRoot } from '../../scripts/lib/netns.js';
-import { startCoturn, type Coturn } from '../helpers/coturn.js';
+import { startCoturn, type Coturn } from '../../scripts/lib/coturn.js';
 import { hex } from '../helpers/fuzz.js';
 import { openUdpDevice, type UdpDevice } from '../helpers/udp-device.js';
 

@@ -29,7 +29,7 @@ import {
   writeSecretFile,
 } from '../../scripts/lib/netns.js';
 import { TSWG_BIN, startImplementation, wgKeyPair, type Implementation, type KeyPair } from '../../scripts/lib/topology.js';
-import { startCoturn } from '../helpers/coturn.js';
+import { startCoturn } from '../../scripts/lib/coturn.js';
 import { requireAgentBuilt, startAgent } from '../helpers/nat-agent.js';
 
 const USER = { name: 'node-a', password: 's3cret-turn-password' };

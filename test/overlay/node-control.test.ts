@@ -18,7 +18,7 @@ import { ControlClient } from '../../src/overlay/control-client.js';
 import type { Response } from '../../src/overlay/protocol.js';
 import { runCommand } from '../helpers/daemon-process.js';
 import { MALFORMED_CASES } from '../helpers/overlay-malformed.js';
-import { createMesh, peerSpecOf, pingOverlay, request, setupRequest, startNode, type Mesh, type MeshNode } from '../helpers/overlay-mesh.js';
+import { createMesh, peerSpecOf, pingOverlay, request, setupRequest, startNode, type Mesh, type MeshNode } from '../../scripts/lib/overlay-mesh.js';
 
 const FAKE_KEY = 'BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBA=';
 let mesh: Mesh;

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanup, execIn, ip, requireCommands, requireRoot } from '../../scripts/lib/netns.js';
 import { TSWG_BIN } from '../../scripts/lib/topology.js';
 import { runCommand } from '../helpers/daemon-process.js';
-import { createMesh, pingOverlay, startNode, writeConfig, type Mesh, type MeshNode } from '../helpers/overlay-mesh.js';
+import { createMesh, pingOverlay, startNode, writeConfig, type Mesh, type MeshNode } from '../../scripts/lib/overlay-mesh.js';
 
 const METRICS_ADDRESS = '127.0.0.1:9586';
 let mesh: Mesh;

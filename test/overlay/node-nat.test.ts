@@ -17,8 +17,8 @@ import { cleanup, execIn, requireCommands, requireRoot } from '../../scripts/lib
 import { createNatTopology, type Home, type NatTopology } from '../../scripts/lib/nat-topology.js';
 import type { NatConfigSpec } from '../../src/nat/config.js';
 import type { Response } from '../../src/overlay/protocol.js';
-import { startCoturn } from '../helpers/coturn.js';
-import { CLUSTER_CIDR, WG_PORT, pingOverlay, prepareNode, request, startNode, uniqueDeployment, type Mesh, type MeshNode, writeConfig } from '../helpers/overlay-mesh.js';
+import { startCoturn } from '../../scripts/lib/coturn.js';
+import { CLUSTER_CIDR, WG_PORT, pingOverlay, prepareNode, request, startNode, uniqueDeployment, type Mesh, type MeshNode, writeConfig } from '../../scripts/lib/overlay-mesh.js';
 
 type NatStatus = Extract<Response, { type: 'NatStatus' }>;
 

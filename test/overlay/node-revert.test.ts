@@ -12,7 +12,7 @@
 import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanup, execIn, ip, requireCommands, requireRoot, waitUntil } from '../../scripts/lib/netns.js';
-import { createMesh, networkSnapshot, request, setupRequest, startNode, writeConfig, type Mesh, type MeshNode } from '../helpers/overlay-mesh.js';
+import { createMesh, networkSnapshot, request, setupRequest, startNode, writeConfig, type Mesh, type MeshNode } from '../../scripts/lib/overlay-mesh.js';
 
 let mesh: Mesh;
 let node: MeshNode;

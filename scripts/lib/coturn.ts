@@ -12,7 +12,7 @@
 import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createTempDir, namespaceArgv, startIn, type NamespaceProcess } from '../../scripts/lib/netns.js';
+import { createTempDir, namespaceArgv, startIn, type NamespaceProcess } from './netns.js';
 
 export interface CoturnUser {
   name: string;

@@ -8,12 +8,13 @@ import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { existsSync } from 'node:fs';
-import { createTempDir, ip, startIn, waitUntil, type NamespaceProcess } from '../../scripts/lib/netns.js';
+import { createTempDir, ip, startIn, waitUntil, type NamespaceProcess } from './netns.js';
 import type { CandidateWire } from '../../src/nat/candidates.js';
 import type { NatConfigSpec } from '../../src/nat/config.js';
 import type { NatStatusWire } from '../../src/nat/maintenance.js';
 
-export const NAT_NODE_SCRIPT = fileURLToPath(new URL('../../dist/scripts/nat-node.js', import.meta.url));
+/** scripts/nat-node.ts, compiled: beside this file in dist/, or in dist/ when this runs from the sources (vitest). */
+export const NAT_NODE_SCRIPT = fileURLToPath(new URL(import.meta.url.includes('/dist/') ? '../nat-node.js' : '../../dist/scripts/nat-node.js', import.meta.url));
 /** The TUN interface name inside each node's namespace. */
 export const NAT_NODE_INTERFACE = 'wg0';
 

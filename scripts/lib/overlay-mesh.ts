@@ -22,8 +22,8 @@ import {
   startIn,
   waitUntil,
   type NamespaceProcess,
-} from '../../scripts/lib/netns.js';
-import { TSWG_BIN } from '../../scripts/lib/topology.js';
+} from './netns.js';
+import { TSWG_BIN } from './topology.js';
 import { ControlClient } from '../../src/overlay/control-client.js';
 import type { PeerSpec, Request, Response } from '../../src/overlay/protocol.js';
 import { StateStore } from '../../src/overlay/state-store.js';
