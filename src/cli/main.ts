@@ -2,8 +2,6 @@
 import { readFileSync } from 'node:fs';
 import { parseDaemonArgs, runDaemon } from './daemon.js';
 import { CliError, genkey, genpsk, pubkey, readStdin } from './key-commands.js';
-import { runNetcheck } from './netcheck.js';
-import { runNode } from './node.js';
 
 const USAGE = `Usage: tswg [-f|--foreground] INTERFACE
        tswg <command>
@@ -64,9 +62,10 @@ export async function main(argv: string[]): Promise<number> {
       process.stdout.write(pubkey(await readStdin()));
       return 0;
     case 'netcheck':
-      return runNetcheck(rest);
+      // Loaded on demand: the WireGuard daemon should not carry NAT and overlay code in its memory.
+      return (await import('./netcheck.js')).runNetcheck(rest);
     case 'node':
-      return runNode(rest);
+      return (await import('./node.js')).runNode(rest);
     default:
       if (command.startsWith('-') && command !== '-f' && command !== '--foreground') {
         throw new CliError(`unknown option '${command}'; run 'tswg --help' for the list`);

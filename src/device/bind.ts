@@ -9,7 +9,7 @@ import { Worker } from 'node:worker_threads';
 import { PlatformError } from '../platform/errors.js';
 import { O_CLOEXEC, O_NONBLOCK, lastErrno, loadLibc, loadNetlinkLibc } from '../platform/libc.js';
 import { addressOf } from '../platform/native-memory.js';
-import { workerScriptUrl } from '../platform/worker-script.js';
+import { READER_RESOURCE_LIMITS, workerScriptUrl } from '../platform/worker-script.js';
 import { DOORBELL_MESSAGE, PacketRingConsumer, createPacketRingMemory, type SlotHandler } from '../platform/packet-ring.js';
 import { openRawUdpSocket, setSocketMark, type RawUdpSocket } from '../platform/udp-socket.js';
 import type { Endpoint } from './addr.js';
@@ -46,7 +46,7 @@ class Listener {
     const memory = createPacketRingMemory(SOCKADDR_ROOM);
     this.ring = new PacketRingConsumer(memory, addressOf(new Uint8Array(memory.slots, 0, 1)));
     const workerData: UdpReaderData = { fds: [v4?.fd ?? -1, v6?.fd ?? -1], wakeFd: this.wakeFds[0]!, ring: memory };
-    this.reader = new Worker(workerScriptUrl(import.meta.url, './udp-reader.js'), { workerData });
+    this.reader = new Worker(workerScriptUrl(import.meta.url, './udp-reader.js'), { workerData, resourceLimits: READER_RESOURCE_LIMITS });
     this.exited = new Promise((resolve) => this.reader.once('exit', () => resolve()));
     this.reader.on('message', (message: string | { closed: string }) => {
       if (message === DOORBELL_MESSAGE) this.ring.drain(handlers.datagram, handlers.flush);

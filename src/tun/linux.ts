@@ -13,7 +13,7 @@ import { Worker } from 'node:worker_threads';
 import { AF_INET, IFNAMSIZ, IFREQ_SIZE, O_CLOEXEC, O_NONBLOCK, SOCK_CLOEXEC, SOCK_DGRAM, lastErrno, loadLibc } from '../platform/libc.js';
 import type { ReaderData } from './linux-reader-protocol.js';
 import { addressOf } from '../platform/native-memory.js';
-import { workerScriptUrl } from '../platform/worker-script.js';
+import { READER_RESOURCE_LIMITS, workerScriptUrl } from '../platform/worker-script.js';
 import { DOORBELL_MESSAGE, PacketRingConsumer, createPacketRingMemory } from '../platform/packet-ring.js';
 import { DEFAULT_MTU, MAX_INTERFACE_NAME_BYTES, type TunDevice, type TunHandlers } from './tun.js';
 import type { TransportSlot } from '../noise/transport-slot.js';
@@ -150,7 +150,7 @@ export class LinuxTun implements TunDevice {
     const ring = new PacketRingConsumer(memory, addressOf(new Uint8Array(memory.slots, 0, 1)));
     this.ring = ring;
     const workerData: ReaderData = { tunFd: this.fd, wakeFd: wakeFds[0]!, ring: memory, vnetHeader: this.offload };
-    const reader = new Worker(workerScriptUrl(import.meta.url, './linux-reader.js'), { workerData });
+    const reader = new Worker(workerScriptUrl(import.meta.url, './linux-reader.js'), { workerData, resourceLimits: READER_RESOURCE_LIMITS });
     this.stopped = new Promise((resolve) => reader.once('exit', () => resolve()));
     const deliver =
       handlers.slotPacket !== undefined
