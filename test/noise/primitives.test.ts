@@ -1,7 +1,7 @@
 /**
  * Known-answer and cross-backend tests for the cryptographic primitives.
  *
- * Every published vector runs against both backends (`describe.each`). Where
+ * Every published vector runs against every backend (`describe.each`). Where
  * WireGuard's nonce layout (4 zero bytes || 64-bit LE counter) cannot express
  * a published nonce (RFC 8439 §2.8.2), the vector is checked directly against
  * the two ciphers the backends wrap: @noble/ciphers and node:crypto/OpenSSL.
@@ -25,6 +25,7 @@ import {
 } from '../../src/noise/keys.js';
 import { nobleBackend } from '../../src/noise/noble-backend.js';
 import { nodeBackend } from '../../src/noise/node-backend.js';
+import { sodiumBackend } from '../../src/noise/sodium-backend.js';
 import type { Primitives } from '../../src/noise/primitives.js';
 import { isAfter, tai64n } from '../../src/noise/tai64n.js';
 import {
@@ -166,7 +167,9 @@ function counterFor(prng: Prng, i: number): bigint {
   }
 }
 
-const BACKENDS: Primitives[] = [nobleBackend, nodeBackend];
+// sodium-native is an optional dependency that CI installs: its absence is a failure here, not a skip.
+if (sodiumBackend === null) throw new Error('sodium-native did not load: the sodium backend cannot be tested');
+const BACKENDS: Primitives[] = [nobleBackend, nodeBackend, sodiumBackend];
 
 // ---------------------------------------------------------------- the ciphers the backends wrap
 
@@ -564,6 +567,20 @@ describe('nodeBackend agrees with nobleBackend on random inputs', () => {
       // An arbitrary 32-byte u (half of them on the twist, bit 255 often set).
       const u = prng.bytes(32);
       if (toHex(nodeBackend.x25519(a, u)) !== toHex(nobleBackend.x25519(a, u))) expect.fail(`x25519 with random u differs at i=${i}`);
+    }
+  });
+
+  it(`the sodium backend's x25519 / x25519PublicKey agree with noble on ${X25519_ITERATIONS} random key pairs`, () => {
+    const sodium = sodiumBackend!;
+    const prng = new Prng(0x50d1);
+    for (let i = 0; i < X25519_ITERATIONS; i++) {
+      const a = prng.bytes(32);
+      const b = prng.bytes(32);
+      const pubB = nobleBackend.x25519PublicKey(b);
+      if (toHex(sodium.x25519PublicKey(a)) !== toHex(nobleBackend.x25519PublicKey(a))) expect.fail(`x25519PublicKey differs at i=${i}`);
+      if (toHex(sodium.x25519(a, pubB)) !== toHex(nobleBackend.x25519(a, pubB))) expect.fail(`x25519 differs at i=${i}`);
+      const u = prng.bytes(32);
+      if (toHex(sodium.x25519(a, u)) !== toHex(nobleBackend.x25519(a, u))) expect.fail(`x25519 with random u differs at i=${i}`);
     }
   });
 
