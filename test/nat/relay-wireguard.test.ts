@@ -10,98 +10,32 @@
  * relay piece runs as scripts/nat-agent.ts inside its namespace. A node with
  * the wrong credential is refused. Needs root and `npm run build`.
  */
-import { existsSync } from 'node:fs';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import {
-  addressAndUp,
-  cleanup,
-  createNamespace,
-  createTempDir,
-  createVethPair,
-  execIn,
-  leftovers,
-  randomBenchmarkSubnet30,
-  requireCommands,
-  requireRoot,
-  uniqueName,
-  waitUntil,
-  writeSecretFile,
-} from '../../scripts/lib/netns.js';
-import { TSWG_BIN, startImplementation, wgKeyPair, type Implementation, type KeyPair } from '../../scripts/lib/topology.js';
-import { requireAgentBuilt, startAgent } from '../helpers/nat-agent.js';
+import { describe, expect, it } from 'vitest';
+import { createTempDir, execIn, waitUntil } from '../../scripts/lib/netns.js';
+import { wgKeyPair } from '../../scripts/lib/topology.js';
+import { TUNNEL_DEVICE_PORT, requireTunnelTestPreconditions, starOfThree, startAgent, startTunnelNode } from '../helpers/nat-agent.js';
 
 const CREDENTIAL = 'cluster-hs256-secret-for-tests';
-const DEVICE_PORT = 51820;
 
-let preconditionError: Error | null = null;
-
-beforeAll(() => {
-  try {
-    requireRoot('test/nat/relay-wireguard.test.ts');
-    requireCommands('wireguard-go', 'wg', 'ip', 'ping');
-    if (!existsSync(new URL('../../dist/src/cli/main.js', import.meta.url))) throw new Error(`dist/ is missing (${TSWG_BIN} runs it): run \`npm run build\` first`);
-    requireAgentBuilt();
-  } catch (error) {
-    preconditionError = error as Error;
-  }
-});
-
-beforeEach(() => {
-  if (preconditionError !== null) throw preconditionError;
-});
-
-afterAll(() => {
-  cleanup();
-  expect(leftovers()).toEqual([]);
-});
-
-interface Node {
-  namespace: string;
-  interfaceName: string;
-  keys: KeyPair;
-  outer: string;
-  inner: string;
-  wg(...args: string[]): string;
-}
-
-async function startNode(implementation: Implementation, namespace: string, outer: string, inner: string, dir: string): Promise<Node> {
-  const interfaceName = uniqueName();
-  await startImplementation(implementation, namespace, interfaceName);
-  const keys = wgKeyPair();
-  const wg = (...args: string[]) => execIn(namespace, 'wg', args);
-  wg('set', interfaceName, 'private-key', writeSecretFile(dir, `${interfaceName}.key`, keys.privateKey), 'listen-port', String(DEVICE_PORT));
-  execIn(namespace, 'ip', ['addr', 'add', `${inner}/24`, 'dev', interfaceName]);
-  execIn(namespace, 'ip', ['link', 'set', 'dev', interfaceName, 'up']);
-  return { namespace, interfaceName, keys, outer, inner, wg };
-}
+requireTunnelTestPreconditions('test/nat/relay-wireguard.test.ts', []);
 
 describe('WireGuard through the built-in relay', () => {
   it('tswg and wireguard-go ping each other with the relay as their only path', async () => {
-    const nsA = createNamespace();
-    const nsR = createNamespace();
-    const nsB = createNamespace();
-    const linkA = createVethPair(nsA, { hostNamespace: nsR });
-    const linkB = createVethPair(nsB, { hostNamespace: nsR });
-    const netA = randomBenchmarkSubnet30();
-    const netB = randomBenchmarkSubnet30();
-    addressAndUp(nsR, linkA.host.name, `${netA.first}/30`);
-    addressAndUp(nsA, linkA.peer.name, `${netA.second}/30`);
-    addressAndUp(nsR, linkB.host.name, `${netB.first}/30`);
-    addressAndUp(nsB, linkB.peer.name, `${netB.second}/30`);
+    const { nsA, nsM: nsR, nsB, netA, netB } = starOfThree();
     expect(() => execIn(nsA, 'ping', ['-c', '1', '-W', '1', netB.second])).toThrow(); // no direct path
 
     const dir = createTempDir('tswg-relay-wg-');
     const innerNet = `198.19.${1 + Math.floor(Math.random() * 254)}`;
-    const a = await startNode('tswg', nsA, netA.second, `${innerNet}.1`, dir);
-    const b = await startNode('wireguard-go', nsB, netB.second, `${innerNet}.2`, dir);
+    const a = await startTunnelNode('tswg', nsA, `${innerNet}.1`, dir);
+    const b = await startTunnelNode('wireguard-go', nsB, `${innerNet}.2`, dir);
 
     const server = startAgent(nsR, 'relay-server', ['--port', '0', '--credential', CREDENTIAL, '--max-sessions', '4']);
     const port = ((await server.waitFor('listening')).endpoint as { port: number }).port;
 
-    const clientA = startAgent(nsA, 'relay-client', ['--server', `${netA.first}:${port}`, '--credential', CREDENTIAL, '--public-key', a.keys.publicKey, '--device-port', String(DEVICE_PORT), '--peer', b.keys.publicKey]);
+    const clientA = startAgent(nsA, 'relay-client', ['--server', `${netA.first}:${port}`, '--credential', CREDENTIAL, '--public-key', a.keys.publicKey, '--device-port', String(TUNNEL_DEVICE_PORT), '--peer', b.keys.publicKey]);
     const routed = (await clientA.waitFor('routed')).endpoint as { address: string; port: number };
     expect(routed.address).toBe('127.0.0.1');
-    const clientB = startAgent(nsB, 'relay-client', ['--server', `${netB.first}:${port}`, '--credential', CREDENTIAL, '--public-key', b.keys.publicKey, '--device-port', String(DEVICE_PORT)]);
+    const clientB = startAgent(nsB, 'relay-client', ['--server', `${netB.first}:${port}`, '--credential', CREDENTIAL, '--public-key', b.keys.publicKey, '--device-port', String(TUNNEL_DEVICE_PORT)]);
     await clientB.waitFor('registered');
 
     a.wg('set', a.interfaceName, 'peer', b.keys.publicKey, 'allowed-ips', `${b.inner}/32`, 'endpoint', `127.0.0.1:${routed.port}`);

@@ -12,92 +12,27 @@
  * bound). A and B have no route to each other. The TURN client runs as
  * scripts/nat-agent.ts inside ns A. Needs root, turnserver and `npm run build`.
  */
-import { existsSync } from 'node:fs';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import {
-  addressAndUp,
-  cleanup,
-  createNamespace,
-  createTempDir,
-  createVethPair,
-  execIn,
-  leftovers,
-  randomBenchmarkSubnet30,
-  requireCommands,
-  requireRoot,
-  uniqueName,
-  writeSecretFile,
-} from '../../scripts/lib/netns.js';
-import { TSWG_BIN, startImplementation, wgKeyPair, type Implementation, type KeyPair } from '../../scripts/lib/topology.js';
+import { describe, expect, it } from 'vitest';
+import { createTempDir, execIn } from '../../scripts/lib/netns.js';
 import { startCoturn } from '../../scripts/lib/coturn.js';
-import { requireAgentBuilt, startAgent } from '../helpers/nat-agent.js';
+import { TUNNEL_DEVICE_PORT, requireTunnelTestPreconditions, starOfThree, startAgent, startTunnelNode } from '../helpers/nat-agent.js';
 
 const USER = { name: 'node-a', password: 's3cret-turn-password' };
-const DEVICE_PORT = 51820;
 
-let preconditionError: Error | null = null;
-
-beforeAll(() => {
-  try {
-    requireRoot('test/nat/turn-wireguard.test.ts');
-    requireCommands('wireguard-go', 'wg', 'ip', 'ping', 'turnserver');
-    if (!existsSync(new URL('../../dist/src/cli/main.js', import.meta.url))) throw new Error(`dist/ is missing (${TSWG_BIN} runs it): run \`npm run build\` first`);
-    requireAgentBuilt();
-  } catch (error) {
-    preconditionError = error as Error;
-  }
-});
-
-beforeEach(() => {
-  if (preconditionError !== null) throw preconditionError;
-});
-
-afterAll(() => {
-  cleanup();
-  expect(leftovers()).toEqual([]);
-});
-
-interface Node {
-  namespace: string;
-  interfaceName: string;
-  keys: KeyPair;
-  inner: string;
-  wg(...args: string[]): string;
-}
-
-async function startNode(implementation: Implementation, namespace: string, inner: string, dir: string): Promise<Node> {
-  const interfaceName = uniqueName();
-  await startImplementation(implementation, namespace, interfaceName);
-  const keys = wgKeyPair();
-  const wg = (...args: string[]) => execIn(namespace, 'wg', args);
-  wg('set', interfaceName, 'private-key', writeSecretFile(dir, `${interfaceName}.key`, keys.privateKey), 'listen-port', String(DEVICE_PORT));
-  execIn(namespace, 'ip', ['addr', 'add', `${inner}/24`, 'dev', interfaceName]);
-  execIn(namespace, 'ip', ['link', 'set', 'dev', interfaceName, 'up']);
-  return { namespace, interfaceName, keys, inner, wg };
-}
+requireTunnelTestPreconditions('test/nat/turn-wireguard.test.ts', ['turnserver']);
 
 async function tunnelThroughTurn(useChannel: boolean): Promise<void> {
-  const nsA = createNamespace();
-  const nsS = createNamespace();
-  const nsB = createNamespace();
-  const linkA = createVethPair(nsA, { hostNamespace: nsS });
-  const linkB = createVethPair(nsB, { hostNamespace: nsS });
-  const netA = randomBenchmarkSubnet30();
-  const netB = randomBenchmarkSubnet30();
-  addressAndUp(nsS, linkA.host.name, `${netA.first}/30`);
-  addressAndUp(nsA, linkA.peer.name, `${netA.second}/30`);
-  addressAndUp(nsS, linkB.host.name, `${netB.first}/30`);
-  addressAndUp(nsB, linkB.peer.name, `${netB.second}/30`);
+  const { nsA, nsM: nsS, nsB, netA, netB } = starOfThree();
   expect(() => execIn(nsA, 'ping', ['-c', '1', '-W', '1', netB.second])).toThrow(); // no direct path
   await startCoturn(nsS, { listenAddresses: [netA.first], relayAddress: netB.first, users: [USER] });
 
   const dir = createTempDir('tswg-turn-wg-');
   const innerNet = `198.19.${1 + Math.floor(Math.random() * 254)}`;
-  const a = await startNode('tswg', nsA, `${innerNet}.1`, dir);
-  const b = await startNode('wireguard-go', nsB, `${innerNet}.2`, dir);
+  const a = await startTunnelNode('tswg', nsA, `${innerNet}.1`, dir);
+  const b = await startTunnelNode('wireguard-go', nsB, `${innerNet}.2`, dir);
 
-  const args = ['--server', `${netA.first}:3478`, '--username', USER.name, '--password', USER.password, '--device-port', String(DEVICE_PORT), '--permit', netB.second];
-  if (useChannel) args.push('--channel', `${netB.second}:${DEVICE_PORT}`);
+  const args = ['--server', `${netA.first}:3478`, '--username', USER.name, '--password', USER.password, '--device-port', String(TUNNEL_DEVICE_PORT), '--permit', netB.second];
+  if (useChannel) args.push('--channel', `${netB.second}:${TUNNEL_DEVICE_PORT}`);
   const agent = startAgent(nsA, 'turn-client', args);
   const relayed = (await agent.waitFor('allocated')).relayed as { address: string; port: number };
   expect(relayed.address).toBe(netB.first);
