@@ -1,21 +1,19 @@
 /**
  * The device's UDP side: one IPv4 and one IPv6-only socket on the same
- * port, as wireguard-go binds them. The sockets are bare fds: a reader
- * thread (udp-reader.ts) receives with recvmmsg into a shared packet ring,
+ * port, as wireguard-go binds them. The sockets are bare fds: the process's
+ * I/O thread (platform/io-worker.ts) receives with recvmmsg into a shared packet ring,
  * sendto/sendmmsg send synchronously. Changing the port binds the new sockets
  * before closing the old ones, so a failed change leaves the device as it was.
  */
-import { Worker } from 'node:worker_threads';
 import { PlatformError } from '../platform/errors.js';
-import { O_CLOEXEC, O_NONBLOCK, lastErrno, loadLibc, loadNetlinkLibc } from '../platform/libc.js';
+import { IoThread } from '../platform/io-thread.js';
+import { lastErrno, loadLibc, loadNetlinkLibc } from '../platform/libc.js';
 import { addressOf } from '../platform/native-memory.js';
-import { READER_RESOURCE_LIMITS, workerScriptUrl } from '../platform/worker-script.js';
-import { DOORBELL_MESSAGE, PacketRingConsumer, createPacketRingMemory, type SlotHandler } from '../platform/packet-ring.js';
+import { PacketRingConsumer, createPacketRingMemory, type SlotHandler } from '../platform/packet-ring.js';
 import { openRawUdpSocket, setSocketMark, type RawUdpSocket } from '../platform/udp-socket.js';
 import type { Endpoint } from './addr.js';
 import type { Logger } from './logger.js';
 import { SOCKADDR_ROOM, sockaddrOf } from './sockaddr.js';
-import type { UdpReaderData } from './udp-reader.js';
 
 /** What the bind hands each received datagram to; see PacketRingConsumer.drain. */
 export interface DatagramHandlers {
@@ -28,12 +26,10 @@ export interface DatagramHandlers {
 /** Tries at finding a free port that is free for both families when the port is 0. */
 const ANY_PORT_ATTEMPTS = 10;
 
-/** The sockets of one port and the thread reading them. */
+/** The sockets of one port, read by the process's I/O thread. */
 class Listener {
   private readonly ring: PacketRingConsumer;
-  private readonly reader: Worker;
-  private readonly wakeFds = new Int32Array(2);
-  private readonly exited: Promise<void>;
+  private readonly source: { thread: IoThread; id: number };
 
   constructor(
     readonly v4: RawUdpSocket | null,
@@ -41,28 +37,24 @@ class Listener {
     handlers: DatagramHandlers,
     log: Logger,
   ) {
-    const libc = loadLibc();
-    if (libc.pipe2(this.wakeFds, O_CLOEXEC | O_NONBLOCK) !== 0) throw new PlatformError(`cannot create a pipe for the UDP reader: ${lastErrno().code}`);
     const memory = createPacketRingMemory(SOCKADDR_ROOM);
-    this.ring = new PacketRingConsumer(memory, addressOf(new Uint8Array(memory.slots, 0, 1)));
-    const workerData: UdpReaderData = { fds: [v4?.fd ?? -1, v6?.fd ?? -1], wakeFd: this.wakeFds[0]!, ring: memory };
-    this.reader = new Worker(workerScriptUrl(import.meta.url, './udp-reader.js'), { workerData, resourceLimits: READER_RESOURCE_LIMITS });
-    this.exited = new Promise((resolve) => this.reader.once('exit', () => resolve()));
-    this.reader.on('message', (message: string | { closed: string }) => {
-      if (message === DOORBELL_MESSAGE) this.ring.drain(handlers.datagram, handlers.flush);
-      else if (typeof message === 'object' && message.closed !== 'stopped') log.error(`UDP receive stopped: ${message.closed}`);
-    });
-    this.reader.on('error', (error) => log.error(`UDP reader failed: ${error.message}`));
+    const ring = new PacketRingConsumer(memory, addressOf(new Uint8Array(memory.slots, 0, 1)));
+    this.ring = ring;
+    const fds = [v4, v6].filter((socket): socket is RawUdpSocket => socket !== null).map((socket) => socket.fd);
+    this.source = IoThread.add(
+      { kind: 'recvmmsg', fds, ring: memory },
+      {
+        doorbell: () => ring.drain(handlers.datagram, handlers.flush),
+        closed: (reason) => log.error(`UDP receive stopped: ${reason}`),
+      },
+    );
   }
 
-  /** Stop the reader, then close the sockets (never while it may still read them). */
+  /** Stop reading, then close the sockets (never while the I/O thread may still read them). */
   async close(): Promise<void> {
-    const libc = loadLibc();
     this.ring.stop();
-    libc.write(this.wakeFds[1]!, Uint8Array.of(1), 1);
-    await this.exited;
-    for (const fd of this.wakeFds) libc.close(fd);
-    for (const socket of [this.v4, this.v6]) if (socket !== null) libc.close(socket.fd);
+    await this.source.thread.remove(this.source.id);
+    for (const socket of [this.v4, this.v6]) if (socket !== null) loadLibc().close(socket.fd);
   }
 }
 

@@ -38,8 +38,6 @@ export const SLOT_SIZE = Math.ceil((MAX_PACKET_SIZE + 15 + TransportSlot.OVERHEA
 export const PACKET_CAPACITY = SLOT_SIZE - TransportSlot.PACKET_OFFSET;
 /** Packets the main thread handles before it flushes and releases their slots. */
 export const RELEASE_BATCH = 64;
-/** The doorbell message. */
-export const DOORBELL_MESSAGE = 'ready';
 
 /** How long a reader with a full ring sleeps before it looks at STOP again. */
 const RING_FULL_WAIT_MS = 100;

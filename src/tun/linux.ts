@@ -1,8 +1,9 @@
 /**
  * Linux TUN through /dev/net/tun: TUNSETIFF with IFF_TUN | IFF_NO_PI creates
- * the interface, SIOCSIFMTU sets its MTU. A worker thread reads packets
- * (linux-reader.ts); writes are synchronous write(2)s. When the interface is
- * deleted, reads fail and the device reports `closed`.
+ * the interface, SIOCSIFMTU sets its MTU. The process's I/O thread reads
+ * packets into a shared ring (platform/io-worker.ts); writes are synchronous
+ * write(2)s. When the interface is deleted, reads fail and the device
+ * reports `closed`.
  *
  * The fd stays valid if the interface is moved to another network namespace,
  * so the device keeps working there.
@@ -11,15 +12,14 @@ import fs from 'node:fs';
 import { InterfaceInUseError, PermissionDeniedError, PlatformError } from '../platform/errors.js';
 import { Worker } from 'node:worker_threads';
 import { AF_INET, IFNAMSIZ, IFREQ_SIZE, O_CLOEXEC, O_NONBLOCK, SOCK_CLOEXEC, SOCK_DGRAM, lastErrno, loadLibc } from '../platform/libc.js';
-import type { ReaderData } from './linux-reader-protocol.js';
 import { addressOf } from '../platform/native-memory.js';
-import { READER_RESOURCE_LIMITS, workerScriptUrl } from '../platform/worker-script.js';
-import { DOORBELL_MESSAGE, PacketRingConsumer, createPacketRingMemory } from '../platform/packet-ring.js';
+import { PacketRingConsumer, createPacketRingMemory } from '../platform/packet-ring.js';
+import { IoThread } from '../platform/io-thread.js';
 import { DEFAULT_MTU, MAX_INTERFACE_NAME_BYTES, type TunDevice, type TunHandlers } from './tun.js';
 import type { TransportSlot } from '../noise/transport-slot.js';
 import { TcpCoalescer } from './gro.js';
 import { OffloadReader } from './offload-reader.js';
-import { TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6 } from './virtio-net.js';
+import { TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, VIRTIO_NET_HDR_SIZE } from './virtio-net.js';
 
 const TUNSETIFF = 0x400454ca;
 const TUNSETOFFLOAD = 0x400454d0;
@@ -91,9 +91,10 @@ export function setInterfaceMtu(name: string, mtu: number): void {
 
 export class LinuxTun implements TunDevice {
   private closed = false;
-  private wakeFds: Int32Array | null = null;
-  private stopped: Promise<void> = Promise.resolve();
   private ring: PacketRingConsumer | null = null;
+  /** This device's place in the I/O thread, once started. */
+  private source: { thread: IoThread; id: number } | null = null;
+  private stopped: Promise<void> = Promise.resolve();
 
   /** Joins received TCP segments into super-packets (offload mode only). */
   private readonly coalescer: TcpCoalescer | null;
@@ -142,16 +143,9 @@ export class LinuxTun implements TunDevice {
   }
 
   start(handlers: TunHandlers): void {
-    const libc = loadLibc();
-    const wakeFds = new Int32Array(2);
-    if (libc.pipe2(wakeFds, O_CLOEXEC | O_NONBLOCK) !== 0) throw new PlatformError(`cannot create a pipe for the TUN reader: ${lastErrno().code}`);
-    this.wakeFds = wakeFds;
     const memory = this.offload ? createPacketRingMemory(0, SEGMENT_SLOTS, OFFLOAD_RING_SLOTS) : createPacketRingMemory();
     const ring = new PacketRingConsumer(memory, addressOf(new Uint8Array(memory.slots, 0, 1)));
     this.ring = ring;
-    const workerData: ReaderData = { tunFd: this.fd, wakeFd: wakeFds[0]!, ring: memory, vnetHeader: this.offload };
-    const reader = new Worker(workerScriptUrl(import.meta.url, './linux-reader.js'), { workerData, resourceLimits: READER_RESOURCE_LIMITS });
-    this.stopped = new Promise((resolve) => reader.once('exit', () => resolve()));
     const deliver =
       handlers.slotPacket !== undefined
         ? handlers.slotPacket
@@ -164,19 +158,17 @@ export class LinuxTun implements TunDevice {
       handle = (slot, length) => offload.packet(slot, length);
       flush = () => offload.flush();
     }
-    reader.on('message', (message: 'ready' | { closed?: string }) => {
-      if (message === DOORBELL_MESSAGE) {
-        ring.drain(handle, flush);
-      } else if (message.closed !== undefined && message.closed !== 'stopped' && !this.closed) {
-        void this.close();
-        handlers.closed(new PlatformError(`interface '${this.name}': ${message.closed}`));
-      }
-    });
-    reader.on('error', (error) => {
-      if (this.closed) return;
-      void this.close();
-      handlers.closed(new PlatformError(`interface '${this.name}': TUN reader failed: ${error.message}`));
-    });
+    this.source = IoThread.add(
+      { kind: 'read', fd: this.fd, ring: memory, headerSize: this.offload ? VIRTIO_NET_HDR_SIZE : 0 },
+      {
+        doorbell: () => ring.drain(handle, flush),
+        closed: (reason) => {
+          if (this.closed) return;
+          void this.close();
+          handlers.closed(new PlatformError(`interface '${this.name}': ${reason}`));
+        },
+      },
+    );
   }
 
   /**
@@ -205,11 +197,8 @@ export class LinuxTun implements TunDevice {
     if (!this.closed) {
       this.closed = true;
       this.ring?.stop();
-      if (this.wakeFds !== null) loadLibc().write(this.wakeFds[1]!, Uint8Array.of(1), 1);
-      await this.stopped;
-      if (this.wakeFds !== null) for (const fd of this.wakeFds) loadLibc().close(fd);
-      this.wakeFds = null;
-      fs.closeSync(this.fd);
+      const source = this.source;
+      this.stopped = (source === null ? Promise.resolve() : source.thread.remove(source.id)).then(() => fs.closeSync(this.fd));
     }
     await this.stopped;
   }

@@ -1,0 +1,38 @@
+/** What the I/O thread (io-worker.ts) and its owner (io-thread.ts) exchange. */
+import type { PacketRingMemory } from './packet-ring.js';
+
+/** Packets read with read(2), one per call (a TUN fd). */
+export interface ReadSourceSpec {
+  kind: 'read';
+  id: number;
+  fd: number;
+  ring: PacketRingMemory;
+  /** Bytes the read puts before the packet (a virtio_net_hdr), in the slot's header room. */
+  headerSize: number;
+}
+
+/** Datagrams received with recvmmsg(2) from one or more UDP sockets; the sender's sockaddr goes to the slot's meta bytes. */
+export interface ReceiveSourceSpec {
+  kind: 'recvmmsg';
+  id: number;
+  fds: number[];
+  ring: PacketRingMemory;
+}
+
+export type SourceSpec = ReadSourceSpec | ReceiveSourceSpec;
+
+export interface IoWorkerData {
+  /** Read end of the owner's wake-up pipe: a byte there means "commands are waiting". */
+  wakeFd: number;
+  /** Int32 words: COMMANDS_SENT. */
+  control: SharedArrayBuffer;
+  sources: SourceSpec[];
+}
+
+/** control[COMMANDS_SENT]: commands the owner has posted; the worker handles them all before polling again. */
+export const COMMANDS_SENT = 0;
+
+export type Command = { add: SourceSpec } | { remove: number } | { stop: true };
+
+/** Worker → owner: a number is a source's doorbell; objects report. */
+export type Report = number | { closed: number; reason: string } | { removed: number };

@@ -1,0 +1,109 @@
+/**
+ * The owner's side of the I/O thread (io-worker.ts): one per process,
+ * started with its first packet source and stopped with its last, so an idle
+ * process can exit. A source is a fd (or UDP sockets) and the packet ring
+ * its packets go to; the owner hears a doorbell when packets are waiting and
+ * `closed` when the source failed for good. remove() resolves once the
+ * thread no longer touches the fds, so they may be closed then.
+ */
+import { Worker } from 'node:worker_threads';
+import { PlatformError } from './errors.js';
+import { COMMANDS_SENT, type Command, type IoWorkerData, type Report, type SourceSpec } from './io-thread-protocol.js';
+import { O_CLOEXEC, O_NONBLOCK, lastErrno, loadLibc } from './libc.js';
+import type { PacketRingMemory } from './packet-ring.js';
+import { READER_RESOURCE_LIMITS, workerScriptUrl } from './worker-script.js';
+
+export interface SourceHandlers {
+  /** Packets are waiting in the source's ring. */
+  doorbell(): void;
+  /** The source is gone for good (its device deleted, its socket failed); `reason` says how. */
+  closed(reason: string): void;
+}
+
+/** A source as its owner describes it (the thread assigns ids). */
+export type SourceOptions = { kind: 'read'; fd: number; ring: PacketRingMemory; headerSize: number } | { kind: 'recvmmsg'; fds: number[]; ring: PacketRingMemory };
+
+export class IoThread {
+  private static current: IoThread | null = null;
+
+  private readonly worker: Worker;
+  private readonly wakeFds = new Int32Array(2);
+  private readonly control = new Int32Array(new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT));
+  private readonly handlers = new Map<number, SourceHandlers>();
+  private readonly removals = new Map<number, () => void>();
+  private readonly exited: Promise<void>;
+  private nextId = 1;
+
+  /** Add a source to the process's I/O thread (starting it if needed). Returns the source's id. */
+  static add(options: SourceOptions, handlers: SourceHandlers): { thread: IoThread; id: number } {
+    const thread = IoThread.current;
+    if (thread !== null) return { thread, id: thread.add(options, handlers) };
+    const started = new IoThread(options, handlers);
+    IoThread.current = started;
+    return { thread: started, id: 1 };
+  }
+
+  private constructor(first: SourceOptions, handlers: SourceHandlers) {
+    const libc = loadLibc();
+    if (libc.pipe2(this.wakeFds, O_CLOEXEC | O_NONBLOCK) !== 0) throw new PlatformError(`cannot create a pipe for the I/O thread: ${lastErrno().code}`);
+    const id = this.nextId++;
+    this.handlers.set(id, handlers);
+    const workerData: IoWorkerData = { wakeFd: this.wakeFds[0]!, control: this.control.buffer as SharedArrayBuffer, sources: [{ ...first, id } as SourceSpec] };
+    this.worker = new Worker(workerScriptUrl(import.meta.url, './io-worker.js'), { workerData, resourceLimits: READER_RESOURCE_LIMITS });
+    this.exited = new Promise((resolve) => this.worker.once('exit', () => resolve()));
+    this.worker.on('message', (message: Report) => this.receive(message));
+    this.worker.on('error', (error) => this.fail(`the I/O thread failed: ${error.message}`));
+    this.worker.once('exit', () => this.fail('the I/O thread exited'));
+  }
+
+  private add(options: SourceOptions, handlers: SourceHandlers): number {
+    const id = this.nextId++;
+    this.handlers.set(id, handlers);
+    this.send({ add: { ...options, id } as SourceSpec });
+    return id;
+  }
+
+  /** Stop reading a source; resolves when the thread no longer touches its fds (the last one stops the thread). */
+  async remove(id: number): Promise<void> {
+    if (!this.handlers.delete(id)) return;
+    if (this.handlers.size === 0) {
+      if (IoThread.current === this) IoThread.current = null;
+      this.send({ stop: true });
+      await this.exited;
+      for (const fd of this.wakeFds) loadLibc().close(fd);
+      return;
+    }
+    await new Promise<void>((resolve) => {
+      this.removals.set(id, resolve);
+      this.send({ remove: id });
+    });
+  }
+
+  private send(command: Command): void {
+    Atomics.add(this.control, 0 + COMMANDS_SENT, 1);
+    this.worker.postMessage(command);
+    loadLibc().write(this.wakeFds[1]!, Uint8Array.of(1), 1);
+  }
+
+  private receive(message: Report): void {
+    if (typeof message === 'number') this.handlers.get(message)?.doorbell();
+    else if ('closed' in message) {
+      const handlers = this.handlers.get(message.closed);
+      this.handlers.delete(message.closed);
+      handlers?.closed(message.reason);
+    } else {
+      this.removals.get(message.removed)?.();
+      this.removals.delete(message.removed);
+    }
+  }
+
+  /** The thread is gone: every source hears of it, every pending removal is done. */
+  private fail(reason: string): void {
+    if (IoThread.current === this) IoThread.current = null;
+    for (const resolve of this.removals.values()) resolve();
+    this.removals.clear();
+    const handlers = [...this.handlers.values()];
+    this.handlers.clear();
+    for (const handler of handlers) handler.closed(reason);
+  }
+}

@@ -1,0 +1,173 @@
+/**
+ * The I/O thread: one worker that blocks in poll(2) on every packet source
+ * the process has (the TUN fd, the UDP sockets) and a wake-up pipe, and reads
+ * what is ready straight into each source's shared packet ring
+ * (packet-ring.ts) — read(2) for TUN, recvmmsg(2) for UDP — ringing one
+ * doorbell per batch. One thread for all of them: a V8 isolate per reader
+ * would cost ~9 MB each, and the work per packet here is a syscall.
+ *
+ * A source whose ring is full is left out of the poll set (its kernel queue
+ * fills and drops) and looked at again every RING_FULL_POLL_MS, so one slow
+ * consumer never blocks the others. Commands (add / remove a source, stop)
+ * arrive as messages; the owner writes to the wake-up pipe after posting one.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { TransportSlot } from '../noise/transport-slot.js';
+import { EAGAIN, EINTR, MSG_DONTWAIT, POLLERR, POLLHUP, POLLIN, POLLNVAL, lastErrno, loadLibc } from './libc.js';
+import { MessageVector } from './message-vector.js';
+import { addressOf } from './native-memory.js';
+import { MAX_PACKET_SIZE, PACKET_CAPACITY, PacketRingProducer, RELEASE_BATCH, SLOT_SIZE } from './packet-ring.js';
+import { COMMANDS_SENT, type Command, type IoWorkerData, type Report, type SourceSpec } from './io-thread-protocol.js';
+
+/** Packets taken from one source per wake-up before others get a turn (bounds latency). */
+const READ_BATCH = 64;
+const POLLFD_SIZE = 8;
+const RING_FULL_POLL_MS = 2;
+const WAKE_BUFFER_SIZE = 64;
+const EBADF = 9;
+const EINVAL = 22;
+const ENOTSOCK = 88;
+const FATAL_SOCKET_ERRORS = new Set([EBADF, EINVAL, ENOTSOCK]);
+
+const libc = loadLibc();
+const report = (message: Report) => parentPort!.postMessage(message);
+
+interface Source {
+  spec: SourceSpec;
+  producer: PacketRingProducer;
+  /** Reads one fd's ready packets; returns a reason when the source is gone for good. */
+  read(fd: number): string | null;
+}
+
+function readSource(spec: SourceSpec & { kind: 'read' }, producer: PacketRingProducer): Source['read'] {
+  // With a header it lands just before the packet, in the slot's header room, so the packet is where it always is.
+  const readStart = TransportSlot.PACKET_OFFSET - spec.headerSize;
+  const readSize = PACKET_CAPACITY + spec.headerSize;
+  const areas = Array.from({ length: spec.ring.slotCount }, (_, slot) => new Uint8Array(spec.ring.slots, slot * SLOT_SIZE + readStart, readSize));
+  return (fd) => {
+    let read = 0;
+    while (read < READ_BATCH && producer.free > 0) {
+      const length = libc.read(fd, areas[producer.nextSlot]!, readSize);
+      if (length > spec.headerSize) {
+        producer.publish(length - spec.headerSize);
+        read++;
+        continue;
+      }
+      if (length < 0) {
+        const { errno, code } = lastErrno();
+        if (errno === EAGAIN || errno === EINTR) break;
+        if (read > 0) producer.ringDoorbell();
+        return `the interface is gone (read: ${code})`;
+      }
+      break;
+    }
+    if (read > 0) producer.ringDoorbell();
+    return null;
+  };
+}
+
+function receiveSource(spec: SourceSpec & { kind: 'recvmmsg' }, producer: PacketRingProducer): Source['read'] {
+  const slotsAddress = addressOf(new Uint8Array(spec.ring.slots, 0, 1));
+  const meta = new Uint8Array(spec.ring.meta);
+  const messages = new MessageVector(RELEASE_BATCH);
+  return (fd) => {
+    const count = Math.min(RELEASE_BATCH, producer.free);
+    if (count === 0) return null;
+    for (let i = 0; i < count; i++) {
+      messages.resetForReceive(i);
+      messages.setBuffer(i, slotsAddress + producer.slotAhead(i) * SLOT_SIZE, MAX_PACKET_SIZE);
+    }
+    const received = libc.recvmmsg(fd, messages.bytes, count, MSG_DONTWAIT, null);
+    if (received < 0) {
+      // Only a socket that is no socket any more ends the source; anything else (a queued ICMP error) is passing.
+      const { errno, code } = lastErrno();
+      return FATAL_SOCKET_ERRORS.has(errno) ? `recvmmsg failed: ${code}` : null;
+    }
+    for (let i = 0; i < received; i++) {
+      meta.set(messages.name(i), producer.nextSlot * spec.ring.metaSize);
+      producer.publish(messages.transferred(i));
+    }
+    if (received > 0) producer.ringDoorbell();
+    return null;
+  };
+}
+
+function openSource(spec: SourceSpec): Source {
+  const producer = new PacketRingProducer(spec.ring, () => report(spec.id));
+  return { spec, producer, read: spec.kind === 'read' ? readSource(spec, producer) : receiveSource(spec, producer) };
+}
+
+function fdsOf(spec: SourceSpec): number[] {
+  return spec.kind === 'read' ? [spec.fd] : spec.fds;
+}
+
+async function run({ wakeFd, control: controlBuffer, sources: initial }: IoWorkerData): Promise<void> {
+  const control = new Int32Array(controlBuffer);
+  const sources = new Map<number, Source>(initial.map((spec) => [spec.id, openSource(spec)]));
+  let commandsHandled = 0;
+  let stopping = false;
+  parentPort!.on('message', (command: Command) => {
+    commandsHandled++;
+    if ('add' in command) sources.set(command.add.id, openSource(command.add));
+    else if ('remove' in command) {
+      sources.delete(command.remove);
+      report({ removed: command.remove });
+    } else stopping = true;
+  });
+  const wakeBuffer = new Uint8Array(WAKE_BUFFER_SIZE);
+  let pollfds = new Uint8Array(0);
+  const polled: Array<{ source: Source; fd: number }> = [];
+  const drop = (source: Source, reason: string) => {
+    sources.delete(source.spec.id);
+    report({ closed: source.spec.id, reason });
+  };
+
+  while (!stopping) {
+    polled.length = 0;
+    let anyFull = false;
+    for (const source of sources.values()) {
+      if (source.producer.free === 0) {
+        anyFull = true;
+        source.producer.ringDoorbell();
+        continue;
+      }
+      for (const fd of fdsOf(source.spec)) polled.push({ source, fd });
+    }
+    const count = polled.length + 1;
+    if (pollfds.length < count * POLLFD_SIZE) pollfds = new Uint8Array(count * 2 * POLLFD_SIZE);
+    const view = new DataView(pollfds.buffer);
+    [wakeFd, ...polled.map((entry) => entry.fd)].forEach((fd, i) => {
+      view.setInt32(i * POLLFD_SIZE, fd, true);
+      view.setInt16(i * POLLFD_SIZE + 4, POLLIN, true);
+      view.setInt16(i * POLLFD_SIZE + 6, 0, true);
+    });
+    if (libc.poll(pollfds, count, anyFull ? RING_FULL_POLL_MS : -1) < 0) {
+      if (lastErrno().errno === EINTR) continue;
+      const reason = `poll failed: ${lastErrno().code}`;
+      for (const source of [...sources.values()]) drop(source, reason);
+      return;
+    }
+    if (view.getInt16(6, true) !== 0) {
+      while (libc.read(wakeFd, wakeBuffer, WAKE_BUFFER_SIZE) > 0);
+      // Let the commands' messages arrive (the event loop runs between these turns).
+      while (commandsHandled !== Atomics.load(control, COMMANDS_SENT)) await new Promise((resolve) => setImmediate(resolve));
+      continue;
+    }
+    for (let i = 0; i < polled.length; i++) {
+      const events = view.getInt16((i + 1) * POLLFD_SIZE + 6, true);
+      if (events === 0) continue;
+      const { source, fd } = polled[i]!;
+      if (!sources.has(source.spec.id)) continue;
+      // A TUN fd reports its interface's deletion this way; a UDP socket's POLLERR is a queued ICMP error, read below.
+      if (source.spec.kind === 'read' && (events & POLLIN) === 0 && (events & (POLLERR | POLLHUP | POLLNVAL)) !== 0) {
+        drop(source, 'the interface is gone');
+        continue;
+      }
+      const failure = source.read(fd);
+      if (failure !== null) drop(source, failure);
+    }
+  }
+}
+
+// Once stopped, leave: the message listener would keep the thread alive.
+void run(workerData as IoWorkerData).then(() => process.exit(0));
