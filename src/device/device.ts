@@ -9,7 +9,7 @@
  * must be in that peer's allowed IPs → TUN.
  * Timers: each peer's next deadline is one setTimeout calling updateTimers.
  *
- * Reader threads fill shared rings (TUN and UDP); everything here runs on
+ * The I/O thread fills shared rings (TUN and UDP); everything here runs on
  * the main thread, in batches. Data packets take the fast paths — sealed or
  * opened in place in their ring slot (Tunnel.sealTransport/openTransport),
  * sent with one sendmmsg per batch, timers rescheduled once per batch. The

@@ -11,7 +11,7 @@ import { PlatformError } from './errors.js';
 import { COMMANDS_SENT, type Command, type IoWorkerData, type Report, type SourceSpec } from './io-thread-protocol.js';
 import { O_CLOEXEC, O_NONBLOCK, lastErrno, loadLibc } from './libc.js';
 import type { PacketRingMemory } from './packet-ring.js';
-import { READER_RESOURCE_LIMITS, workerScriptUrl } from './worker-script.js';
+import { IO_THREAD_RESOURCE_LIMITS, workerScriptUrl } from './worker-script.js';
 
 export interface SourceHandlers {
   /** Packets are waiting in the source's ring. */
@@ -49,7 +49,7 @@ export class IoThread {
     const id = this.nextId++;
     this.handlers.set(id, handlers);
     const workerData: IoWorkerData = { wakeFd: this.wakeFds[0]!, control: this.control.buffer as SharedArrayBuffer, sources: [{ ...first, id } as SourceSpec] };
-    this.worker = new Worker(workerScriptUrl(import.meta.url, './io-worker.js'), { workerData, resourceLimits: READER_RESOURCE_LIMITS });
+    this.worker = new Worker(workerScriptUrl(import.meta.url, './io-worker.js'), { workerData, resourceLimits: IO_THREAD_RESOURCE_LIMITS });
     this.exited = new Promise((resolve) => this.worker.once('exit', () => resolve()));
     this.worker.on('message', (message: Report) => this.receive(message));
     this.worker.on('error', (error) => this.fail(`the I/O thread failed: ${error.message}`));

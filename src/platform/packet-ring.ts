@@ -1,6 +1,6 @@
 /**
  * A single-producer, single-consumer ring of packet slots in shared memory,
- * joining a reader thread that blocks in a syscall (read(2) on TUN,
+ * joining the I/O thread, which blocks in syscalls (read(2) on TUN,
  * recvmmsg(2) on UDP) to the main thread. The reader fills slots and publishes
  * them by advancing HEAD; it "rings the doorbell" — one small message — only
  * when the main thread is not already on its way, so a busy stream costs a
@@ -42,7 +42,7 @@ export const RELEASE_BATCH = 64;
 /** How long a reader with a full ring sleeps before it looks at STOP again. */
 const RING_FULL_WAIT_MS = 100;
 
-/** The shared memory of one ring; passed to the reader thread as workerData. */
+/** The shared memory of one ring; passed to the I/O thread with its source. */
 export interface PacketRingMemory {
   control: SharedArrayBuffer;
   /** Slots in the ring: a power of two. */
@@ -74,7 +74,7 @@ export function createPacketRingMemory(metaSize = 0, spareSlots = 0, slotCount =
   };
 }
 
-/** The reader thread's side. */
+/** The I/O thread's side. */
 export class PacketRingProducer {
   private readonly control: Int32Array;
   readonly lengths: Int32Array;

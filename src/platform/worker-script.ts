@@ -8,11 +8,11 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 /**
- * Heap limits for the reader threads: they allocate almost nothing after
+ * Heap limits for the I/O thread: it allocates almost nothing after
  * start-up (packets live in shared rings), so small V8 heaps keep each
  * thread's memory to what it uses.
  */
-export const READER_RESOURCE_LIMITS = { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 32, codeRangeSizeMb: 8 } as const;
+export const IO_THREAD_RESOURCE_LIMITS = { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 32, codeRangeSizeMb: 8 } as const;
 
 export function workerScriptUrl(moduleUrl: string, script: string): URL {
   const url = new URL(script, moduleUrl);

@@ -192,7 +192,7 @@ export class LinuxTun implements TunDevice {
     return true;
   }
 
-  /** Stop the reader thread, then close the fd (which deletes a non-persistent interface). */
+  /** Stop reading (the I/O thread lets go of the fd), then close the fd (which deletes a non-persistent interface). */
   async close(): Promise<void> {
     if (!this.closed) {
       this.closed = true;
