@@ -32,6 +32,7 @@ export class IoThread {
   private readonly handlers = new Map<number, SourceHandlers>();
   private readonly removals = new Map<number, () => void>();
   private readonly exited: Promise<void>;
+  private stopping: Promise<void> | null = null;
   private nextId = 1;
 
   /** Add a source to the process's I/O thread (starting it if needed). Returns the source's id. */
@@ -65,22 +66,30 @@ export class IoThread {
 
   /** Stop reading a source; resolves when the thread no longer touches its fds (the last one stops the thread). */
   async remove(id: number): Promise<void> {
-    if (!this.handlers.delete(id)) return;
-    if (this.handlers.size === 0) {
+    if (this.handlers.delete(id) && this.handlers.size > 0) {
+      await new Promise<void>((resolve) => {
+        this.removals.set(id, resolve);
+        this.send({ remove: id });
+      });
+      return;
+    }
+    // The last source (or one the thread already dropped): nothing is left to read.
+    if (this.handlers.size === 0) await this.stop();
+  }
+
+  /** End the thread (so an idle process can exit); resolves once it is gone. */
+  private stop(): Promise<void> {
+    this.stopping ??= (async () => {
       if (IoThread.current === this) IoThread.current = null;
       this.send({ stop: true });
       await this.exited;
       for (const fd of this.wakeFds) loadLibc().close(fd);
-      return;
-    }
-    await new Promise<void>((resolve) => {
-      this.removals.set(id, resolve);
-      this.send({ remove: id });
-    });
+    })();
+    return this.stopping;
   }
 
   private send(command: Command): void {
-    Atomics.add(this.control, 0 + COMMANDS_SENT, 1);
+    Atomics.add(this.control, COMMANDS_SENT, 1);
     this.worker.postMessage(command);
     loadLibc().write(this.wakeFds[1]!, Uint8Array.of(1), 1);
   }
@@ -90,6 +99,7 @@ export class IoThread {
     else if ('closed' in message) {
       const handlers = this.handlers.get(message.closed);
       this.handlers.delete(message.closed);
+      if (this.handlers.size === 0) void this.stop();
       handlers?.closed(message.reason);
     } else {
       this.removals.get(message.removed)?.();
@@ -100,6 +110,10 @@ export class IoThread {
   /** The thread is gone: every source hears of it, every pending removal is done. */
   private fail(reason: string): void {
     if (IoThread.current === this) IoThread.current = null;
+    if (this.stopping === null) {
+      this.stopping = Promise.resolve();
+      for (const fd of this.wakeFds) loadLibc().close(fd);
+    }
     for (const resolve of this.removals.values()) resolve();
     this.removals.clear();
     const handlers = [...this.handlers.values()];
