@@ -34,6 +34,8 @@ const report = (message: Report) => parentPort!.postMessage(message);
 
 interface Source {
   spec: SourceSpec;
+  /** The fds polled for it. */
+  fds: readonly number[];
   producer: PacketRingProducer;
   /** Reads one fd's ready packets; returns a reason when the source is gone for good. */
   read(fd: number): string | null;
@@ -94,11 +96,8 @@ function receiveSource(spec: SourceSpec & { kind: 'recvmmsg' }, producer: Packet
 
 function openSource(spec: SourceSpec): Source {
   const producer = new PacketRingProducer(spec.ring, () => report(spec.id));
-  return { spec, producer, read: spec.kind === 'read' ? readSource(spec, producer) : receiveSource(spec, producer) };
-}
-
-function fdsOf(spec: SourceSpec): number[] {
-  return spec.kind === 'read' ? [spec.fd] : spec.fds;
+  const read = spec.kind === 'read' ? readSource(spec, producer) : receiveSource(spec, producer);
+  return { spec, fds: spec.kind === 'read' ? [spec.fd] : spec.fds, producer, read };
 }
 
 async function run({ wakeFd, control: controlBuffer, sources: initial }: IoWorkerData): Promise<void> {
@@ -116,14 +115,23 @@ async function run({ wakeFd, control: controlBuffer, sources: initial }: IoWorke
   });
   const wakeBuffer = new Uint8Array(WAKE_BUFFER_SIZE);
   let pollfds = new Uint8Array(0);
-  const polled: Array<{ source: Source; fd: number }> = [];
+  let view = new DataView(pollfds.buffer);
+  // Entry i + 1 of pollfds is polledFds[i] of polledSources[i]; entry 0 is the wake-up pipe.
+  const polledSources: Source[] = [];
+  const polledFds: number[] = [];
+  const setEntry = (i: number, fd: number) => {
+    view.setInt32(i * POLLFD_SIZE, fd, true);
+    view.setInt16(i * POLLFD_SIZE + 4, POLLIN, true);
+    view.setInt16(i * POLLFD_SIZE + 6, 0, true);
+  };
   const drop = (source: Source, reason: string) => {
     sources.delete(source.spec.id);
     report({ closed: source.spec.id, reason });
   };
 
   while (!stopping) {
-    polled.length = 0;
+    polledSources.length = 0;
+    polledFds.length = 0;
     let anyFull = false;
     for (const source of sources.values()) {
       if (source.producer.free === 0) {
@@ -131,20 +139,22 @@ async function run({ wakeFd, control: controlBuffer, sources: initial }: IoWorke
         source.producer.ringDoorbell();
         continue;
       }
-      for (const fd of fdsOf(source.spec)) polled.push({ source, fd });
+      for (const fd of source.fds) {
+        polledSources.push(source);
+        polledFds.push(fd);
+      }
     }
-    const count = polled.length + 1;
-    if (pollfds.length < count * POLLFD_SIZE) pollfds = new Uint8Array(count * 2 * POLLFD_SIZE);
-    const view = new DataView(pollfds.buffer);
-    [wakeFd, ...polled.map((entry) => entry.fd)].forEach((fd, i) => {
-      view.setInt32(i * POLLFD_SIZE, fd, true);
-      view.setInt16(i * POLLFD_SIZE + 4, POLLIN, true);
-      view.setInt16(i * POLLFD_SIZE + 6, 0, true);
-    });
+    const count = polledFds.length + 1;
+    if (pollfds.length < count * POLLFD_SIZE) {
+      pollfds = new Uint8Array(count * 2 * POLLFD_SIZE);
+      view = new DataView(pollfds.buffer);
+    }
+    setEntry(0, wakeFd);
+    for (let i = 0; i < polledFds.length; i++) setEntry(i + 1, polledFds[i]!);
     if (libc.poll(pollfds, count, anyFull ? RING_FULL_POLL_MS : -1) < 0) {
-      if (lastErrno().errno === EINTR) continue;
-      const reason = `poll failed: ${lastErrno().code}`;
-      for (const source of [...sources.values()]) drop(source, reason);
+      const { errno, code } = lastErrno();
+      if (errno === EINTR) continue;
+      for (const source of [...sources.values()]) drop(source, `poll failed: ${code}`);
       return;
     }
     if (view.getInt16(6, true) !== 0) {
@@ -153,10 +163,11 @@ async function run({ wakeFd, control: controlBuffer, sources: initial }: IoWorke
       while (commandsHandled !== Atomics.load(control, COMMANDS_SENT)) await new Promise((resolve) => setImmediate(resolve));
       continue;
     }
-    for (let i = 0; i < polled.length; i++) {
+    for (let i = 0; i < polledFds.length; i++) {
       const events = view.getInt16((i + 1) * POLLFD_SIZE + 6, true);
       if (events === 0) continue;
-      const { source, fd } = polled[i]!;
+      const source = polledSources[i]!;
+      const fd = polledFds[i]!;
       if (!sources.has(source.spec.id)) continue;
       // A TUN fd reports its interface's deletion this way; a UDP socket's POLLERR is a queued ICMP error, read below.
       if (source.spec.kind === 'read' && (events & POLLIN) === 0 && (events & (POLLERR | POLLHUP | POLLNVAL)) !== 0) {
