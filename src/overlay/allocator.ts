@@ -22,13 +22,15 @@ import { AddressError, bytesToIp, formatCidr, ipToBytes, parseCidr, type Cidr } 
 import { FIRST_CONTAINER_OFFSET, NODE_RESERVED_OFFSET } from './constants.js';
 import { OverlayError } from './errors.js';
 
-function bytesToBigInt(bytes: Uint8Array): bigint {
+/** Big-endian bytes of an address as one integer. */
+export function bytesToBigInt(bytes: Uint8Array): bigint {
   let value = 0n;
   for (const byte of bytes) value = (value << 8n) | BigInt(byte);
   return value;
 }
 
-function bigIntToBytes(value: bigint, length: number): Uint8Array {
+/** The `length` big-endian bytes of `value` (taken modulo 2^(8·length)). */
+export function bigIntToBytes(value: bigint, length: number): Uint8Array {
   const out = new Uint8Array(length);
   for (let i = length - 1; i >= 0; i--) {
     out[i] = Number(value & 0xffn);

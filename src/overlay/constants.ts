@@ -17,6 +17,24 @@ export const FIRST_CONTAINER_OFFSET = 2;
  */
 export const GLOBAL_OVERLAY_PREFIX_LEN = 16;
 
+// ---- service subnets and dedicated devices -----------------------------------
+
+/** One IPv4 service subnet: 62 usable addresses; the older /28 ran out under CI churn in the Rust reference. */
+export const SERVICE_SUBNET_PREFIX_V4 = 26;
+/** One IPv6 service subnet: 256 addresses, the IPv6 counterpart the Rust reference pairs with /26. */
+export const SERVICE_SUBNET_PREFIX_V6 = 120;
+/**
+ * Registry key of the node-wide shared bridge's subnet. Service names are
+ * DNS-label shaped, so this can never collide with a real service.
+ */
+export const SHARED_BRIDGE_KEY = '__zlayer_shared_bridge__';
+/** Bytes of sha256(service, nodeKey) that pick the first probed block: 48 bits spread well and stay exact in a bigint. */
+export const SUBNET_START_HASH_BYTES = 6;
+/** Dedicated devices listen on globalPort+1 … globalPort+this: 64 dedicated services per node is plenty, and the band stays easy to firewall. */
+export const DEDICATED_PORT_BAND_SIZE = 64;
+/** The highest UDP port; the band is cut there. */
+export const MAX_UDP_PORT = 65535;
+
 // ---- WireGuard device (§1) ---------------------------------------------------
 
 /** zlayer_core::DEFAULT_WG_PORT is not in the seeds; the tests use 51820 (WireGuard's customary port). */
@@ -42,6 +60,14 @@ export const INTERFACE_PREFIX = 'zl-';
 export const HASHED_NAME_HEX_LEN = MAX_IFNAME_LEN - INTERFACE_PREFIX.length;
 /** Suffix of the node's one global device: zl-{deployment}-{instanceId}-g. */
 export const GLOBAL_SUFFIX = 'g';
+/** Suffix of a per-service bridge: zl-{deployment}-{instanceId}-{service}-b. */
+export const BRIDGE_SUFFIX = 'b';
+/** Suffix of a dedicated per-service WireGuard device: zl-{deployment}-{instanceId}-{service}-d. */
+export const DEDICATED_SUFFIX = 'd';
+/** Suffix of the node-wide shared bridge; never ends in -b/-d, so orphan pruning cannot pick it. */
+export const SHARED_BRIDGE_SUFFIX = 'sh';
+/** The part standing in for a service name in the shared bridge's name: [deployment, instanceId, 'shared'] + 'sh'. */
+export const SHARED_BRIDGE_PART = 'shared';
 /** BridgeName answer of a setup that degraded to a VM-only overlay (no host adapter). */
 export const HOST_ADAPTER_DISABLED_NAME = '(host-adapter-disabled)';
 

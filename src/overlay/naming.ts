@@ -10,7 +10,16 @@
  * Reproducing it exactly keeps the names of hosts set up by the reference
  * daemon (test/overlay/core-naming.test.ts checks names printed by rustc).
  */
-import { GLOBAL_SUFFIX, HASHED_NAME_HEX_LEN, INTERFACE_PREFIX, MAX_IFNAME_LEN } from './constants.js';
+import {
+  BRIDGE_SUFFIX,
+  DEDICATED_SUFFIX,
+  GLOBAL_SUFFIX,
+  HASHED_NAME_HEX_LEN,
+  INTERFACE_PREFIX,
+  MAX_IFNAME_LEN,
+  SHARED_BRIDGE_PART,
+  SHARED_BRIDGE_SUFFIX,
+} from './constants.js';
 
 const MASK_64 = (1n << 64n) - 1n;
 
@@ -108,4 +117,19 @@ export function makeInterfaceName(parts: readonly string[], suffix: string): str
 /** The node's one global device: zl-{deployment}-{instanceId}-g (or its hashed form). */
 export function globalInterfaceName(deployment: string, instanceId: string): string {
   return makeInterfaceName([deployment, instanceId], GLOBAL_SUFFIX);
+}
+
+/** A service's own bridge: zl-{deployment}-{instanceId}-{service}-b (or its hashed form). */
+export function serviceBridgeName(deployment: string, instanceId: string, service: string): string {
+  return makeInterfaceName([deployment, instanceId, service], BRIDGE_SUFFIX);
+}
+
+/** A service's dedicated WireGuard device: zl-{deployment}-{instanceId}-{service}-d (or its hashed form). */
+export function dedicatedInterfaceName(deployment: string, instanceId: string, service: string): string {
+  return makeInterfaceName([deployment, instanceId, service], DEDICATED_SUFFIX);
+}
+
+/** The node-wide shared bridge: zl-{deployment}-{instanceId}-shared-sh (or its hashed form). */
+export function sharedBridgeName(deployment: string, instanceId: string): string {
+  return makeInterfaceName([deployment, instanceId, SHARED_BRIDGE_PART], SHARED_BRIDGE_SUFFIX);
 }
