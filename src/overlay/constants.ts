@@ -88,3 +88,26 @@ export const INSTANCE_ID_BYTES = 4;
 export const MAX_CONTROL_LINE_BYTES = 1024 * 1024;
 /** Peer scope of a request that names none. */
 export const DEFAULT_SCOPE = 'global';
+
+// ---- containers ----------------------------------------------------------------
+
+/** PID_MAX_LIMIT on 64-bit Linux: the largest PID a container can have. */
+export const MAX_PID = 4_194_304;
+/** Private keys of dedicated devices live here, one file each, inside --data-dir. */
+export const KEY_DIRECTORY_NAME = 'keys';
+/** Service overlays and runtime-added peers, inside --data-dir (no keys). */
+export const SERVICES_FILE_NAME = 'services.json';
+/** Container attachments, written before the kernel is touched, inside --data-dir. */
+export const ATTACHMENTS_FILE_NAME = 'attachments.json';
+/** Host end of a container's veth: veth-<pid>-<tag>; the container end before its move: vc-<pid>-<tag>. */
+export const HOST_VETH_PREFIX = 'veth-';
+export const PENDING_VETH_PREFIX = 'vc-';
+/** Tags: s = the service network (eth0), g = the global overlay (eth1). */
+export const SERVICE_VETH_TAG = 's';
+export const GLOBAL_VETH_TAG = 'g';
+export const SERVICE_CONTAINER_IFNAME = 'eth0';
+export const GLOBAL_CONTAINER_IFNAME = 'eth1';
+/** A dedicated device's own address is subnet base + 2 (base + 1 is the bridge gateway): two interfaces never share one. */
+export const DEDICATED_DEVICE_OFFSET = 2;
+/** Peers added over the control socket, per device, inside --data-dir. */
+export const PEERS_FILE_NAME = 'peers.json';

@@ -27,8 +27,14 @@
  *    On Linux a host-adapter failure is always fatal (hostAdapterFailureFatal),
  *    so this only happens elsewhere; before any setup the answer is
  *    "global overlay not set up".
- * Not ported: service overlays, container attach, bridges, DNS and firewall
- * rules (the global setup adds no iptables rules, so none are left to revert).
+ *
+ * Service overlays (services/) and container attachments (attach/) live in
+ * their own modules; the engine hands them the global overlay when it comes
+ * up (they rebuild what the data directory remembers) and closes them
+ * before it goes down. Peers added over the control socket are remembered
+ * per device (runtime-peers.ts) and re-added by the next setup.
+ * Not here yet: DNS and firewall rules (the global setup adds no iptables
+ * rules, so none are left to revert).
  */
 import { join } from 'node:path';
 import { formatCidr, formatEndpoint, maskBytes, parseCidr, type Cidr } from '../device/addr.js';
@@ -37,7 +43,7 @@ import type { Logger } from '../device/logger.js';
 import { UapiServer, uapiSocketPath } from '../device/uapi-server.js';
 import type { UapiPeerChange } from '../device/uapi.js';
 import { NatMaintenance, natConfigFromSpec, type NatConfig, type NatStatusWire } from '../nat/index.js';
-import { decodeKey } from '../noise/keys.js';
+import { decodeKey, encodeKey } from '../noise/keys.js';
 import {
   addAddressToLinkByName,
   addRouteViaDev,
@@ -63,8 +69,11 @@ import { OverlayError } from './errors.js';
 import { renderMetrics } from './metrics.js';
 import { makeInterfaceName } from './naming.js';
 import { peerSpecToInfo } from './peer-spec.js';
-import type { PeerScope, Request, Response } from './protocol.js';
+import type { PeerScope, PeerSpec, Request, Response } from './protocol.js';
 import { StateStore, type NodeState } from './state-store.js';
+import { ContainerAttachments, type GlobalView } from './attach/attachments.js';
+import { GLOBAL_PEER_SCOPE, RuntimePeers } from './runtime-peers.js';
+import { ServiceOverlays } from './services/service-overlays.js';
 import { emptyStatus, peersFromDevice, type PeerStatusView, type StatusSnapshot } from './status.js';
 
 const IPV4_FORWARD_KEY = 'net.ipv4.ip_forward';
@@ -92,6 +101,8 @@ interface KernelChanges {
 
 /** The live global overlay. `device` is null for a VM-only (host-adapter-disabled) setup. */
 interface GlobalOverlay {
+  deployment: string;
+  instanceId: string;
   interfaceName: string;
   bridgeName: string;
   clusterCidr: Cidr;
@@ -138,6 +149,10 @@ function publicKeyArg(text: string): Uint8Array {
   }
 }
 
+function scopeName(scope: PeerScope | undefined): string {
+  return scope === undefined || scope === 'global' ? GLOBAL_PEER_SCOPE : scope.service;
+}
+
 function peerChange(publicKey: Uint8Array, fields: Partial<UapiPeerChange>): UapiPeerChange {
   return { publicKey, remove: false, updateOnly: false, replaceAllowedIps: false, allowedIps: [], ...fields };
 }
@@ -156,8 +171,13 @@ export class OverlayEngine {
   private natConfig: NatConfig | null = null;
   /** AddPeer's wire candidates per base64 key (replayed into NatMaintenance when it starts). */
   private readonly peerCandidates = new Map<string, readonly unknown[]>();
-  /** SetLocalWgPubkey records it, as the seeds do; only service overlays (not built here) read it. */
+  /** SetLocalWgPubkey records it, as the seeds do (the orchestrator's view of this node's key). */
   private localWgPubkey: string | null = null;
+  private readonly services: ServiceOverlays;
+  private readonly attachments: ContainerAttachments;
+  private readonly runtimePeers: RuntimePeers;
+  /** Peers the config file names: re-added from the file at each start, so not remembered as runtime peers. */
+  private readonly configPeerKeys = new Set<string>();
 
   constructor(options: OverlayEngineOptions) {
     this.log = options.log;
@@ -168,6 +188,18 @@ export class OverlayEngine {
     // Until SetupGlobalOverlay the allocator is bound to the last known slice, else the default cluster.
     this.clusterCidr = this.state.clusterCidr ?? DEFAULT_CLUSTER_CIDR;
     this.allocator = this.restoredAllocator(this.state.sliceCidr ?? this.clusterCidr);
+    const serviceOptions = { dataDir: options.dataDir, log: this.log, ...(options.uapiDirectory === undefined ? {} : { uapiDirectory: options.uapiDirectory }) };
+    this.services = new ServiceOverlays(serviceOptions);
+    this.runtimePeers = new RuntimePeers(options.dataDir);
+    this.attachments = new ContainerAttachments({
+      dataDir: options.dataDir,
+      log: this.log,
+      services: this.services,
+      global: () => this.globalView(),
+      allocateSliceIp: (label) => this.allocateIp(label),
+      releaseSliceIp: (ip) => this.releaseIp(ip),
+      teardownService: (service) => this.teardownService(service),
+    });
   }
 
   /** The node's public key (base64), from the state file. */
@@ -183,6 +215,12 @@ export class OverlayEngine {
   /** The global interface's name, null when no global overlay is up. */
   get interfaceName(): string | null {
     return this.global?.device == null ? null : this.global.interfaceName;
+  }
+
+  /** Mark peers as coming from the config file (a peer removed from the file must not come back from peers.json). */
+  setConfigPeers(publicKeys: Iterable<string>): void {
+    this.configPeerKeys.clear();
+    for (const key of publicKeys) this.configPeerKeys.add(key);
   }
 
   /** Answer one request. Never throws. */
@@ -205,6 +243,7 @@ export class OverlayEngine {
     const g = this.global;
     if (g === null) return emptyStatus(this.clusterCidr);
     const peers = this.peerViews();
+    const views = this.services.statusViews((service) => this.attachments.members(service));
     return {
       interface: g.device === null ? null : g.interfaceName,
       nodeIp: g.nodeIp,
@@ -212,8 +251,10 @@ export class OverlayEngine {
       overlayCidr: formatCidr(g.clusterCidr),
       sliceCidr: formatCidr(g.sliceCidr),
       peerCount: peers.length,
-      serviceCount: 0,
+      serviceCount: views.services.length,
       peers,
+      services: views.services,
+      dedicatedServices: views.dedicated,
     };
   }
 
@@ -254,9 +295,9 @@ export class OverlayEngine {
         await this.teardownGlobal();
         return { type: 'Ok' };
       case 'AllocateIp':
-        return { type: 'Ip', ip: this.allocateIp(request.service) };
+        return { type: 'Ip', ip: this.allocateServiceIp(request.service) };
       case 'ReleaseIp':
-        this.releaseIp(request.ip);
+        if (!this.services.releaseIp(request.ip)) this.releaseIp(request.ip);
         return { type: 'Ok' };
       case 'AddPeer':
         await this.addPeer(request.peer, request.scope);
@@ -270,6 +311,18 @@ export class OverlayEngine {
       case 'RemoveAllowedIp':
         await this.changeAllowedIp(request.pubkey, request.cidr, request.scope, 'remove');
         return { type: 'Ok' };
+      case 'SetupServiceOverlay':
+        return { type: 'ServiceOverlay', ...(await this.services.setup(request.service, request.mode)) };
+      case 'TeardownServiceOverlay':
+        await this.teardownService(request.service);
+        return { type: 'Ok' };
+      case 'AttachContainer':
+        return await this.attachments.attach(request);
+      case 'DetachContainer':
+        await this.attachments.detach(request.handle);
+        return { type: 'Ok' };
+      case 'PruneOrphanBridges':
+        return { type: 'PrunedBridges', reclaimed: await this.services.prune(request.liveBridgeNames) };
       case 'Status':
         return { type: 'Status', ...this.status() };
       case 'NatTick':
@@ -322,6 +375,8 @@ export class OverlayEngine {
     this.clusterCidr = formatCidr(cluster);
     const nodeIp = this.allocator.nodeIp;
     const g: GlobalOverlay = {
+      deployment: request.deployment,
+      instanceId: request.instanceId,
       interfaceName: name,
       bridgeName: name,
       clusterCidr: cluster,
@@ -355,7 +410,53 @@ export class OverlayEngine {
       nodeIp,
     };
     this.store.save(this.state);
+    if (g.device !== null) await this.restoreNode(g);
     return g.bridgeName;
+  }
+
+  /** What the data directory remembers for a fresh global overlay: runtime peers, service overlays, attachments. */
+  private async restoreNode(g: GlobalOverlay): Promise<void> {
+    for (const spec of this.runtimePeers.peers(GLOBAL_PEER_SCOPE)) {
+      await this.addPeer(spec, 'global').catch((error: unknown) => this.log.error(`re-adding peer ${spec.publicKey}: ${describe(error)}`));
+    }
+    await this.services.rehydrate({
+      deployment: g.deployment,
+      instanceId: g.instanceId,
+      clusterCidr: formatCidr(g.clusterCidr),
+      sliceCidr: formatCidr(g.sliceCidr),
+      nodeIp: g.nodeIp,
+      wgPort: g.wgPort,
+      nodeKey: this.state.localNodeId === undefined ? this.state.publicKey : `node-${this.state.localNodeId}`,
+      globalInterface: g.interfaceName,
+      routedElsewhere: () => (g.device === null ? [] : g.device.get().peers.flatMap((peer) => peer.allowedIps.map(formatCidr))),
+    });
+    for (const service of this.services.serviceNames()) {
+      for (const spec of this.runtimePeers.peers(service)) {
+        await this.addPeer(spec, { service }).catch((error: unknown) => this.log.error(`re-adding peer ${spec.publicKey} of ${service}: ${describe(error)}`));
+      }
+    }
+    await this.attachments.recover();
+  }
+
+  private globalView(): GlobalView | null {
+    const g = this.global;
+    if (g === null) return null;
+    return {
+      interfaceName: g.interfaceName,
+      nodeIp: g.nodeIp,
+      clusterCidr: formatCidr(g.clusterCidr),
+      slicePrefixLength: g.sliceCidr.prefixLength,
+      wgPort: g.wgPort,
+      publicKey: this.state.publicKey,
+      device: g.device,
+    };
+  }
+
+  /** A service's members go first, then its overlay (also what the last ephemeral member's detach runs). */
+  private async teardownService(service: string): Promise<void> {
+    await this.attachments.detachService(service);
+    await this.services.teardown(service);
+    this.runtimePeers.dropScope(service);
   }
 
   /** Stale link out, TUN + Device + UAPI up, keys and port set, kernel configured. Records what it changed in g. */
@@ -465,6 +566,9 @@ export class OverlayEngine {
   private async teardownGlobal(): Promise<void> {
     const g = this.global;
     if (g === null) return;
+    // Containers and service overlays first: their links hang off the node's routes and forwarding.
+    await this.attachments.close().catch((error: unknown) => this.log.error(`detaching containers: ${describe(error)}`));
+    await this.services.close().catch((error: unknown) => this.log.error(`removing service overlays: ${describe(error)}`));
     this.global = null;
     await this.revertKernel(g);
     this.log.verbose(`global overlay ${g.interfaceName} torn down`);
@@ -494,6 +598,11 @@ export class OverlayEngine {
     return allocator;
   }
 
+  /** AllocateIp: the service's bridge pool when it has one here, else the node slice. */
+  private allocateServiceIp(service: string): string {
+    return this.services.allocateIp(service) ?? this.allocateIp(service);
+  }
+
   private allocateIp(service: string): string {
     const ip = this.allocator.allocate();
     this.state = { ...this.state, assignments: { ...this.state.assignments, [ip]: service } };
@@ -515,7 +624,7 @@ export class OverlayEngine {
 
   /** The global device for a peer change, null for a VM-only overlay (skip, Ok). */
   private deviceFor(scope: PeerScope | undefined, what: string): Device | null {
-    if (scope !== undefined && scope !== 'global') throw new OverlayError(`no dedicated overlay for service ${scope.service}`);
+    if (scope !== undefined && scope !== 'global') return this.services.dedicatedDevice(scope.service).device;
     const g = this.global;
     if (g === null) throw new OverlayError('global overlay not set up');
     if (g.device === null) this.log.verbose(`${what}: no host adapter (VM-only overlay); skipped on this node`);
@@ -530,6 +639,14 @@ export class OverlayEngine {
     }
     if (info.publicKeyBase64 === this.state.publicKey) throw new OverlayError(`peer ${info.publicKeyBase64} is this node's own public key`);
     const device = this.deviceFor(scope, 'AddPeer');
+    const fromConfig = this.configPeerKeys.has(info.publicKeyBase64);
+    if (fromConfig) {
+      // CIDRs the orchestrator added at run time (another node's service subnet) survive a restart.
+      const known = new Set(info.allowedIps.map(formatCidr));
+      for (const text of this.runtimePeers.extraAllowedIps(scopeName(scope), info.publicKeyBase64)) {
+        if (!known.has(text)) info.allowedIps.push(cidrArg(text));
+      }
+    }
     if (device !== null) {
       await device.set({
         replacePeers: false,
@@ -543,6 +660,8 @@ export class OverlayEngine {
         ],
       });
     }
+    await this.afterPeerChange(scope);
+    if (!fromConfig) this.runtimePeers.upsert(scopeName(scope), { ...spec, allowedIps: info.allowedIps.map(formatCidr).join(',') });
     const candidates = spec.candidates ?? [];
     if (candidates.length === 0) this.peerCandidates.delete(info.publicKeyBase64);
     else this.peerCandidates.set(info.publicKeyBase64, candidates);
@@ -553,6 +672,8 @@ export class OverlayEngine {
     const key = publicKeyArg(pubkey);
     const device = this.deviceFor(scope, 'RemovePeer');
     if (device !== null) await device.set({ replacePeers: false, peers: [peerChange(key, { remove: true })] });
+    await this.afterPeerChange(scope);
+    this.runtimePeers.remove(scopeName(scope), encodeKey(key));
     this.peerCandidates.delete(Buffer.from(key).toString('base64'));
     this.global?.nat?.removePeer(key);
   }
@@ -564,14 +685,21 @@ export class OverlayEngine {
     if (device === null) return;
     const hex = Buffer.from(key).toString('hex');
     const peer = device.get().peers.find((p) => Buffer.from(p.publicKey).toString('hex') === hex);
-    if (peer === undefined) throw new OverlayError(`unknown peer ${pubkey} on the global overlay`);
-    if (how === 'add') {
-      await device.set({ replacePeers: false, peers: [peerChange(key, { updateOnly: true, allowedIps: [cidr] })] });
-      return;
-    }
+    if (peer === undefined) throw new OverlayError(`unknown peer ${pubkey} on the ${scopeName(scope) === GLOBAL_PEER_SCOPE ? 'global overlay' : `dedicated overlay of ${scopeName(scope)}`}`);
     const text = formatCidr(cidr);
-    const remaining = peer.allowedIps.filter((entry) => formatCidr(entry) !== text);
-    await device.set({ replacePeers: false, peers: [peerChange(key, { updateOnly: true, replaceAllowedIps: true, allowedIps: remaining })] });
+    const others = peer.allowedIps.filter((entry) => formatCidr(entry) !== text);
+    const after = how === 'add' ? [...others, cidr] : others;
+    if (how === 'add') await device.set({ replacePeers: false, peers: [peerChange(key, { updateOnly: true, allowedIps: [cidr] })] });
+    else await device.set({ replacePeers: false, peers: [peerChange(key, { updateOnly: true, replaceAllowedIps: true, allowedIps: others })] });
+    await this.afterPeerChange(scope);
+    const scopeKey = scopeName(scope);
+    if (this.runtimePeers.isRecorded(scopeKey, encodeKey(key))) this.runtimePeers.setAllowedIps(scopeKey, encodeKey(key), after.map(formatCidr));
+    else this.runtimePeers.changeExtra(scopeKey, encodeKey(key), text, how);
+  }
+
+  /** A dedicated device routes its peers' allowed IPs through itself; the global device has the cluster route. */
+  private async afterPeerChange(scope: PeerScope | undefined): Promise<void> {
+    if (scope !== undefined && scope !== 'global') await this.services.dedicatedDevice(scope.service).syncRoutes();
   }
 
   private peerViews(): PeerStatusView[] {

@@ -94,6 +94,7 @@ export async function runNodeDaemon(options: NodeDaemonOptions): Promise<number>
   let bridgeName: string | null = null;
   try {
     if (config !== null) {
+      engine.setConfigPeers(addPeerRequestsFromConfig(config).map((request) => request.peer.publicKey));
       for (const request of configRequests(config, engine.instanceId)) {
         const answer = unwrap(await server.submit(request), `${options.configPath}: ${request.type}`);
         if (answer.type === 'BridgeName') bridgeName = answer.name;

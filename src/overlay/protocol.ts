@@ -24,7 +24,7 @@ import type { CandidateWire } from '../nat/candidates.js';
 import { NatConfigError, natConfigFromSpec, type NatConfigSpec } from '../nat/config.js';
 import type { NatStatusWire } from '../nat/maintenance.js';
 import { decodeKey } from '../noise/keys.js';
-import { DEFAULT_WG_PORT, MAX_CONTROL_LINE_BYTES, ROAMING_ENDPOINT } from './constants.js';
+import { DEFAULT_WG_PORT, MAX_CONTROL_LINE_BYTES, MAX_PID, ROAMING_ENDPOINT } from './constants.js';
 
 export type { NatConfigSpec } from '../nat/config.js';
 export type { NatStatusWire, NatPeerStatusWire } from '../nat/maintenance.js';
@@ -82,6 +82,69 @@ export interface StatusSnapshot {
   peerCount: number;
   serviceCount: number;
   peers: PeerStatusView[];
+  /** Every service overlay on this node (auto, shared and dedicated). */
+  services: ServiceStatusView[];
+  /** The dedicated ones' own WireGuard devices. */
+  dedicatedServices: DedicatedServiceStatusView[];
+}
+
+/** How a service's containers are networked on a node. */
+export type OverlayMode = 'auto' | 'shared' | 'dedicated';
+export const OVERLAY_MODES: readonly OverlayMode[] = Object.freeze(['auto', 'shared', 'dedicated']);
+
+/** One service overlay in a Status answer. */
+export interface ServiceStatusView {
+  name: string;
+  mode: OverlayMode;
+  bridge: string;
+  subnet: string;
+  /** Containers attached to it on this node. */
+  members: number;
+}
+
+/** A dedicated service's device in a Status answer. */
+export interface DedicatedServiceStatusView {
+  service: string;
+  interface: string;
+  publicKey: string;
+  listenPort: number;
+  overlayIp: string;
+  subnet: string;
+  peerCount: number;
+}
+
+/** SetupServiceOverlay's answer; the WireGuard fields are null unless the mode is dedicated. */
+export interface ServiceOverlayInfo {
+  name: string;
+  mode: OverlayMode;
+  bridge: string;
+  /** The service's subnet on this node: other nodes route it to this node's key. */
+  subnet: string;
+  wgPublicKey: string | null;
+  wgPort: number | null;
+  overlayIp: string | null;
+}
+
+/** Which container an attach is for. */
+export type AttachHandle = { linuxPid: number } | { guestManaged: string } | { hostShared: string };
+
+/** AttachContainer's answer for a Linux process or a host-shared container. */
+export interface AttachResult {
+  ip: string;
+  /** eth1's address on the node slice when joinGlobal was asked for; null otherwise. */
+  globalIp: string | null;
+}
+
+/** AttachContainer's answer for a VM that runs its own WireGuard (guestManaged). */
+export interface GuestOverlayConfig {
+  overlayIp: string;
+  prefixLen: number;
+  privateKey: string;
+  publicKey: string;
+  listenPort: number;
+  peers: PeerSpec[];
+  dnsServer: string | null;
+  dnsDomain: string | null;
 }
 
 // ---- requests ------------------------------------------------------------------
@@ -138,6 +201,33 @@ export interface RemoveAllowedIpRequest {
   cidr: string;
   scope: PeerScope;
 }
+export interface SetupServiceOverlayRequest {
+  type: 'SetupServiceOverlay';
+  service: string;
+  mode: OverlayMode;
+}
+export interface TeardownServiceOverlayRequest {
+  type: 'TeardownServiceOverlay';
+  service: string;
+}
+export interface AttachContainerRequest {
+  type: 'AttachContainer';
+  handle: AttachHandle;
+  service: string;
+  joinGlobal: boolean;
+  dnsServer: string | null;
+  dnsDomain: string | null;
+  ephemeral: boolean;
+  isolationNetwork: string | null;
+}
+export interface DetachContainerRequest {
+  type: 'DetachContainer';
+  handle: AttachHandle;
+}
+export interface PruneOrphanBridgesRequest {
+  type: 'PruneOrphanBridges';
+  liveBridgeNames: string[];
+}
 export interface StatusRequest {
   type: 'Status';
 }
@@ -162,6 +252,11 @@ export type Request =
   | RemovePeerRequest
   | AddAllowedIpRequest
   | RemoveAllowedIpRequest
+  | SetupServiceOverlayRequest
+  | TeardownServiceOverlayRequest
+  | AttachContainerRequest
+  | DetachContainerRequest
+  | PruneOrphanBridgesRequest
   | StatusRequest
   | NatTickRequest
   | NatStatusRequest
@@ -176,6 +271,10 @@ export type Response =
   | { type: 'Err'; message: string }
   | { type: 'BridgeName'; name: string }
   | { type: 'Ip'; ip: string }
+  | ({ type: 'ServiceOverlay' } & ServiceOverlayInfo)
+  | ({ type: 'Attached' } & AttachResult)
+  | ({ type: 'GuestConfig' } & GuestOverlayConfig)
+  | { type: 'PrunedBridges'; reclaimed: string[] }
   | ({ type: 'Status' } & StatusSnapshot)
   | ({ type: 'NatStatus' } & NatStatusWire);
 
@@ -375,6 +474,56 @@ export function parseNatSpec(value: unknown, path: string): NatConfigSpec {
   return value as NatConfigSpec;
 }
 
+/** "auto" (the default), "shared" or "dedicated", in any case. */
+export function parseMode(value: unknown, path: string): OverlayMode {
+  if (value === undefined || value === null) return 'auto';
+  if (typeof value === 'string') {
+    const mode = value.toLowerCase() as OverlayMode;
+    if (OVERLAY_MODES.includes(mode)) return mode;
+  }
+  fail(path, '"auto", "shared" or "dedicated"', value);
+}
+
+/** {"linuxPid": N}, {"guestManaged": "<id>"} or {"hostShared": "<id>"}. */
+export function parseAttachHandle(value: unknown, path: string): AttachHandle {
+  const expected = '{"linuxPid": <pid>}, {"guestManaged": "<id>"} or {"hostShared": "<id>"}';
+  if (!isObject(value) || Object.keys(value).length !== 1) fail(path, expected, value);
+  const reader = new ObjectReader(value, path);
+  const [kind] = Object.keys(value);
+  let handle: AttachHandle;
+  switch (kind) {
+    case 'linuxPid':
+      handle = { linuxPid: reader.integer('linuxPid', 1, MAX_PID) };
+      break;
+    case 'guestManaged':
+      handle = { guestManaged: nameField(reader, 'guestManaged') };
+      break;
+    case 'hostShared':
+      handle = { hostShared: nameField(reader, 'hostShared') };
+      break;
+    default:
+      throw new ProtocolError(`${path}: unknown handle kind ${describeValue(kind)} (expected ${expected})`);
+  }
+  reader.rejectUnknown();
+  return handle;
+}
+
+function optionalIpField(reader: ObjectReader, key: string): string | null {
+  const value = reader.optionalString(key);
+  if (value === undefined) return null;
+  if (isIP(value) === 0) fail(reader.fieldPath(key), 'an IP address', value);
+  return value;
+}
+
+function stringList(value: unknown, path: string): string[] {
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value)) fail(path, 'an array of strings', value);
+  return value.map((item, i) => {
+    if (typeof item !== 'string') fail(`${path}[${i}]`, 'a string', item);
+    return item;
+  });
+}
+
 // ---- parsing requests ----------------------------------------------------------
 
 type RequestParser = (reader: ObjectReader) => Request;
@@ -422,6 +571,24 @@ const REQUEST_PARSERS: Record<RequestType, RequestParser> = {
     cidr: checkCidr(r.string('cidr'), r.fieldPath('cidr')),
     scope: parseScope(r.raw('scope'), r.fieldPath('scope')),
   }),
+  SetupServiceOverlay: (r) => ({ type: 'SetupServiceOverlay', service: nameField(r, 'service'), mode: parseMode(r.raw('mode'), r.fieldPath('mode')) }),
+  TeardownServiceOverlay: (r) => ({ type: 'TeardownServiceOverlay', service: nameField(r, 'service') }),
+  AttachContainer: (r) => {
+    const dnsDomain = r.optionalString('dnsDomain', { nonEmpty: true }) ?? null;
+    const isolation = r.raw('isolationNetwork');
+    return {
+      type: 'AttachContainer',
+      handle: parseAttachHandle(r.raw('handle'), r.fieldPath('handle')),
+      service: nameField(r, 'service'),
+      joinGlobal: r.boolean('joinGlobal', false),
+      dnsServer: optionalIpField(r, 'dnsServer'),
+      dnsDomain,
+      ephemeral: r.boolean('ephemeral', false),
+      isolationNetwork: isolation === undefined || isolation === null ? null : nameField(r, 'isolationNetwork'),
+    };
+  },
+  DetachContainer: (r) => ({ type: 'DetachContainer', handle: parseAttachHandle(r.raw('handle'), r.fieldPath('handle')) }),
+  PruneOrphanBridges: (r) => ({ type: 'PruneOrphanBridges', liveBridgeNames: stringList(r.raw('liveBridgeNames'), r.fieldPath('liveBridgeNames')) }),
   Status: () => ({ type: 'Status' }),
   NatTick: () => ({ type: 'NatTick' }),
   NatStatus: () => ({ type: 'NatStatus' }),
@@ -471,7 +638,18 @@ export function encodeRequest(request: Request): string {
 
 // ---- responses -----------------------------------------------------------------
 
-const RESPONSE_TYPES: readonly ResponseType[] = Object.freeze(['Ok', 'Err', 'BridgeName', 'Ip', 'Status', 'NatStatus']);
+const RESPONSE_TYPES: readonly ResponseType[] = Object.freeze([
+  'Ok',
+  'Err',
+  'BridgeName',
+  'Ip',
+  'ServiceOverlay',
+  'Attached',
+  'GuestConfig',
+  'PrunedBridges',
+  'Status',
+  'NatStatus',
+]);
 
 /** A Response as one line: JSON escapes every newline inside strings, so the line never breaks. */
 export function encodeResponse(response: Response): string {
@@ -511,9 +689,28 @@ export function parseResponse(line: string): Response {
     case 'Ip':
       checkStringFields(object, type, ['ip']);
       break;
+    case 'ServiceOverlay':
+      checkStringFields(object, type, ['name', 'mode', 'bridge', 'subnet']);
+      checkNullableStringFields(object, type, ['wgPublicKey', 'overlayIp']);
+      break;
+    case 'Attached':
+      checkStringFields(object, type, ['ip']);
+      checkNullableStringFields(object, type, ['globalIp']);
+      break;
+    case 'GuestConfig':
+      checkStringFields(object, type, ['overlayIp', 'privateKey', 'publicKey']);
+      checkArrayFields(object, type, ['peers']);
+      break;
+    case 'PrunedBridges':
+      checkArrayFields(object, type, ['reclaimed']);
+      break;
     case 'Status':
       checkNullableStringFields(object, type, ['interface', 'nodeIp', 'publicKey', 'overlayCidr', 'sliceCidr']);
       checkArrayFields(object, type, ['peers']);
+      // Older nodes answer without the service lists.
+      object.services ??= [];
+      object.dedicatedServices ??= [];
+      checkArrayFields(object, type, ['services', 'dedicatedServices']);
       for (const field of ['peerCount', 'serviceCount']) {
         if (typeof object[field] !== 'number') fail(`${type}.${field}`, 'a number', object[field]);
       }

@@ -82,7 +82,7 @@ function parseUnsigned(text: string): number {
 
 /** Status before SetupGlobalOverlay: no interface, node IP or key; the cluster CIDR is already known (catalog §4). */
 export function emptyStatus(clusterCidr: string | null = DEFAULT_CLUSTER_CIDR): StatusSnapshot {
-  return { interface: null, nodeIp: null, publicKey: null, overlayCidr: clusterCidr, sliceCidr: null, peerCount: 0, serviceCount: 0, peers: [] };
+  return { interface: null, nodeIp: null, publicKey: null, overlayCidr: clusterCidr, sliceCidr: null, peerCount: 0, serviceCount: 0, peers: [], services: [], dedicatedServices: [] };
 }
 
 /**

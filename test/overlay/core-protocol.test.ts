@@ -60,6 +60,23 @@ const REQUESTS: Request[] = [
   { type: 'RemovePeer', pubkey: KEY_B, scope: { service: 'db' } },
   { type: 'AddAllowedIp', pubkey: KEY_B, cidr: '10.200.9.0/24', scope: 'global' },
   { type: 'RemoveAllowedIp', pubkey: KEY_B, cidr: 'fd00::/64', scope: { service: 'web' } },
+  { type: 'SetupServiceOverlay', service: 'web', mode: 'auto' },
+  { type: 'SetupServiceOverlay', service: 'db', mode: 'dedicated' },
+  { type: 'TeardownServiceOverlay', service: 'web' },
+  {
+    type: 'AttachContainer',
+    handle: { linuxPid: 4242 },
+    service: 'web',
+    joinGlobal: true,
+    dnsServer: '10.200.3.1',
+    dnsDomain: 'svc.cluster',
+    ephemeral: true,
+    isolationNetwork: 'tenant-a',
+  },
+  { type: 'AttachContainer', handle: { guestManaged: 'vm-1' }, service: 'db', joinGlobal: false, dnsServer: null, dnsDomain: null, ephemeral: false, isolationNetwork: null },
+  { type: 'AttachContainer', handle: { hostShared: 'box-1' }, service: 'web', joinGlobal: false, dnsServer: 'fd00::1', dnsDomain: null, ephemeral: false, isolationNetwork: null },
+  { type: 'DetachContainer', handle: { linuxPid: 4242 } },
+  { type: 'PruneOrphanBridges', liveBridgeNames: ['zl-prod-0-web-b'] },
   { type: 'Status' },
   { type: 'NatTick' },
   { type: 'NatStatus' },
@@ -79,10 +96,30 @@ const RESPONSES: Response[] = [
     overlayCidr: '10.200.0.0/16',
     sliceCidr: '10.200.3.0/26',
     peerCount: 1,
-    serviceCount: 0,
+    serviceCount: 1,
     peers: [{ publicKey: KEY_B, endpoint: '192.0.2.9:51820', allowedIps: ['10.200.4.0/26'], latestHandshake: 1_700_000_000, rxBytes: 10, txBytes: 20, connectionType: 'direct' }],
+    services: [{ name: 'db', mode: 'dedicated', bridge: 'zl-prod-7-db-b', subnet: '10.200.64.0/26', members: 2 }],
+    dedicatedServices: [
+      { service: 'db', interface: 'zl-prod-7-db-d', publicKey: KEY_B, listenPort: 51821, overlayIp: '10.200.64.2', subnet: '10.200.64.0/26', peerCount: 1 },
+    ],
   },
-  { type: 'Status', interface: null, nodeIp: null, publicKey: null, overlayCidr: '10.200.0.0/16', sliceCidr: null, peerCount: 0, serviceCount: 0, peers: [] },
+  { type: 'Status', interface: null, nodeIp: null, publicKey: null, overlayCidr: '10.200.0.0/16', sliceCidr: null, peerCount: 0, serviceCount: 0, peers: [], services: [], dedicatedServices: [] },
+  { type: 'ServiceOverlay', name: 'web', mode: 'auto', bridge: 'zl-prod-7-web-b', subnet: '10.200.64.0/26', wgPublicKey: null, wgPort: null, overlayIp: null },
+  { type: 'ServiceOverlay', name: 'db', mode: 'dedicated', bridge: 'zl-prod-7-db-b', subnet: '10.200.128.0/26', wgPublicKey: KEY_A, wgPort: 51821, overlayIp: '10.200.128.2' },
+  { type: 'Attached', ip: '10.200.64.2', globalIp: null },
+  { type: 'Attached', ip: '10.200.64.3', globalIp: '10.200.3.5' },
+  {
+    type: 'GuestConfig',
+    overlayIp: '10.200.3.9',
+    prefixLen: 26,
+    privateKey: KEY_A,
+    publicKey: KEY_B,
+    listenPort: 51820,
+    peers: [{ publicKey: KEY_A, endpoint: '10.200.3.1:51820', allowedIps: '10.200.0.0/16', persistentKeepaliveSecs: 25, candidates: [] }],
+    dnsServer: null,
+    dnsDomain: null,
+  },
+  { type: 'PrunedBridges', reclaimed: ['zl-1ca4568944-b'] },
   {
     type: 'NatStatus',
     candidates: [{ candidateType: 'host', address: '192.0.2.9:51820', priority: 2130706431 }],
@@ -104,7 +141,7 @@ function protocolError(line: string): string {
 describe('requests', () => {
   it('every variant is covered by the round-trip list', () => {
     expect(new Set(REQUESTS.map((r) => r.type))).toEqual(new Set(REQUEST_TYPES));
-    expect(REQUEST_TYPES).toHaveLength(14);
+    expect(REQUEST_TYPES).toHaveLength(19);
   });
 
   it.each(REQUESTS.map((r) => [r.type, r] as const))('%s round-trips through one line', (_type, request) => {
@@ -123,6 +160,18 @@ describe('requests', () => {
       hostAdapterMandatory: false,
     });
     expect(parseRequest('{"type":"AllocateIp","service":"web"}')).toEqual({ type: 'AllocateIp', service: 'web', joinGlobal: false });
+    expect(parseRequest('{"type":"SetupServiceOverlay","service":"web"}')).toEqual({ type: 'SetupServiceOverlay', service: 'web', mode: 'auto' });
+    expect(parseRequest('{"type":"SetupServiceOverlay","service":"web","mode":"DEDICATED"}')).toMatchObject({ mode: 'dedicated' });
+    expect(parseRequest('{"type":"AttachContainer","handle":{"linuxPid":7},"service":"web"}')).toEqual({
+      type: 'AttachContainer',
+      handle: { linuxPid: 7 },
+      service: 'web',
+      joinGlobal: false,
+      dnsServer: null,
+      dnsDomain: null,
+      ephemeral: false,
+      isolationNetwork: null,
+    });
     expect(parseRequest(`{"type":"AddPeer","peer":{"publicKey":"${KEY_A}"}}`)).toEqual({
       type: 'AddPeer',
       peer: { publicKey: KEY_A, endpoint: '0.0.0.0:0', allowedIps: '', persistentKeepaliveSecs: 0, candidates: [] },
@@ -161,6 +210,18 @@ describe('requests', () => {
     [`{"type":"AddPeer","peer":{"publicKey":"${KEY_A}"},"scope":{"service":""}}`, 'AddPeer.scope.service: expected a non-empty string, got ""'],
     [`{"type":"AddAllowedIp","pubkey":"${KEY_A}","cidr":"nope"}`, /^AddAllowedIp\.cidr: invalid CIDR nope: /],
     [`{"type":"RemoveAllowedIp","pubkey":"${KEY_A}"}`, 'RemoveAllowedIp.cidr: expected a string, got nothing'],
+    ['{"type":"SetupServiceOverlay","service":"web","mode":"mesh"}', 'SetupServiceOverlay.mode: expected "auto", "shared" or "dedicated", got "mesh"'],
+    ['{"type":"SetupServiceOverlay","service":"a.b"}', 'SetupServiceOverlay.service: expected a name of letters, digits, "-" and "_", got "a.b"'],
+    ['{"type":"AttachContainer","service":"web"}', 'AttachContainer.handle: expected {"linuxPid": <pid>}, {"guestManaged": "<id>"} or {"hostShared": "<id>"}, got nothing'],
+    ['{"type":"AttachContainer","handle":{"linuxPid":0},"service":"web"}', 'AttachContainer.handle.linuxPid: expected an integer 1..4194304, got 0'],
+    ['{"type":"AttachContainer","handle":{"linuxPid":"12"},"service":"web"}', 'AttachContainer.handle.linuxPid: expected an integer 1..4194304, got "12"'],
+    ['{"type":"AttachContainer","handle":{"linuxPid":1,"hostShared":"x"},"service":"web"}', /^AttachContainer\.handle: expected \{"linuxPid"/],
+    ['{"type":"AttachContainer","handle":{"windowsContainer":"x"},"service":"web"}', /^AttachContainer\.handle: unknown handle kind "windowsContainer"/],
+    ['{"type":"AttachContainer","handle":{"linuxPid":5},"service":"web","dnsServer":"nope"}', 'AttachContainer.dnsServer: expected an IP address, got "nope"'],
+    ['{"type":"AttachContainer","handle":{"linuxPid":5},"service":"web","isolationNetwork":"a b"}', /^AttachContainer\.isolationNetwork: expected a name/],
+    ['{"type":"DetachContainer","handle":{"linuxPid":-3}}', 'DetachContainer.handle.linuxPid: expected an integer 1..4194304, got -3'],
+    ['{"type":"PruneOrphanBridges","liveBridgeNames":"zl-a-b"}', 'PruneOrphanBridges.liveBridgeNames: expected an array of strings, got "zl-a-b"'],
+    ['{"type":"PruneOrphanBridges","liveBridgeNames":[1]}', 'PruneOrphanBridges.liveBridgeNames[0]: expected a string, got 1'],
     ['{"type":"Status","extra":1}', 'Status: unknown field "extra"'],
     ['{"type":"Foo"}', 'unknown request type "Foo"'],
     ['{"type":5}', 'request.type: expected a string, got 5'],

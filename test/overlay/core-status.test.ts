@@ -123,6 +123,8 @@ describe('tables for people', () => {
     sliceCidr: '10.200.3.0/26',
     peerCount: 2,
     serviceCount: 0,
+    services: [],
+    dedicatedServices: [],
     peers: [
       { publicKey: KEY_B, endpoint: '192.0.2.9:51820', allowedIps: ['10.200.4.0/26', '10.200.5.0/26'], latestHandshake: 1_700_000_000, rxBytes: 1536, txBytes: 5 * 1024 * 1024, connectionType: 'direct' },
       { publicKey: KEY_A, endpoint: null, allowedIps: [], latestHandshake: 0, rxBytes: 0, txBytes: 0 },

@@ -68,6 +68,8 @@ export const setBridgeStp = (name: string, on: boolean): Promise<void> => rt().s
 
 export const addAddressToLinkByName = (name: string, ip: string, prefixLen: number): Promise<void> =>
   rt().addAddressToLinkByName(name, ip, prefixLen);
+export const deleteAddressFromLinkByName = (name: string, ip: string, prefixLen: number): Promise<void> =>
+  rt().deleteAddressFromLinkByName(name, ip, prefixLen);
 export const flushAddressesOnLinkByName = (name: string): Promise<void> => rt().flushAddressesOnLinkByName(name);
 
 export const addRouteViaDev = (dest: string, prefixLen: number, dev: string): Promise<void> => rt().addRouteViaDev(dest, prefixLen, dev);

@@ -454,6 +454,22 @@ export class Rtnetlink {
     this.onLink(name, () => this.sock.request(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, header, attributes, operation));
   }
 
+  /** Remove one address of a link; success when the link or the address is absent. */
+  async deleteAddressFromLinkByName(name: string, ip: string, prefixLen: number): Promise<void> {
+    const operation = `address del for ${name} (${ip}/${prefixLen})`;
+    const address = parseAddress(ip, 'address', operation);
+    checkPrefix(prefixLen, address.family, operation);
+    const link = this.linkByName(name);
+    if (link === null) return;
+    const header = encodeIfAddrMsg({ family: afOf(address.family), prefixLength: prefixLen, index: link.index });
+    try {
+      this.sock.request(RTM_DELADDR, 0, header, [bytesAttr(IFA_LOCAL, address.bytes), bytesAttr(IFA_ADDRESS, address.bytes)], operation);
+    } catch (error) {
+      if (isNetlinkErrno(error, EADDRNOTAVAIL, ENODEV)) return;
+      throw error;
+    }
+  }
+
   /** Remove every IPv4 and IPv6 address of a link; success when the link is absent. */
   async flushAddressesOnLinkByName(name: string): Promise<void> {
     const link = this.linkByName(name);

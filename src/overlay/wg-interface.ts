@@ -1,0 +1,71 @@
+/**
+ * One in-process WireGuard interface: a Linux TUN, a Device over it and its
+ * UAPI socket (so `wg show <name>` works), keyed and listening, with its MTU
+ * set. The node's dedicated per-service devices are built with it.
+ *
+ * start() removes a link of the same name first (a crashed earlier run may
+ * have left one) and undoes everything it did when any step fails; close()
+ * is idempotent and leaves no link behind.
+ */
+import { join } from 'node:path';
+import { Device } from '../device/device.js';
+import type { Logger } from '../device/logger.js';
+import { UapiServer, uapiSocketPath } from '../device/uapi-server.js';
+import { deleteLinkByName, setLinkMtuByName, setLinkUpByName } from '../platform/index.js';
+import { LinuxTun } from '../tun/linux.js';
+import { OverlayError } from './errors.js';
+
+export interface WireGuardInterfaceOptions {
+  name: string;
+  mtu: number;
+  privateKey: Uint8Array;
+  listenPort: number;
+  log: Logger;
+  /** Where the UAPI socket goes; default /var/run/wireguard (where wg(8) looks). */
+  uapiDirectory?: string;
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+export class WireGuardInterface {
+  private closed = false;
+
+  private constructor(
+    readonly name: string,
+    readonly device: Device,
+    private readonly uapi: UapiServer,
+  ) {}
+
+  static async start(options: WireGuardInterfaceOptions): Promise<WireGuardInterface> {
+    const { name, log } = options;
+    await deleteLinkByName(name).catch((error: unknown) => log.verbose(`removing a stale ${name} failed (continuing): ${describe(error)}`));
+    const tun = LinuxTun.create(name, options.mtu);
+    const device = new Device({ tun, log });
+    let uapi: UapiServer | null = null;
+    try {
+      const socketPath = options.uapiDirectory === undefined ? uapiSocketPath(name) : join(options.uapiDirectory, `${name}.sock`);
+      uapi = await UapiServer.listen(socketPath, device, (message) => log.error(message));
+      await device.start();
+      await device.set({ privateKey: options.privateKey, listenPort: options.listenPort, replacePeers: false, peers: [] });
+      await setLinkMtuByName(name, options.mtu);
+      await setLinkUpByName(name);
+    } catch (error) {
+      await uapi?.close().catch(() => undefined);
+      await device.close();
+      await deleteLinkByName(name).catch(() => undefined);
+      throw new OverlayError(`cannot start WireGuard interface ${name} on UDP port ${options.listenPort}: ${describe(error)}`);
+    }
+    return new WireGuardInterface(name, device, uapi);
+  }
+
+  /** Socket, device and link, each best-effort. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.uapi.close().catch(() => undefined);
+    await this.device.close();
+    await deleteLinkByName(this.name).catch(() => undefined);
+  }
+}
