@@ -5,7 +5,7 @@
  * parsing, the allocator behind AllocateIp/ReleaseIp with its assignments
  * persisted across a restart, NatStatus/NatTick before setup, Shutdown.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -55,6 +55,8 @@ describe('OverlayEngine before SetupGlobalOverlay', () => {
       peerCount: 0,
       serviceCount: 0,
       peers: [],
+      services: [],
+      dedicatedServices: [],
     });
   });
 
@@ -161,5 +163,52 @@ describe('OverlayEngine before SetupGlobalOverlay', () => {
     const text = engineIn(freshDir()).metrics();
     expect(text).toContain('wireguard_sent_bytes_total');
     expect(text).not.toMatch(/public_key="/);
+  });
+});
+
+describe('service overlays and attach before SetupGlobalOverlay (nothing recorded, clear errors)', () => {
+  const attach = (handle: Extract<Request, { type: 'AttachContainer' }>['handle'], service = 'web'): Request => ({
+    type: 'AttachContainer',
+    handle,
+    service,
+    joinGlobal: false,
+    dnsServer: null,
+    dnsDomain: null,
+    ephemeral: false,
+    isolationNetwork: null,
+  });
+
+  it('refuses every mode until the global overlay is up (dispatch_handles_all_three_modes_without_panic)', async () => {
+    const engine = engineIn(freshDir());
+    for (const mode of ['auto', 'shared', 'dedicated'] as const) {
+      expect(await errOf(engine, { type: 'SetupServiceOverlay', service: 'web', mode })).toBe('service overlays need the global overlay: send SetupGlobalOverlay first');
+    }
+    const status = await engine.handle({ type: 'Status' });
+    expect(status).toMatchObject({ serviceCount: 0, services: [], dedicatedServices: [] });
+  });
+
+  it('attaching to a service without an overlay names the service (attach_shared_without_setup_errors_cleanly)', async () => {
+    const engine = engineIn(freshDir());
+    expect(await errOf(engine, attach({ linuxPid: process.pid }, 'cache'))).toBe('no service overlay for service cache on this node; send SetupServiceOverlay first');
+  });
+
+  it('guest-managed and host-shared attach need the global overlay; nothing is recorded (guest_attach_requires_global_overlay)', async () => {
+    const dir = freshDir();
+    const engine = engineIn(dir);
+    expect(await errOf(engine, attach({ guestManaged: 'vm-1' }))).toMatch(/^guest-managed attach requires the global overlay/);
+    expect(await errOf(engine, attach({ hostShared: 'box-1' }))).toMatch(/^host-shared attach requires the global overlay/);
+    expect(readdirSync(dir)).not.toContain('attachments.json');
+  });
+
+  it('detach of an unknown handle is Ok, every kind (detach_unknown_guest_is_idempotent)', async () => {
+    const engine = engineIn(freshDir());
+    expect(await engine.handle({ type: 'DetachContainer', handle: { guestManaged: 'nobody' } })).toEqual({ type: 'Ok' });
+    expect(await engine.handle({ type: 'DetachContainer', handle: { hostShared: 'nobody' } })).toEqual({ type: 'Ok' });
+    expect(await engine.handle({ type: 'TeardownServiceOverlay', service: 'never-set-up' })).toEqual({ type: 'Ok' });
+  });
+
+  it('a Service scope without a dedicated overlay keeps the exact message (transport_for_scope_unset_service_errors)', async () => {
+    const engine = engineIn(freshDir());
+    expect(await errOf(engine, { type: 'AddAllowedIp', pubkey: KEY, cidr: '10.1.0.0/24', scope: { service: 'db' } })).toBe('no dedicated overlay for service db');
   });
 });
