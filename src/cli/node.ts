@@ -6,6 +6,7 @@
  *   tswg node status|peers|nat [--control SOCKET] [--json]
  *   tswg node add-peer --public-key KEY --endpoint IP:PORT --allowed-ips CIDR[,CIDR…] [--keepalive N]
  *   tswg node remove-peer --public-key KEY
+ *   tswg node services | service-setup | service-teardown | attach | detach | prune
  *
  * People get tables; --json prints the node's answer as it came (one JSON
  * object), for scripts. An Err answer exits 1 with its message.
@@ -16,13 +17,20 @@ import { requestOnce } from '../overlay/control-client.js';
 import { parseListenAddress, runNodeDaemon } from '../overlay/node-daemon.js';
 import { StateStore } from '../overlay/state-store.js';
 import type { NatStatusWire, Request, Response, StatusSnapshot } from '../overlay/protocol.js';
-import { formatNatStatusTable, formatPeersTable, formatStatusTable } from '../overlay/status.js';
+import { formatNatStatusTable, formatPeersTable, formatServicesTable, formatStatusTable } from '../overlay/status.js';
 import { CliError } from './key-commands.js';
 
 export const NODE_USAGE = `Usage: tswg node --data-dir DIR [--config FILE] [--control SOCKET] [--metrics HOST:PORT]
        tswg node status|peers|nat [--control SOCKET] [--json] [--watch SECONDS]
        tswg node add-peer --public-key KEY --endpoint IP:PORT --allowed-ips CIDR[,CIDR...] [--keepalive N] [--control SOCKET] [--json]
        tswg node remove-peer --public-key KEY [--control SOCKET] [--json]
+       tswg node services [--control SOCKET] [--json] [--watch SECONDS]
+       tswg node service-setup --service NAME [--mode auto|shared|dedicated] [--control SOCKET] [--json]
+       tswg node service-teardown --service NAME [--control SOCKET] [--json]
+       tswg node attach --pid PID --service NAME [--join-global] [--ephemeral] [--isolation-network NAME]
+                        [--dns-server IP] [--dns-domain DOMAIN] [--control SOCKET] [--json]
+       tswg node detach --pid PID [--control SOCKET] [--json]
+       tswg node prune --live NAME[,NAME...] [--control SOCKET] [--json]
        tswg node pubkey --data-dir DIR
 
 The overlay node: one global WireGuard interface (zl-<deployment>-<instance>-g)
@@ -44,6 +52,15 @@ Client commands (talk to a running node over --control SOCKET):
   nat          NAT candidates, per-peer connection type, last refresh
   add-peer     add (or update) a peer on the global overlay
   remove-peer  remove a peer
+  services     the service overlays on this node: mode, bridge, subnet, members
+  service-setup     create a service overlay (auto: its own bridge and subnet; shared: the
+                    node-wide bridge; dedicated: its own bridge and WireGuard device); prints
+                    its subnet, which the other nodes route to this node
+  service-teardown  remove it (its containers are detached first)
+  attach       put the process PID (in its own network namespace) on the service's network:
+               eth0 on the service bridge, with --join-global also eth1 on the node slice
+  detach       remove the process's links and give its addresses back
+  prune        remove service bridges/devices (zl-…-b, zl-…-d) not named by --live
   pubkey       print the node's public key from --data-dir (created there on first use,
                so peers' configs can be written before the node first runs)
   --json       print the node's answer as one JSON object
@@ -62,8 +79,25 @@ const MIN_WATCH_SECONDS = 0.1;
 const MAX_WATCH_SECONDS = 3600;
 const CLEAR_SCREEN = '\x1b[H\x1b[2J';
 
-type ClientCommand = 'status' | 'peers' | 'nat' | 'add-peer' | 'remove-peer';
-const CLIENT_COMMANDS: readonly ClientCommand[] = ['status', 'peers', 'nat', 'add-peer', 'remove-peer'];
+type ClientCommand = 'status' | 'peers' | 'nat' | 'add-peer' | 'remove-peer' | 'services' | 'service-setup' | 'service-teardown' | 'attach' | 'detach' | 'prune';
+const CLIENT_COMMANDS: readonly ClientCommand[] = ['status', 'peers', 'nat', 'add-peer', 'remove-peer', 'services', 'service-setup', 'service-teardown', 'attach', 'detach', 'prune'];
+const READ_ONLY_COMMANDS: readonly ClientCommand[] = ['status', 'peers', 'nat', 'services'];
+/** Valued flags of the container commands. */
+const COMMAND_FLAGS: Partial<Record<ClientCommand, readonly string[]>> = {
+  'add-peer': ['--public-key', '--endpoint', '--allowed-ips', '--keepalive'],
+  'remove-peer': ['--public-key'],
+  'service-setup': ['--service', '--mode'],
+  'service-teardown': ['--service'],
+  attach: ['--pid', '--service', '--isolation-network', '--dns-server', '--dns-domain'],
+  detach: ['--pid'],
+  prune: ['--live'],
+};
+const COMMAND_BOOLEANS: Partial<Record<ClientCommand, readonly string[]>> = { attach: ['--join-global', '--ephemeral'] };
+
+function pidFlag(text: string): number {
+  if (!/^\d{1,7}$/.test(text) || Number(text) < 1) throw new CliError(`--pid: expected a process id, got '${text}'`);
+  return Number(text);
+}
 
 /** Flags as a map; `--flag value` and `--flag=value`. Boolean flags are listed. */
 function parseFlags(argv: readonly string[], valued: readonly string[], booleans: readonly string[]): Map<string, string> {
@@ -115,7 +149,30 @@ export function clientRequest(command: ClientCommand, flags: Map<string, string>
   switch (command) {
     case 'status':
     case 'peers':
+    case 'services':
       return { type: 'Status' };
+    case 'service-setup': {
+      const mode = (flags.get('--mode') ?? 'auto').toLowerCase();
+      if (mode !== 'auto' && mode !== 'shared' && mode !== 'dedicated') throw new CliError(`--mode: expected auto, shared or dedicated, got '${mode}'`);
+      return { type: 'SetupServiceOverlay', service: required('--service'), mode };
+    }
+    case 'service-teardown':
+      return { type: 'TeardownServiceOverlay', service: required('--service') };
+    case 'attach':
+      return {
+        type: 'AttachContainer',
+        handle: { linuxPid: pidFlag(required('--pid')) },
+        service: required('--service'),
+        joinGlobal: flags.has('--join-global'),
+        dnsServer: flags.get('--dns-server') ?? null,
+        dnsDomain: flags.get('--dns-domain') ?? null,
+        ephemeral: flags.has('--ephemeral'),
+        isolationNetwork: flags.get('--isolation-network') ?? null,
+      };
+    case 'detach':
+      return { type: 'DetachContainer', handle: { linuxPid: pidFlag(required('--pid')) } };
+    case 'prune':
+      return { type: 'PruneOrphanBridges', liveBridgeNames: required('--live').split(',').filter((name) => name !== '') };
     case 'nat':
       return { type: 'NatStatus' };
     case 'remove-peer':
@@ -143,8 +200,18 @@ function render(command: ClientCommand, response: Response): string {
     case 'Status': {
       const { type: _type, ...snapshot } = response;
       const status = snapshot as StatusSnapshot;
+      if (command === 'services') return formatServicesTable(status);
       return command === 'peers' ? formatPeersTable(status.peers) : formatStatusTable(status);
     }
+    case 'ServiceOverlay': {
+      const lines = [`service ${response.name}: ${response.mode}, bridge ${response.bridge}, subnet ${response.subnet}`];
+      if (response.wgPublicKey !== null) lines.push(`dedicated device: key ${response.wgPublicKey}, port ${response.wgPort}, address ${response.overlayIp}`);
+      return lines.join('\n');
+    }
+    case 'Attached':
+      return response.globalIp === null ? `eth0 ${response.ip}` : `eth0 ${response.ip}, eth1 ${response.globalIp}`;
+    case 'PrunedBridges':
+      return response.reclaimed.length === 0 ? 'nothing to prune' : `removed ${response.reclaimed.join(', ')}`;
     case 'NatStatus': {
       const { type: _type, ...nat } = response;
       return formatNatStatusTable(nat as NatStatusWire);
@@ -173,14 +240,9 @@ async function askAndPrint(command: ClientCommand, path: string, request: Reques
 }
 
 async function runClient(command: ClientCommand, argv: readonly string[]): Promise<number> {
-  const readOnly = command === 'status' || command === 'peers' || command === 'nat';
-  const valued = [
-    '--control',
-    ...(readOnly ? ['--watch'] : []),
-    ...(command === 'add-peer' ? ['--public-key', '--endpoint', '--allowed-ips', '--keepalive'] : []),
-    ...(command === 'remove-peer' ? ['--public-key'] : []),
-  ];
-  const flags = parseFlags(argv, valued, ['--json']);
+  const readOnly = READ_ONLY_COMMANDS.includes(command);
+  const valued = ['--control', ...(readOnly ? ['--watch'] : []), ...(COMMAND_FLAGS[command] ?? [])];
+  const flags = parseFlags(argv, valued, ['--json', ...(COMMAND_BOOLEANS[command] ?? [])]);
   const request = clientRequest(command, flags);
   const path = flags.get('--control') ?? DEFAULT_CONTROL_SOCKET;
   const json = flags.has('--json');

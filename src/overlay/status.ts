@@ -183,7 +183,22 @@ export function formatStatusTable(status: StatusSnapshot, nowSecs: number = Date
   ];
   const width = Math.max(...summary.map(([label]) => label.length)) + 1;
   const head = summary.map(([label, value]) => `${`${label}:`.padEnd(width)} ${value}`).join('\n');
-  return `${head}\n\n${formatPeersTable(status.peers, nowSecs)}`;
+  const services = (status.services ?? []).length === 0 ? '' : `\n\n${formatServicesTable(status)}`;
+  return `${head}\n\n${formatPeersTable(status.peers, nowSecs)}${services}`;
+}
+
+/** One row per service overlay; a dedicated one shows its device, port and peers. */
+export function formatServicesTable(status: StatusSnapshot): string {
+  const services = status.services ?? [];
+  if (services.length === 0) return 'no service overlays';
+  const dedicated = new Map((status.dedicatedServices ?? []).map((d) => [d.service, d]));
+  return formatTable(
+    ['SERVICE', 'MODE', 'BRIDGE', 'SUBNET', 'MEMBERS', 'DEVICE', 'PORT', 'PEERS'],
+    services.map((s) => {
+      const d = dedicated.get(s.name);
+      return [s.name, s.mode, s.bridge, s.subnet, String(s.members), d?.interface ?? NONE, d === undefined ? NONE : String(d.listenPort), d === undefined ? NONE : String(d.peerCount)];
+    }),
+  );
 }
 
 /** `tswg node nat`: the local candidates, the last refresh, and each peer's connection. */

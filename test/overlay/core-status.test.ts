@@ -13,6 +13,7 @@ import {
   formatHandshakeAge,
   formatNatStatusTable,
   formatPeersTable,
+  formatServicesTable,
   formatStatusTable,
   parsePeerStatus,
   peersFromDevice,
@@ -184,5 +185,41 @@ describe('tables for people', () => {
     expect(out).toMatch(/server-reflexive +198\.51\.100\.1:40000 +1694498815/);
     expect(out).toMatch(new RegExp(`${KEY_B.replace(/[+/=]/g, '\\$&')} +hole-punched +198\\.51\\.100\\.2:40001`));
     expect(formatNatStatusTable({ candidates: [], peers: [], lastRefresh: 0 }, now)).toBe('last refresh: never\n\nno local candidates\n\nno NAT-connected peers');
+  });
+});
+
+describe('the services table', () => {
+  const base = {
+    interface: 'zl-prod-7-g',
+    nodeIp: '10.200.3.1',
+    publicKey: 'xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=',
+    overlayCidr: '10.200.0.0/16',
+    sliceCidr: '10.200.3.0/26',
+    peerCount: 0,
+    peers: [],
+  };
+
+  it('one row per service; a dedicated one shows its device, port and peers', () => {
+    const status = {
+      ...base,
+      serviceCount: 2,
+      services: [
+        { name: 'db', mode: 'dedicated' as const, bridge: 'zl-prod-7-db-b', subnet: '10.200.128.0/26', members: 2 },
+        { name: 'web', mode: 'auto' as const, bridge: 'zl-prod-7-web-b', subnet: '10.200.64.0/26', members: 0 },
+      ],
+      dedicatedServices: [{ service: 'db', interface: 'zl-prod-7-db-d', publicKey: 'k', listenPort: 51821, overlayIp: '10.200.128.2', subnet: '10.200.128.0/26', peerCount: 1 }],
+    };
+    expect(formatServicesTable(status).split('\n')).toEqual([
+      'SERVICE  MODE       BRIDGE           SUBNET           MEMBERS  DEVICE          PORT   PEERS',
+      'db       dedicated  zl-prod-7-db-b   10.200.128.0/26  2        zl-prod-7-db-d  51821  1',
+      'web      auto       zl-prod-7-web-b  10.200.64.0/26   0        -               -      -',
+    ]);
+    expect(formatStatusTable(status, 0)).toContain('SERVICE  MODE');
+  });
+
+  it('says so when there are none, and the status table leaves the section out', () => {
+    const status = { ...base, serviceCount: 0, services: [], dedicatedServices: [] };
+    expect(formatServicesTable(status)).toBe('no service overlays');
+    expect(formatStatusTable(status, 0)).not.toContain('SERVICE');
   });
 });
