@@ -16,19 +16,21 @@
  *     callback settles, because reopening it fails with ENOENT once the
  *     container's init has exited, while the namespace itself lives on.
  *     A caller's `{ fd }` is borrowed and left open.
- *  2. A short-lived worker_threads Worker (its own OS thread) calls
- *     setns(fd, CLONE_NEWNET) through koffi and creates the NETLINK_ROUTE
- *     socket there. A netlink socket belongs to the namespace it was created
- *     in for life, and file descriptors are process-wide, so the main thread
- *     then drives that socket itself (synchronously, see netlink/socket.ts):
- *     the callback's `ns` is an Rtnetlink over it, with every helper of
- *     ./netlink as a method.
+ *  2. One long-lived worker_threads Worker (its own OS thread, shared by
+ *     every call) enters the namespace with setns(fd, CLONE_NEWNET) through
+ *     koffi, creates the NETLINK_ROUTE socket there, and setns's back to its
+ *     own namespace; if it cannot come back it ends itself, and a new one is
+ *     started for the next call. A netlink socket belongs to the namespace it
+ *     was created in for life, and file descriptors are process-wide, so the
+ *     main thread then drives that socket itself (synchronously, see
+ *     netlink/socket.ts): the callback's `ns` is an Rtnetlink over it, with
+ *     every helper of ./netlink as a method.
  *  3. /proc/sys/net/... resolves by the namespace of the thread that opens
  *     the file, so ns.readSysctl / ns.setSysctl are posted to that worker,
- *     which does synchronous file I/O on its own (namespaced) thread.
- *  4. When the callback settles (or throws) the socket is closed, the worker
- *     ends — its thread, the only one that entered the namespace, exits with
- *     it — and a namespace fd opened in step 1 is closed.
+ *     which enters the namespace for the one file operation and comes back.
+ *  4. When the callback settles (or throws) the socket is closed and a
+ *     namespace fd opened in step 1 is closed. The worker stays (unref'd),
+ *     since starting a thread and loading koffi costs tens of milliseconds.
  *
  * The worker's code is an inline CommonJS source (Worker `eval: true`), not a
  * file: that way it is the same under vitest (which runs src/*.ts) and from
@@ -74,28 +76,35 @@ function main() {
   const lib = koffi.load('libc.so.6');
   const setns = lib.func('int setns(int fd, int nstype)');
   const socket = lib.func('int socket(int domain, int type, int protocol)');
-  if (setns(workerData.nsFd, workerData.CLONE_NEWNET) !== 0) {
-    parentPort.postMessage({ type: 'error', stage: 'setns(ns_fd)', errno: koffi.errno() });
-    return;
-  }
-  const fd = workerData.openSocket ? socket(workerData.AF_NETLINK, workerData.SOCK_TYPE, workerData.NETLINK_ROUTE) : -1;
-  if (workerData.openSocket && fd < 0) {
-    parentPort.postMessage({ type: 'error', stage: 'socket(AF_NETLINK) in the namespace', errno: koffi.errno() });
-    return;
-  }
+  // This thread's own namespace (the process's), to come back to after each request.
+  const home = fs.openSync('/proc/thread-self/ns/net', 'r');
   parentPort.on('message', (request) => {
+    if (setns(request.nsFd, workerData.CLONE_NEWNET) !== 0) {
+      parentPort.postMessage({ id: request.id, ok: false, stage: 'setns(ns_fd)', errno: koffi.errno() });
+      return;
+    }
+    let reply;
     try {
-      if (request.op === 'read') {
-        parentPort.postMessage({ id: request.id, ok: true, value: fs.readFileSync(request.path, 'utf8') });
+      if (request.op === 'socket') {
+        const fd = socket(workerData.AF_NETLINK, workerData.SOCK_TYPE, workerData.NETLINK_ROUTE);
+        reply = fd < 0 ? { id: request.id, ok: false, stage: 'socket(AF_NETLINK) in the namespace', errno: koffi.errno() } : { id: request.id, ok: true, fd };
+      } else if (request.op === 'read') {
+        reply = { id: request.id, ok: true, value: fs.readFileSync(request.path, 'utf8') };
       } else {
         fs.writeFileSync(request.path, request.value);
-        parentPort.postMessage({ id: request.id, ok: true, value: '' });
+        reply = { id: request.id, ok: true, value: '' };
       }
     } catch (error) {
-      parentPort.postMessage({ id: request.id, ok: false, code: (error && error.code) || 'EIO', message: String(error && error.message) });
+      reply = { id: request.id, ok: false, code: (error && error.code) || 'EIO', message: String(error && error.message) };
     }
+    if (setns(home, workerData.CLONE_NEWNET) !== 0) {
+      // A thread stuck in a foreign namespace must not serve another request: end it (a new one starts on demand).
+      parentPort.postMessage({ id: request.id, ok: false, stage: 'setns back to the node namespace', errno: koffi.errno() });
+      process.exit(1);
+    }
+    parentPort.postMessage(reply);
   });
-  parentPort.postMessage({ type: 'ready', socketFd: fd });
+  parentPort.postMessage({ type: 'ready' });
 }
 main();
 `;
@@ -112,124 +121,159 @@ interface WorkerReply {
   type?: 'ready' | 'error';
   ok?: boolean;
   value?: string;
+  fd?: number;
   code?: string;
   message?: string;
   stage?: string;
   errno?: number;
-  socketFd?: number;
 }
 
-/** The worker thread that lives inside the namespace for the length of one withNetns call. */
-class NamespaceThread {
-  private readonly pending = new Map<number, { resolve: (value: string) => void; reject: (error: Error) => void; timer: NodeJS.Timeout }>();
-  private nextId = 1;
-  private failure: Error | null = null;
+type BrokerRequest = { op: 'socket'; nsFd: number } | { op: 'read'; nsFd: number; path: string } | { op: 'write'; nsFd: number; path: string; value: string };
 
-  private constructor(
-    private readonly worker: Worker,
-    private readonly label: string,
-    private readonly timeoutMs: number,
-  ) {
+/**
+ * The one thread that enters other network namespaces: for each request it
+ * calls setns into the given namespace fd, creates a netlink socket or reads
+ * or writes a /proc/sys file there, and setns back to its own namespace.
+ * Starting a thread (and loading koffi in it) costs tens of milliseconds, so
+ * one is kept (unref'd: it never holds the process open) and restarted on
+ * demand if it dies or stops answering.
+ */
+class NamespaceBroker {
+  private static current: Promise<NamespaceBroker> | null = null;
+  private readonly pending = new Map<number, { resolve: (reply: WorkerReply) => void; reject: (error: Error) => void; timer: NodeJS.Timeout }>();
+  private nextId = 1;
+  private dead = false;
+
+  private constructor(private readonly worker: Worker) {
     worker.on('message', (reply: WorkerReply) => this.onReply(reply));
-    const fail = (error: Error): void => {
-      this.failure = error;
-      for (const [id, entry] of this.pending) {
-        clearTimeout(entry.timer);
-        entry.reject(error);
-        this.pending.delete(id);
-      }
-    };
-    worker.on('error', (error) => fail(new NetlinkError(`namespace worker for ${label} failed: ${error.message}`, 0, 'namespace worker')));
-    worker.on('exit', () => fail(new NetlinkError(`namespace worker for ${label} has exited`, 0, 'namespace worker')));
+    worker.on('error', (error) => this.die(new NetlinkError(`namespace worker failed: ${error.message}`, 0, 'namespace worker')));
+    worker.on('exit', () => this.die(new NetlinkError('namespace worker has exited', 0, 'namespace worker')));
+    // Listeners re-reference the thread; only now can it stop holding the process open.
+    worker.unref();
   }
 
-  /** Start the worker, enter the namespace, and (optionally) create a netlink socket there; returns its fd or -1. */
-  static start(nsFd: number, label: string, timeoutMs: number, openSocket: boolean): Promise<{ thread: NamespaceThread; socketFd: number }> {
+  /** The running broker, started (or restarted) when needed. */
+  static get(timeoutMs: number): Promise<NamespaceBroker> {
+    if (NamespaceBroker.current === null) {
+      const started = NamespaceBroker.start(timeoutMs);
+      NamespaceBroker.current = started;
+      started.catch(() => {
+        if (NamespaceBroker.current === started) NamespaceBroker.current = null;
+      });
+    }
+    return NamespaceBroker.current;
+  }
+
+  private static start(timeoutMs: number): Promise<NamespaceBroker> {
     let worker: Worker;
     try {
       worker = new Worker(WORKER_SOURCE, {
         eval: true,
-        workerData: {
-          koffiPath: resolveKoffi(),
-          nsFd,
-          openSocket,
-          CLONE_NEWNET,
-          AF_NETLINK,
-          SOCK_TYPE: SOCK_RAW | SOCK_CLOEXEC,
-          NETLINK_ROUTE,
-        },
+        workerData: { koffiPath: resolveKoffi(), CLONE_NEWNET, AF_NETLINK, SOCK_TYPE: SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE },
       });
     } catch (error) {
-      return Promise.reject(new NetlinkError(`cannot start the namespace worker for ${label}: ${(error as Error).message}`, 0, 'namespace worker'));
+      return Promise.reject(new NetlinkError(`cannot start the namespace worker: ${(error as Error).message}`, 0, 'namespace worker'));
     }
     return new Promise((resolve, reject) => {
-      let settled = false;
-      const finish = (error: Error | null, socketFd = -1): void => {
-        if (settled) return;
-        settled = true;
+      const finish = (error: Error | null): void => {
         clearTimeout(timer);
+        worker.off('message', onMessage);
         worker.off('error', onError);
         worker.off('exit', onExit);
-        if (error !== null) {
-          // A socket the worker made after we gave up on it (timeout) must not leak.
-          worker.on('message', (late: WorkerReply) => {
-            if (late.type === 'ready' && late.socketFd !== undefined && late.socketFd >= 0) loadLibc().close(late.socketFd);
-          });
-          worker.on('error', () => undefined);
-          void worker.terminate();
-          reject(error);
-        } else {
-          worker.off('message', onMessage);
-          resolve({ thread: new NamespaceThread(worker, label, timeoutMs), socketFd });
+        if (error === null) {
+          resolve(new NamespaceBroker(worker));
+          return;
         }
+        worker.on('error', () => undefined);
+        void worker.terminate();
+        reject(error);
       };
       const onMessage = (reply: WorkerReply): void => {
-        if (reply.type === 'ready') return finish(null, reply.socketFd ?? -1);
-        if (reply.type === 'error') {
-          const errno = reply.errno ?? 0;
-          const code = errno !== 0 ? errnoName(errno) : 'EIO';
-          const reason = reply.message ?? code;
-          finish(new NetlinkError(`${reply.stage ?? 'namespace worker'} failed for ${label}: ${reason}`, errno, reply.stage ?? 'namespace worker', code));
-        }
+        if (reply.type === 'ready') finish(null);
+        else if (reply.type === 'error') finish(new NetlinkError(`${reply.stage ?? 'namespace worker'} failed: ${reply.message ?? 'unknown error'}`, reply.errno ?? 0, reply.stage ?? 'namespace worker'));
       };
-      const onError = (error: Error): void => finish(new NetlinkError(`namespace worker for ${label} failed: ${error.message}`, 0, 'namespace worker'));
-      const onExit = (): void => finish(new NetlinkError(`namespace worker for ${label} exited before entering the namespace`, 0, 'namespace worker'));
-      const timer = setTimeout(
-        () => finish(new NetlinkError(`namespace worker for ${label} did not start within ${timeoutMs} ms`, 110, 'namespace worker', 'ETIMEDOUT')),
-        timeoutMs,
-      );
+      const onError = (error: Error): void => finish(new NetlinkError(`namespace worker failed: ${error.message}`, 0, 'namespace worker'));
+      const onExit = (): void => finish(new NetlinkError('namespace worker exited before it was ready', 0, 'namespace worker'));
+      const timer = setTimeout(() => finish(new NetlinkError(`namespace worker did not start within ${timeoutMs} ms`, 110, 'namespace worker', 'ETIMEDOUT')), timeoutMs);
       worker.on('message', onMessage);
       worker.on('error', onError);
       worker.on('exit', onExit);
     });
   }
 
+  private die(error: Error): void {
+    if (this.dead) return;
+    this.dead = true;
+    const self = NamespaceBroker.current;
+    void self?.then((broker) => {
+      if (broker === this && NamespaceBroker.current === self) NamespaceBroker.current = null;
+    });
+    for (const [id, entry] of this.pending) {
+      clearTimeout(entry.timer);
+      entry.reject(error);
+      this.pending.delete(id);
+    }
+  }
+
   private onReply(reply: WorkerReply): void {
     if (reply.id === undefined) return;
     const entry = this.pending.get(reply.id);
-    if (entry === undefined) return;
+    if (entry === undefined) {
+      // A socket made for a request we gave up on (timeout) must not leak.
+      if (reply.ok === true && reply.fd !== undefined && reply.fd >= 0) loadLibc().close(reply.fd);
+      return;
+    }
     this.pending.delete(reply.id);
     clearTimeout(entry.timer);
-    if (reply.ok === true) entry.resolve(reply.value ?? '');
-    else entry.reject(Object.assign(new Error(reply.message ?? 'file operation failed'), { code: reply.code ?? 'EIO' }));
+    entry.resolve(reply);
   }
 
-  /** Read or write a file on the namespaced thread. */
-  call(op: 'read' | 'write', path: string, value = ''): Promise<string> {
-    if (this.failure !== null) return Promise.reject(this.failure);
+  request(message: BrokerRequest, timeoutMs: number, label: string): Promise<WorkerReply> {
+    if (this.dead) return Promise.reject(new NetlinkError(`namespace worker for ${label} has exited`, 0, 'namespace worker'));
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);
-        reject(Object.assign(new Error(`no answer from the namespace worker of ${this.label} within ${this.timeoutMs} ms`), { code: 'ETIMEDOUT' }));
-      }, this.timeoutMs);
+        // A thread that does not answer may be stuck inside a namespace: replace it.
+        this.die(new NetlinkError(`namespace worker stopped answering`, 110, 'namespace worker', 'ETIMEDOUT'));
+        void this.worker.terminate();
+        reject(Object.assign(new Error(`no answer from the namespace worker of ${label} within ${timeoutMs} ms`), { code: 'ETIMEDOUT' }));
+      }, timeoutMs);
       this.pending.set(id, { resolve, reject, timer });
-      this.worker.postMessage({ id, op, path, value });
+      this.worker.postMessage({ id, ...message });
     });
   }
+}
 
-  async stop(): Promise<void> {
-    await this.worker.terminate();
+/** The namespace-bound half of a withNetns call: its socket and its sysctl file operations. */
+class NamespaceThread {
+  constructor(
+    private readonly nsFd: number,
+    private readonly label: string,
+    private readonly timeoutMs: number,
+  ) {}
+
+  /** A NETLINK_ROUTE socket created inside the namespace. */
+  async openSocket(): Promise<number> {
+    const broker = await NamespaceBroker.get(this.timeoutMs);
+    const reply = await broker.request({ op: 'socket', nsFd: this.nsFd }, this.timeoutMs, this.label);
+    if (reply.ok === true && reply.fd !== undefined) return reply.fd;
+    const errno = reply.errno ?? 0;
+    const code = errno !== 0 ? errnoName(errno) : 'EIO';
+    throw new NetlinkError(`${reply.stage ?? 'namespace worker'} failed for ${this.label}: ${reply.message ?? code}`, errno, reply.stage ?? 'namespace worker', code);
+  }
+
+  /** Read or write a file from inside the namespace. */
+  async call(op: 'read' | 'write', path: string, value = ''): Promise<string> {
+    const broker = await NamespaceBroker.get(this.timeoutMs);
+    const message: BrokerRequest = op === 'read' ? { op, nsFd: this.nsFd, path } : { op, nsFd: this.nsFd, path, value };
+    const reply = await broker.request(message, this.timeoutMs, this.label);
+    if (reply.ok === true) return reply.value ?? '';
+    if (reply.stage !== undefined) {
+      const errno = reply.errno ?? 0;
+      throw Object.assign(new Error(`${reply.stage} failed: ${errno !== 0 ? errnoName(errno) : 'EIO'}`), { code: errno !== 0 ? errnoName(errno) : 'EIO' });
+    }
+    throw Object.assign(new Error(reply.message ?? 'file operation failed'), { code: reply.code ?? 'EIO' });
   }
 }
 
@@ -332,17 +376,14 @@ export async function withNetns<T>(target: NetnsTarget, fn: (ns: NetnsContext) =
     throw new NetlinkError(`setns(ns_fd) failed for ${label}: not a file descriptor`, 22, 'setns(ns_fd)', 'EINVAL');
   }
   const nsFd = givenFd ?? openNamespace(path!, label);
-  let thread: NamespaceThread | null = null;
   let context: NetnsContext | null = null;
   try {
-    const started = await NamespaceThread.start(nsFd, label, options.workerTimeoutMs ?? 10_000, true);
-    thread = started.thread;
-    const socket = NetlinkSocket.adopt(started.socketFd, options);
+    const thread = new NamespaceThread(nsFd, label, options.workerTimeoutMs ?? 10_000);
+    const socket = NetlinkSocket.adopt(await thread.openSocket(), options);
     context = new NetnsContext(socket, thread, nsFd, label);
     return await fn(context);
   } finally {
     context?.deactivate();
-    if (thread !== null) await thread.stop();
     if (givenFd === null) closeSync(nsFd);
   }
 }
