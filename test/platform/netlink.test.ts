@@ -343,6 +343,25 @@ describe('addresses', () => {
       expect(s.json<IpAddr[]>('addr', 'show', 'dev', b)[0]!.addr_info.some((i) => i.local === '10.61.0.9')).toBe(true);
     });
   });
+
+  test('deleteAddressFromLinkByName removes exactly one address; an absent address or link is success', async () => {
+    const s = fresh();
+    const suffix = randSuffix();
+    const dev = `vh-${suffix}`;
+    await s.run(async (ns) => {
+      await ns.createVethPair(dev, `vp-${suffix}`);
+      await ns.addAddressToLinkByName(dev, '10.62.0.1', 24);
+      await ns.addAddressToLinkByName(dev, '10.62.0.7', 32);
+      await ns.addAddressToLinkByName(dev, 'fd00:62::7', 128);
+      await ns.deleteAddressFromLinkByName(dev, '10.62.0.7', 32);
+      await ns.deleteAddressFromLinkByName(dev, 'fd00:62::7', 128);
+      const left = s.json<IpAddr[]>('addr', 'show', 'dev', dev)[0]!.addr_info.filter((i) => i.scope !== 'link');
+      expect(left.map((a) => `${a.local}/${a.prefixlen}`)).toEqual(['10.62.0.1/24']);
+      await ns.deleteAddressFromLinkByName(dev, '10.62.0.7', 32);
+      await ns.deleteAddressFromLinkByName(`zz-${suffix}`, '10.62.0.7', 32);
+      await expectNetlinkErrno(ns.deleteAddressFromLinkByName(dev, '10.62.0.300', 32), 22, 'not an IPv4 or IPv6 address');
+    });
+  });
 });
 
 describe('routes', () => {
