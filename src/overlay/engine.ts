@@ -217,6 +217,11 @@ export class OverlayEngine {
     return this.global?.device == null ? null : this.global.interfaceName;
   }
 
+  /** Start-up housekeeping before any request: links a crashed run left for processes that are gone. */
+  async sweepOrphans(): Promise<void> {
+    await this.attachments.sweep().catch((error: unknown) => this.log.error(`sweeping orphan veths: ${describe(error)}`));
+  }
+
   /** Mark peers as coming from the config file (a peer removed from the file must not come back from peers.json). */
   setConfigPeers(publicKeys: Iterable<string>): void {
     this.configPeerKeys.clear();
@@ -410,7 +415,10 @@ export class OverlayEngine {
       nodeIp,
     };
     this.store.save(this.state);
-    if (g.device !== null) await this.restoreNode(g);
+    if (g.device !== null) {
+      // What the data directory remembers is best-effort: the global overlay is up either way.
+      await this.restoreNode(g).catch((error: unknown) => this.log.error(`restoring services, peers and attachments: ${describe(error)}`));
+    }
     return g.bridgeName;
   }
 

@@ -93,6 +93,7 @@ export async function runNodeDaemon(options: NodeDaemonOptions): Promise<number>
 
   let bridgeName: string | null = null;
   try {
+    await engine.sweepOrphans();
     if (config !== null) {
       engine.setConfigPeers(addPeerRequestsFromConfig(config).map((request) => request.peer.publicKey));
       for (const request of configRequests(config, engine.instanceId)) {

@@ -151,6 +151,12 @@ export class ContainerAttachments {
     await this.forwarding.revert();
   }
 
+  /** Remove veths of processes that are gone (the daemon's start-up; attach and recover sweep too). */
+  async sweep(): Promise<void> {
+    const swept = await sweepOrphanVeths();
+    if (swept.length > 0) this.log.verbose(`removed orphan veths: ${swept.join(', ')}`);
+  }
+
   /**
    * After a restart (the service overlays are rebuilt): adopt what is still
    * whole, undo the rest. A process that is gone, a record still

@@ -98,6 +98,8 @@ export class ServiceOverlays {
   private doc: ServicesDocument;
   private context: NodeContext | null = null;
   private registry: ServiceSubnetRegistry | null = null;
+  /** Why the registry could not be built for this cluster (e.g. a cluster smaller than one service subnet). */
+  private registryError: string | null = null;
   private ports: DedicatedPortAllocator | null = null;
   private readonly services = new Map<string, ServiceOverlay>();
   private shared: ServiceBridge | null = null;
@@ -115,10 +117,17 @@ export class ServiceOverlays {
   /** The global overlay is up: bind the registry to its cluster and rebuild the saved overlays. */
   async rehydrate(context: NodeContext): Promise<void> {
     this.context = context;
-    const registry = new ServiceSubnetRegistry(context.clusterCidr);
-    registry.reserve(context.sliceCidr);
-    registry.reserve(context.nodeIp);
-    this.registry = registry;
+    try {
+      const registry = new ServiceSubnetRegistry(context.clusterCidr);
+      registry.reserve(context.sliceCidr);
+      registry.reserve(context.nodeIp);
+      this.registry = registry;
+      this.registryError = null;
+    } catch (error) {
+      this.registryError = `no service overlays on this node: ${describe(error)}`;
+      this.log.error(this.registryError);
+      return;
+    }
     this.ports = new DedicatedPortAllocator(context.wgPort, this.doc.services.flatMap((s) => (s.dedicated === undefined ? [] : [s.dedicated.port])));
     for (const saved of [...this.doc.services]) {
       try {
@@ -141,6 +150,7 @@ export class ServiceOverlays {
     this.services.clear();
     this.shared = null;
     this.registry = null;
+    this.registryError = null;
     this.ports = null;
     this.context = null;
   }
@@ -314,6 +324,7 @@ export class ServiceOverlays {
   // ---- internals ------------------------------------------------------------------
 
   private requireContext(): NodeContext {
+    if (this.registryError !== null) throw new OverlayError(this.registryError);
     if (this.context === null || this.registry === null) throw new OverlayError('service overlays need the global overlay: send SetupGlobalOverlay first');
     return this.context;
   }
