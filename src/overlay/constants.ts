@@ -111,3 +111,5 @@ export const GLOBAL_CONTAINER_IFNAME = 'eth1';
 export const DEDICATED_DEVICE_OFFSET = 2;
 /** Peers added over the control socket, per device, inside --data-dir. */
 export const PEERS_FILE_NAME = 'peers.json';
+/** net.ipv4.ip_forward as it was before the node changed it, inside --data-dir until restored. */
+export const SYSCTL_SNAPSHOT_FILE_NAME = 'sysctl-before.json';

@@ -73,6 +73,7 @@ import type { PeerScope, PeerSpec, Request, Response } from './protocol.js';
 import { StateStore, type NodeState } from './state-store.js';
 import { ContainerAttachments, type GlobalView } from './attach/attachments.js';
 import { GLOBAL_PEER_SCOPE, RuntimePeers } from './runtime-peers.js';
+import { SysctlSnapshot } from './sysctl-snapshot.js';
 import { ServiceOverlays } from './services/service-overlays.js';
 import { emptyStatus, peersFromDevice, type PeerStatusView, type StatusSnapshot } from './status.js';
 
@@ -176,6 +177,7 @@ export class OverlayEngine {
   private readonly services: ServiceOverlays;
   private readonly attachments: ContainerAttachments;
   private readonly runtimePeers: RuntimePeers;
+  private readonly sysctlSnapshot: SysctlSnapshot;
   /** Peers the config file names: re-added from the file at each start, so not remembered as runtime peers. */
   private readonly configPeerKeys = new Set<string>();
 
@@ -191,6 +193,7 @@ export class OverlayEngine {
     const serviceOptions = { dataDir: options.dataDir, log: this.log, ...(options.uapiDirectory === undefined ? {} : { uapiDirectory: options.uapiDirectory }) };
     this.services = new ServiceOverlays(serviceOptions);
     this.runtimePeers = new RuntimePeers(options.dataDir);
+    this.sysctlSnapshot = new SysctlSnapshot(options.dataDir);
     this.attachments = new ContainerAttachments({
       dataDir: options.dataDir,
       log: this.log,
@@ -521,11 +524,15 @@ export class OverlayEngine {
   private async enableForwarding(g: GlobalOverlay): Promise<void> {
     try {
       if (g.clusterCidr.family === 4) {
-        let before = '0';
-        try {
-          before = await readSysctl(IPV4_FORWARD_KEY);
-        } catch {
-          // The seeds read a failure as "0".
+        // A run killed before it could restore the value left its own "1" behind: the saved original wins.
+        let before = this.sysctlSnapshot.ipv4ForwardBefore();
+        if (before === null) {
+          try {
+            before = await readSysctl(IPV4_FORWARD_KEY);
+          } catch {
+            before = '0'; // the seeds read a failure as "0"
+          }
+          this.sysctlSnapshot.save(before);
         }
         g.changes.ipv4ForwardBefore = before;
         if (before !== '1') await setSysctl(IPV4_FORWARD_KEY, '1');
@@ -563,7 +570,9 @@ export class OverlayEngine {
     const before = g.changes.ipv4ForwardBefore;
     g.changes.ipv4ForwardBefore = null;
     if (before !== null) {
-      await setSysctl(IPV4_FORWARD_KEY, before).catch((error: unknown) => this.log.error(`restoring ${IPV4_FORWARD_KEY}=${before}: ${describe(error)}`));
+      await setSysctl(IPV4_FORWARD_KEY, before)
+        .then(() => this.sysctlSnapshot.clear())
+        .catch((error: unknown) => this.log.error(`restoring ${IPV4_FORWARD_KEY}=${before}: ${describe(error)}`));
     }
     for (const ifname of g.changes.ipv6ForwardingOn.splice(0)) {
       // The interface is gone with the device; the file with it. Only a survivor needs the reset.
