@@ -68,7 +68,8 @@ afterAll(() => {
 
 describe('kill -9 at random moments', () => {
   it(`${ITERATIONS} crashes during setup, attach, detach and teardown: each restart converges`, async () => {
-    const rng = new Rng(fuzzSeed());
+    const seed = fuzzSeed();
+    const rng = new Rng(seed);
     const containers: NamespaceProcess[] = [];
     const setup = await request(node, { type: 'SetupServiceOverlay', service: SERVICE, mode: 'auto' });
     expect(setup.type).toBe('ServiceOverlay');
@@ -94,9 +95,9 @@ describe('kill -9 at random moments', () => {
       await startNode(node, { config: true });
 
       const snapshot = await status();
-      expect(snapshot.publicKey, `iteration ${i}`).toBe(node.publicKey);
+      expect(snapshot.publicKey, `iteration ${i} (FUZZ_SEED=${seed})`).toBe(node.publicKey);
       const web = snapshot.services.find((s) => s.name === SERVICE)!;
-      expect(web, `iteration ${i}: the service survives`).toBeDefined();
+      expect(web, `iteration ${i} (FUZZ_SEED=${seed}): the service survives`).toBeDefined();
       const hostLinks = links();
       let attached = 0;
       for (const container of containers) {
@@ -104,14 +105,14 @@ describe('kill -9 at random moments', () => {
         const veth = hostLinks.find((l) => l.ifname === `veth-${container.pid}-s`);
         if (inside.includes('eth0')) {
           attached++;
-          expect(veth?.master, `iteration ${i}: container ${container.pid} has eth0, so its veth is on the bridge`).toBe(web.bridge);
+          expect(veth?.master, `iteration ${i} (FUZZ_SEED=${seed}): container ${container.pid} has eth0, so its veth is on the bridge`).toBe(web.bridge);
         } else {
-          expect(veth, `iteration ${i}: container ${container.pid} has no eth0, so no host veth`).toBeUndefined();
-          expect(inside.includes('eth1'), `iteration ${i}: no eth1 without eth0`).toBe(false);
+          expect(veth, `iteration ${i} (FUZZ_SEED=${seed}): container ${container.pid} has no eth0, so no host veth`).toBeUndefined();
+          expect(inside.includes('eth1'), `iteration ${i} (FUZZ_SEED=${seed}): no eth1 without eth0`).toBe(false);
         }
       }
-      expect(web.members, `iteration ${i}: members`).toBe(attached);
-      expect(hostLinks.filter((l) => l.ifname.startsWith('vc-')), `iteration ${i}: no half-moved veth`).toEqual([]);
+      expect(web.members, `iteration ${i} (FUZZ_SEED=${seed}): members`).toBe(attached);
+      expect(hostLinks.filter((l) => l.ifname.startsWith('vc-')), `iteration ${i} (FUZZ_SEED=${seed}): no half-moved veth`).toEqual([]);
     }
     // Everything can be detached, and a detached container can be attached again.
     for (const container of containers) expect((await request(node, { type: 'DetachContainer', handle: { linuxPid: container.pid } })).type).toBe('Ok');
