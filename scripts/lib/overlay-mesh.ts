@@ -191,6 +191,19 @@ export async function pingOverlay(node: MeshNode, target: string, timeoutMs = 15
   );
 }
 
+/** Wait until eth0 of a node namespace has its IPv6 link-local address and nothing is tentative, so two snapshots compare what the node did. */
+export async function settledLan(namespace: string): Promise<void> {
+  await waitUntil(
+    () => {
+      const text = ip(namespace, 'addr', 'show', 'dev', 'eth0');
+      return text.includes('inet6 fe80') && !text.includes('tentative');
+    },
+    'the IPv6 link-local address of eth0 to settle',
+    10_000,
+    100,
+  );
+}
+
 /** Interfaces, addresses, routes and the forwarding sysctls of a namespace, for before/after comparisons. */
 export interface NetworkSnapshot {
   links: unknown[];

@@ -12,8 +12,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startContainer } from '../../scripts/lib/containers.js';
-import { cleanup, execIn, ip, requireCommands, requireRoot, waitUntil } from '../../scripts/lib/netns.js';
-import { createMesh, networkSnapshot, request, startNode, writeConfig, type Mesh, type MeshNode, type NetworkSnapshot } from '../../scripts/lib/overlay-mesh.js';
+import { cleanup, execIn, ip, requireCommands, requireRoot } from '../../scripts/lib/netns.js';
+import { createMesh, networkSnapshot, request, settledLan, startNode, writeConfig, type Mesh, type MeshNode, type NetworkSnapshot } from '../../scripts/lib/overlay-mesh.js';
 import type { Response } from '../../src/overlay/protocol.js';
 
 let mesh: Mesh;
@@ -37,26 +37,13 @@ function attachments(): Array<{ key: string; service: string; isolationNetwork: 
   return (JSON.parse(readFileSync(join(node.dataDir, 'attachments.json'), 'utf8')) as { attachments: never[] }).attachments;
 }
 
-/** eth0 has its IPv6 link-local address and nothing is tentative, so two snapshots compare what the node did. */
-async function settled(): Promise<void> {
-  await waitUntil(
-    () => {
-      const text = ip(node.namespace, 'addr', 'show', 'dev', 'eth0');
-      return text.includes('inet6 fe80') && !text.includes('tentative');
-    },
-    'the IPv6 link-local address of eth0 to settle',
-    10_000,
-    100,
-  );
-}
-
 beforeAll(async () => {
   requireRoot('the attach kinds tests');
   requireCommands('ip', 'wg', 'unshare', 'nsenter', 'sysctl');
   mesh = createMesh(1);
   node = mesh.nodes[0]!;
   execIn(node.namespace, 'sysctl', ['-qw', 'net.ipv4.ip_forward=0']);
-  await settled();
+  await settledLan(node.namespace);
   before = networkSnapshot(node.namespace);
   writeConfig(mesh, node);
   await startNode(node, { config: true });
@@ -136,7 +123,7 @@ describe('attach kinds on one node', () => {
     await ok({ type: 'AttachContainer', handle: { linuxPid: proc.pid }, service: 'db', joinGlobal: true }, 'Attached');
     await ok({ type: 'Shutdown' }, 'Ok');
     await node.process!.waitForExit(10_000);
-    await settled();
+    await settledLan(node.namespace);
     expect(networkSnapshot(node.namespace)).toEqual(before);
     await proc.stop();
   });

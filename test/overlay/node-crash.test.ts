@@ -11,8 +11,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { containerLinks, startContainer } from '../../scripts/lib/containers.js';
-import { cleanup, ip, requireCommands, requireRoot, waitUntil, type NamespaceProcess } from '../../scripts/lib/netns.js';
-import { createMesh, networkSnapshot, request, startNode, writeConfig, type Mesh, type MeshNode, type NetworkSnapshot } from '../../scripts/lib/overlay-mesh.js';
+import { cleanup, ip, requireCommands, requireRoot, type NamespaceProcess } from '../../scripts/lib/netns.js';
+import { createMesh, networkSnapshot, request, settledLan, startNode, writeConfig, type Mesh, type MeshNode, type NetworkSnapshot } from '../../scripts/lib/overlay-mesh.js';
 import type { Request, Response } from '../../src/overlay/protocol.js';
 import { Rng, fuzzSeed } from '../helpers/fuzz.js';
 
@@ -27,18 +27,6 @@ let before: NetworkSnapshot;
 
 function links(): Array<{ ifname: string; master?: string }> {
   return JSON.parse(ip(node.namespace, '-j', 'link', 'show') || '[]') as Array<{ ifname: string; master?: string }>;
-}
-
-async function settled(): Promise<void> {
-  await waitUntil(
-    () => {
-      const text = ip(node.namespace, 'addr', 'show', 'dev', 'eth0');
-      return text.includes('inet6 fe80') && !text.includes('tentative');
-    },
-    'the IPv6 link-local address of eth0 to settle',
-    10_000,
-    100,
-  );
 }
 
 async function status(): Promise<Extract<Response, { type: 'Status' }>> {
@@ -56,7 +44,7 @@ beforeAll(async () => {
   requireCommands('ip', 'unshare', 'nsenter');
   mesh = createMesh(1);
   node = mesh.nodes[0]!;
-  await settled();
+  await settledLan(node.namespace);
   before = networkSnapshot(node.namespace);
   writeConfig(mesh, node);
   await startNode(node, { config: true });
@@ -119,7 +107,7 @@ describe('kill -9 at random moments', () => {
     expect((await request(node, attachRequest(containers[0]!.pid))).type).toBe('Attached');
     expect((await request(node, { type: 'Shutdown' })).type).toBe('Ok');
     await node.process!.waitForExit(10_000);
-    await settled();
+    await settledLan(node.namespace);
     expect(networkSnapshot(node.namespace)).toEqual(before);
     for (const container of containers) await container.stop();
   });
