@@ -55,6 +55,7 @@ describe('OverlayEngine before SetupGlobalOverlay', () => {
       peerCount: 0,
       serviceCount: 0,
       peers: [],
+      health: 'ok',
     });
   });
 
