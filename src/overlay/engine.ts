@@ -219,11 +219,6 @@ export class OverlayEngine {
     await this.teardownGlobal();
   }
 
-  /** "ok", or "degraded: <reason>" after the global device died. */
-  get healthText(): string {
-    return this.health;
-  }
-
   /** The status snapshot (also what the metrics endpoint renders). */
   status(): StatusSnapshot {
     const g = this.global;

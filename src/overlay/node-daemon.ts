@@ -26,6 +26,7 @@ import { OverlayError } from './errors.js';
 import { METRICS_CONTENT_TYPE } from './metrics.js';
 import type { Request, Response } from './protocol.js';
 import { checkDataDir } from './state-store.js';
+import { exitNow } from '../platform/exit.js';
 
 /** Seconds between NAT ticks when the config has NAT enabled but no refresh interval (the NAT default). */
 const DEFAULT_NAT_TICK_SECS = 30;
@@ -98,7 +99,7 @@ export async function runNodeDaemon(options: NodeDaemonOptions): Promise<number>
         // Not there (yet or any more).
       }
       if (forceExit !== null) forceExit(1);
-      else process.exit(1);
+      else exitNow(1);
       return;
     }
     if (stop !== null) stop(signal);

@@ -5,11 +5,13 @@
  * SIGTERM), a world-writable one, and a config whose setup fails (its UDP
  * port is taken). Each exits 1 within about a second and leaves nothing
  * behind: no data directory or key, no socket, no interface. Bad flags
- * exit 2. A SIGTERM right after the start is obeyed.
+ * exit 2. A SIGTERM right after the start is obeyed; a second one during
+ * the clean-up exits 1 at once.
  *
  * Needs root and a built dist/ (`npm run build`); fails, never skips.
  */
 import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanup, createTempDir, ip, requireCommands, requireRoot, startIn } from '../../scripts/lib/netns.js';
@@ -112,6 +114,23 @@ describe('a failed start', () => {
       const result = tswgNode(args);
       expect(result.status, `${args.join(' ')}: ${describeResult(result)}`).toBe(2);
     }
+  });
+
+  it('a second SIGTERM during the clean-up exits 1 at once', async () => {
+    await startNode(node);
+    // A client that never closes its side holds the control socket's close for its grace period.
+    const lingering = net.createConnection({ path: node.controlPath, allowHalfOpen: true });
+    await new Promise((resolve) => lingering.once('connect', resolve));
+    const started = Date.now();
+    node.process!.child.kill('SIGTERM');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    node.process!.child.kill('SIGTERM');
+    const exit = await node.process!.waitForExit(2000);
+    lingering.destroy();
+    expect(exit.code, node.process!.output()).toBe(1);
+    expect(Date.now() - started).toBeLessThan(1000);
+    expect(node.process!.output()).toContain('second SIGTERM: exiting now, without finishing the clean-up');
+    expect(existsSync(node.controlPath)).toBe(false);
   });
 
   it('SIGTERM right after the start: the node is gone within 2 s and leaves no socket', async () => {
