@@ -11,7 +11,8 @@
  * the seeds' where they have one ("global overlay not set up", "no dedicated
  * overlay for service …", "invalid CIDR …", "invalid peer endpoint …").
  * Callers must not run two handle() calls at once (the control server and the
- * daemon serialise them).
+ * daemon serialise them), except NatTick: the control server runs it beside
+ * the queue (it can take seconds), and natTick runs one at a time itself.
  *
  * Seed behaviours changed on purpose (the issue asks for the listed seed bugs
  * fixed):

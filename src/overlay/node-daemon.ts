@@ -88,15 +88,17 @@ export async function runNodeDaemon(options: NodeDaemonOptions): Promise<number>
   let signalledEarly: string | null = null;
   let signals = 0;
   let forceExit: ((code: number) => void) | null = null;
+  /** Set once our control socket is bound: only then is the file at controlPath ours to remove. */
+  let listening = false;
   // Ours from the first instant: a signal during start-up stops the node once it is up; a second one exits at once.
   const onSignal = (signal: NodeJS.Signals): void => {
     signals++;
     if (signals > 1) {
       log.error(`second ${signal}: exiting now, without finishing the clean-up`);
       try {
-        unlinkSync(options.controlPath);
+        if (listening) unlinkSync(options.controlPath);
       } catch {
-        // Not there (yet or any more).
+        // Gone already.
       }
       if (forceExit !== null) forceExit(1);
       else exitNow(1);
@@ -136,6 +138,7 @@ export async function runNodeDaemon(options: NodeDaemonOptions): Promise<number>
   let server: ControlServer;
   try {
     server = await ControlServer.listen(options.controlPath, handler, (message) => log.error(message));
+    listening = true;
   } catch (error) {
     offSignals();
     throw error;
@@ -151,10 +154,7 @@ export async function runNodeDaemon(options: NodeDaemonOptions): Promise<number>
     }
     lastRestartAt = Date.now();
     log.error(`${reason}; restarting it`);
-    void server.enqueue(() => engine!.restartGlobal()).then(
-      () => log.verbose('global overlay restarted'),
-      (error: unknown) => failed(`${reason}; restarting it failed: ${(error as Error).message}`),
-    );
+    void server.enqueue(() => engine!.restartGlobal()).catch((error: unknown) => failed(`${reason}; restarting it failed: ${(error as Error).message}`));
   };
   let fatal: string | null = null;
   const failed = (reason: string): void => {
