@@ -13,7 +13,7 @@
  *
  * Needs root and a built dist/ (`npm run build`); fails, never skips.
  */
-import { appendFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -44,7 +44,17 @@ function rssKiB(pid: number): number {
  */
 function blackholeDns(namespace: string): void {
   const dir = `/etc/netns/${namespace}`;
-  mkdirSync(dir, { recursive: true });
+  if (!existsSync('/etc/netns')) {
+    mkdirSync('/etc/netns', { mode: 0o755 });
+    registerCleanup('file', 'remove /etc/netns if empty', () => {
+      try {
+        rmdirSync('/etc/netns');
+      } catch {
+        // Other namespaces' files are there.
+      }
+    });
+  }
+  mkdirSync(dir);
   writeFileSync(join(dir, 'resolv.conf'), `nameserver ${BLACKHOLE}\noptions timeout:30 attempts:1\n`);
   registerCleanup('file', `remove ${dir}`, () => rmSync(dir, { recursive: true, force: true }));
   // A neighbour entry of its own, so no failed ARP ends the wait early with "host unreachable".
