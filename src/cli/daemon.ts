@@ -8,12 +8,13 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { UdpBindError } from '../device/bind.js';
 import { Device } from '../device/device.js';
 import { UAPI_SOCKET_DIRECTORY } from '../device/constants.js';
 import { createLogger, parseLogLevel } from '../device/logger.js';
 import { UapiServer } from '../device/uapi-server.js';
 import { LinuxTun } from '../tun/linux.js';
-import { CliError } from './key-commands.js';
+import { CliError, UsageError } from './key-commands.js';
 
 /** The child's end of the readiness pipe. */
 const READY_FD_ENV = 'TSWG_READY_FD';
@@ -29,10 +30,10 @@ export function parseDaemonArgs(argv: string[]): DaemonArgs {
   const names: string[] = [];
   for (const arg of argv) {
     if (arg === '-f' || arg === '--foreground') foreground = true;
-    else if (arg.startsWith('-')) throw new CliError(`unknown option '${arg}'; run 'tswg --help'`);
+    else if (arg.startsWith('-')) throw new UsageError(`unknown option '${arg}'; run 'tswg --help'`);
     else names.push(arg);
   }
-  if (names.length !== 1) throw new CliError(`expected one interface name, got ${names.length}; run 'tswg --help'`);
+  if (names.length !== 1) throw new UsageError(`expected one interface name, got ${names.length}; run 'tswg --help'`);
   return { interfaceName: names[0]!, foreground };
 }
 
@@ -105,14 +106,16 @@ async function serve(interfaceName: string): Promise<number> {
 
   return new Promise<number>((resolve) => {
     let stopping = false;
-    const stop = (reason: string) => {
+    const stop = (reason: string, code = 0) => {
       if (stopping) return;
       stopping = true;
-      log.verbose(`shutting down: ${reason}`);
-      void Promise.allSettled([device.close(), uapi.close()]).then(() => resolve(0));
+      if (code === 0) log.verbose(`shutting down: ${reason}`);
+      else log.error(`shutting down: ${reason}`);
+      void Promise.allSettled([device.close(), uapi.close()]).then(() => resolve(code));
     };
     stopRequested = stop;
-    device.onClose((error) => stop(error === null ? 'device closed' : error.message));
+    // A deleted interface is the documented way to stop (exit 0); a dead UDP port is a failure (exit 1).
+    device.onClose((error) => stop(error === null ? 'device closed' : error.message, error instanceof UdpBindError ? 1 : 0));
     if (signalledBeforeReady !== null) stop(signalledBeforeReady);
   });
 }

@@ -4,8 +4,19 @@
  */
 import { decodeKey, encodeKey, generatePresharedKey, generatePrivateKey, publicKeyOf } from '../noise/index.js';
 
+/** A failure to report: `tswg: message`, exit status 1. */
 export class CliError extends Error {
-  override readonly name = 'CliError';
+  override readonly name: string = 'CliError';
+}
+
+/** Bad flags or arguments: exit status 2 (0 success, 1 runtime failure, 2 usage). */
+export class UsageError extends CliError {
+  override readonly name = 'UsageError';
+}
+
+/** The exit status for an error that reached the top: 2 for usage errors, else 1. */
+export function exitCodeOf(error: unknown): number {
+  return error instanceof UsageError ? 2 : 1;
 }
 
 export function genkey(): string {

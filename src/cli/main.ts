@@ -1,7 +1,7 @@
 /** The tswg command line: dispatches subcommands and turns errors into messages and exit codes. */
 import { readFileSync } from 'node:fs';
 import { parseDaemonArgs, runDaemon } from './daemon.js';
-import { CliError, genkey, genpsk, pubkey, readStdin } from './key-commands.js';
+import { exitCodeOf, genkey, genpsk, pubkey, readStdin, UsageError } from './key-commands.js';
 
 const USAGE = `Usage: tswg [-f|--foreground] INTERFACE
        tswg <command>
@@ -40,16 +40,20 @@ function version(): string {
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
-  if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+  if (command === undefined) {
+    process.stderr.write(USAGE);
+    return 2;
+  }
+  if (command === '--help' || command === '-h' || command === 'help') {
     process.stdout.write(USAGE);
-    return command === undefined ? 1 : 0;
+    return 0;
   }
   if (command === '--version' || command === '-v') {
     process.stdout.write(version());
     return 0;
   }
   if (rest.length > 0 && ['genkey', 'pubkey', 'genpsk'].includes(command)) {
-    throw new CliError(`${command} takes no arguments (got: ${rest.join(' ')})`);
+    throw new UsageError(`${command} takes no arguments (got: ${rest.join(' ')})`);
   }
   switch (command) {
     case 'genkey':
@@ -68,21 +72,26 @@ export async function main(argv: string[]): Promise<number> {
       return (await import('./node.js')).runNode(rest);
     default:
       if (command.startsWith('-') && command !== '-f' && command !== '--foreground') {
-        throw new CliError(`unknown option '${command}'; run 'tswg --help' for the list`);
+        throw new UsageError(`unknown option '${command}'; run 'tswg --help' for the list`);
       }
       return runDaemon(parseDaemonArgs(argv));
   }
 }
 
+/**
+ * Run the command line and exit with its status: 0 success, 1 runtime
+ * failure, 2 usage error. The exit is explicit, so nothing left running
+ * (a NAT tick's STUN wait, a timer) can keep a finished or failed command
+ * alive. (stdout and stderr are synchronous for files and pipes on Linux,
+ * so nothing written is lost.)
+ */
 export function run(argv: string[]): void {
   main(argv).then(
-    (code) => {
-      process.exitCode = code;
-    },
+    (code) => process.exit(code),
     (error: unknown) => {
       const message = error instanceof Error ? error.message : String(error);
       process.stderr.write(`tswg: ${message}\n`);
-      process.exitCode = 1;
+      process.exit(exitCodeOf(error));
     },
   );
 }

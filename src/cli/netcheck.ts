@@ -10,6 +10,7 @@ import { formatEndpoint, type Endpoint } from '../device/addr.js';
 import { createLogger, parseLogLevel } from '../device/logger.js';
 import { openSocketPort } from '../nat/datagram-port.js';
 import { StunClient, parseStunServer, resolveStunServer, type BindingResult } from '../nat/stun/client.js';
+import { UsageError } from './key-commands.js';
 
 export const NETCHECK_USAGE = `Usage: tswg netcheck --stun HOST[:PORT] [--stun HOST[:PORT] ...] [--json] [--timeout-ms N]
 
@@ -51,9 +52,8 @@ export interface NetcheckReport {
   servers: ServerReport[];
 }
 
-export class NetcheckUsageError extends Error {
-  override readonly name = 'NetcheckUsageError';
-}
+/** A UsageError (exit 2) that runNetcheck reports with the netcheck usage text. */
+export class NetcheckUsageError extends UsageError {}
 
 /** Parse the arguments after `netcheck`; null means --help. Throws NetcheckUsageError. */
 export function parseNetcheckArgs(argv: string[]): NetcheckArgs | null {

@@ -9,16 +9,18 @@
  *   tswg node services | service-setup | service-teardown | attach | detach | prune
  *
  * People get tables; --json prints the node's answer as it came (one JSON
- * object), for scripts. An Err answer exits 1 with its message.
+ * object), for scripts. An Err answer exits 1 with its message; bad flags
+ * or arguments exit 2.
  */
 import { createLogger, parseLogLevel } from '../device/logger.js';
 import { DEFAULT_CONTROL_SOCKET, ROAMING_ENDPOINT } from '../overlay/constants.js';
 import { requestOnce } from '../overlay/control-client.js';
-import { parseListenAddress, runNodeDaemon } from '../overlay/node-daemon.js';
+import { describeMetricsListen, parseListenAddress, runNodeDaemon } from '../overlay/node-daemon.js';
 import { StateStore } from '../overlay/state-store.js';
+import { exitNow } from '../platform/exit.js';
 import type { NatStatusWire, Request, Response, StatusSnapshot } from '../overlay/protocol.js';
 import { formatNatStatusTable, formatPeersTable, formatServicesTable, formatStatusTable } from '../overlay/status.js';
-import { CliError } from './key-commands.js';
+import { CliError, UsageError } from './key-commands.js';
 
 export const NODE_USAGE = `Usage: tswg node --data-dir DIR [--config FILE] [--control SOCKET] [--metrics HOST:PORT]
        tswg node status|peers|nat [--control SOCKET] [--json] [--watch SECONDS]
@@ -43,8 +45,11 @@ Daemon (stays in the foreground; SIGINT/SIGTERM reverts everything and exits 0):
                         persistentKeepaliveSecs}]; applied at start, so a mesh comes
                         up with no orchestrator
   --control SOCKET      the control socket (default ${DEFAULT_CONTROL_SOCKET}, mode 0600)
-  --metrics HOST:PORT   serve Prometheus metrics on http://HOST:PORT/metrics
+  --metrics HOST:PORT   serve Prometheus metrics on http://HOST:PORT/metrics; :PORT listens on
+                        every address (the page names peers and their endpoints)
   LOG_LEVEL=verbose|error|silent sets the logging (stderr).
+  If the global interface dies it is restarted once; if that fails, or it dies again
+  within a minute, the node exits 1. A second SIGINT/SIGTERM exits at once (1).
 
 Client commands (talk to a running node over --control SOCKET):
   status       interface, node IP, key, CIDRs and a table of peers
@@ -65,6 +70,9 @@ Client commands (talk to a running node over --control SOCKET):
                so peers' configs can be written before the node first runs)
   --json       print the node's answer as one JSON object
   --watch S    (status, peers, nat) ask again every S seconds until interrupted
+
+Exit status: 0 success, 1 failure (an Err answer, no node listening, a failed start),
+2 bad flags or arguments.
 `;
 
 export interface NodeDaemonArgs {
@@ -95,7 +103,7 @@ const COMMAND_FLAGS: Partial<Record<ClientCommand, readonly string[]>> = {
 const COMMAND_BOOLEANS: Partial<Record<ClientCommand, readonly string[]>> = { attach: ['--join-global', '--ephemeral'] };
 
 function pidFlag(text: string): number {
-  if (!/^\d{1,7}$/.test(text) || Number(text) < 1) throw new CliError(`--pid: expected a process id, got '${text}'`);
+  if (!/^\d{1,7}$/.test(text) || Number(text) < 1) throw new UsageError(`--pid: expected a process id, got '${text}'`);
   return Number(text);
 }
 
@@ -104,18 +112,18 @@ function parseFlags(argv: readonly string[], valued: readonly string[], booleans
   const flags = new Map<string, string>();
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
-    if (!arg.startsWith('--')) throw new CliError(`unexpected argument '${arg}'; run 'tswg node --help'`);
+    if (!arg.startsWith('--')) throw new UsageError(`unexpected argument '${arg}'; run 'tswg node --help'`);
     const eq = arg.indexOf('=');
     const flag = eq < 0 ? arg : arg.slice(0, eq);
     if (booleans.includes(flag)) {
-      if (eq >= 0) throw new CliError(`${flag} takes no value`);
+      if (eq >= 0) throw new UsageError(`${flag} takes no value`);
       flags.set(flag, 'true');
       continue;
     }
-    if (!valued.includes(flag)) throw new CliError(`unknown option '${flag}'; run 'tswg node --help'`);
+    if (!valued.includes(flag)) throw new UsageError(`unknown option '${flag}'; run 'tswg node --help'`);
     const value = eq >= 0 ? arg.slice(eq + 1) : argv[++i];
-    if (value === undefined || value === '') throw new CliError(`${flag} needs a value`);
-    if (flags.has(flag)) throw new CliError(`${flag} given twice`);
+    if (value === undefined || value === '') throw new UsageError(`${flag} needs a value`);
+    if (flags.has(flag)) throw new UsageError(`${flag} given twice`);
     flags.set(flag, value);
   }
   return flags;
@@ -124,7 +132,7 @@ function parseFlags(argv: readonly string[], valued: readonly string[], booleans
 export function parseNodeDaemonArgs(argv: readonly string[]): NodeDaemonArgs {
   const flags = parseFlags(argv, ['--data-dir', '--config', '--control', '--metrics'], []);
   const dataDir = flags.get('--data-dir');
-  if (dataDir === undefined) throw new CliError("tswg node needs --data-dir DIR; run 'tswg node --help'");
+  if (dataDir === undefined) throw new UsageError("tswg node needs --data-dir DIR; run 'tswg node --help'");
   const args: NodeDaemonArgs = { dataDir, controlPath: flags.get('--control') ?? DEFAULT_CONTROL_SOCKET };
   const config = flags.get('--config');
   if (config !== undefined) args.configPath = config;
@@ -133,7 +141,7 @@ export function parseNodeDaemonArgs(argv: readonly string[]): NodeDaemonArgs {
     try {
       args.metrics = parseListenAddress(metrics);
     } catch (error) {
-      throw new CliError((error as Error).message);
+      throw new UsageError((error as Error).message);
     }
   }
   return args;
@@ -143,7 +151,7 @@ export function parseNodeDaemonArgs(argv: readonly string[]): NodeDaemonArgs {
 export function clientRequest(command: ClientCommand, flags: Map<string, string>): Request {
   const required = (flag: string): string => {
     const value = flags.get(flag);
-    if (value === undefined) throw new CliError(`tswg node ${command} needs ${flag}`);
+    if (value === undefined) throw new UsageError(`tswg node ${command} needs ${flag}`);
     return value;
   };
   switch (command) {
@@ -153,7 +161,7 @@ export function clientRequest(command: ClientCommand, flags: Map<string, string>
       return { type: 'Status' };
     case 'service-setup': {
       const mode = (flags.get('--mode') ?? 'auto').toLowerCase();
-      if (mode !== 'auto' && mode !== 'shared' && mode !== 'dedicated') throw new CliError(`--mode: expected auto, shared or dedicated, got '${mode}'`);
+      if (mode !== 'auto' && mode !== 'shared' && mode !== 'dedicated') throw new UsageError(`--mode: expected auto, shared or dedicated, got '${mode}'`);
       return { type: 'SetupServiceOverlay', service: required('--service'), mode };
     }
     case 'service-teardown':
@@ -179,7 +187,7 @@ export function clientRequest(command: ClientCommand, flags: Map<string, string>
       return { type: 'RemovePeer', pubkey: required('--public-key'), scope: 'global' };
     case 'add-peer': {
       const keepaliveText = flags.get('--keepalive') ?? '0';
-      if (!/^\d{1,5}$/.test(keepaliveText) || Number(keepaliveText) > 65535) throw new CliError(`--keepalive: expected seconds 0..65535, got '${keepaliveText}'`);
+      if (!/^\d{1,5}$/.test(keepaliveText) || Number(keepaliveText) > 65535) throw new UsageError(`--keepalive: expected seconds 0..65535, got '${keepaliveText}'`);
       return {
         type: 'AddPeer',
         peer: {
@@ -250,7 +258,7 @@ async function runClient(command: ClientCommand, argv: readonly string[]): Promi
   if (watch === undefined) return askAndPrint(command, path, request, json);
   const seconds = Number(watch);
   if (!Number.isFinite(seconds) || seconds < MIN_WATCH_SECONDS || seconds > MAX_WATCH_SECONDS) {
-    throw new CliError(`--watch: expected seconds ${MIN_WATCH_SECONDS}..${MAX_WATCH_SECONDS}, got '${watch}'`);
+    throw new UsageError(`--watch: expected seconds ${MIN_WATCH_SECONDS}..${MAX_WATCH_SECONDS}, got '${watch}'`);
   }
   // Redraw until interrupted (SIGINT ends the process as usual).
   for (;;) {
@@ -270,7 +278,7 @@ export async function runNode(argv: readonly string[]): Promise<number> {
   if (first !== undefined && (CLIENT_COMMANDS as readonly string[]).includes(first)) return runClient(first as ClientCommand, rest);
   if (first === 'pubkey') {
     const dataDir = parseFlags(rest, ['--data-dir'], []).get('--data-dir');
-    if (dataDir === undefined) throw new CliError('tswg node pubkey needs --data-dir DIR');
+    if (dataDir === undefined) throw new UsageError('tswg node pubkey needs --data-dir DIR');
     try {
       process.stdout.write(`${new StateStore(dataDir).load().publicKey}\n`);
     } catch (error) {
@@ -278,11 +286,12 @@ export async function runNode(argv: readonly string[]): Promise<number> {
     }
     return 0;
   }
-  if (first !== undefined && !first.startsWith('-')) throw new CliError(`unknown node command '${first}'; run 'tswg node --help'`);
+  if (first !== undefined && !first.startsWith('-')) throw new UsageError(`unknown node command '${first}'; run 'tswg node --help'`);
   const args = parseNodeDaemonArgs(argv);
   const log = createLogger(parseLogLevel(process.env.LOG_LEVEL), 'node');
+  let code: number;
   try {
-    return await runNodeDaemon({
+    code = await runNodeDaemon({
       dataDir: args.dataDir,
       controlPath: args.controlPath,
       log,
@@ -292,10 +301,14 @@ export async function runNode(argv: readonly string[]): Promise<number> {
         const parts = [`control ${controlPath}`];
         if (bridgeName !== null) parts.push(`interface ${bridgeName}`);
         if (metricsAddress !== null) parts.push(`metrics http://${metricsAddress}/metrics`);
+        // Say plainly who can read the metrics page: ":PORT" means every address, as exporters do.
+        if (metricsAddress !== null) process.stdout.write(`tswg node: ${describeMetricsListen(metricsAddress)}\n`);
         process.stdout.write(`tswg node: ready (${parts.join(', ')})\n`);
       },
     });
   } catch (error) {
     throw new CliError((error as Error).message);
   }
+  // Everything is reverted: leave now, even with a NAT tick's DNS lookup still stuck in the thread pool.
+  exitNow(code);
 }

@@ -21,6 +21,13 @@ export interface DatagramHandlers {
   datagram: SlotHandler;
   /** After each batch (the device sends what the batch produced). */
   flush(): void;
+  /** Receiving stopped for good (the sockets failed); the bind is dead, not closed by us. */
+  closed?(error: UdpBindError): void;
+}
+
+/** The UDP side died under the device (not a close we asked for). */
+export class UdpBindError extends Error {
+  override readonly name = 'UdpBindError';
 }
 
 /** Tries at finding a free port that is free for both families when the port is 0. */
@@ -45,7 +52,10 @@ class Listener {
       { kind: 'recvmmsg', fds, ring: memory },
       {
         doorbell: () => ring.drain(handlers.datagram, handlers.flush),
-        closed: (reason) => log.error(`UDP receive stopped: ${reason}`),
+        closed: (reason) => {
+          log.error(`UDP receive stopped: ${reason}`);
+          handlers.closed?.(new UdpBindError(`UDP receive stopped: ${reason}`));
+        },
       },
     );
   }

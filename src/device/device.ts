@@ -111,6 +111,8 @@ export class Device implements UapiHandler {
       {
         datagram: (slot, length, source) => this.receiveSlot(slot, length, source),
         flush: () => this.flushSends(),
+        // A device without its UDP port is dead: close it, so onClose listeners hear why.
+        closed: (error) => void this.close(error),
       },
       this.log,
     );
@@ -129,7 +131,7 @@ export class Device implements UapiHandler {
     this.log.verbose(`device started, UDP port ${this.bind.port}`);
   }
 
-  /** Called once when the device stops (interface deleted, or close()). */
+  /** Called once when the device stops (interface deleted, UDP socket failed (a UdpBindError), or close()). */
   onClose(listener: (error: Error | null) => void): void {
     this.closeListeners.push(listener);
   }

@@ -99,7 +99,12 @@ export function parseNodeConfig(text: string, source: string): NodeConfig {
   try {
     document = parseYaml(text, { prettyErrors: true, uniqueKeys: true, maxAliasCount: 100 });
   } catch (error) {
-    throw new OverlayError(`${source}: not valid YAML or JSON: ${error instanceof Error ? error.message : String(error)}`);
+    // The parser's message quotes the file; a file that is not ours (a key, a password file) must not reach a log.
+    throw new OverlayError(`${source}: not valid YAML or JSON: ${yamlErrorPlace(error)}`);
+  }
+  // Not a mapping at all: likely not a config file, so none of it is quoted back.
+  if (typeof document !== 'object' || document === null || Array.isArray(document)) {
+    throw new OverlayError(`${source}: expected a YAML mapping or JSON object at the top level, got ${Array.isArray(document) ? 'a list' : document === null ? 'nothing' : `a ${typeof document}`}`);
   }
   try {
     return validateNodeConfig(document);
@@ -107,6 +112,13 @@ export function parseNodeConfig(text: string, source: string): NodeConfig {
     if (error instanceof ProtocolError) throw new OverlayError(`${source}: ${error.message}`);
     throw error;
   }
+}
+
+/** A YAML parse error as its code and place ("BAD_INDENT at line 3, column 5"), without the file's text. */
+function yamlErrorPlace(error: unknown): string {
+  const { code, linePos } = (error ?? {}) as { code?: unknown; linePos?: Array<{ line: number; col: number }> };
+  const place = linePos?.[0] === undefined ? '' : ` at line ${linePos[0].line}, column ${linePos[0].col}`;
+  return `${typeof code === 'string' ? code : 'parse error'}${place}`;
 }
 
 /** Read and check `--config FILE`; throws OverlayError naming the file (and the field). */

@@ -78,6 +78,8 @@ export const DEFAULT_CONTROL_SOCKET = '/run/tswg/node.sock';
 /** The control socket and the state file hold keys or drive the network: owner only. */
 export const CONTROL_SOCKET_MODE = 0o600;
 export const STATE_FILE_MODE = 0o600;
+/** The data directory holds the private key: owner only (group/world-writable ones are refused). */
+export const DATA_DIR_MODE = 0o700;
 /** The node's state inside --data-dir (identity, ports, assignments). */
 export const STATE_FILE_NAME = 'node-state.json';
 /** Version of the state file's format. */
@@ -86,6 +88,16 @@ export const STATE_VERSION = 1;
 export const INSTANCE_ID_BYTES = 4;
 /** A control request line longer than this is refused (a peer list of 5,000 peers fits many times over). */
 export const MAX_CONTROL_LINE_BYTES = 1024 * 1024;
+/**
+ * An answer line longer than this is refused by the client. Answers come
+ * from our own node, so the cap only bounds a client's memory: a Status of
+ * 6,000 peers is about 1.5 MB, this allows about 250,000.
+ */
+export const MAX_CONTROL_RESPONSE_BYTES = 64 * 1024 * 1024;
+/** Shutdown (request or signal) waits at most this long for the request in flight before tearing down anyway. */
+export const SHUTDOWN_QUEUE_WAIT_MS = 1000;
+/** A second device failure within this long after a restart is not retried: the node exits 1. */
+export const DEVICE_RESTART_WINDOW_MS = 60_000;
 /** Peer scope of a request that names none. */
 export const DEFAULT_SCOPE = 'global';
 

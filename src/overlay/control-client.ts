@@ -6,6 +6,7 @@
  * "no tswg node is listening on SOCKET".
  */
 import net from 'node:net';
+import { MAX_CONTROL_RESPONSE_BYTES } from './constants.js';
 import { encodeRequest, parseResponse, type Request, type Response } from './protocol.js';
 
 export class ControlClientError extends Error {
@@ -30,6 +31,7 @@ function connectError(path: string, error: NodeJS.ErrnoException): ControlClient
 export class ControlClient {
   private readonly waiting: Array<{ resolve: (response: Response) => void; reject: (error: Error) => void }> = [];
   private buffered: Buffer[] = [];
+  private bufferedBytes = 0;
   private failure: Error | null = null;
 
   private constructor(
@@ -79,6 +81,7 @@ export class ControlClient {
       this.buffered.push(chunk.subarray(start, newline));
       const line = Buffer.concat(this.buffered).toString('utf8');
       this.buffered = [];
+      this.bufferedBytes = 0;
       start = newline + 1;
       const waiter = this.waiting.shift();
       if (waiter === undefined) continue;
@@ -88,7 +91,14 @@ export class ControlClient {
         waiter.reject(new ControlClientError(`malformed answer from ${this.path}: ${(error as Error).message}`));
       }
     }
-    if (start < chunk.length) this.buffered.push(chunk.subarray(start));
+    if (start < chunk.length) {
+      this.buffered.push(chunk.subarray(start));
+      this.bufferedBytes += chunk.length - start;
+      if (this.bufferedBytes > MAX_CONTROL_RESPONSE_BYTES) {
+        this.fail(new ControlClientError(`an answer from ${this.path} is longer than ${MAX_CONTROL_RESPONSE_BYTES} bytes`));
+        this.socket.destroy();
+      }
+    }
   }
 
   private fail(error: Error): void {

@@ -7,16 +7,21 @@
  *   Err{message} naming the field and the connection stays usable.
  * - Requests are answered one at a time, in arrival order, across all
  *   connections: the engine is not re-entrant and order is the contract.
+ *   Two exceptions keep the node responsive: NatTick (STUN round trips,
+ *   seconds) starts in its turn but does not hold the queue (the engine runs
+ *   one at a time), and Shutdown waits at most SHUTDOWN_QUEUE_WAIT_MS for the
+ *   request in flight.
  * - Start-up refuses a path where another node answers, and a path that is
  *   not a socket; a stale socket (nobody answers) is replaced.
  * - A connection that queues many requests without reading the answers is
  *   paused until they are answered, so a fast client cannot grow the queue
  *   without bound.
  */
-import { chmod, lstat, mkdir, unlink } from 'node:fs/promises';
+import { chmod, lstat, unlink } from 'node:fs/promises';
 import net from 'node:net';
 import { dirname } from 'node:path';
-import { CONTROL_SOCKET_MODE, MAX_CONTROL_LINE_BYTES } from './constants.js';
+import { makeDirectory } from './directories.js';
+import { CONTROL_SOCKET_MODE, MAX_CONTROL_LINE_BYTES, SHUTDOWN_QUEUE_WAIT_MS } from './constants.js';
 import { encodeResponse, errorResponse, parseRequest, type Request, type Response } from './protocol.js';
 
 export type RequestHandler = (request: Request) => Promise<Response>;
@@ -25,10 +30,16 @@ export type RequestHandler = (request: Request) => Promise<Response>;
 const MAX_PENDING_PER_CONNECTION = 256;
 /** How long an existing socket gets to answer the liveness probe. */
 const PROBE_TIMEOUT_MS = 1000;
-/** How long a closing server waits for a connection to take its last answers. */
-const CLOSE_GRACE_MS = 1000;
+/** How long a closing server waits for answers still being computed (a NatTick's), then for the client to take them. */
+const ANSWER_GRACE_MS = 300;
+const CLOSE_GRACE_MS = 300;
 const SOCKET_DIRECTORY_MODE = 0o755;
 const NEWLINE = 0x0a;
+
+/** Resolves after `ms`; the timer never keeps the process alive. */
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
 
 function errnoCode(error: unknown): string | undefined {
   return typeof error === 'object' && error !== null && 'code' in error ? String((error as { code: unknown }).code) : undefined;
@@ -108,8 +119,8 @@ export class ControlServer {
 
   /** Listen on `path` (see the file comment for what is refused). */
   static async listen(path: string, handler: RequestHandler, log: (message: string) => void = () => undefined): Promise<ControlServer> {
-    const created = await mkdir(dirname(path), { recursive: true, mode: SOCKET_DIRECTORY_MODE });
-    if (created !== undefined) await chmod(dirname(path), SOCKET_DIRECTORY_MODE);
+    const created = makeDirectory(dirname(path), SOCKET_DIRECTORY_MODE);
+    if (created.length > 0) await chmod(dirname(path), SOCKET_DIRECTORY_MODE);
     await claimPath(path);
     const server = net.createServer();
     await listenPrivately(server, path);
@@ -122,11 +133,27 @@ export class ControlServer {
     return new ControlServer(path, server, handler, log);
   }
 
-  /** Queue a request behind every earlier one; resolves with its answer (never rejects). */
+  /** Run `work` behind everything queued before it; what is queued later waits for it. */
+  enqueue<T>(work: () => Promise<T>): Promise<T> {
+    const result = this.chain.then(work);
+    this.chain = result.catch(() => undefined);
+    return result;
+  }
+
+  /** Queue a request behind every earlier one (see the file comment for the two exceptions); resolves with its answer (never rejects). */
   submit(request: Request): Promise<Response> {
-    const answer = this.chain.then(() => this.handler(request)).catch((error: unknown) => errorResponse(error));
-    this.chain = answer;
-    return answer;
+    if (request.type === 'NatTick') {
+      const started = this.chain.then(() => ({ answer: this.handler(request) }));
+      this.chain = started.catch(() => undefined);
+      return started.then(({ answer }) => answer).catch((error: unknown) => errorResponse(error));
+    }
+    if (request.type === 'Shutdown') {
+      const turn = Promise.race([this.chain, delay(SHUTDOWN_QUEUE_WAIT_MS)]);
+      const answer = turn.then(() => this.handler(request)).catch((error: unknown) => errorResponse(error));
+      this.chain = answer;
+      return answer;
+    }
+    return this.enqueue(() => this.handler(request)).catch((error: unknown) => errorResponse(error));
   }
 
   /** Stop listening, let connections take the answers already computed, remove the socket file. */
@@ -223,10 +250,10 @@ class ControlConnection {
     })().catch((error: unknown) => this.log(`control connection: ${(error as Error).message}`));
   }
 
-  /** Send the answers still due, then end the connection (destroy it after a grace period). */
+  /** Send the answers still due (waiting briefly for those not computed yet), then end the connection (destroy it after a grace period). */
   async finish(): Promise<void> {
     this.socket.pause();
-    await this.last;
+    await Promise.race([this.last, delay(ANSWER_GRACE_MS)]);
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
         this.socket.destroy();

@@ -11,7 +11,8 @@
  * the seeds' where they have one ("global overlay not set up", "no dedicated
  * overlay for service …", "invalid CIDR …", "invalid peer endpoint …").
  * Callers must not run two handle() calls at once (the control server and the
- * daemon serialise them).
+ * daemon serialise them), except NatTick: the control server runs it beside
+ * the queue (it can take seconds), and natTick runs one at a time itself.
  *
  * Seed behaviours changed on purpose (the issue asks for the listed seed bugs
  * fixed):
@@ -88,6 +89,8 @@ export interface OverlayEngineOptions {
   uapiDirectory?: string;
   /** Unspecified local endpoint, no sysctls; default: TSWG_ROOTLESS or ZLAYER_ROOTLESS set. */
   rootless?: boolean;
+  /** The global device died under us (not our own close); the daemon restarts it or exits. */
+  onDeviceFailure?: (reason: string) => void;
 }
 
 /** What global setup changed in the kernel, so teardown can put it back. */
@@ -180,16 +183,27 @@ export class OverlayEngine {
   private readonly sysctlSnapshot: SysctlSnapshot;
   /** Peers the config file names: re-added from the file at each start, so not remembered as runtime peers. */
   private readonly configPeerKeys = new Set<string>();
+  /** "ok", or "degraded: <reason>" while the global device is dead. */
+  private health = 'ok';
+  private readonly onDeviceFailure: ((reason: string) => void) | undefined;
+  /** The setup that made the live global overlay: what restartGlobal re-runs. */
+  private lastSetup: Extract<Request, { type: 'SetupGlobalOverlay' }> | null = null;
+  /** A NatTick is running (in the background of the control queue): a second one returns at once. */
+  private natTickRunning = false;
 
   constructor(options: OverlayEngineOptions) {
     this.log = options.log;
     this.rootless = options.rootless ?? rootlessFromEnvironment();
     this.uapiDirectory = options.uapiDirectory;
+    this.onDeviceFailure = options.onDeviceFailure;
     this.store = new StateStore(options.dataDir);
     this.state = this.store.load();
     // Until SetupGlobalOverlay the allocator is bound to the last known slice, else the default cluster.
     this.clusterCidr = this.state.clusterCidr ?? DEFAULT_CLUSTER_CIDR;
-    this.allocator = this.restoredAllocator(this.state.sliceCidr ?? this.clusterCidr);
+    const restored = this.restoredAllocator(this.state.sliceCidr ?? this.clusterCidr);
+    if (restored.dropped.length > 0) this.saveState({ ...this.state, assignments: restored.assignments });
+    this.logDropped(restored.dropped);
+    this.allocator = restored.allocator;
     const serviceOptions = { dataDir: options.dataDir, log: this.log, ...(options.uapiDirectory === undefined ? {} : { uapiDirectory: options.uapiDirectory }) };
     this.services = new ServiceOverlays(serviceOptions);
     this.runtimePeers = new RuntimePeers(options.dataDir);
@@ -203,6 +217,12 @@ export class OverlayEngine {
       releaseSliceIp: (ip) => this.releaseIp(ip),
       teardownService: (service) => this.teardownService(service),
     });
+  }
+
+  /** Save first, then adopt: a failed save (full disk) leaves the in-memory state as the file is. */
+  private saveState(next: NodeState): void {
+    this.store.save(next);
+    this.state = next;
   }
 
   /** The node's public key (base64), from the state file. */
@@ -249,10 +269,11 @@ export class OverlayEngine {
   /** The status snapshot (also what the metrics endpoint renders). */
   status(): StatusSnapshot {
     const g = this.global;
-    if (g === null) return emptyStatus(this.clusterCidr);
+    if (g === null) return { ...emptyStatus(this.clusterCidr), health: this.health };
     const peers = this.peerViews();
     const views = this.services.statusViews((service) => this.attachments.members(service));
     return {
+      health: this.health,
       interface: g.device === null ? null : g.interfaceName,
       nodeIp: g.nodeIp,
       publicKey: this.state.publicKey,
@@ -284,14 +305,13 @@ export class OverlayEngine {
 
   /** Prometheus text for the global device's peers (empty families before setup). */
   metrics(): string {
-    return renderMetrics(this.interfaceName ?? '', this.peerViews());
+    return renderMetrics(this.interfaceName ?? '', this.peerViews(), this.health === 'ok');
   }
 
   private async dispatch(request: Request): Promise<Response> {
     switch (request.type) {
       case 'SetLocalNodeId':
-        this.state = { ...this.state, localNodeId: request.nodeId };
-        this.store.save(this.state);
+        this.saveState({ ...this.state, localNodeId: request.nodeId });
         return { type: 'Ok' };
       case 'SetLocalWgPubkey':
         // Used by service overlays for their subnet's AllowedIPs; recorded for them.
@@ -375,13 +395,11 @@ export class OverlayEngine {
       return live.bridgeName;
     }
 
-    this.natConfig = natConfig;
     const sliceText = formatCidr(slice);
-    if (sliceText !== this.allocator.cidrText) {
-      this.allocator = this.restoredAllocator(sliceText);
-    }
-    this.clusterCidr = formatCidr(cluster);
-    const nodeIp = this.allocator.nodeIp;
+    // A new slice's allocator is built aside: the old one and its assignments stay until the setup has succeeded.
+    const restored = sliceText === this.allocator.cidrText ? null : this.restoredAllocator(sliceText);
+    const allocator = restored?.allocator ?? this.allocator;
+    const nodeIp = allocator.nodeIp;
     const g: GlobalOverlay = {
       deployment: request.deployment,
       instanceId: request.instanceId,
@@ -407,9 +425,9 @@ export class OverlayEngine {
       this.log.error(`global overlay ${name}: no host adapter (${describe(error)}); continuing as a VM-only overlay`);
       g.bridgeName = HOST_ADAPTER_DISABLED_NAME;
     }
-    this.global = g;
-    this.state = {
+    const next: NodeState = {
       ...this.state,
+      ...(restored === null ? {} : { assignments: restored.assignments }),
       deployment: request.deployment,
       interfaceName: name,
       wgPort: request.wgPort,
@@ -417,12 +435,58 @@ export class OverlayEngine {
       sliceCidr: sliceText,
       nodeIp,
     };
-    this.store.save(this.state);
+    try {
+      this.store.save(next);
+    } catch (error) {
+      await this.revertKernel(g);
+      throw error;
+    }
+    this.state = next;
+    this.logDropped(restored?.dropped ?? []);
+    this.natConfig = natConfig;
+    this.allocator = allocator;
+    this.clusterCidr = formatCidr(cluster);
+    this.global = g;
+    this.lastSetup = request;
     if (g.device !== null) {
       // What the data directory remembers is best-effort: the global overlay is up either way.
       await this.restoreNode(g).catch((error: unknown) => this.log.error(`restoring services, peers and attachments: ${describe(error)}`));
     }
     return g.bridgeName;
+  }
+
+  /**
+   * The global device died (its interface deleted, its UDP socket gone):
+   * tear down what is left and run the same setup again, with the same
+   * peers. Throws when that fails; the node then stays degraded.
+   */
+  async restartGlobal(): Promise<void> {
+    const g = this.global;
+    const setup = this.lastSetup;
+    if (g === null || setup === null) return;
+    const peers = g.device?.get().peers ?? [];
+    this.global = null;
+    await this.revertKernel(g);
+    await this.setupGlobal(setup);
+    // setupGlobal set this.global again (TypeScript still sees the null above).
+    const device = (this.global as GlobalOverlay | null)?.device;
+    if (device == null) throw new OverlayError(`the global overlay ${g.interfaceName} came back without its device`);
+    if (peers.length > 0) {
+      await device.set({
+        replacePeers: false,
+        peers: peers.map((peer) =>
+          peerChange(peer.publicKey, {
+            ...(peer.presharedKey === null ? {} : { presharedKey: peer.presharedKey }),
+            ...(peer.endpoint === null ? {} : { endpoint: peer.endpoint }),
+            persistentKeepaliveInterval: peer.persistentKeepaliveInterval,
+            replaceAllowedIps: true,
+            allowedIps: peer.allowedIps,
+          }),
+        ),
+      });
+    }
+    this.health = 'ok';
+    this.log.verbose(`global overlay ${g.interfaceName} restarted with ${peers.length} peer(s)`);
   }
 
   /** What the data directory remembers for a fresh global overlay: runtime peers, service overlays, attachments. */
@@ -502,7 +566,12 @@ export class OverlayEngine {
       throw new OverlayError(`cannot start the global overlay ${name} on UDP port ${g.wgPort}: ${describe(error)}`);
     }
     device.onClose((error) => {
-      if (error !== null && this.global === g) this.log.error(`global overlay ${name} stopped: ${error.message}`);
+      // Our own close clears g.device first; anything else is the device dying under us.
+      if (this.global !== g || g.device !== device) return;
+      const reason = `global overlay ${name} stopped: ${error?.message ?? 'closed'}`;
+      this.log.error(reason);
+      this.health = `degraded: ${reason}`;
+      this.onDeviceFailure?.(reason);
     });
     this.log.verbose(`global overlay ${name}: node ${g.nodeIp}, local endpoint ${formatEndpoint(local)}, UAPI ${socketPath}`);
 
@@ -595,24 +664,27 @@ export class OverlayEngine {
 
   /**
    * An allocator for `cidr` with this node's persisted assignments claimed
-   * (those outside it are dropped: they belonged to another slice).
+   * (those outside it are dropped: they belonged to another slice). Changes
+   * nothing: the caller adopts the result once it is sure (a failed setup
+   * keeps the old slice's assignments).
    */
-  private restoredAllocator(cidr: string): IpAllocator {
+  private restoredAllocator(cidr: string): { allocator: IpAllocator; assignments: Record<string, string>; dropped: string[] } {
     const allocator = new IpAllocator(cidr);
     const kept: Record<string, string> = {};
+    const dropped: string[] = [];
     for (const [ip, service] of Object.entries(this.state.assignments)) {
       try {
         allocator.claim(ip);
         kept[ip] = service;
       } catch (error) {
-        this.log.error(`dropped the saved assignment of ${ip} (${service}): ${describe(error)}`);
+        dropped.push(`dropped the saved assignment of ${ip} (${service}): ${describe(error)}`);
       }
     }
-    if (Object.keys(kept).length !== Object.keys(this.state.assignments).length) {
-      this.state = { ...this.state, assignments: kept };
-      this.store.save(this.state);
-    }
-    return allocator;
+    return { allocator, assignments: kept, dropped };
+  }
+
+  private logDropped(lines: readonly string[]): void {
+    for (const line of lines) this.log.error(line);
   }
 
   /** AllocateIp: the service's bridge pool when it has one here, else the node slice. */
@@ -622,19 +694,24 @@ export class OverlayEngine {
 
   private allocateIp(service: string): string {
     const ip = this.allocator.allocate();
-    this.state = { ...this.state, assignments: { ...this.state.assignments, [ip]: service } };
-    this.store.save(this.state);
+    try {
+      this.saveState({ ...this.state, assignments: { ...this.state.assignments, [ip]: service } });
+    } catch (error) {
+      this.allocator.release(ip);
+      throw error;
+    }
     return ip;
   }
 
   private releaseIp(ip: string): void {
-    this.allocator.release(ip);
-    if (ip in this.state.assignments) {
-      const assignments = { ...this.state.assignments };
-      delete assignments[ip];
-      this.state = { ...this.state, assignments };
-      this.store.save(this.state);
+    if (!(ip in this.state.assignments)) {
+      this.allocator.release(ip);
+      return;
     }
+    const assignments = { ...this.state.assignments };
+    delete assignments[ip];
+    this.saveState({ ...this.state, assignments });
+    this.allocator.release(ip);
   }
 
   // ---- peers --------------------------------------------------------------------
@@ -739,15 +816,23 @@ export class OverlayEngine {
       this.log.verbose('NatTick: no global device; nothing to do');
       return;
     }
+    // The control server runs NatTick beside the queue; one tick at a time, a second one is a no-op.
+    if (this.natTickRunning) {
+      this.log.verbose('NatTick: a tick is already running');
+      return;
+    }
     if (g.nat === null) {
       const nat = new NatMaintenance(g.device, this.natConfig, { log: this.log });
       for (const [key, candidates] of this.peerCandidates) nat.setPeerCandidates(key, candidates);
       g.nat = nat;
     }
+    this.natTickRunning = true;
     try {
       await g.nat.tick();
     } catch (error) {
       throw new OverlayError(describe(error));
+    } finally {
+      this.natTickRunning = false;
     }
   }
 

@@ -6,8 +6,9 @@
  *   wireguard_sent_bytes_total{interface,public_key,allowed_ips}         counter
  *   wireguard_received_bytes_total{interface,public_key,allowed_ips}     counter
  *   wireguard_latest_handshake_seconds{interface,public_key,allowed_ips} gauge (unix seconds; 0 = never)
- * plus one of ours:
+ * plus two of ours:
  *   tswg_peer_connection_type{interface,public_key,type} 1               gauge (NAT tick's verdict)
+ *   tswg_node_up 1                                                        gauge (0 while the global device is dead)
  * "sent" is what this node sent to the peer (tx), "received" what came from it (rx).
  */
 import type { PeerStatusView } from './protocol.js';
@@ -45,7 +46,7 @@ interface Family {
 }
 
 /** The metrics page for the device `interfaceName` and its peers. */
-export function renderMetrics(interfaceName: string, peers: readonly PeerStatusView[]): string {
+export function renderMetrics(interfaceName: string, peers: readonly PeerStatusView[], nodeUp = true): string {
   const sent: Family = { name: 'wireguard_sent_bytes_total', help: 'Bytes sent to the peer', type: 'counter', samples: [] };
   const received: Family = { name: 'wireguard_received_bytes_total', help: 'Bytes received from the peer', type: 'counter', samples: [] };
   const handshake: Family = { name: 'wireguard_latest_handshake_seconds', help: 'Seconds from the last handshake', type: 'gauge', samples: [] };
@@ -73,8 +74,14 @@ export function renderMetrics(interfaceName: string, peers: readonly PeerStatusV
       connection.samples.push(`${connection.name}${typeLabels} 1`);
     }
   }
+  const up: Family = {
+    name: 'tswg_node_up',
+    help: 'Whether the node is healthy: 1, or 0 while its global WireGuard device is dead (see tswg node status)',
+    type: 'gauge',
+    samples: [`tswg_node_up ${nodeUp ? 1 : 0}`],
+  };
   const lines: string[] = [];
-  for (const family of [sent, received, handshake, connection]) {
+  for (const family of [sent, received, handshake, connection, up]) {
     lines.push(`# HELP ${family.name} ${escapeHelp(family.help)}`, `# TYPE ${family.name} ${family.type}`, ...family.samples);
   }
   return `${lines.join('\n')}\n`;

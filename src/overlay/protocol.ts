@@ -24,7 +24,7 @@ import type { CandidateWire } from '../nat/candidates.js';
 import { NatConfigError, natConfigFromSpec, type NatConfigSpec } from '../nat/config.js';
 import type { NatStatusWire } from '../nat/maintenance.js';
 import { decodeKey } from '../noise/keys.js';
-import { DEFAULT_WG_PORT, MAX_CONTROL_LINE_BYTES, MAX_PID, ROAMING_ENDPOINT } from './constants.js';
+import { DEFAULT_WG_PORT, MAX_CONTROL_LINE_BYTES, MAX_CONTROL_RESPONSE_BYTES, MAX_PID, ROAMING_ENDPOINT } from './constants.js';
 
 export type { NatConfigSpec } from '../nat/config.js';
 export type { NatStatusWire, NatPeerStatusWire } from '../nat/maintenance.js';
@@ -86,6 +86,8 @@ export interface StatusSnapshot {
   services: ServiceStatusView[];
   /** The dedicated ones' own WireGuard devices. */
   dedicatedServices: DedicatedServiceStatusView[];
+  /** "ok", or "degraded: <reason>" while the global device is dead; absent from older nodes. */
+  health?: string;
 }
 
 /** How a service's containers are networked on a node. */
@@ -598,9 +600,9 @@ const REQUEST_PARSERS: Record<RequestType, RequestParser> = {
 export const REQUEST_TYPES: readonly RequestType[] = Object.freeze(Object.keys(REQUEST_PARSERS) as RequestType[]);
 
 /** Parse a JSON line without letting JSON.parse's own error type escape. */
-function parseJsonObject(line: string, what: string): JsonObject {
-  if (Buffer.byteLength(line, 'utf8') > MAX_CONTROL_LINE_BYTES) {
-    throw new ProtocolError(`${what} line is longer than ${MAX_CONTROL_LINE_BYTES} bytes`);
+function parseJsonObject(line: string, what: string, maxBytes = MAX_CONTROL_LINE_BYTES): JsonObject {
+  if (Buffer.byteLength(line, 'utf8') > maxBytes) {
+    throw new ProtocolError(`${what} line is longer than ${maxBytes} bytes`);
   }
   let value: unknown;
   try {
@@ -677,7 +679,8 @@ function checkArrayFields(object: JsonObject, type: string, fields: readonly str
 
 /** One response line → a Response (for clients): the variant and its top-level fields are checked. */
 export function parseResponse(line: string): Response {
-  const object = parseJsonObject(line, 'response');
+  // Answers come from our own node: their cap only bounds memory (a Status of many peers is long).
+  const object = parseJsonObject(line, 'response', MAX_CONTROL_RESPONSE_BYTES);
   const type = variantOf(object, RESPONSE_TYPES, 'response');
   switch (type) {
     case 'Err':
@@ -714,6 +717,7 @@ export function parseResponse(line: string): Response {
       for (const field of ['peerCount', 'serviceCount']) {
         if (typeof object[field] !== 'number') fail(`${type}.${field}`, 'a number', object[field]);
       }
+      if (object.health !== undefined && typeof object.health !== 'string') fail(`${type}.health`, 'a string', object.health);
       break;
     case 'NatStatus':
       checkArrayFields(object, type, ['candidates', 'peers']);

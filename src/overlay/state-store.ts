@@ -10,10 +10,11 @@
  * a temporary file left behind is never read.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, fsyncSync, lstatSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { encodeKey, generatePrivateKey, publicKeyOf, decodeKey } from '../noise/keys.js';
-import { INSTANCE_ID_BYTES, STATE_FILE_MODE, STATE_FILE_NAME, STATE_VERSION } from './constants.js';
+import { DATA_DIR_MODE, INSTANCE_ID_BYTES, STATE_FILE_MODE, STATE_FILE_NAME, STATE_VERSION } from './constants.js';
+import { makeDirectory } from './directories.js';
 import { OverlayError } from './errors.js';
 
 export interface NodeState {
@@ -42,23 +43,41 @@ function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-/** Write `value` as JSON to `path` atomically (temp file + fsync + rename + directory fsync), mode 0600. */
+/** Write all of `bytes` to `fd`: a short write (a full disk) is retried until the kernel refuses with an error. */
+function writeFully(fd: number, bytes: Buffer): void {
+  let offset = 0;
+  while (offset < bytes.length) {
+    const written = writeSync(fd, bytes, offset, bytes.length - offset);
+    // A write that takes nothing would loop forever; the disk is full.
+    if (written <= 0) throw Object.assign(new Error(`wrote ${offset} of ${bytes.length} bytes (no space left?)`), { code: 'ENOSPC' });
+    offset += written;
+  }
+}
+
+/**
+ * Write `value` as JSON to `path` atomically (temp file + fsync + rename +
+ * directory fsync), mode 0600. The temp file's size is checked before the
+ * rename, so a full disk can never replace the old file with a truncated
+ * one; on any error the old file stays and the temp file is removed.
+ */
 export function writeJsonAtomic(path: string, value: unknown): void {
   const directory = dirname(path);
   const temp = join(directory, `${TEMP_FILE_PREFIX}${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}`);
-  const text = `${JSON.stringify(value, null, 2)}\n`;
+  const bytes = Buffer.from(`${JSON.stringify(value, null, 2)}\n`, 'utf8');
   try {
     const fd = openSync(temp, 'wx', STATE_FILE_MODE);
     try {
-      writeSync(fd, text);
+      writeFully(fd, bytes);
       fsyncSync(fd);
+      const size = fstatSync(fd).size;
+      if (size !== bytes.length) throw new Error(`wrote ${size} of ${bytes.length} bytes`);
     } finally {
       closeSync(fd);
     }
     renameSync(temp, path);
   } catch (error) {
     rmSync(temp, { force: true });
-    throw new OverlayError(`cannot write ${path}: ${errorText(error)}`);
+    throw new OverlayError(`cannot write ${path}: ${errorText(error)}; the previous file is unchanged`);
   }
   // The rename is durable only once the directory entry is on disk.
   try {
@@ -85,8 +104,17 @@ export function readJsonFile<T>(path: string): T | null {
   try {
     return JSON.parse(text) as T;
   } catch (error) {
-    throw new OverlayError(`${path} is corrupt (not valid JSON: ${errorText(error)}); move it away to start with a fresh identity`);
+    // JSON.parse's message quotes the file; a foreign file's bytes never reach a log or a client.
+    throw new OverlayError(`${path} is corrupt (${jsonErrorPlace(text, error)}); move it away to start with a fresh identity`);
   }
+}
+
+/** Where JSON.parse gave up, as "not valid JSON at byte N" (no content of the file). */
+export function jsonErrorPlace(text: string, error: unknown): string {
+  const position = /at position (\d+)/.exec(errorText(error));
+  if (position !== null) return `not valid JSON at byte ${Buffer.byteLength(text.slice(0, Number(position[1])), 'utf8')}`;
+  if (/end of JSON input/i.test(errorText(error))) return `not valid JSON: it ends early, at byte ${Buffer.byteLength(text, 'utf8')}`;
+  return 'not valid JSON';
 }
 
 /** A fresh identity: new keys and a random instance id. */
@@ -111,7 +139,8 @@ export function validateNodeState(value: unknown, path: string): NodeState {
   };
   if (typeof value !== 'object' || value === null || Array.isArray(value)) bad('not a JSON object');
   const state = value as Record<string, unknown>;
-  if (state.version !== STATE_VERSION) bad(`unsupported version ${JSON.stringify(state.version)} (expected ${STATE_VERSION})`);
+  // Values from the file are never quoted back (it may not be ours): only which field is wrong.
+  if (state.version !== STATE_VERSION) bad(`unsupported version (expected ${STATE_VERSION})`);
   if (typeof state.privateKey !== 'string') bad('privateKey is missing');
   let privateKey: Uint8Array;
   try {
@@ -128,11 +157,33 @@ export function validateNodeState(value: unknown, path: string): NodeState {
   }
   const assignments = state.assignments ?? {};
   if (typeof assignments !== 'object' || assignments === null || Array.isArray(assignments)) bad('assignments is not an object');
-  for (const [ip, service] of Object.entries(assignments as Record<string, unknown>)) {
-    if (typeof service !== 'string') bad(`assignments[${JSON.stringify(ip)}] is not a string`);
-  }
+  Object.values(assignments as Record<string, unknown>).forEach((service, i) => {
+    if (typeof service !== 'string') bad(`assignment #${i + 1} is not a string`);
+  });
   // The public key is always re-derived: a hand-edited file cannot make the two disagree.
   return { ...(state as unknown as NodeState), publicKey: encodeKey(publicKeyOf(privateKey)), assignments: { ...(assignments as Record<string, string>) } };
+}
+
+/**
+ * Refuse a data directory that others could tamper with: a symbolic link
+ * (it can be re-pointed), something that is not a directory, or one that is
+ * group- or world-writable (others could swap the state file). A missing one
+ * is fine (save creates it, 0700).
+ */
+export function checkDataDir(dataDir: string): void {
+  let stats;
+  try {
+    stats = lstatSync(dataDir);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw new OverlayError(`cannot use data directory ${dataDir}: ${errorText(error)}`);
+  }
+  if (stats.isSymbolicLink()) throw new OverlayError(`data directory ${dataDir} is a symbolic link; give the real directory`);
+  if (!stats.isDirectory()) throw new OverlayError(`data directory ${dataDir} is not a directory`);
+  if ((stats.mode & 0o022) !== 0) {
+    const mode = (stats.mode & 0o777).toString(8).padStart(4, '0');
+    throw new OverlayError(`data directory ${dataDir} is group- or world-writable (mode ${mode}); chmod 700 it (it holds the node's private key)`);
+  }
 }
 
 export class StateStore {
@@ -143,8 +194,9 @@ export class StateStore {
     this.path = join(dataDir, STATE_FILE_NAME);
   }
 
-  /** The saved state; on first run (no file) a fresh identity is created and saved. Corrupt file → OverlayError. */
+  /** The saved state; on first run (no file) a fresh identity is created and saved. Corrupt file or unsafe directory → OverlayError. */
   load(): NodeState {
+    checkDataDir(this.dataDir);
     const saved = readJsonFile<unknown>(this.path);
     if (saved !== null) return validateNodeState(saved, this.path);
     const state = newNodeState();
@@ -152,9 +204,11 @@ export class StateStore {
     return state;
   }
 
+  /** Write the state; throws OverlayError (and keeps the previous file) when it cannot. */
   save(state: NodeState): void {
+    checkDataDir(this.dataDir);
     try {
-      mkdirSync(this.dataDir, { recursive: true, mode: 0o700 });
+      makeDirectory(this.dataDir, DATA_DIR_MODE);
     } catch (error) {
       throw new OverlayError(`cannot create data directory ${this.dataDir}: ${errorText(error)}`);
     }

@@ -180,6 +180,7 @@ export function formatStatusTable(status: StatusSnapshot, nowSecs: number = Date
     ['slice CIDR', status.sliceCidr ?? NONE],
     ['peers', String(status.peerCount)],
     ['services', String(status.serviceCount)],
+    ...(status.health === undefined ? [] : [['health', status.health] as [string, string]]),
   ];
   const width = Math.max(...summary.map(([label]) => label.length)) + 1;
   const head = summary.map(([label, value]) => `${`${label}:`.padEnd(width)} ${value}`).join('\n');

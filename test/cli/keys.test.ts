@@ -64,8 +64,24 @@ describe('key commands', () => {
     expect(help.status).toBe(0);
     expect(help.stdout).toMatch(/INTERFACE[\s\S]*genkey[\s\S]*pubkey[\s\S]*genpsk/);
     const bad = tswg(['--frobnicate']);
-    expect(bad.status).toBe(1);
+    expect(bad.status).toBe(2);
     expect(bad.stderr).toContain("unknown option '--frobnicate'");
+  });
+
+  test('exit status: 2 for usage errors, 1 for runtime failures, usage on stderr when no command is given', () => {
+    const none = tswg([]);
+    expect(none.status).toBe(2);
+    expect(none.stdout).toBe('');
+    expect(none.stderr).toMatch(/^Usage: tswg/);
+    for (const args of [['genkey', 'extra'], ['node', '--frobnicate'], ['node', 'status', '--watch', '0'], ['node', 'frob'], ['node'], ['node', '--data-dir', '/tmp/x', '--metrics', 'nope'], ['-x'], ['a', 'b']]) {
+      const out = tswg(args);
+      expect(out.status, `${args.join(' ')}: ${out.stderr}`).toBe(2);
+      expect(out.stderr).toMatch(/^tswg: /);
+    }
+    expect(tswg(['netcheck', '--frobnicate']).status).toBe(2);
+    const noNode = tswg(['node', 'status', '--control', '/nonexistent/tswg.sock']);
+    expect(noNode.status).toBe(1);
+    expect(noNode.stderr).toContain('no tswg node is listening on /nonexistent/tswg.sock');
   });
 
   test('--version prints the package version', () => {

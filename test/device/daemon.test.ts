@@ -140,7 +140,7 @@ describe('tswg daemon mode and start-up (wireguard-go compatible)', () => {
   });
 
   describe('command line', () => {
-    it('--help explains the interface usage and exits 0; no argument prints the usage and exits 1; an unknown option exits 1', () => {
+    it('--help explains the interface usage and exits 0; no argument prints the usage on stderr and exits 2; an unknown option exits 2', () => {
       const help = runTswg(null, ['--help']);
       expect(help.status, describeResult(help)).toBe(0);
       expect(help.stdout).toMatch(/tswg \[-f\|--foreground\] INTERFACE/);
@@ -149,15 +149,15 @@ describe('tswg daemon mode and start-up (wireguard-go compatible)', () => {
       expect(help.stdout).toContain('LOG_LEVEL=verbose|error|silent');
 
       const none = runTswg(null, []);
-      expect(none.status, describeResult(none)).toBe(1);
-      expect(none.stdout).toMatch(/Usage: tswg/);
+      expect(none.status, describeResult(none)).toBe(2);
+      expect(none.stderr).toMatch(/Usage: tswg/);
 
       const slot = freshSlot();
       const unknown = runTswg(slot.ns, ['--bogus', slot.name]);
-      expect(unknown.status, describeResult(unknown)).toBe(1);
+      expect(unknown.status, describeResult(unknown)).toBe(2);
       expect(unknown.stderr).toMatch(/unknown option '--bogus'/);
       const two = runTswg(slot.ns, ['-f', slot.name, 'second']);
-      expect(two.status, describeResult(two)).toBe(1);
+      expect(two.status, describeResult(two)).toBe(2);
       expect(two.stderr).toMatch(/expected one interface name, got 2/);
       expectGone(slot);
     });

@@ -4,6 +4,10 @@
  * the under-load cookie path, without namespaces or root.
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import { closeSync, openSync } from 'node:fs';
+import dgram from 'node:dgram';
+import koffi from 'koffi';
+import { UdpBindError, type UdpBind } from '../../src/device/bind.js';
 import { Device } from '../../src/device/device.js';
 import { parseCidr, type Cidr } from '../../src/device/addr.js';
 import { silentLogger } from '../../src/device/logger.js';
@@ -172,5 +176,24 @@ describe('Device over loopback', () => {
     a.tun.inject(echo(a.address, b.address));
     await new Promise((resolve) => setTimeout(resolve, 200));
     expect(b.tun.written).toEqual([]);
+  });
+
+  it('a UDP socket that fails under the device closes it, and onClose hears a UdpBindError', async () => {
+    const node = await makeNode('10.9.0.1');
+    const closed = new Promise<Error | null>((resolve) => node.device.onClose(resolve));
+    // Put a non-socket (/dev/null) where the device's IPv4 socket was: the next receive fails with ENOTSOCK.
+    const fd = (node.device as unknown as { bind: UdpBind }).bind.fd(4)!;
+    const devNull = openSync('/dev/null', 'r');
+    const dup2 = koffi.load('libc.so.6').func('int dup2(int oldfd, int newfd)') as (oldFd: number, newFd: number) => number;
+    try {
+      expect(dup2(devNull, fd)).toBe(fd);
+      const v4 = dgram.createSocket('udp4');
+      v4.send(new Uint8Array(8), node.device.listenPort, '127.0.0.1', () => v4.close());
+      const error = await Promise.race([closed, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the device never closed')), 3000))]);
+      expect(error).toBeInstanceOf(UdpBindError);
+      expect(error!.message).toMatch(/^UDP receive stopped: recvmmsg failed: (ENOTSOCK|EBADF)/);
+    } finally {
+      closeSync(devNull);
+    }
   });
 });

@@ -85,8 +85,9 @@ describe('loadNodeConfig', () => {
   it.each([
     ['missing file', null, /^cannot read config .*missing\.yaml: /],
     ['bad YAML', 'deployment: [unclosed\n', /^.*bad\.yaml: not valid YAML or JSON: /],
-    ['duplicate key', 'deployment: a\ndeployment: b\n', /not valid YAML or JSON: .*[Mm]ap keys must be unique/],
-    ['not a mapping', '- a\n- b\n', /: expected an object, got \["a","b"\]$/],
+    ['duplicate key', 'deployment: a\ndeployment: b\n', /not valid YAML or JSON: DUPLICATE_KEY at line 2, column 1$/],
+    ['not a mapping', '- a\n- b\n', /: expected a YAML mapping or JSON object at the top level, got a list$/],
+    ['a foreign file (a key)', 'SECRETKEYBASE64AAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n', /: expected a YAML mapping or JSON object at the top level, got a string$/],
     ['no deployment', 'clusterCidr: 10.0.0.0/8\n', /: deployment: expected a name of letters, digits, "-" and "_", got nothing$/],
     ['bad deployment', 'deployment: "a b"\n', /: deployment: expected a name of letters/],
     ['numeric instance id', 'deployment: d\ninstanceId: 12\n', /: instanceId: expected a name of letters, digits, "-" and "_", got 12$/],

@@ -111,7 +111,7 @@ describe('renderMetrics', () => {
   it('is valid exposition text with the exporter names, types and labels', () => {
     const page = renderMetrics('wg0', PEERS);
     const families = parseExposition(page);
-    expect([...families.keys()]).toEqual(['wireguard_sent_bytes_total', 'wireguard_received_bytes_total', 'wireguard_latest_handshake_seconds', 'tswg_peer_connection_type']);
+    expect([...families.keys()]).toEqual(['wireguard_sent_bytes_total', 'wireguard_received_bytes_total', 'wireguard_latest_handshake_seconds', 'tswg_peer_connection_type', 'tswg_node_up']);
     expect(families.get('wireguard_sent_bytes_total')).toMatchObject({ type: 'counter', help: 'Bytes sent to the peer' });
     expect(families.get('wireguard_received_bytes_total')).toMatchObject({ type: 'counter', help: 'Bytes received from the peer' });
     expect(families.get('wireguard_latest_handshake_seconds')).toMatchObject({ type: 'gauge', help: 'Seconds from the last handshake' });
@@ -135,17 +135,23 @@ describe('renderMetrics', () => {
     expect(families.get('wireguard_sent_bytes_total')!.samples[0]!.labels.interface).toBe(nasty);
     expect(families.get('tswg_peer_connection_type')!.samples[0]!.labels.type).toBe(`x"\n\\`);
     expect(escapeLabelValue(nasty)).toBe('a\\"b\\\\c\\nd');
-    expect(page.split('\n').every((line) => line === '' || line.startsWith('#') || /^[a-z_]+\{/.test(line))).toBe(true);
+    expect(page.split('\n').every((line) => line === '' || line.startsWith('#') || /^[a-z_]+\{/.test(line) || line === 'tswg_node_up 1')).toBe(true);
   });
 
   it('no peers: HELP and TYPE only; the checker itself rejects malformed pages', () => {
     const families = parseExposition(renderMetrics('wg0', []));
+    families.delete('tswg_node_up');
     expect([...families.values()].every((f) => f.samples.length === 0 && f.type !== undefined)).toBe(true);
     expect(() => parseExposition('x{a="1} 1\n')).toThrow();
     expect(() => parseExposition('# TYPE x counter\nx{a="\\q"} 1\n')).toThrow(/bad escape/);
     expect(() => parseExposition('x 1\n')).toThrow(/without TYPE/);
     expect(() => parseExposition('# TYPE x counter\nx abc\n')).toThrow(/bad value/);
     expect(() => parseExposition('# TYPE x counter\nx 1')).toThrow(/newline/);
+  });
+
+  it('tswg_node_up is 1 for a healthy node and 0 while its device is dead', () => {
+    expect(parseExposition(renderMetrics('wg0', PEERS)).get('tswg_node_up')).toMatchObject({ type: 'gauge', samples: [{ name: 'tswg_node_up', labels: {}, value: 1 }] });
+    expect(parseExposition(renderMetrics('wg0', [], false)).get('tswg_node_up')!.samples[0]!.value).toBe(0);
   });
 
   it('content type is the text format 0.0.4', () => {

@@ -3,7 +3,7 @@
  * file intact and its temp file is ignored), mode 0600, first-run identity,
  * restart keeps it, corrupt files give a clear error naming the file.
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
@@ -11,8 +11,12 @@ import { decodeKey, encodeKey, publicKeyOf } from '../../src/noise/keys.js';
 import { OverlayError } from '../../src/overlay/errors.js';
 import { readJsonFile, StateStore, TEMP_FILE_PREFIX, writeJsonAtomic, type NodeState } from '../../src/overlay/state-store.js';
 
-/** When set, node:fs renameSync throws as if the process died just before the rename. */
-const crash = vi.hoisted(() => ({ beforeRename: false }));
+/**
+ * When set, node:fs renameSync throws as if the process died just before the
+ * rename; writeSync takes at most `writeChunk` bytes a call, and nothing at
+ * all once `writeBudget` bytes are spent (a disk filling up).
+ */
+const crash = vi.hoisted(() => ({ beforeRename: false, writeChunk: Infinity, writeBudget: Infinity }));
 vi.mock('node:fs', async (importOriginal) => {
   const fs = await importOriginal<typeof import('node:fs')>();
   return {
@@ -20,6 +24,14 @@ vi.mock('node:fs', async (importOriginal) => {
     renameSync: (from: string, to: string) => {
       if (crash.beforeRename) throw Object.assign(new Error('simulated crash before rename'), { code: 'EIO' });
       return fs.renameSync(from, to);
+    },
+    writeSync: (fd: number, buffer: Uint8Array, offset?: number, length?: number) => {
+      const start = offset ?? 0;
+      const wanted = Math.min(length ?? buffer.length - start, crash.writeChunk, crash.writeBudget);
+      if (wanted <= 0) return 0;
+      const written = fs.writeSync(fd, buffer, start, wanted);
+      crash.writeBudget -= written;
+      return written;
     },
   };
 });
@@ -30,6 +42,8 @@ const freshDir = () => join(root, `d${counter++}`);
 
 afterEach(() => {
   crash.beforeRename = false;
+  crash.writeChunk = Infinity;
+  crash.writeBudget = Infinity;
 });
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
@@ -69,6 +83,46 @@ describe('writeJsonAtomic / readJsonFile', () => {
     writeFileSync(path, '{"version": 1, "privateKey": ');
     expect(() => readJsonFile(path)).toThrow(OverlayError);
     expect(() => readJsonFile(path)).toThrow(new RegExp(`^${path.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} is corrupt \\(not valid JSON`));
+  });
+
+  it.each([
+    ['a bad token', '{"privateKey": "SECRETKEYBYTES" x}', /not valid JSON at byte 32\)/],
+    ['an unterminated string', '{"privateKey": "SECRETKEYBYTES', /not valid JSON at byte 30\)/],
+    ['truncated', '{"privateKey": "SECRETKEYBYTES",', /not valid JSON at byte 32\)/],
+    ['empty', '', /not valid JSON: it ends early, at byte 0\)/],
+    ['not JSON at all', 'SECRETKEYBYTES', /\(not valid JSON\)/],
+  ])('a corrupt file (%s): the error says where, never what the file holds', (_what, text, place) => {
+    const path = join(root, 'foreign.json');
+    writeFileSync(path, text);
+    let message = '';
+    try {
+      readJsonFile(path);
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    expect(message).toMatch(place);
+    expect(message).not.toContain('SECRET');
+  });
+
+  it('a short write is continued until everything is written', () => {
+    const dir = freshDir();
+    mkdirSync(dir);
+    const path = join(dir, 'state.json');
+    crash.writeChunk = 7;
+    writeJsonAtomic(path, { key: 'x'.repeat(100) });
+    expect(readJsonFile(path)).toEqual({ key: 'x'.repeat(100) });
+  });
+
+  it('a full disk mid-write fails, keeps the old file whole and removes the temp file', () => {
+    const dir = freshDir();
+    mkdirSync(dir);
+    const path = join(dir, 'state.json');
+    writeJsonAtomic(path, { generation: 1, key: 'k'.repeat(64) });
+    crash.writeChunk = 10;
+    crash.writeBudget = 30;
+    expect(() => writeJsonAtomic(path, { generation: 2, key: 'k'.repeat(64) })).toThrow(/cannot write .*wrote 30 of \d+ bytes.*previous file is unchanged/);
+    expect(readJsonFile(path)).toEqual({ generation: 1, key: 'k'.repeat(64) });
+    expect(readdirSync(dir)).toEqual(['state.json']);
   });
 
   it('an unreadable path (a directory) → OverlayError naming it', () => {
@@ -136,12 +190,12 @@ describe('StateStore', () => {
   it.each([
     ['not JSON', '{{{', /node-state\.json is corrupt \(not valid JSON/],
     ['not an object', '[1,2]', /node-state\.json is corrupt: not a JSON object/],
-    ['wrong version', '{"version": 2}', /unsupported version 2/],
+    ['wrong version', '{"version": 2}', /unsupported version \(expected 1\)/],
     ['no private key', '{"version": 1, "instanceId": "a", "assignments": {}}', /privateKey is missing/],
     ['bad private key', '{"version": 1, "privateKey": "abc", "instanceId": "a", "assignments": {}}', /privateKey is not a base64 WireGuard key/],
     ['no instance id', `{"version": 1, "privateKey": "${'A'.repeat(43)}=", "assignments": {}}`, /instanceId is missing/],
     ['bad wgPort', `{"version": 1, "privateKey": "${'A'.repeat(43)}=", "instanceId": "a", "wgPort": "x"}`, /wgPort is not an integer/],
-    ['bad assignment', `{"version": 1, "privateKey": "${'A'.repeat(43)}=", "instanceId": "a", "assignments": {"10.0.0.2": 5}}`, /assignments\["10\.0\.0\.2"\] is not a string/],
+    ['bad assignment', `{"version": 1, "privateKey": "${'A'.repeat(43)}=", "instanceId": "a", "assignments": {"10.0.0.2": 5}}`, /assignment #1 is not a string/],
   ])('corrupt state (%s) → OverlayError naming the file and the problem', (_what, text, pattern) => {
     const dir = freshDir();
     mkdirSync(dir);
@@ -152,6 +206,33 @@ describe('StateStore', () => {
     expect(() => store.load()).toThrow(store.path);
     // The corrupt file is left for a person to look at, never overwritten.
     expect(readFileSync(store.path, 'utf8')).toBe(text);
+  });
+
+  it('refuses a data directory that is a symbolic link or group/world-writable, naming it', () => {
+    const real = freshDir();
+    mkdirSync(real, { mode: 0o700 });
+    const link = `${real}-link`;
+    symlinkSync(real, link);
+    expect(() => new StateStore(link).load()).toThrow(`data directory ${link} is a symbolic link`);
+    for (const mode of [0o770, 0o707]) {
+      const open = freshDir();
+      mkdirSync(open);
+      chmodSync(open, mode);
+      expect(() => new StateStore(open).load()).toThrow(new RegExp(`data directory ${open} is group- or world-writable \\(mode 0${mode.toString(8)}\\)`));
+      expect(readdirSync(open)).toEqual([]);
+    }
+    const file = join(root, 'plain-file');
+    writeFileSync(file, 'x');
+    expect(() => new StateStore(file).load()).toThrow(`data directory ${file} is not a directory`);
+  });
+
+  it('creates a missing nested data directory 0700, and gives up at once where mkdir cannot work (/proc)', () => {
+    const nested = join(freshDir(), 'a', 'b');
+    new StateStore(nested).load();
+    expect(statSync(nested).mode & 0o777).toBe(0o700);
+    const started = Date.now();
+    expect(() => new StateStore('/proc/tswg-no-such-dir/x').load()).toThrow(/cannot create data directory \/proc\/tswg-no-such-dir\/x: ENOENT/);
+    expect(Date.now() - started).toBeLessThan(1000);
   });
 
   it('re-derives the public key from the private key (a hand-edited publicKey cannot disagree)', () => {

@@ -5,7 +5,9 @@
  * per-line Err naming the field with the connection staying usable, 1,000
  * malformed lines followed by a valid request, answers in request order
  * across pipelined requests, an over-long line, a fuzz of mutated requests,
- * and the client's message when nobody listens.
+ * an answer of 6,000 peers, NatTick beside the queue and a Shutdown that
+ * does not wait for a slow request, and the client's message when nobody
+ * listens.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -14,10 +16,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/device/logger.js';
-import { MAX_CONTROL_LINE_BYTES } from '../../src/overlay/constants.js';
+import { MAX_CONTROL_LINE_BYTES, SHUTDOWN_QUEUE_WAIT_MS } from '../../src/overlay/constants.js';
 import { ControlClient } from '../../src/overlay/control-client.js';
 import { ControlServer } from '../../src/overlay/control-server.js';
 import { OverlayEngine } from '../../src/overlay/engine.js';
+import type { Response } from '../../src/overlay/protocol.js';
 import { Rng, fuzzSeed } from '../helpers/fuzz.js';
 import { MALFORMED_CASES, randomMalformedLine } from '../helpers/overlay-malformed.js';
 
@@ -146,6 +149,53 @@ describe('control socket', () => {
     const ips = answers.map((a) => (a as { ip: string }).ip);
     expect(new Set(ips).size).toBe(40);
     for (const c of clients) c.close();
+  });
+
+  it('carries a Status of 6,000 peers (an answer far longer than the request cap)', async () => {
+    const peers = Array.from({ length: 6000 }, (_, i) => ({
+      publicKey: Buffer.alloc(32, i % 256).toString('base64'),
+      endpoint: `192.0.2.${i % 250}:${51820 + (i % 1000)}`,
+      allowedIps: [`10.${Math.floor(i / 250)}.${i % 250}.0/26`, `fd00::${i.toString(16)}/128`],
+      latestHandshake: 1_700_000_000 + i,
+      rxBytes: 123_456_789 + i,
+      txBytes: 987_654_321 + i,
+      connectionType: 'hole-punched',
+    }));
+    const status: Response = { type: 'Status', interface: 'zl-x-y-g', nodeIp: '10.200.0.1', publicKey: peers[0]!.publicKey, overlayCidr: '10.200.0.0/16', sliceCidr: '10.200.0.0/26', peerCount: peers.length, serviceCount: 0, peers, services: [], dedicatedServices: [], health: 'ok' };
+    expect(JSON.stringify(status).length).toBeGreaterThan(MAX_CONTROL_LINE_BYTES);
+    const path = join(freshDir(), 'big.sock');
+    servers.push(await ControlServer.listen(path, async () => status));
+    const client = await ControlClient.connect(path);
+    const answer = await client.request({ type: 'Status' });
+    client.close();
+    expect(answer).toEqual(status);
+  });
+
+  it('runs NatTick beside the queue: requests behind a slow tick are answered, and a Shutdown waits at most about a second', async () => {
+    let releaseTick: () => void = () => undefined;
+    let releaseSlow: () => void = () => undefined;
+    const path = join(freshDir(), 'slow.sock');
+    const server = await ControlServer.listen(path, async (request) => {
+      if (request.type === 'NatTick') await new Promise<void>((resolve) => (releaseTick = resolve));
+      if (request.type === 'AllocateIp') await new Promise<void>((resolve) => (releaseSlow = resolve));
+      return { type: 'Ok' };
+    });
+    servers.push(server);
+    const tick = server.submit({ type: 'NatTick' });
+    const started = Date.now();
+    expect(await server.submit({ type: 'Status' })).toEqual({ type: 'Ok' });
+    expect(Date.now() - started).toBeLessThan(500);
+    // Something slow in the queue itself: Shutdown still goes ahead within SHUTDOWN_QUEUE_WAIT_MS.
+    const slow = server.submit({ type: 'AllocateIp', service: 'x', joinGlobal: false });
+    const shutdownStarted = Date.now();
+    expect(await server.submit({ type: 'Shutdown' })).toEqual({ type: 'Ok' });
+    const waited = Date.now() - shutdownStarted;
+    expect(waited).toBeGreaterThanOrEqual(SHUTDOWN_QUEUE_WAIT_MS - 50);
+    expect(waited).toBeLessThan(SHUTDOWN_QUEUE_WAIT_MS + 500);
+    releaseSlow();
+    releaseTick();
+    expect(await slow).toEqual({ type: 'Ok' });
+    expect(await tick).toEqual({ type: 'Ok' });
   });
 
   it('tells a client plainly when no node listens', async () => {

@@ -57,6 +57,7 @@ describe('OverlayEngine before SetupGlobalOverlay', () => {
       peers: [],
       services: [],
       dedicatedServices: [],
+      health: 'ok',
     });
   });
 

@@ -116,6 +116,11 @@ export class ServiceOverlays {
 
   /** The global overlay is up: bind the registry to its cluster and rebuild the saved overlays. */
   async rehydrate(context: NodeContext): Promise<void> {
+    if (this.registry !== null && this.context?.clusterCidr === context.clusterCidr && this.context.sliceCidr === context.sliceCidr) {
+      // The global device was restarted under live overlays: they stay as they are.
+      this.context = context;
+      return;
+    }
     this.context = context;
     try {
       const registry = new ServiceSubnetRegistry(context.clusterCidr);
