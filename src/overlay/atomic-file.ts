@@ -18,15 +18,17 @@ function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
+/** Write all of `data`: a short write is retried until the kernel refuses with an error. */
 function writeFully(fd: number, data: Uint8Array): void {
   let offset = 0;
   while (offset < data.length) {
     const written = writeSync(fd, data, offset, data.length - offset);
-    if (written <= 0) throw new Error(`short write (${offset} of ${data.length} bytes)`);
+    // A write that takes nothing would loop forever; the disk is full.
+    if (written <= 0) throw Object.assign(new Error(`wrote ${offset} of ${data.length} bytes (no space left?)`), { code: 'ENOSPC' });
     offset += written;
   }
   const size = fstatSync(fd).size;
-  if (size !== data.length) throw new Error(`wrote ${data.length} bytes but the file holds ${size}`);
+  if (size !== data.length) throw new Error(`wrote ${size} of ${data.length} bytes`);
 }
 
 /** Replace `path` with `data` atomically; OverlayError naming the file on failure (the old file is kept). */
@@ -45,7 +47,7 @@ export function writeFileAtomic(path: string, data: string | Uint8Array, mode: n
     renameSync(temp, path);
   } catch (error) {
     rmSync(temp, { force: true });
-    throw new OverlayError(`cannot write ${path}: ${errorText(error)}`);
+    throw new OverlayError(`cannot write ${path}: ${errorText(error)}; the previous file is unchanged`);
   }
   try {
     const dirFd = openSync(directory, 'r');

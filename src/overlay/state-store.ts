@@ -10,8 +10,9 @@
  * a temporary file left behind is never read.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, fstatSync, fsyncSync, lstatSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { lstatSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeFileAtomic } from './atomic-file.js';
 import { encodeKey, generatePrivateKey, publicKeyOf, decodeKey } from '../noise/keys.js';
 import { DATA_DIR_MODE, INSTANCE_ID_BYTES, STATE_FILE_MODE, STATE_FILE_NAME, STATE_VERSION } from './constants.js';
 import { makeDirectory } from './directories.js';
@@ -36,60 +37,15 @@ export interface NodeState {
   localNodeId?: number;
 }
 
-/** Prefix of temporary files; what readJsonFile never reads and writeJsonAtomic may leave after a crash. */
-export const TEMP_FILE_PREFIX = '.tmp-';
+export { TEMP_FILE_PREFIX } from './atomic-file.js';
 
 function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-/** Write all of `bytes` to `fd`: a short write (a full disk) is retried until the kernel refuses with an error. */
-function writeFully(fd: number, bytes: Buffer): void {
-  let offset = 0;
-  while (offset < bytes.length) {
-    const written = writeSync(fd, bytes, offset, bytes.length - offset);
-    // A write that takes nothing would loop forever; the disk is full.
-    if (written <= 0) throw Object.assign(new Error(`wrote ${offset} of ${bytes.length} bytes (no space left?)`), { code: 'ENOSPC' });
-    offset += written;
-  }
-}
-
-/**
- * Write `value` as JSON to `path` atomically (temp file + fsync + rename +
- * directory fsync), mode 0600. The temp file's size is checked before the
- * rename, so a full disk can never replace the old file with a truncated
- * one; on any error the old file stays and the temp file is removed.
- */
+/** Write `value` as JSON to `path` atomically, mode 0600 (see atomic-file.ts: a full disk never truncates the old file). */
 export function writeJsonAtomic(path: string, value: unknown): void {
-  const directory = dirname(path);
-  const temp = join(directory, `${TEMP_FILE_PREFIX}${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}`);
-  const bytes = Buffer.from(`${JSON.stringify(value, null, 2)}\n`, 'utf8');
-  try {
-    const fd = openSync(temp, 'wx', STATE_FILE_MODE);
-    try {
-      writeFully(fd, bytes);
-      fsyncSync(fd);
-      const size = fstatSync(fd).size;
-      if (size !== bytes.length) throw new Error(`wrote ${size} of ${bytes.length} bytes`);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(temp, path);
-  } catch (error) {
-    rmSync(temp, { force: true });
-    throw new OverlayError(`cannot write ${path}: ${errorText(error)}; the previous file is unchanged`);
-  }
-  // The rename is durable only once the directory entry is on disk.
-  try {
-    const dirFd = openSync(directory, 'r');
-    try {
-      fsyncSync(dirFd);
-    } finally {
-      closeSync(dirFd);
-    }
-  } catch {
-    // Some filesystems refuse fsync on a directory; the data file itself is synced.
-  }
+  writeFileAtomic(path, `${JSON.stringify(value, null, 2)}\n`, STATE_FILE_MODE);
 }
 
 /** The parsed JSON of `path`; null when it does not exist; OverlayError naming the file when it cannot be read or is not JSON. */
