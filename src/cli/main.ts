@@ -24,14 +24,17 @@ Commands:
   node       the overlay node: tswg node --data-dir DIR [--config FILE] [--control SOCKET]
              [--metrics HOST:PORT] runs it; tswg node status|peers|nat|add-peer|remove-peer
              talks to it (see tswg node --help)
-  --version  print the version
-  --help     show this help
+  version    print the version (also --version)
+  help       show this help (also --help)
 
 Examples:
   tswg genkey | tee private.key | tswg pubkey > public.key
   tswg wg0 && wg set wg0 private-key ./private.key listen-port 51820 && ip link set wg0 up
   WG_QUICK_USERSPACE_IMPLEMENTATION=tswg wg-quick up ./wg0.conf
 `;
+
+/** Command words: never taken as an interface name (`tswg version` must not create a TUN called "version"). */
+const RESERVED_WORDS: readonly string[] = ['version', 'help', 'node', 'netcheck', 'genkey', 'pubkey', 'genpsk'];
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -48,7 +51,7 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(USAGE);
     return 0;
   }
-  if (command === '--version' || command === '-v') {
+  if (command === '--version' || command === '-v' || command === 'version') {
     process.stdout.write(version());
     return 0;
   }
@@ -74,7 +77,13 @@ export async function main(argv: string[]): Promise<number> {
       if (command.startsWith('-') && command !== '-f' && command !== '--foreground') {
         throw new UsageError(`unknown option '${command}'; run 'tswg --help' for the list`);
       }
-      return runDaemon(parseDaemonArgs(argv));
+      {
+        const args = parseDaemonArgs(argv);
+        if (RESERVED_WORDS.includes(args.interfaceName)) {
+          throw new UsageError(`'${args.interfaceName}' is a tswg command, not an interface name; run 'tswg --help'`);
+        }
+        return runDaemon(args);
+      }
   }
 }
 

@@ -89,4 +89,14 @@ describe('key commands', () => {
     expect(out.status).toBe(0);
     expect(out.stdout).toMatch(/^tswg v\d+\.\d+\.\d+\n$/);
   });
+
+  test('version is a command, and no command word is ever taken as an interface name', () => {
+    expect(tswg(['version']).stdout).toBe(tswg(['--version']).stdout);
+    for (const word of ['version', 'node', 'netcheck', 'genkey', 'pubkey', 'genpsk', 'help']) {
+      const out = tswg(['-f', word]);
+      expect(out.status, word).toBe(2);
+      expect(out.stderr).toContain(`'${word}' is a tswg command, not an interface name`);
+      expect(existsSync(`/sys/class/net/${word}`)).toBe(false);
+    }
+  });
 });
