@@ -10,7 +10,7 @@
  * loss, throughput and failed control requests. Not part of CI (it runs for
  * minutes); everything is removed at the end.
  *
- *   sudo npm run bench:soak [-- seconds]
+ *   sudo npm run bench:soak [-- seconds [Mbit/s]]     (iperf3 at full speed unless a rate is given)
  */
 import { randomBytes } from 'node:crypto';
 import { readdirSync } from 'node:fs';
@@ -28,6 +28,8 @@ const PING_INTERVAL_S = 0.2;
 
 const seconds = Number(process.argv[2] ?? SECONDS_DEFAULT);
 if (!Number.isInteger(seconds) || seconds < 20 || seconds > 7200) throw new Error(`seconds must be 20..7200, got ${process.argv[2]}`);
+const rateMbit = process.argv[3] === undefined ? undefined : Number(process.argv[3]);
+if (rateMbit !== undefined && !(rateMbit > 0 && rateMbit <= 100_000)) throw new Error(`Mbit/s must be a positive number, got ${process.argv[3]}`);
 
 function openFds(pid: number): number {
   return readdirSync(`/proc/${pid}/fd`).length;
@@ -81,7 +83,7 @@ async function main(): Promise<void> {
   const server = new Iperf3Server(second.namespace, second.nodeIp);
   await server.start();
   const [iperf, ping] = await Promise.all([
-    runIperf3(first.namespace, second.nodeIp, { protocol: 'tcp', streams: 1, reverse: false }, seconds),
+    runIperf3(first.namespace, second.nodeIp, { protocol: 'tcp', streams: 1, reverse: false, ...(rateMbit === undefined ? {} : { tcpMbit: rateMbit }) }, seconds),
     runPing(first.namespace, third.nodeIp, Math.floor(seconds / PING_INTERVAL_S), PING_INTERVAL_S),
   ]);
   clearInterval(churn);
@@ -96,7 +98,7 @@ async function main(): Promise<void> {
   console.log(formatTable(['node', 'RSS first MiB', 'min', 'max', 'last', 'fds first', 'max', 'last'], rows));
   const lost = ping.sent - ping.rttsMs.length;
   console.log(`\nping n1 → n3 (untouched peer): ${ping.sent} sent, ${lost} lost`);
-  console.log(`iperf3 TCP n1 → n2 for ${seconds} s under churn: ${iperf.mbitPerSecond.toFixed(0)} Mbit/s`);
+  console.log(`iperf3 TCP n1 → n2 for ${seconds} s under churn${rateMbit === undefined ? '' : ` (target ${rateMbit} Mbit/s)`}: ${iperf.mbitPerSecond.toFixed(0)} Mbit/s`);
   console.log(`peer churn on n1: ${churned} AddPeer + RemovePeer rounds, ${churnFailures} failed requests`);
   for (const node of mesh.nodes) await node.process?.stop();
   if (lost > 0 || churnFailures > 0) process.exitCode = 1;

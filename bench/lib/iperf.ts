@@ -14,6 +14,8 @@ export interface Iperf3Test {
   reverse: boolean;
   /** UDP payload bytes (-l); unused for TCP. */
   udpLength?: number;
+  /** TCP: a target rate in Mbit/s (-b), to load without saturating the machine; absent = as fast as it goes. */
+  tcpMbit?: number;
 }
 
 export interface Iperf3Result {
@@ -74,7 +76,7 @@ export async function runIperf3(namespace: string, server: string, test: Iperf3T
   if (test.reverse) args.push('-R');
   // UDP loss is counted from the whole test's totals, so only TCP leaves out its first second.
   if (test.protocol === 'udp') args.push('-u', '-b', '0', '-l', String(test.udpLength));
-  else args.push('-O', String(IPERF3_OMIT_SECONDS));
+  else args.push('-O', String(IPERF3_OMIT_SECONDS), ...(test.tcpMbit === undefined ? [] : ['-b', `${test.tcpMbit}M`]));
   const what = `iperf3 ${args.join(' ')}`;
   const client = startIn(namespace, 'iperf3', args, { name: 'iperf3 client' });
   const status = await client.waitForExit((seconds + 20) * 1000).catch(async (error: unknown) => {
