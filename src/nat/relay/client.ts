@@ -175,6 +175,7 @@ export class RelayClient {
     this.socket?.close();
     this.socket = null;
     this.token = null;
+    this.privateKey.fill(0); // our copy of the node key: not needed once closed
     for (const entry of this.proxies.values()) void entry.proxy.then((p) => p?.close());
     this.proxies.clear();
   }

@@ -11,7 +11,7 @@
  * public | node public). tag(k) = keyed BLAKE2b-256 of everything before it.
  *
  * Registration (a return-routability round trip, then a static-key proof):
- *   HELLO          F8 | version | nonce (16) | zero padding (66) | tag(K)
+ *   HELLO          F8 | version | nonce (16) | zero padding (56) | tag(K)
  *                  client → server. Padded to the CHALLENGE's size: no amplification.
  *   CHALLENGE      F9 | version | nonce (16, echoed) | relay public key (32) | issued ms (u64) | cookie (16) | tag(K)
  *                  server → the HELLO's source. cookie = BLAKE2b-128(per-process secret,
@@ -23,7 +23,10 @@
  *                  checks: its own relay key, the cookie (this source, not expired, never
  *                  used before), the timestamp (±120 s), then tag(P), which proves the node's
  *                  WireGuard private key and binds the message to this relay process. Only
- *                  then is a registration created or moved to this source.
+ *                  then is a registration created or moved to this source. The proof is
+ *                  bound to the relay by its key, not by its address: a relay behind NAT
+ *                  or a port forward does not know the address its clients dial, while its
+ *                  key is unique to the process (a restart or another relay has another).
  *   REGISTERED     F2 | version | nonce (16, echoed) | token (8) | lifetime s (u32) | tag(P)
  *                  server → client. The token is random per (node, source): a registration
  *                  that moves gets a new one, and a token is never sent to another source.
