@@ -9,7 +9,7 @@
  */
 import dgram from 'node:dgram';
 import { randomBytes } from 'node:crypto';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   DATA_FROM_HEADER_SIZE,
   DropLog,
@@ -514,6 +514,29 @@ describe('server bounds', () => {
     }
     expect(server.stats.registrations).toBe(2);
     expect(server.stats.usedCookies).toBe(2);
+  });
+
+  it('never sweeps its tables per datagram, even with max_sessions reached', async () => {
+    const server = new RelayServer({ listenPort: 0, externalAddr: '127.0.0.1', maxSessions: 1 }, credential);
+    const endpoint = await server.start();
+    closers.push(() => server.close());
+    const nodes = [];
+    for (let i = 0; i < 3; i++) {
+      const device = await openUdpDevice();
+      closers.push(device.close);
+      const client = new RelayClient({ server: endpoint, credential, localPrivateKey: randomBytes(32), devicePort: device.port });
+      closers.push(() => client.close());
+      await client.start();
+      nodes.push({ device, client });
+    }
+    const [a, b, c] = nodes as [(typeof nodes)[0], (typeof nodes)[0], (typeof nodes)[0]];
+    await a.device.send(Uint8Array.of(1), (await a.client.routePeer(b.client.publicKey)).port);
+    await b.device.next();
+    const sweep = vi.spyOn(server as unknown as { sweep(now: number): void }, 'sweep');
+    const toC = await a.client.routePeer(c.client.publicKey);
+    for (let i = 0; i < 300; i++) await a.device.send(Uint8Array.of(2), toC.port); // a second pair: over max_sessions
+    expect(await c.device.quietFor(300)).toBe(true);
+    expect(sweep.mock.calls.length).toBeLessThanOrEqual(1); // the timer's, at most: none per datagram
   });
 
   it('shares one overflow bucket among sources beyond maxBuckets', () => {
