@@ -6,8 +6,9 @@
  * stdout and runs until SIGTERM/SIGINT.
  *
  *   node dist/scripts/nat-agent.js relay-server --port 0 --credential C [--max-sessions N] [--external-addr IP]
- *     → {"event":"listening","endpoint":{...}}
- *   node dist/scripts/nat-agent.js relay-client --server IP:PORT --credential C --public-key B64 --device-port P [--peer B64]...
+ *     → {"event":"listening","endpoint":{...}}            (C: at least 16 bytes, the relay refuses less)
+ *   node dist/scripts/nat-agent.js relay-client --server IP:PORT --credential C --private-key-file F --device-port P [--peer B64]...
+ *     (F holds the node's base64 WireGuard private key, as `wg genkey` writes it: REGISTER proves it)
  *     → {"event":"registered"}, then {"event":"routed","peer":B64,"endpoint":{...}} per --peer
  *   node dist/scripts/nat-agent.js turn-client --server IP:PORT --username U --password P --device-port P [--permit IP]... [--channel IP:PORT]...
  *     → {"event":"allocated","relayed":{...},"mapped":{...}}, {"event":"permitted","address":IP}, {"event":"bound","peer":..,"channel":N}
@@ -15,6 +16,7 @@
  * SIGUSR2 makes a TURN client print {"event":"counters",...} (how datagrams crossed: indications or ChannelData).
  * LOG_LEVEL=verbose logs to stderr. Failures print {"event":"error","message":...} and exit 1.
  */
+import { readFileSync } from 'node:fs';
 import { parseEndpoint } from '../src/device/addr.js';
 import { createLogger, parseLogLevel } from '../src/device/logger.js';
 import { RelayClient } from '../src/nat/relay/client.js';
@@ -60,7 +62,7 @@ async function main(): Promise<void> {
     case 'relay-server': {
       const server = new RelayServer(
         { listenPort: Number(one(options, 'port', '0')), externalAddr: one(options, 'external-addr', ''), maxSessions: Number(one(options, 'max-sessions', '0')) },
-        one(options, 'credential', ''),
+        one(options, 'credential'),
         log,
       );
       closers.push(() => server.close());
@@ -70,8 +72,8 @@ async function main(): Promise<void> {
     case 'relay-client': {
       const client = new RelayClient({
         server: parseEndpoint(one(options, 'server')),
-        credential: one(options, 'credential', ''),
-        localPublicKey: decodeKey(one(options, 'public-key'), 'public key'),
+        credential: one(options, 'credential'),
+        localPrivateKey: decodeKey(readFileSync(one(options, 'private-key-file'), 'utf8').trim(), 'private key'),
         devicePort: Number(one(options, 'device-port')),
         log,
       });

@@ -9,6 +9,9 @@
  *    enabled = false but keeps the default STUN server);
  *  - relayServer.authCredential is stripped off into clusterRelayCredential.
  * A spec with a wrongly typed field is refused with an error naming the field.
+ * Beyond the seeds, a relayServer needs an authCredential of at least 16
+ * bytes: its port is open to anyone, and an empty credential made it an open
+ * relay.
  *
  * Beyond the seeds: `relays`, the built-in relay servers this node registers
  * with (and advertises as relay candidates). The seeds' relayServer is a
@@ -22,6 +25,8 @@ import {
   DEFAULT_STUN_SERVER,
   DEFAULT_STUN_SERVER_LABEL,
 } from './constants.js';
+import { relayCredentialProblem } from './relay/auth.js';
+import { MIN_CREDENTIAL_BYTES } from './relay/constants.js';
 
 export interface StunServerConfig {
   /** "host:port" (a name or an IP; IPv6 as [addr]:port). */
@@ -54,7 +59,7 @@ export interface NatConfig {
   stunRefreshIntervalSecs: number;
   maxCandidatePairs: number;
   relayServer?: RelayServerConfig;
-  /** The shared secret of built-in relays (client and server); "" when unset. */
+  /** The shared secret of built-in relays (client and server): at least 16 random bytes; a relay server refuses to start without it. */
   clusterRelayCredential?: string;
   /** Built-in relay servers ("host:port") to register with and advertise (not in the seeds). */
   relays?: string[];
@@ -133,7 +138,9 @@ export function natConfigFromSpec(spec: unknown): NatConfig {
       maxSessions: maxSessions === 0 ? DEFAULT_MAX_RELAY_SESSIONS : maxSessions,
     };
     const credential = r.authCredential === null ? undefined : optionalString(r.authCredential, 'relayServer.authCredential');
-    if (credential !== undefined) config.clusterRelayCredential = credential;
+    const problem = relayCredentialProblem(credential);
+    if (problem !== null) throw new NatConfigError(`relayServer.authCredential ${problem} (a relay server needs a shared secret of at least ${MIN_CREDENTIAL_BYTES} bytes)`);
+    config.clusterRelayCredential = credential;
   }
   return config;
 }

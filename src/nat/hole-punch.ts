@@ -126,7 +126,8 @@ const b64 = (bytes: Uint8Array): string => Buffer.from(bytes).toString('base64')
 
 /**
  * The probe side of a node's port: answers every probe addressed to our key
- * (always, so that a peer's attempt works whenever it runs), consumes stray
+ * from one of our peers (always, so that a peer's attempt works whenever it
+ * runs; a stranger learns nothing, not even that tswg listens), consumes stray
  * probes for other keys, and tells connect attempts what arrived from their
  * peer. One per DatagramPort.
  */
@@ -137,6 +138,8 @@ export class ProbeResponder {
   constructor(
     private readonly port: DatagramPort,
     readonly localPublicKey: Uint8Array,
+    /** Whether a key is one of our peers: only their probes are answered (no oracle for strangers scanning for tswg). */
+    private readonly isKnownPeer: (publicKey: Uint8Array) => boolean,
     private readonly log: Logger = silentLogger,
   ) {
     this.unsubscribe = port.subscribe((datagram, from) => this.receive(datagram, from));
@@ -171,6 +174,10 @@ export class ProbeResponder {
     if (message === null) return false;
     if (!Buffer.from(message.target).equals(this.localPublicKey)) {
       this.log.verbose(`NAT: dropped a ${message.kind} from ${formatEndpoint(from)} meant for another key`);
+      return true;
+    }
+    if (!this.isKnownPeer(message.sender)) {
+      this.log.verbose(`NAT: dropped a ${message.kind} from ${formatEndpoint(from)}: its sender is not a peer of ours`);
       return true;
     }
     if (message.kind === 'probe') {

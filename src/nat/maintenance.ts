@@ -185,14 +185,16 @@ export class NatMaintenance {
   }
 
   private async startRelayServer(config: NatConfig): Promise<void> {
-    const server = new RelayServer(config.relayServer!, config.clusterRelayCredential ?? '', this.log);
+    let server: RelayServer | null = null;
     try {
+      // No default credential: the constructor refuses a missing or weak one, naming the option.
+      server = new RelayServer(config.relayServer!, config.clusterRelayCredential ?? '', this.log);
       const endpoint = await server.start();
       this.relay = server;
       this.relayEndpoint = formatEndpoint(endpoint);
       this.log.verbose(`NAT: relay server running at ${this.relayEndpoint}`);
     } catch (error) {
-      server.close();
+      server?.close();
       this.log.error(`NAT: starting the relay server on port ${config.relayServer!.listenPort} failed: ${(error as Error).message}`);
     }
   }

@@ -110,7 +110,7 @@ export class NatTraversal {
     if (this.probes === null || this.localKey === null || !Buffer.from(this.localKey).equals(key)) {
       this.probes?.close();
       this.localKey = key;
-      this.probes = new ProbeResponder(this.port, key, this.log);
+      this.probes = new ProbeResponder(this.port, key, (peer) => this.device.peerStatus(peer) !== null, this.log);
     }
     const [host, reflexive, turn, relay] = await Promise.all([
       gatherHostCandidates(port, { excludeInterfaces: [this.device.tun.name] }).catch((error: Error) => {
@@ -119,7 +119,7 @@ export class NatTraversal {
       }),
       this.reflexiveCandidates(),
       this.turnCandidates(),
-      this.relayCandidates(key),
+      this.relayCandidates(),
     ]);
     const all: Candidate[] = [...host];
     for (const candidate of reflexive) {
@@ -207,7 +207,7 @@ export class NatTraversal {
     // Unknown to us: a TURN relayed address is used as it is ...
     yield candidate.address;
     // ... and a built-in relay the peer registered with needs a registration of ours.
-    const relay = this.startRelay(candidate.address, this.ownPublicKey());
+    const relay = this.startRelay(candidate.address);
     await relay.ready;
     yield await relay.client.routePeer(peerPublicKey);
   }
@@ -249,12 +249,12 @@ export class NatTraversal {
     return out.filter((candidate): candidate is Candidate => candidate !== null);
   }
 
-  private async relayCandidates(key: Uint8Array): Promise<Candidate[]> {
+  private async relayCandidates(): Promise<Candidate[]> {
     const out = await Promise.all(
       (this.config.relays ?? []).map(async (text) => {
         try {
           const server = await resolveHostPort(text, 'relay');
-          const relay = this.startRelay(server, key);
+          const relay = this.startRelay(server);
           await relay.ready;
           return makeCandidate('relay', server);
         } catch (error) {
@@ -267,11 +267,12 @@ export class NatTraversal {
   }
 
   /** The registration with `server` (started once; a failed one is forgotten so the next call retries). */
-  private startRelay(server: Endpoint, key: Uint8Array): RelayState {
+  private startRelay(server: Endpoint): RelayState {
     const name = formatEndpoint(server);
     const existing = this.relays.get(name);
     if (existing !== undefined) return existing;
-    const client = new RelayClient({ server, credential: this.config.clusterRelayCredential ?? '', localPublicKey: key, devicePort: this.device.listenPort, log: this.log });
+    // The client proves the node key to the relay, so it needs the private key (it keeps a copy; the device may rotate it).
+    const client = new RelayClient({ server, credential: this.config.clusterRelayCredential ?? '', localPrivateKey: this.ownPrivateKey(), devicePort: this.device.listenPort, log: this.log });
     const ready = client.start().catch((error: Error) => {
       if (this.relays.get(name)?.client === client) this.relays.delete(name);
       client.close();
@@ -284,9 +285,13 @@ export class NatTraversal {
   }
 
   private ownPublicKey(): Uint8Array {
+    return publicKeyOf(this.ownPrivateKey());
+  }
+
+  private ownPrivateKey(): Uint8Array {
     const privateKey = this.device.get().privateKey;
-    if (privateKey === null) throw new NatTraversalError('the WireGuard device has no private key; NAT traversal needs the node public key');
-    return publicKeyOf(privateKey);
+    if (privateKey === null) throw new NatTraversalError('the WireGuard device has no private key; NAT traversal needs the node key');
+    return privateKey;
   }
 
   private requireOpen(): void {

@@ -41,7 +41,7 @@ describe('natConfigFromSpec', () => {
       holePunchTimeoutSecs: 0,
       stunRefreshIntervalSecs: 0,
       maxCandidatePairs: 0,
-      relayServer: { listenPort: 3479, externalAddr: '203.0.113.5:3479', maxSessions: 0, authCredential: 'cluster-secret' },
+      relayServer: { listenPort: 3479, externalAddr: '203.0.113.5:3479', maxSessions: 0, authCredential: 'cluster-secret-0123456789' },
     };
     const config = natConfigFromSpec(spec);
     expect(config.enabled).toBe(true);
@@ -52,7 +52,7 @@ describe('natConfigFromSpec', () => {
     expect(config.turnServers).toEqual([{ address: 'turn.example:3478', username: 'u', credential: 'p' }]);
     expect(config.relayServer).toEqual({ listenPort: 3479, externalAddr: '203.0.113.5:3479', maxSessions: 100 });
     expect(config.relayServer).not.toHaveProperty('authCredential');
-    expect(config.clusterRelayCredential).toBe('cluster-secret');
+    expect(config.clusterRelayCredential).toBe('cluster-secret-0123456789');
   });
 
   it('copies non-zero values verbatim', () => {
@@ -62,14 +62,14 @@ describe('natConfigFromSpec', () => {
       holePunchTimeoutSecs: 3,
       stunRefreshIntervalSecs: 7,
       maxCandidatePairs: 2,
-      relayServer: { listenPort: 0, externalAddr: '198.51.100.2:4000', maxSessions: 9 },
+      relayServer: { listenPort: 0, externalAddr: '198.51.100.2:4000', maxSessions: 9, authCredential: 'verbatim-relay-secret' },
       relays: ['198.51.100.2:4000'],
     });
     expect(config.enabled).toBe(false);
     expect(config.stunServers).toEqual([{ address: '198.51.100.1:3478' }, { address: '[2001:db8::1]:3478' }]);
     expect([config.holePunchTimeoutSecs, config.stunRefreshIntervalSecs, config.maxCandidatePairs]).toEqual([3, 7, 2]);
     expect(config.relayServer).toEqual({ listenPort: 0, externalAddr: '198.51.100.2:4000', maxSessions: 9 });
-    expect(config.clusterRelayCredential).toBeUndefined();
+    expect(config.clusterRelayCredential).toBe('verbatim-relay-secret');
     expect(config.relays).toEqual(['198.51.100.2:4000']);
   });
 
@@ -89,7 +89,7 @@ describe('natConfigFromSpec', () => {
       holePunchTimeoutSecs: 4,
       stunRefreshIntervalSecs: 5,
       maxCandidatePairs: 6,
-      relayServer: { listenPort: 7, externalAddr: 'r:7', maxSessions: 8, authCredential: 's' },
+      relayServer: { listenPort: 7, externalAddr: 'r:7', maxSessions: 8, authCredential: 'round-trip-relay-secret' },
       relays: ['r:7'],
     });
     expect(natConfigFromSpec(JSON.parse(JSON.stringify(natConfigToSpec(config))))).toEqual(config);
@@ -107,9 +107,14 @@ describe('natConfigFromSpec', () => {
     [{ turnServers: [{ addr: 'x:1', username: 'u' }] }, /turnServers\[0\]\.credential is missing/],
     [{ turnServers: {} }, /turnServers must be an array/],
     [{ relayServer: 5 }, /relayServer must be an object/],
-    [{ relayServer: { listenPort: 70000, externalAddr: 'x:1', maxSessions: 1 } }, /relayServer\.listenPort must be 0\.\.65535/],
+    [{ relayServer: { listenPort: 70000, externalAddr: 'x:1', maxSessions: 1, authCredential: 'a-long-enough-secret' } }, /relayServer\.listenPort must be 0\.\.65535/],
     [{ relayServer: { listenPort: 1, externalAddr: 2, maxSessions: 1 } }, /relayServer\.externalAddr must be a string/],
     [{ relayServer: { listenPort: 1, externalAddr: 'x:1', maxSessions: 1, authCredential: 3 } }, /relayServer\.authCredential must be a string/],
+    // A relay port is open to anyone: no relay server without a real secret.
+    [{ relayServer: { listenPort: 1, externalAddr: 'x:1', maxSessions: 1 } }, /relayServer\.authCredential is not set \(a relay server needs a shared secret of at least 16 bytes\)/],
+    [{ relayServer: { listenPort: 1, externalAddr: 'x:1', maxSessions: 1, authCredential: null } }, /relayServer\.authCredential is not set/],
+    [{ relayServer: { listenPort: 1, externalAddr: 'x:1', maxSessions: 1, authCredential: '' } }, /relayServer\.authCredential is not set/],
+    [{ relayServer: { listenPort: 1, externalAddr: 'x:1', maxSessions: 1, authCredential: 'cluster-secret' } }, /relayServer\.authCredential is 14 bytes; at least 16/],
   ])('refuses %j naming the field', (spec, message) => {
     expect(() => natConfigFromSpec(spec)).toThrowError(NatConfigError);
     expect(() => natConfigFromSpec(spec)).toThrowError(message);

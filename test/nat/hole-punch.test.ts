@@ -35,7 +35,7 @@ afterEach(async () => {
 });
 
 function probesFor(node: LoopbackNode): ProbeResponder {
-  const responder = new ProbeResponder(devicePort(node.device), node.publicKey);
+  const responder = new ProbeResponder(devicePort(node.device), node.publicKey, (key) => node.device.peerStatus(key) !== null);
   responders.push(responder);
   return responder;
 }
@@ -207,6 +207,24 @@ describe('connectToPeer', () => {
     expect(events).toEqual(['answer']);
     expect(probesB.localPublicKey).toEqual(b.publicKey);
   });
+
+  it('does not answer a probe from a key that is not one of its peers', async () => {
+    const [, b] = await pair();
+    probesFor(b);
+    const stranger = dgram.createSocket('udp4');
+    await new Promise<void>((resolve) => stranger.bind(0, '127.0.0.1', resolve));
+    try {
+      const answers: Uint8Array[] = [];
+      stranger.on('message', (message) => answers.push(new Uint8Array(message)));
+      // A well-formed probe for b's key, from a key b does not know.
+      const probe = encodeProbe({ kind: 'probe', sender: new Uint8Array(32).fill(7), target: b.publicKey, transaction: new Uint8Array(8).fill(1) });
+      for (let i = 0; i < 3; i++) stranger.send(probe, b.endpoint.port, '127.0.0.1');
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      expect(answers).toEqual([]);
+    } finally {
+      stranger.close();
+    }
+  });
 });
 
 describe('NatTraversal and NatMaintenance in process', () => {
@@ -281,7 +299,7 @@ describe('NatTraversal and NatMaintenance in process', () => {
 
   it('starts the configured relay server on the first tick, and only warns when it cannot', async () => {
     const [a, b] = await pair();
-    const relayed = maintain(a, await config({ relayServer: { listenPort: 0, externalAddr: '', maxSessions: 0 }, clusterRelayCredential: 'x' }));
+    const relayed = maintain(a, await config({ relayServer: { listenPort: 0, externalAddr: '', maxSessions: 0 }, clusterRelayCredential: 'hole-punch-test-relay-secret' }));
     await relayed.tick();
     expect(relayed.relayServer?.endpoint).toMatch(/:\d+$/);
     const taken = dgram.createSocket({ type: 'udp6', ipv6Only: false });
@@ -289,7 +307,7 @@ describe('NatTraversal and NatMaintenance in process', () => {
     const port = (taken.address() as { port: number }).port;
     try {
       const log = recordingLog();
-      const failing = maintain(b, await config({ relayServer: { listenPort: port, externalAddr: '', maxSessions: 0 } }), { log });
+      const failing = maintain(b, await config({ relayServer: { listenPort: port, externalAddr: '', maxSessions: 0 }, clusterRelayCredential: 'hole-punch-test-relay-secret' }), { log });
       await failing.tick();
       expect(failing.relayServer).toBeNull();
       expect(failing.traversal).not.toBeNull();
@@ -297,6 +315,15 @@ describe('NatTraversal and NatMaintenance in process', () => {
     } finally {
       taken.close();
     }
+  });
+
+  it('does not start a relay server without a credential (an open relay), and says which option is missing', async () => {
+    const [a] = await pair();
+    const log = recordingLog();
+    const open = maintain(a, await config({ relayServer: { listenPort: 0, externalAddr: '', maxSessions: 0 } }), { log });
+    await open.tick();
+    expect(open.relayServer).toBeNull();
+    expect(log.lines.some((line) => /^E NAT: starting the relay server on port 0 failed: .*relayServer\.authCredential\) is not set/.test(line))).toBe(true);
   });
 
   it('connects known peers on a tick, records the type, and reconnects only after 75 s without a handshake', async () => {

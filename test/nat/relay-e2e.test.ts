@@ -3,25 +3,24 @@
  * RelayClients and plain UDP sockets standing in for the WireGuard devices.
  * Proves that datagrams cross both ways through the peer proxies (the far side
  * answering to the proxy it learned by "roaming"), that a wrong credential is
- * refused and cannot send, that replayed and stale REGISTERs are refused, and
- * that max_sessions bounds the pairs being relayed.
+ * refused and cannot send, that a REGISTER needs the node's private key, a
+ * fresh cookie for its own source and this relay's key, that a registration
+ * that moves gets a new token, and that max_sessions bounds the pairs being
+ * relayed. (test/nat/relay-attack.test.ts attacks from another namespace.)
  */
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
+  RefusedReason,
   RelayClient,
   RelayRegistrationError,
   RelayServer,
-  decodeRelayMessage,
-  deriveRelayAuthKey,
   encodeDataToPeer,
-  registerSignedPart,
-  relayTag,
-  withTag,
-  type RelayMessage,
+  encodeKeepalive,
 } from '../../src/nat/relay/index.js';
 import type { Endpoint } from '../../src/device/addr.js';
 import { hex } from '../helpers/fuzz.js';
+import { RelayWire } from '../helpers/relay-wire.js';
 import { openUdpDevice, type UdpDevice } from '../helpers/udp-device.js';
 
 const CREDENTIAL = 'cluster-hs256-secret';
@@ -43,23 +42,19 @@ interface Node {
   client: RelayClient;
 }
 
-async function startNode(server: Endpoint, credential = CREDENTIAL): Promise<Node> {
-  const key = randomBytes(32);
+async function startNode(server: Endpoint, credential = CREDENTIAL, privateKey: Uint8Array = randomBytes(32)): Promise<Node> {
   const device = await openUdpDevice();
   closers.push(device.close);
-  const client = new RelayClient({ server, credential, localPublicKey: key, devicePort: device.port });
+  const client = new RelayClient({ server, credential, localPrivateKey: privateKey, devicePort: device.port });
   closers.push(() => client.close());
-  return { key, device, client };
+  return { key: client.publicKey, device, client };
 }
 
 /** A raw UDP socket talking the relay protocol directly (for what a client never sends). */
-async function rawSocket(): Promise<{ send(bytes: Uint8Array, to: Endpoint): void; next(): Promise<RelayMessage> }> {
+async function rawSocket(server: Endpoint): Promise<RelayWire> {
   const device = await openUdpDevice();
   closers.push(device.close);
-  return {
-    send: (bytes, to) => void device.send(bytes, to.port, to.address),
-    next: async () => decodeRelayMessage((await device.next()).data),
-  };
+  return new RelayWire(device, server, CREDENTIAL);
 }
 
 describe('relay end to end', () => {
@@ -109,41 +104,84 @@ describe('relay end to end', () => {
     const { server, endpoint } = await startServer();
     const good = await startNode(endpoint);
     await good.client.start();
-    const bad = await startNode(endpoint, 'not-the-credential');
+    const bad = await startNode(endpoint, 'not-the-credential-at-all');
+    // The REFUSED it gets cannot be authenticated with its key: it only names it when it gives up.
     await expect(bad.client.start()).rejects.toThrow(RelayRegistrationError);
     await expect(bad.client.start().catch((e: Error) => e.message)).resolves.toMatch(/closed/);
-    const bad2 = await startNode(endpoint, 'not-the-credential');
-    await expect(bad2.client.start()).rejects.toThrow(/refused the registration: authentication failed/);
+    const bad2 = await startNode(endpoint, 'not-the-credential-at-all');
+    await expect(bad2.client.start()).rejects.toThrow(/did not accept the registration after 5 attempts; an unauthenticated REFUSED said: authentication failed/);
     expect(server.registrationCount).toBe(1);
 
     // Sending DATA without a registration (a guessed token) is answered NOT-REGISTERED and goes nowhere.
-    const raw = await rawSocket();
-    raw.send(encodeDataToPeer(randomBytes(8), good.key, Uint8Array.of(9, 9, 9)), endpoint);
+    const raw = await rawSocket(endpoint);
+    raw.send(encodeDataToPeer(randomBytes(8), good.key, Uint8Array.of(9, 9, 9)));
     expect((await raw.next()).kind).toBe('not-registered');
     expect(await good.device.quietFor(300)).toBe(true);
     expect(server.forwarded).toBe(0);
 
-    // The empty credential works only with itself.
-    const open = await startServer(0, '');
-    const emptyOk = await startNode(open.endpoint, '');
-    await emptyOk.client.start();
-    const withCredential = await startNode(open.endpoint, CREDENTIAL);
-    await expect(withCredential.client.start()).rejects.toThrow(/authentication failed/);
+    // No relay runs without a real credential.
+    expect(() => new RelayServer({ listenPort: 0, externalAddr: '127.0.0.1', maxSessions: 0 }, '')).toThrow(/relayServer\.authCredential\) is not set/);
+  }, 30_000);
+
+  it('registers only with proof of the node key, a fresh cookie for the same source, and this relay\'s key', async () => {
+    const { server, endpoint } = await startServer();
+    const victim = await startNode(endpoint);
+    await victim.client.start();
+    const other = await startNode(endpoint);
+    await other.client.start();
+    const victimAtOther = await other.client.routePeer(victim.key);
+
+    // A cluster member without the victim's private key: its REGISTER for the victim's key is refused.
+    const attacker = await rawSocket(endpoint);
+    const challenge = await attacker.hello();
+    attacker.send(attacker.register(challenge, { claimedPublicKey: victim.key }));
+    expect(await attacker.nextRefusal()).toBe(RefusedReason.badKeyProof);
+    expect(server.registrationCount).toBe(2);
+    await other.device.send(Uint8Array.of(1), victimAtOther.port);
+    expect((await victim.device.next()).data).toEqual(Uint8Array.of(1)); // still delivered to the victim
+
+    // A REGISTER proves its key: good once, answered again from the same source, refused from any other.
+    const node = await rawSocket(endpoint);
+    const fresh = await node.hello();
+    const register = node.register(fresh);
+    node.send(register);
+    const first = await node.next();
+    expect(first.kind).toBe('registered');
+    node.send(register);
+    expect(await node.next()).toMatchObject({ kind: 'registered', token: (first as { token: Uint8Array }).token });
+    const elsewhere = await rawSocket(endpoint);
+    elsewhere.send(register);
+    expect(await elsewhere.nextRefusal()).toBe(RefusedReason.badCookie);
+    // A cookie made for one source does not work from another, even with a fresh proof.
+    elsewhere.send(elsewhere.register(fresh));
+    expect(await elsewhere.nextRefusal()).toBe(RefusedReason.badCookie);
+
+    // Stale timestamps, and REGISTERs made for another relay process, are refused.
+    const stale = await node.hello();
+    node.send(node.register(stale, { timestampMs: Date.now() - 10 * 60_000 }));
+    expect(await node.nextRefusal()).toBe(RefusedReason.staleTimestamp);
+    const second = await startServer();
+    const atSecond = new RelayWire(node.device, second.endpoint, CREDENTIAL);
+    atSecond.send(register);
+    expect(await atSecond.nextRefusal()).toBe(RefusedReason.badKeyProof);
   });
 
-  it('refuses replayed and stale REGISTERs', async () => {
-    const { endpoint } = await startServer();
-    const key = deriveRelayAuthKey(CREDENTIAL);
-    const raw = await rawSocket();
-    const signed = registerSignedPart(randomBytes(32), Date.now(), randomBytes(16));
-    const register = withTag(signed, relayTag(key, signed));
-    raw.send(register, endpoint);
-    expect((await raw.next()).kind).toBe('registered');
-    raw.send(register, endpoint);
-    expect(await raw.next()).toMatchObject({ kind: 'refused', reason: 3 });
-    const staleSigned = registerSignedPart(randomBytes(32), Date.now() - 10 * 60_000, randomBytes(16));
-    raw.send(withTag(staleSigned, relayTag(key, staleSigned)), endpoint);
-    expect(await raw.next()).toMatchObject({ kind: 'refused', reason: 2 });
+  it('gives a registration that moves a new token, and the old source loses its own', async () => {
+    const { server, endpoint } = await startServer();
+    const privateKey = randomBytes(32);
+    const wire = await rawSocket(endpoint);
+    const firstToken = await wire.registerFully(privateKey);
+    const moved = await rawSocket(endpoint);
+    const secondToken = await moved.registerFully(privateKey);
+    expect(hex(secondToken)).not.toBe(hex(firstToken));
+    expect(server.registrationCount).toBe(1);
+    // The old source's token is void (answered NOT-REGISTERED); the new one works from the new source only.
+    wire.send(encodeKeepalive(firstToken));
+    expect((await wire.next()).kind).toBe('not-registered');
+    wire.send(encodeKeepalive(secondToken));
+    expect((await wire.next()).kind).toBe('not-registered');
+    moved.send(encodeKeepalive(secondToken));
+    expect(await moved.device.quietFor(200)).toBe(true);
   });
 
   it('enforces max_sessions', async () => {
@@ -179,6 +217,7 @@ describe('relay end to end', () => {
     await a.client.start();
     await b.client.start();
     first.server.close();
+    // The new process has a new relay key: the clients' next REGISTERs must be made for it.
     const again = new RelayServer({ listenPort: first.endpoint.port, externalAddr: '127.0.0.1', maxSessions: 0 }, CREDENTIAL);
     await again.start();
     closers.push(() => again.close());

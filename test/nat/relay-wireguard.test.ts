@@ -11,7 +11,8 @@
  * the wrong credential is refused. Needs root and `npm run build`.
  */
 import { describe, expect, it } from 'vitest';
-import { createTempDir, execIn, waitUntil } from '../../scripts/lib/netns.js';
+import { join } from 'node:path';
+import { createTempDir, execIn, waitUntil, writeSecretFile } from '../../scripts/lib/netns.js';
 import { wgKeyPair } from '../../scripts/lib/topology.js';
 import { TUNNEL_DEVICE_PORT, requireTunnelTestPreconditions, starOfThree, startAgent, startTunnelNode } from '../helpers/nat-agent.js';
 
@@ -32,10 +33,10 @@ describe('WireGuard through the built-in relay', () => {
     const server = startAgent(nsR, 'relay-server', ['--port', '0', '--credential', CREDENTIAL, '--max-sessions', '4']);
     const port = ((await server.waitFor('listening')).endpoint as { port: number }).port;
 
-    const clientA = startAgent(nsA, 'relay-client', ['--server', `${netA.first}:${port}`, '--credential', CREDENTIAL, '--public-key', a.keys.publicKey, '--device-port', String(TUNNEL_DEVICE_PORT), '--peer', b.keys.publicKey]);
+    const clientA = startAgent(nsA, 'relay-client', ['--server', `${netA.first}:${port}`, '--credential', CREDENTIAL, '--private-key-file', join(dir, `${a.interfaceName}.key`), '--device-port', String(TUNNEL_DEVICE_PORT), '--peer', b.keys.publicKey]);
     const routed = (await clientA.waitFor('routed')).endpoint as { address: string; port: number };
     expect(routed.address).toBe('127.0.0.1');
-    const clientB = startAgent(nsB, 'relay-client', ['--server', `${netB.first}:${port}`, '--credential', CREDENTIAL, '--public-key', b.keys.publicKey, '--device-port', String(TUNNEL_DEVICE_PORT)]);
+    const clientB = startAgent(nsB, 'relay-client', ['--server', `${netB.first}:${port}`, '--credential', CREDENTIAL, '--private-key-file', join(dir, `${b.interfaceName}.key`), '--device-port', String(TUNNEL_DEVICE_PORT)]);
     await clientB.waitFor('registered');
 
     a.wg('set', a.interfaceName, 'peer', b.keys.publicKey, 'allowed-ips', `${b.inner}/32`, 'endpoint', `127.0.0.1:${routed.port}`);
@@ -50,10 +51,10 @@ describe('WireGuard through the built-in relay', () => {
     expect(a.wg('show', a.interfaceName, 'endpoints').trim().split(/\s+/)[1]).toBe(`127.0.0.1:${routed.port}`);
     expect(b.wg('show', b.interfaceName, 'latest-handshakes').trim().split(/\s+/)[1]).not.toBe('0');
 
-    // A third node with the wrong credential is refused and its agent exits with the reason.
-    const intruder = startAgent(nsB, 'relay-client', ['--server', `${netB.first}:${port}`, '--credential', 'wrong', '--public-key', wgKeyPair().publicKey, '--device-port', '9']);
+    // A third node with the wrong credential gets no challenge (the REFUSED it gets cannot be authenticated) and its agent exits with the reason.
+    const intruder = startAgent(nsB, 'relay-client', ['--server', `${netB.first}:${port}`, '--credential', 'a-wrong-credential-of-enough-bytes', '--private-key-file', writeSecretFile(dir, 'intruder.key', wgKeyPair().privateKey), '--device-port', '9']);
     await waitUntil(() => !intruder.process.running(), 'the intruder agent to give up', 10_000);
-    expect(intruder.events()).toEqual([{ event: 'error', message: expect.stringMatching(/refused the registration: authentication failed/) }]);
+    expect(intruder.events()).toEqual([{ event: 'error', message: expect.stringMatching(/did not accept the registration after 5 attempts; an unauthenticated REFUSED said: authentication failed/) }]);
     // The tunnel is unaffected.
     execIn(nsA, 'ping', ['-c', '2', '-i', '0.2', '-W', '5', b.inner], { timeoutMs: 20_000 });
   });

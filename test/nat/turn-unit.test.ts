@@ -23,7 +23,7 @@ import {
   longTermKey,
   type StunMessage,
 } from '../../src/nat/stun/message.js';
-import { TurnClient } from '../../src/nat/turn/index.js';
+import { MAX_ALLOCATION_REFRESH_DELAY_MS, MIN_ALLOCATION_REFRESH_DELAY_MS, TurnClient, allocationRefreshDelayMs } from '../../src/nat/turn/index.js';
 import { Rng, fuzzSeed, hex, mutate } from '../helpers/fuzz.js';
 import { openUdpDevice, type UdpDevice } from '../helpers/udp-device.js';
 
@@ -134,6 +134,44 @@ function dataIndication(peer: Endpoint, payload: Uint8Array): Uint8Array {
     ],
   });
 }
+
+/** The success answer to an Allocate, granting `lifetimeSeconds` (any u32). */
+function allocateSuccess(request: StunMessage, lifetimeSeconds: number): Uint8Array {
+  const lifetime = new Uint8Array(4);
+  new DataView(lifetime.buffer).setUint32(0, lifetimeSeconds);
+  return encodeStunMessage(
+    {
+      type: stunMessageType(StunMethod.Allocate, StunClass.SuccessResponse),
+      transactionId: request.transactionId,
+      attributes: [
+        { type: StunAttributeType.XorRelayedAddress, value: encodeXorAddress(RELAYED, request.transactionId) },
+        { type: StunAttributeType.Lifetime, value: lifetime },
+      ],
+    },
+    { integrityKey: KEY },
+  );
+}
+
+describe('TURN allocation refresh timer', () => {
+  it('stays within its bounds for any LIFETIME (no 1 ms timer, none past 2^31 ms)', () => {
+    for (const lifetime of [0, 1, 2, 30, 61, 600, 3600, 2 ** 31, 2 ** 32 - 1, -5, Number.NaN, Number.POSITIVE_INFINITY]) {
+      const delay = allocationRefreshDelayMs(lifetime);
+      expect(delay, `lifetime ${lifetime}`).toBeGreaterThanOrEqual(MIN_ALLOCATION_REFRESH_DELAY_MS);
+      expect(delay, `lifetime ${lifetime}`).toBeLessThanOrEqual(MAX_ALLOCATION_REFRESH_DELAY_MS);
+    }
+    expect(allocationRefreshDelayMs(600)).toBe(300_000);
+    expect(allocationRefreshDelayMs(100)).toBe(40_000);
+  });
+
+  it.each([2 ** 32 - 1, 0, 1])('does not storm the server with Refresh requests when it grants LIFETIME %d', async (lifetime) => {
+    const server = await fakeServer();
+    server.respond = (request, success) => [stunMethodOf(request.type) === StunMethod.Allocate ? allocateSuccess(request, lifetime) : success()];
+    const { turn } = await turnClient(server);
+    expect(await turn.allocate()).toEqual(RELAYED);
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    expect(server.requests.filter((method) => method === StunMethod.Refresh)).toEqual([]);
+  });
+});
 
 describe('TURN client against a scripted server', () => {
   it('drops responses with a wrong transaction id, a bad MESSAGE-INTEGRITY or a truncated body', async () => {

@@ -33,7 +33,7 @@ const REQUESTS: Request[] = [
     clusterCidr: '10.200.0.0/16',
     sliceCidr: '10.200.3.0/26',
     wgPort: 51820,
-    nat: { enabled: true, stunServers: ['192.0.2.1:3478'], relayServer: { listenPort: 3479, externalAddr: '192.0.2.2:3479', maxSessions: 0 } },
+    nat: { enabled: true, stunServers: ['192.0.2.1:3478'], relayServer: { listenPort: 3479, externalAddr: '192.0.2.2:3479', maxSessions: 0, authCredential: 'core-protocol-relay-secret' } },
     hostAdapterMandatory: true,
   },
   { type: 'SetupGlobalOverlay', deployment: 'dev', instanceId: 'x', clusterCidr: 'fd00:200::/48', wgPort: 0, hostAdapterMandatory: false },

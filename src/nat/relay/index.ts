@@ -1,7 +1,18 @@
-/** The built-in relay: protocol, key derivation, server and client. */
-export { deriveRelayAuthKey, relayTag, relayTagValid } from './auth.js';
+/** The built-in relay: protocol, keys and tags, server and client. */
+export {
+  RelayCredentialError,
+  deriveRelayAuthKey,
+  keyProofKey,
+  notRegisteredTag,
+  relayCookie,
+  relayCredentialProblem,
+  relayTag,
+  relayTagValid,
+  requireRelayCredential,
+} from './auth.js';
 export { RelayClient, RelayRegistrationError, type RelayClientOptions } from './client.js';
 export * from './constants.js';
 export { DropLog } from './drop-log.js';
 export * from './protocol.js';
-export { RelayServer, type RelayServerConfig } from './server.js';
+export { SourceRateLimiter, type RateLimits } from './rate-limit.js';
+export { DEFAULT_RELAY_SERVER_LIMITS, RelayServer, type RelayServerConfig, type RelayServerLimits, type RelayServerStats } from './server.js';

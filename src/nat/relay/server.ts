@@ -1,11 +1,16 @@
 /**
- * The built-in relay server (seed: RelayServer). Nodes register with a
- * REGISTER authenticated by the key derived from the cluster credential;
- * afterwards the server forwards opaque payloads between registered nodes,
- * named by their public keys. It holds no WireGuard key and cannot read what
- * it forwards. A session is a pair of nodes exchanging data; at most
- * `maxSessions` are live at once (0 → 100). Registrations expire without
- * keepalives, sessions when idle. Malformed or unauthenticated datagrams are
+ * The built-in relay server (seed: RelayServer). A node registers in two
+ * round trips (protocol.ts): HELLO → CHALLENGE proves it receives at its
+ * source address, REGISTER proves its WireGuard static key to this relay
+ * process; only then is a registration created or moved. Afterwards the
+ * server forwards opaque payloads between registered nodes, named by their
+ * public keys. It holds no WireGuard key and cannot read what it forwards.
+ *
+ * A session is a pair of nodes exchanging data; at most `maxSessions` are
+ * live at once (0 → 100). Every table is bounded (registrations, sessions,
+ * used cookies, rate buckets) and expired by a timer, never per datagram.
+ * Everything but authorised data from its own source is rate-limited per
+ * source IP, answers included. Malformed or unauthenticated datagrams are
  * dropped with a rate-limited log line.
  */
 import { randomBytes } from 'node:crypto';
@@ -16,31 +21,44 @@ import { isIP } from 'node:net';
 import { parseEndpoint, type Endpoint } from '../../device/addr.js';
 import { silentLogger, type Logger } from '../../device/logger.js';
 import { constantTimeEqual } from '../../noise/bytes.js';
-import { deriveRelayAuthKey, relayTag, relayTagValid } from './auth.js';
+import { defaultPrimitives } from '../../noise/default-backend.js';
+import { deriveRelayAuthKey, keyProofKey, notRegisteredTag, relayCookie, relayTag, relayTagValid, requireRelayCredential } from './auth.js';
 import {
+  COOKIE_LIFETIME_MS,
   DEFAULT_MAX_SESSIONS,
+  MAX_RATE_BUCKETS,
   MAX_REGISTRATIONS,
+  MAX_USED_COOKIES,
+  OVERFLOW_BURST,
+  OVERFLOW_RATE_PER_SECOND,
+  PUBLIC_KEY_SIZE,
   REGISTER_TIMESTAMP_WINDOW_MS,
   REGISTRATION_LIFETIME_MS,
   RefusedReason,
   SERVER_SWEEP_INTERVAL_MS,
   SESSION_IDLE_MS,
+  SOURCE_BURST,
+  SOURCE_RATE_PER_SECOND,
   TOKEN_SIZE,
   type RefusedReasonValue,
 } from './constants.js';
 import { DropLog } from './drop-log.js';
 import {
   RelayProtocolError,
+  challengeSignedPart,
   decodeRelayMessage,
   encodeDataFromPeer,
   encodeNotRegistered,
-  encodeRefused,
+  helloSignedPart,
+  refusedSignedPart,
   registerSignedPart,
   registeredSignedPart,
   withTag,
   type DataToPeerMessage,
+  type HelloMessage,
   type RegisterMessage,
 } from './protocol.js';
+import { SourceRateLimiter, type RateLimits } from './rate-limit.js';
 
 /** Seed RelayServerConfig. `externalAddr` is what start() reports ("ip", "ip:port" or ""). */
 export interface RelayServerConfig {
@@ -49,14 +67,50 @@ export interface RelayServerConfig {
   maxSessions: number;
 }
 
+/** The table bounds and rate limits (constants.ts by default; tests make them small). */
+export interface RelayServerLimits extends RateLimits {
+  maxRegistrations: number;
+  maxUsedCookies: number;
+  sweepIntervalMs: number;
+}
+
+export const DEFAULT_RELAY_SERVER_LIMITS: RelayServerLimits = {
+  ratePerSecond: SOURCE_RATE_PER_SECOND,
+  burst: SOURCE_BURST,
+  maxBuckets: MAX_RATE_BUCKETS,
+  overflowRatePerSecond: OVERFLOW_RATE_PER_SECOND,
+  overflowBurst: OVERFLOW_BURST,
+  maxRegistrations: MAX_REGISTRATIONS,
+  maxUsedCookies: MAX_USED_COOKIES,
+  sweepIntervalMs: SERVER_SWEEP_INTERVAL_MS,
+};
+
+/** What the server holds (diagnostics; tests check the bounds). */
+export interface RelayServerStats {
+  registrations: number;
+  sessions: number;
+  usedCookies: number;
+  rateBuckets: number;
+  /** Datagrams refused by the per-source rate limit so far. */
+  rateLimited: number;
+}
+
 interface Registration {
   publicKey: Uint8Array;
   name: string;
   /** Where the node's datagrams come from (as the socket reports it: what we send to). */
   address: string;
   port: number;
+  /** Random per (node, source): handed only to this source. */
   token: Uint8Array;
   lastSeenMs: number;
+}
+
+interface UsedCookie {
+  forgetAtMs: number;
+  /** The registration it made and the source it came from: a retransmitted REGISTER is answered again. */
+  name: string;
+  source: string;
 }
 
 const hex = (bytes: Uint8Array): string => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
@@ -68,29 +122,44 @@ const shortName = (publicKey: Uint8Array): string => Buffer.from(publicKey).toSt
 export class RelayServer {
   private readonly authKey: Uint8Array;
   private readonly maxSessions: number;
+  private readonly limits: RelayServerLimits;
   private readonly log: Logger;
   private readonly drops: DropLog;
+  private readonly rate: SourceRateLimiter;
+  /** This process's X25519 key: REGISTERs prove the node key against it, so they are good here only. */
+  private readonly privateKey = new Uint8Array(randomBytes(PUBLIC_KEY_SIZE));
+  readonly publicKey: Uint8Array;
+  private readonly cookieSecret = new Uint8Array(randomBytes(32));
   private socket: dgram.Socket | null = null;
   private sweepTimer: NodeJS.Timeout | null = null;
   private readonly byKey = new Map<string, Registration>();
   private readonly bySource = new Map<string, Registration>();
   /** Pair name (two hex keys, sorted) → last time data flowed. */
   private readonly sessions = new Map<string, number>();
-  /** Nonce (hex) → when it may be forgotten (replay protection). */
-  private readonly seenNonces = new Map<string, number>();
+  /** Cookie (hex) → its use (replay protection; cookies expire after COOKIE_LIFETIME_MS anyway). */
+  private readonly usedCookies = new Map<string, UsedCookie>();
   private forwardedCount = 0;
 
   constructor(
     private readonly config: RelayServerConfig,
     credential: string,
     log: Logger = silentLogger,
+    limits: Partial<RelayServerLimits> = {},
   ) {
     if (!Number.isInteger(config.listenPort) || config.listenPort < 0 || config.listenPort > 65535) {
       throw new RangeError(`relay listen_port ${config.listenPort} is not a UDP port`);
     }
     if (!Number.isInteger(config.maxSessions) || config.maxSessions < 0) throw new RangeError(`relay max_sessions ${config.maxSessions} is not a count`);
+    requireRelayCredential(credential, 'relay server credential (relayServer.authCredential)');
     this.authKey = deriveRelayAuthKey(credential);
     this.maxSessions = config.maxSessions === 0 ? DEFAULT_MAX_SESSIONS : config.maxSessions;
+    this.limits = { ...DEFAULT_RELAY_SERVER_LIMITS, ...limits };
+    for (const name of ['maxRegistrations', 'maxUsedCookies', 'sweepIntervalMs'] as const) {
+      const value = this.limits[name];
+      if (!Number.isInteger(value) || value <= 0) throw new RangeError(`relay limit ${name} must be a positive integer, got ${value}`);
+    }
+    this.rate = new SourceRateLimiter(this.limits);
+    this.publicKey = defaultPrimitives.x25519PublicKey(this.privateKey);
     this.log = log;
     this.drops = new DropLog(log, 'relay server');
   }
@@ -101,7 +170,7 @@ export class RelayServer {
     this.socket = await bindDualStack(this.config.listenPort);
     this.socket.on('error', (error) => this.log.error(`relay server: socket error: ${error.message}`));
     this.socket.on('message', (message, info) => this.receive(new Uint8Array(message.buffer, message.byteOffset, message.byteLength), info.address, info.port));
-    this.sweepTimer = setInterval(() => this.sweep(Date.now()), SERVER_SWEEP_INTERVAL_MS);
+    this.sweepTimer = setInterval(() => this.sweep(Date.now()), this.limits.sweepIntervalMs);
     this.sweepTimer.unref();
     const port = (this.socket.address() as AddressInfo).port;
     const advertised = this.advertisedEndpoint(port);
@@ -120,14 +189,25 @@ export class RelayServer {
     return this.byKey.size;
   }
 
+  /** The sizes of every table, as they are (no sweep). */
+  get stats(): RelayServerStats {
+    return {
+      registrations: this.byKey.size,
+      sessions: this.sessions.size,
+      usedCookies: this.usedCookies.size,
+      rateBuckets: this.rate.size,
+      rateLimited: this.rate.limited,
+    };
+  }
+
   /** Payloads forwarded so far. */
   get forwarded(): number {
     return this.forwardedCount;
   }
 
-  /** Datagrams dropped so far (malformed, unauthenticated, over the limits). */
+  /** Datagrams dropped so far (malformed, unauthenticated, over the limits, rate-limited). */
   get dropped(): number {
-    return this.drops.dropped;
+    return this.drops.dropped + this.rate.limited;
   }
 
   close(): void {
@@ -138,7 +218,8 @@ export class RelayServer {
     this.byKey.clear();
     this.bySource.clear();
     this.sessions.clear();
-    this.seenNonces.clear();
+    this.usedCookies.clear();
+    this.rate.clear();
   }
 
   private advertisedEndpoint(port: number): Endpoint {
@@ -155,87 +236,133 @@ export class RelayServer {
   }
 
   private receive(datagram: Uint8Array, address: string, port: number): void {
-    const from = `${plainAddress(address)}:${port}`;
+    const now = Date.now();
+    const ip = plainAddress(address);
+    const from = `${ip}:${port}`;
     let message;
     try {
       message = decodeRelayMessage(datagram);
     } catch (error) {
       if (!(error instanceof RelayProtocolError)) throw error;
-      this.drops.drop(`a malformed datagram from ${from}: ${error.message}`);
+      if (this.rate.take(ip, now)) this.drops.drop(`a malformed datagram from ${from}: ${error.message}`);
       return;
     }
-    const now = Date.now();
+    // Authorised data and keepalives (a valid token from its own source) pass unlimited; the rest is rate-limited.
+    if (message.kind === 'data-to-peer' || message.kind === 'keepalive') {
+      const registration = this.authorised(address, port, message.token);
+      if (registration !== null) {
+        registration.lastSeenMs = now;
+        if (message.kind === 'data-to-peer') this.forward(message, registration, now);
+        return;
+      }
+      if (!this.rate.take(ip, now)) return;
+      this.drops.drop(`a ${message.kind === 'keepalive' ? 'KEEPALIVE' : 'DATA'} from ${from}, which is not registered (or has a wrong token)`);
+      this.send(encodeNotRegistered(message.token, notRegisteredTag(this.authKey, message.token)), address, port);
+      return;
+    }
+    if (!this.rate.take(ip, now)) return;
     switch (message.kind) {
+      case 'hello':
+        this.hello(message, address, port);
+        return;
       case 'register':
         this.register(message, address, port, from, now);
         return;
-      case 'data-to-peer':
-        this.forward(message, address, port, from, now);
-        return;
-      case 'keepalive': {
-        const registration = this.authorised(address, port, message.token);
-        if (registration === null) {
-          this.drops.drop(`a KEEPALIVE from ${from}, which is not registered`);
-          this.send(encodeNotRegistered(), address, port);
-          return;
-        }
-        registration.lastSeenMs = now;
-        return;
-      }
       default:
         this.drops.drop(`a ${message.kind} message from ${from} (only clients send to a relay server)`);
     }
   }
 
-  private refuse(message: RegisterMessage, reason: RefusedReasonValue, address: string, port: number, why: string): void {
-    this.drops.drop(`a REGISTER from ${plainAddress(address)}:${port}: ${why}`);
-    this.send(encodeRefused(message.nonce, reason), address, port);
+  private refuse(nonce: Uint8Array, reason: RefusedReasonValue, address: string, port: number, why: string): void {
+    this.drops.drop(`a registration from ${plainAddress(address)}:${port}: ${why}`);
+    const signed = refusedSignedPart(nonce, reason);
+    this.send(withTag(signed, relayTag(this.authKey, signed)), address, port);
+  }
+
+  /** First leg: a cookie for this source, no state kept. */
+  private hello(message: HelloMessage, address: string, port: number): void {
+    if (!relayTagValid(this.authKey, helloSignedPart(message.nonce), message.tag)) {
+      this.refuse(message.nonce, RefusedReason.badAuthentication, address, port, 'HELLO with a bad authentication tag (wrong credential?)');
+      return;
+    }
+    const issuedMs = Date.now();
+    const cookie = relayCookie(this.cookieSecret, sourceKey(address, port), issuedMs);
+    const signed = challengeSignedPart(message.nonce, this.publicKey, issuedMs, cookie);
+    this.send(withTag(signed, relayTag(this.authKey, signed)), address, port);
   }
 
   private register(message: RegisterMessage, address: string, port: number, from: string, now: number): void {
-    const signed = registerSignedPart(message.publicKey, message.timestampMs, message.nonce);
-    if (!relayTagValid(this.authKey, signed, message.tag)) {
-      this.refuse(message, RefusedReason.badAuthentication, address, port, 'bad authentication tag (wrong credential?)');
+    const source = sourceKey(address, port);
+    if (!constantTimeEqual(message.relayPublicKey, this.publicKey)) {
+      this.refuse(message.nonce, RefusedReason.badKeyProof, address, port, 'REGISTER for another relay key (made for another relay, or before a restart)');
+      return;
+    }
+    const age = now - message.issuedMs;
+    if (age > COOKIE_LIFETIME_MS || age < -1000 || !constantTimeEqual(message.cookie, relayCookie(this.cookieSecret, source, message.issuedMs))) {
+      this.refuse(message.nonce, RefusedReason.badCookie, address, port, 'REGISTER with a cookie that is expired or was not made for this source');
       return;
     }
     if (Math.abs(message.timestampMs - now) > REGISTER_TIMESTAMP_WINDOW_MS) {
-      this.refuse(message, RefusedReason.staleTimestamp, address, port, `timestamp ${message.timestampMs - now} ms off`);
+      this.refuse(message.nonce, RefusedReason.staleTimestamp, address, port, `timestamp ${message.timestampMs - now} ms off`);
       return;
     }
-    const nonce = hex(message.nonce);
-    if (this.seenNonces.has(nonce)) {
-      this.refuse(message, RefusedReason.replayedNonce, address, port, 'replayed nonce');
+    let proofKey: Uint8Array;
+    try {
+      proofKey = keyProofKey(this.authKey, defaultPrimitives.x25519(this.privateKey, message.publicKey), this.publicKey, message.publicKey);
+    } catch {
+      this.refuse(message.nonce, RefusedReason.badKeyProof, address, port, 'REGISTER with a low-order public key');
+      return;
+    }
+    if (!relayTagValid(proofKey, registerSignedPart(message), message.tag)) {
+      this.refuse(message.nonce, RefusedReason.badKeyProof, address, port, `REGISTER for ${shortName(message.publicKey)} without proof of its private key`);
       return;
     }
     const name = hex(message.publicKey);
-    let registration = this.byKey.get(name);
-    if (registration === undefined && this.byKey.size >= MAX_REGISTRATIONS) {
-      this.sweep(now);
-      if (this.byKey.size >= MAX_REGISTRATIONS) {
-        this.refuse(message, RefusedReason.serverFull, address, port, `${MAX_REGISTRATIONS} registrations held`);
-        return;
+    const cookieName = hex(message.cookie);
+    const used = this.usedCookies.get(cookieName);
+    if (used !== undefined) {
+      const registration = this.byKey.get(name);
+      // The same node from the same source (our REGISTERED got lost): answer again, change nothing.
+      if (used.name === name && used.source === source && registration !== undefined && sourceKey(registration.address, registration.port) === source) {
+        this.answer(message, registration, proofKey);
+      } else {
+        this.refuse(message.nonce, RefusedReason.replayedNonce, address, port, 'REGISTER with a cookie used before (replay)');
       }
+      return;
     }
-    // Remembered for twice the window: a copy stays refused for as long as its timestamp could pass.
-    this.seenNonces.set(nonce, now + 2 * REGISTER_TIMESTAMP_WINDOW_MS);
+    if (this.usedCookies.size >= this.limits.maxUsedCookies) {
+      this.refuse(message.nonce, RefusedReason.serverFull, address, port, `${this.limits.maxUsedCookies} recent registrations held`);
+      return;
+    }
+    let registration = this.byKey.get(name);
+    if (registration === undefined && this.byKey.size >= this.limits.maxRegistrations) {
+      this.refuse(message.nonce, RefusedReason.serverFull, address, port, `${this.limits.maxRegistrations} registrations held`);
+      return;
+    }
+    this.usedCookies.set(cookieName, { forgetAtMs: message.issuedMs + COOKIE_LIFETIME_MS, name, source });
     if (registration === undefined) {
       registration = { publicKey: message.publicKey, name, address, port, token: randomBytes(TOKEN_SIZE), lastSeenMs: now };
       this.byKey.set(name, registration);
       this.log.verbose(`relay server: ${shortName(message.publicKey)} registered from ${from}`);
     } else if (registration.address !== address || registration.port !== port) {
       this.bySource.delete(sourceKey(registration.address, registration.port));
+      // A token belongs to one source: the node's new address gets a new one.
+      registration.token = randomBytes(TOKEN_SIZE);
       this.log.verbose(`relay server: ${shortName(message.publicKey)} moved to ${from}`);
     }
-    // A source address belongs to one node: a node that re-registers from another's old address replaces it.
-    const previous = this.bySource.get(sourceKey(address, port));
+    // A source address belongs to one node: a node that proves its key from another's old address replaces it.
+    const previous = this.bySource.get(source);
     if (previous !== undefined && previous !== registration) this.byKey.delete(previous.name);
     registration.address = address;
     registration.port = port;
     registration.lastSeenMs = now;
-    this.bySource.set(sourceKey(address, port), registration);
-    const lifetimeSeconds = Math.floor(REGISTRATION_LIFETIME_MS / 1000);
-    const answer = registeredSignedPart(message.nonce, registration.token, lifetimeSeconds);
-    this.send(withTag(answer, relayTag(this.authKey, answer)), address, port);
+    this.bySource.set(source, registration);
+    this.answer(message, registration, proofKey);
+  }
+
+  private answer(message: RegisterMessage, registration: Registration, proofKey: Uint8Array): void {
+    const answer = registeredSignedPart(message.nonce, registration.token, Math.floor(REGISTRATION_LIFETIME_MS / 1000));
+    this.send(withTag(answer, relayTag(proofKey, answer)), registration.address, registration.port);
   }
 
   /** The registration behind a source address when the token matches it, else null. */
@@ -245,14 +372,7 @@ export class RelayServer {
     return registration;
   }
 
-  private forward(message: DataToPeerMessage, address: string, port: number, from: string, now: number): void {
-    const sender = this.authorised(address, port, message.token);
-    if (sender === null) {
-      this.drops.drop(`DATA from ${from}, which is not registered (or has a wrong token)`);
-      this.send(encodeNotRegistered(), address, port);
-      return;
-    }
-    sender.lastSeenMs = now;
+  private forward(message: DataToPeerMessage, sender: Registration, now: number): void {
     const target = this.byKey.get(hex(message.peer));
     if (target === undefined || now - target.lastSeenMs > REGISTRATION_LIFETIME_MS) {
       this.drops.drop(`DATA from ${shortName(sender.publicKey)} to ${shortName(message.peer)}, which is not registered`);
@@ -264,7 +384,7 @@ export class RelayServer {
     }
     const pair = sender.name < target.name ? `${sender.name}${target.name}` : `${target.name}${sender.name}`;
     if (!this.sessions.has(pair)) {
-      if (this.sessions.size >= this.maxSessions) this.sweep(now);
+      // No sweep here: the timer frees idle sessions; a full table refuses new pairs until then.
       if (this.sessions.size >= this.maxSessions) {
         this.drops.drop(`DATA from ${shortName(sender.publicKey)} to ${shortName(message.peer)}: ${this.maxSessions} sessions are live (max_sessions)`);
         return;
@@ -273,7 +393,7 @@ export class RelayServer {
     }
     this.sessions.set(pair, now);
     this.forwardedCount++;
-    this.send(encodeDataFromPeer(sender.publicKey, message.payload), target.address, target.port);
+    this.send(encodeDataFromPeer(target.token, sender.publicKey, message.payload), target.address, target.port);
   }
 
   private sweep(now: number): void {
@@ -289,7 +409,8 @@ export class RelayServer {
       const gone = !this.byKey.has(pair.slice(0, 64)) || !this.byKey.has(pair.slice(64));
       if (gone || now - lastActive > SESSION_IDLE_MS) this.sessions.delete(pair);
     }
-    for (const [nonce, forgetAt] of this.seenNonces) if (forgetAt <= now) this.seenNonces.delete(nonce);
+    for (const [cookie, used] of this.usedCookies) if (used.forgetAtMs <= now) this.usedCookies.delete(cookie);
+    this.rate.sweep(now);
   }
 }
 

@@ -34,9 +34,9 @@ import {
   type StunAttribute,
   type StunMessage,
 } from '../stun/message.js';
+import { allocationRefreshDelayMs } from './refresh.js';
 import {
   ALLOCATION_LIFETIME_SECONDS,
-  ALLOCATION_REFRESH_MARGIN_MS,
   CHANNEL_DATA_HEADER_SIZE,
   CHANNEL_NUMBER_MAX,
   CHANNEL_NUMBER_MIN,
@@ -370,8 +370,8 @@ export class TurnClient {
 
   private scheduleRefresh(lifetimeSeconds: number): void {
     if (this.refreshTimer !== null) clearTimeout(this.refreshTimer);
-    const lifetimeMs = lifetimeSeconds * 1000;
-    const delay = Math.max(1000, Math.min(lifetimeMs - ALLOCATION_REFRESH_MARGIN_MS, lifetimeMs / 2));
+    if (this.closed) return;
+    const delay = allocationRefreshDelayMs(lifetimeSeconds);
     this.refreshTimer = setTimeout(() => {
       this.authenticatedRequest(StunMethod.Refresh, [{ type: StunAttributeType.Lifetime, value: u32(ALLOCATION_LIFETIME_SECONDS) }]).then(
         (response) => {

@@ -32,3 +32,11 @@ export const TURN_MAX_NONCE_RETRIES = 3;
 export const TURN_CLOSE_WAIT_MS = 1000;
 /** Remote peers (proxies) one client creates at most. */
 export const TURN_MAX_PEERS = 1024;
+/**
+ * Bounds of the allocation refresh timer, whatever LIFETIME the server
+ * answers: a tiny one must not turn into a refresh storm, a huge one (up to
+ * 2^32 s) must neither overflow setTimeout (Node turns a delay over 2^31 − 1 ms
+ * into 1 ms) nor let the allocation lapse should the server not mean it.
+ */
+export const MIN_ALLOCATION_REFRESH_DELAY_MS = 5_000;
+export const MAX_ALLOCATION_REFRESH_DELAY_MS = ALLOCATION_LIFETIME_SECONDS * 1000 - ALLOCATION_REFRESH_MARGIN_MS;
