@@ -43,7 +43,8 @@ import { UdpBind } from './bind.js';
 import { UdpBatchSender } from './udp-batch.js';
 import { endpointFromSockaddr, sockaddrMatches } from './sockaddr.js';
 import { DEFAULT_LISTEN_PORT } from './constants.js';
-import { trimIpPacket } from './ip-packet.js';
+import { DeviceCounters } from './counters.js';
+import { ipHeaderFits, trimIpPacket } from './ip-packet.js';
 import type { Logger } from './logger.js';
 import { Peer } from './peer.js';
 import { HandshakeLoad, RateLimiter } from './ratelimiter.js';
@@ -99,6 +100,8 @@ export class Device implements UapiHandler {
   private readonly batchSender: UdpBatchSender<Peer>;
   /** Peers whose timers the fast path touched since the last flush. */
   private readonly peersWithNewTimers: Peer[] = [];
+  /** Drops and refusals by reason. */
+  readonly counters = new DeviceCounters();
   private closed = false;
   private closeListeners: Array<(error: Error | null) => void> = [];
 
@@ -155,6 +158,10 @@ export class Device implements UapiHandler {
   // ---- outbound ----------------------------------------------------------
 
   private sendPacket(packet: Uint8Array): void {
+    if (!ipHeaderFits(packet, packet.length)) {
+      this.counters.tunMalformed++;
+      return;
+    }
     const peer = this.allowedIps.lookupPacketDestination(packet);
     if (peer === undefined || peer.tunnel === null) return;
     this.act(peer, peer.tunnel.encapsulate(packet), null);
@@ -166,6 +173,11 @@ export class Device implements UapiHandler {
    * due) takes the ordinary path above with a copy.
    */
   private sendSlotPacket(slot: TransportSlot, length: number): void {
+    // packetArea runs to the slot's end: past `length` lie a previous packet's bytes, never to be routed on.
+    if (!ipHeaderFits(slot.packetArea, length)) {
+      this.counters.tunMalformed++;
+      return;
+    }
     const peer = this.allowedIps.lookupPacketDestination(slot.packetArea);
     if (peer === undefined || peer.tunnel === null) return;
     const endpoint = peer.endpoint;
