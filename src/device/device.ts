@@ -47,7 +47,7 @@ import { DeviceCounters } from './counters.js';
 import { ipHeaderFits, trimIpPacket } from './ip-packet.js';
 import type { Logger } from './logger.js';
 import { Peer } from './peer.js';
-import { HandshakeLoad, RateLimiter } from './ratelimiter.js';
+import { HandshakeBudget, HandshakeLoad, RateLimiter, rateLimitKey } from './ratelimiter.js';
 import { UapiError, type UapiDeviceState, type UapiSetRequest } from './uapi.js';
 import type { UapiHandler } from './uapi-server.js';
 import { PlatformError } from '../platform/errors.js';
@@ -82,6 +82,8 @@ export interface DeviceOptions {
   clock?: Clock;
   /** Handshake messages per second above which cookies are demanded (tests lower it). */
   underLoadThreshold?: number;
+  /** Handshake messages per second given X25519 work, device-wide (tests lower it). */
+  handshakeBudget?: number;
 }
 
 export class Device implements UapiHandler {
@@ -95,6 +97,7 @@ export class Device implements UapiHandler {
   private readonly indexTable = new IndexTable<Tunnel>();
   private readonly bind: UdpBind;
   private readonly handshakeLoad: HandshakeLoad;
+  private readonly handshakeBudget: HandshakeBudget;
   private readonly rateLimiter = new RateLimiter();
   private readonly interceptors: DatagramInterceptor[] = [];
   private readonly batchSender: UdpBatchSender<Peer>;
@@ -110,6 +113,7 @@ export class Device implements UapiHandler {
     this.log = options.log;
     this.clock = options.clock ?? systemClock;
     this.handshakeLoad = new HandshakeLoad(options.underLoadThreshold);
+    this.handshakeBudget = new HandshakeBudget(options.handshakeBudget);
     this.bind = new UdpBind(
       {
         datagram: (slot, length, source) => this.receiveSlot(slot, length, source),
@@ -259,8 +263,9 @@ export class Device implements UapiHandler {
   }
 
   /**
-   * MAC1, and under load MAC2 and the per-source rate limit. Returns false
-   * (after sending a cookie reply when that is the answer) to drop.
+   * MAC1; then, under load, MAC2, the source's rate limit and the global
+   * budget. Returns false (after sending a cookie reply when that is the
+   * answer) to drop; true means the message may cost X25519 work.
    */
   private admitHandshake(data: Uint8Array, source: Endpoint): boolean {
     if (this.identity === null) return false;
@@ -270,14 +275,29 @@ export class Device implements UapiHandler {
       return false;
     }
     const now = this.clock.now();
-    if (!this.handshakeLoad.record(now)) return true;
+    const busy = this.handshakeLoad.record(now);
+    // Not under load: the budget alone decides; the message that finds it dry is treated as under load.
+    if (!busy && !this.handshakeBudget.spent(now) && this.handshakeBudget.take(now)) {
+      this.counters.handshakesAdmitted++;
+      return true;
+    }
     const sourceBytes = endpointBytes(source);
     if (!checker.checkMac2(data, sourceBytes)) {
       const senderIndex = new DataView(data.buffer, data.byteOffset + 4, 4).getUint32(0, true);
       this.bind.send(checker.createReply(data, senderIndex, sourceBytes), source);
+      this.counters.cookieReplies++;
       return false;
     }
-    return this.rateLimiter.allow(source.address, now);
+    if (!this.rateLimiter.allow(rateLimitKey(source), now)) {
+      this.counters.rateLimited++;
+      return false;
+    }
+    if (!this.handshakeBudget.take(now)) {
+      this.counters.overBudget++;
+      return false;
+    }
+    this.counters.handshakesAdmitted++;
+    return true;
   }
 
   private receiveInitiation(data: Uint8Array, source: Endpoint): void {

@@ -5,12 +5,13 @@
  * while a legitimate peer handshakes, many peers staging packets, and key
  * material left in memory after it is discarded.
  */
+import dgram from 'node:dgram';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Device } from '../../src/device/device.js';
 import { parseCidr, type Cidr } from '../../src/device/addr.js';
 import { silentLogger } from '../../src/device/logger.js';
 import type { UapiPeerChange } from '../../src/device/uapi.js';
-import { generatePrivateKey, publicKeyOf } from '../../src/noise/index.js';
+import { StaticIdentity, Tunnel, generatePrivateKey, messageType, publicKeyOf } from '../../src/noise/index.js';
 import { MemoryTun } from '../../bench/lib/memory-tun.js';
 import { buildIcmpEcho } from '../helpers/ip.js';
 
@@ -23,7 +24,7 @@ interface Node {
 
 const devices: Device[] = [];
 
-async function makeNode(options: { underLoadThreshold?: number } = {}): Promise<Node> {
+async function makeNode(options: { underLoadThreshold?: number; handshakeBudget?: number } = {}): Promise<Node> {
   const tun = new MemoryTun();
   const device = new Device({ tun, log: silentLogger, ...options });
   await device.start();
@@ -99,4 +100,114 @@ describe('packets from the TUN device', () => {
     expect(b.tun.written.length).toBe(2);
     expect(a.device.counters.tunMalformed).toBe(9);
   });
+});
+
+/** A peer of the device driven by the protocol core, sending from `socket`. */
+class CorePeer {
+  readonly identity = new StaticIdentity(generatePrivateKey());
+  readonly tunnel: Tunnel;
+
+  constructor(
+    readonly socket: dgram.Socket,
+    readonly device: Node,
+  ) {
+    this.tunnel = new Tunnel({ identity: this.identity, peerPublicKey: device.publicKey });
+  }
+
+  /** A fresh initiation now (REKEY_TIMEOUT waived), with MAC2 when a cookie is held. */
+  initiation(): Uint8Array {
+    this.tunnel.endpointChanged();
+    return this.tunnel.initiateHandshake().network[0]!;
+  }
+
+  send(datagram: Uint8Array): void {
+    this.socket.send(datagram, this.device.device.listenPort, '127.0.0.1');
+  }
+}
+
+async function openSocket(address: string, onMessage: (data: Uint8Array) => void): Promise<dgram.Socket> {
+  const socket = dgram.createSocket({ type: 'udp4', recvBufferSize: 4 << 20 });
+  socket.on('message', (message) => onMessage(new Uint8Array(message)));
+  await new Promise<void>((resolve) => socket.bind(0, address, resolve));
+  return socket;
+}
+
+describe('a handshake flood', () => {
+  it('beyond the global budget gets cookie replies, not responses; a peer holding a cookie still completes its handshake during it', async () => {
+    const BUDGET = 20;
+    const FLOODERS = 100;
+    // The received-rate rule is set out of reach: what limits here is the budget of X25519 work.
+    const a = await makeNode({ handshakeBudget: BUDGET, underLoadThreshold: 1e9 });
+    const received = { response: 0, 'cookie-reply': 0, other: 0 };
+    const floodSocket = await openSocket('127.0.0.1', (data) => {
+      const type = messageType(data);
+      if (type === 'response' || type === 'cookie-reply') received[type]++;
+      else received.other++;
+    });
+    const flooders = Array.from({ length: FLOODERS }, () => new CorePeer(floodSocket, a));
+    // The flood comes from configured peers, so every initiation given X25519 work is answered with a response.
+    await a.device.set({ replacePeers: false, peers: flooders.map((f) => ({ publicKey: f.identity.publicKey, remove: false, updateOnly: false, replaceAllowedIps: false, allowedIps: [] })) });
+
+    // 1. A burst of FLOODERS initiations without MAC2 (the flooder never reads its cookies, as a spoofing one cannot).
+    for (const flooder of flooders) flooder.send(flooder.initiation());
+    const deadline = Date.now() + 5000;
+    while (received.response + received['cookie-reply'] < FLOODERS && Date.now() < deadline) await sleep(20);
+    expect(received.response + received['cookie-reply']).toBe(FLOODERS);
+    expect(received.response).toBeGreaterThanOrEqual(BUDGET);
+    expect(received.response).toBeLessThanOrEqual(BUDGET + 5); // plus what refilled during the burst
+    expect(received['cookie-reply']).toBe(FLOODERS - received.response);
+    expect(a.device.counters.cookieReplies).toBe(received['cookie-reply']);
+
+    // 2. The flood goes on (~2,000 initiations per second) while a legitimate peer handshakes from 127.0.0.2.
+    let flooding = true;
+    let next = 0;
+    const flood = (async () => {
+      while (flooding) {
+        for (let i = 0; i < 20; i++) {
+          const flooder = flooders[next++ % FLOODERS]!;
+          flooder.send(flooder.initiation());
+        }
+        await sleep(10);
+      }
+    })();
+    const phase2Start = Date.now();
+    const responsesBefore = received.response;
+    const inbox: Uint8Array[] = [];
+    const legitSocket = await openSocket('127.0.0.2', (data) => inbox.push(data));
+    const peer = new CorePeer(legitSocket, a);
+    await a.device.set({ replacePeers: false, peers: [{ publicKey: peer.identity.publicKey, remove: false, updateOnly: false, replaceAllowedIps: false, allowedIps: [] }] });
+    await sleep(100);
+    let cookies = 0;
+    let completed = false;
+    for (let attempt = 0; attempt < 10 && !completed; attempt++) {
+      peer.send(peer.initiation());
+      const until = Date.now() + 400;
+      while (!completed && Date.now() < until) {
+        await sleep(10);
+        for (const data of inbox.splice(0)) {
+          const type = messageType(data);
+          const out = peer.tunnel.decapsulate(data);
+          if (type === 'cookie-reply' && out.error === null) cookies++;
+          if (type === 'response' && out.error === null) {
+            for (const datagram of out.network) peer.send(datagram); // the keepalive that confirms the session
+            completed = true;
+          }
+        }
+        if (cookies > 0 && !completed && inbox.length === 0 && attempt === 0) break; // retry at once with the cookie
+      }
+    }
+    flooding = false;
+    await flood;
+    const floodSeconds = (Date.now() - phase2Start) / 1000;
+    expect(cookies, 'the legitimate peer was asked for a cookie: the device was under load').toBeGreaterThan(0);
+    expect(completed).toBe(true);
+    await sleep(100);
+    const state = a.device.get().peers.find((p) => Buffer.from(p.publicKey).equals(Buffer.from(peer.identity.publicKey)))!;
+    expect(state.lastHandshakeTimeMs).toBeGreaterThan(0);
+    // The flood's X25519 work stayed within the budget: at most one burst plus the refill.
+    expect(received.response - responsesBefore).toBeLessThanOrEqual(BUDGET * (floodSeconds + 1) + 1);
+    expect(next).toBeGreaterThan(10 * (received.response - responsesBefore));
+    floodSocket.close();
+    legitSocket.close();
+  }, 20_000);
 });
