@@ -25,6 +25,7 @@ import {
   MESSAGE_TRANSPORT_TYPE,
   NoiseError,
   OPEN_FAILED,
+  StagingBudget,
   StaticIdentity,
   messageType,
   parseInitiation,
@@ -84,6 +85,8 @@ export interface DeviceOptions {
   underLoadThreshold?: number;
   /** Handshake messages per second given X25519 work, device-wide (tests lower it). */
   handshakeBudget?: number;
+  /** Bytes of packets all peers together may hold while waiting for handshakes (MAX_STAGED_BYTES). */
+  maxStagedBytes?: number;
 }
 
 export class Device implements UapiHandler {
@@ -105,6 +108,8 @@ export class Device implements UapiHandler {
   private readonly peersWithNewTimers: Peer[] = [];
   /** Drops and refusals by reason. */
   readonly counters = new DeviceCounters();
+  /** Packets waiting for handshakes, all peers together: bytes held and packets refused. */
+  readonly staging: StagingBudget;
   private closed = false;
   private closeListeners: Array<(error: Error | null) => void> = [];
 
@@ -114,6 +119,7 @@ export class Device implements UapiHandler {
     this.clock = options.clock ?? systemClock;
     this.handshakeLoad = new HandshakeLoad(options.underLoadThreshold);
     this.handshakeBudget = new HandshakeBudget(options.handshakeBudget);
+    this.staging = new StagingBudget(options.maxStagedBytes);
     this.bind = new UdpBind(
       {
         datagram: (slot, length, source) => this.receiveSlot(slot, length, source),
@@ -521,7 +527,7 @@ export class Device implements UapiHandler {
 
   private rebuildTunnel(peer: Peer): void {
     try {
-      peer.rebuildTunnel(this.identity, this.indexTable, this.tun.mtu);
+      peer.rebuildTunnel(this.identity, this.indexTable, this.tun.mtu, this.staging);
     } catch (error) {
       const reason = error instanceof NoiseError ? error.message : String(error);
       this.log.error(`peer ${peer.publicKeyHex.slice(0, 8)} cannot handshake: ${reason}`);

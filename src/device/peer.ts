@@ -3,7 +3,7 @@
  * that carries its sessions. The Tunnel is rebuilt when the device's private
  * key changes; the transfer counters survive that.
  */
-import { KEY_SIZE, Tunnel, type IndexTable, type StaticIdentity } from '../noise/index.js';
+import { KEY_SIZE, Tunnel, type IndexTable, type StagingBudget, type StaticIdentity } from '../noise/index.js';
 import type { Endpoint } from './addr.js';
 
 const NO_PRESHARED_KEY = new Uint8Array(KEY_SIZE);
@@ -43,7 +43,7 @@ export class Peer {
    * (Re)build the Tunnel for `identity` (null: the device has no private key).
    * Throws NoiseError for a peer key no handshake can use (a low-order point).
    */
-  rebuildTunnel(identity: StaticIdentity | null, indexTable: IndexTable<Tunnel>, mtu: number): void {
+  rebuildTunnel(identity: StaticIdentity | null, indexTable: IndexTable<Tunnel>, mtu: number, stagingBudget: StagingBudget): void {
     this.dropTunnel();
     if (identity === null) return;
     this.tunnel = new Tunnel({
@@ -54,6 +54,7 @@ export class Peer {
       indexTable,
       clock: identity.clock,
       mtu,
+      stagingBudget,
     });
   }
 

@@ -24,7 +24,7 @@ interface Node {
 
 const devices: Device[] = [];
 
-async function makeNode(options: { underLoadThreshold?: number; handshakeBudget?: number } = {}): Promise<Node> {
+async function makeNode(options: { underLoadThreshold?: number; handshakeBudget?: number; maxStagedBytes?: number } = {}): Promise<Node> {
   const tun = new MemoryTun();
   const device = new Device({ tun, log: silentLogger, ...options });
   await device.start();
@@ -210,4 +210,56 @@ describe('a handshake flood', () => {
     floodSocket.close();
     legitSocket.close();
   }, 20_000);
+});
+
+/** A bare IPv4 packet of `length` bytes from 10.9.0.1 to `destination`. */
+function packet4(destination: number[], length: number): Uint8Array {
+  const packet = new Uint8Array(length);
+  packet[0] = 0x45;
+  packet[2] = length >> 8;
+  packet[3] = length & 0xff;
+  packet[8] = 64;
+  packet[9] = 59;
+  packet.set([10, 9, 0, 1], 12);
+  packet.set(destination, 16);
+  return packet;
+}
+
+describe('many peers staging packets', () => {
+  it('hold no more than the device-wide limit together; the rest is refused and counted, and the bytes come back', async () => {
+    const LIMIT = 200_000;
+    const PEERS = 50;
+    const a = await makeNode({ maxStagedBytes: LIMIT });
+    const b = await makeNode();
+    await connect(a, b);
+    // Peers whose endpoint never answers: their packets wait for a handshake that does not come.
+    const blackHole = await openSocket('127.0.0.1', () => undefined);
+    const silent = Array.from({ length: PEERS }, () => publicKeyOf(generatePrivateKey()));
+    await a.device.set({
+      replacePeers: false,
+      peers: silent.map((publicKey, i) => ({
+        publicKey,
+        remove: false,
+        updateOnly: false,
+        replaceAllowedIps: true,
+        allowedIps: [parseCidr(`10.50.${i}.0/24`)],
+        endpoint: { family: 4 as const, address: '127.0.0.1', port: (blackHole.address() as { port: number }).port },
+      })),
+    });
+    for (let round = 0; round < 128; round++) for (let i = 0; i < PEERS; i++) a.tun.inject(packet4([10, 50, i, 1], 1000));
+    expect(a.device.staging.bytes).toBeLessThanOrEqual(LIMIT);
+    expect(a.device.staging.bytes).toBe(Math.floor(LIMIT / 1000) * 1000);
+    expect(a.device.staging.refused).toBe(PEERS * 128 - Math.floor(LIMIT / 1000));
+    // A peer that does answer still gets its packets through (staging for it is refused while full, so it sends at once after the handshake).
+    const held = a.device.staging.bytes;
+    a.tun.inject(echo4(1));
+    await sleep(300);
+    a.tun.inject(echo4(2));
+    await b.tun.waitForPackets(1);
+    expect(a.device.staging.bytes).toBe(held);
+    // Removing the silent peers gives their bytes back.
+    await a.device.set({ replacePeers: false, peers: silent.map((publicKey) => ({ publicKey, remove: true, updateOnly: false, replaceAllowedIps: false, allowedIps: [] })) });
+    expect(a.device.staging.bytes).toBe(0);
+    blackHole.close();
+  });
 });
