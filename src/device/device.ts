@@ -31,6 +31,7 @@ import {
   parseInitiation,
   readInitiation,
   systemClock,
+  wipeInitiationStart,
   type Clock,
   type TransportSlot,
   type Tunnel,
@@ -151,7 +152,9 @@ export class Device implements UapiHandler {
   async close(error: Error | null = null): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    for (const peer of this.peers.values()) peer.dropTunnel();
+    for (const peer of this.peers.values()) peer.remove();
+    this.identity?.destroy();
+    this.identity = null;
     await this.bind.close();
     await this.tun.close();
     for (const listener of this.closeListeners) listener(error);
@@ -316,6 +319,7 @@ export class Device implements UapiHandler {
     }
     const peer = this.peers.get(Buffer.from(start.peerPublicKey).toString('hex'));
     if (peer === undefined || peer.tunnel === null) {
+      wipeInitiationStart(start);
       this.log.verbose(`dropped an initiation from an unknown peer at ${source.address}`);
       return;
     }
@@ -486,6 +490,7 @@ export class Device implements UapiHandler {
 
   private setPrivateKey(privateKey: Uint8Array): void {
     if (this.identity !== null && Buffer.from(this.identity.privateKey).equals(privateKey)) return;
+    const old = this.identity;
     this.identity = isAllZero(privateKey) ? null : new StaticIdentity(new Uint8Array(privateKey), undefined, this.clock);
     const ownKey = this.identity === null ? null : Buffer.from(this.identity.publicKey).toString('hex');
     for (const peer of [...this.peers.values()]) {
@@ -493,6 +498,8 @@ export class Device implements UapiHandler {
       if (peer.publicKeyHex === ownKey) this.removePeer(peer);
       else this.rebuildTunnel(peer);
     }
+    // Every tunnel of the old key is closed now.
+    old?.destroy();
   }
 
   private applyPeerChange(change: UapiSetRequest['peers'][number]): void {
@@ -537,7 +544,7 @@ export class Device implements UapiHandler {
   }
 
   private removePeer(peer: Peer): void {
-    peer.dropTunnel();
+    peer.remove();
     this.allowedIps.removeByPeer(peer);
     this.peers.delete(peer.publicKeyHex);
   }

@@ -3,6 +3,7 @@
  * that carries its sessions. The Tunnel is rebuilt when the device's private
  * key changes; the transfer counters survive that.
  */
+import { wipe } from '../noise/bytes.js';
 import { KEY_SIZE, Tunnel, type IndexTable, type StagingBudget, type StaticIdentity } from '../noise/index.js';
 import type { Endpoint } from './addr.js';
 
@@ -59,6 +60,7 @@ export class Peer {
   }
 
   setPresharedKey(key: Uint8Array): void {
+    this.wipePresharedKey();
     this.presharedKey = new Uint8Array(key);
     if (this.tunnel !== null) this.tunnel.presharedKey = this.presharedKey;
   }
@@ -76,6 +78,18 @@ export class Peer {
     this.lastHandshakeBefore = this.tunnel.lastHandshakeWallTime || this.lastHandshakeBefore;
     this.tunnel.close();
     this.tunnel = null;
+  }
+
+  /** The peer is removed: sessions and timers go, and its pre-shared key is zeroed. */
+  remove(): void {
+    this.dropTunnel();
+    this.wipePresharedKey();
+    this.presharedKey = NO_PRESHARED_KEY;
+  }
+
+  private wipePresharedKey(): void {
+    // The shared all-zero default needs no wiping (and must stay zero).
+    if (this.presharedKey !== NO_PRESHARED_KEY) wipe(this.presharedKey);
   }
 
   cancelTimer(): void {

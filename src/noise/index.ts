@@ -15,7 +15,7 @@ export * from './keys.js';
 export { tai64n, isAfter as tai64nIsAfter } from './tai64n.js';
 export * from './messages.js';
 export { CookieChecker, CookieGenerator } from './cookie.js';
-export { Handshake, readInitiation, initialState, type HandshakeState, type InitiationStart } from './handshake.js';
+export { Handshake, readInitiation, wipeInitiationStart, initialState, type HandshakeState, type InitiationStart } from './handshake.js';
 export { StaticIdentity } from './identity.js';
 export { IndexTable } from './index-table.js';
 export { Keypair, Keypairs } from './keypair.js';

@@ -15,7 +15,7 @@
  * The rules for when to handshake, rekey, send keepalives and wipe keys are
  * wireguard-go's (send.go, receive.go, timers.go); see timers.ts.
  */
-import { constantTimeEqual } from './bytes.js';
+import { constantTimeEqual, wipe } from './bytes.js';
 import { systemClock, type Clock } from './clock.js';
 import {
   KEY_SIZE,
@@ -35,7 +35,7 @@ import {
 } from './constants.js';
 import { CookieGenerator } from './cookie.js';
 import { NoiseError } from './errors.js';
-import { Handshake, readInitiation, type InitiationStart } from './handshake.js';
+import { Handshake, readInitiation, wipeInitiationStart, type InitiationStart } from './handshake.js';
 import type { StaticIdentity } from './identity.js';
 import { IndexTable } from './index-table.js';
 import { Keypair, Keypairs } from './keypair.js';
@@ -149,6 +149,7 @@ export class Tunnel {
 
   set presharedKey(key: Uint8Array) {
     if (key.length !== KEY_SIZE) throw new NoiseError('InvalidKey', `pre-shared key must be ${KEY_SIZE} bytes, got ${key.length}`);
+    wipe(this.handshake.presharedKey);
     this.handshake.presharedKey = new Uint8Array(key);
   }
 
@@ -309,11 +310,15 @@ export class Tunnel {
    * (to find out it is for this peer). Checks MACs like decapsulate().
    */
   handleReadInitiation(datagram: Uint8Array, start: InitiationStart, options: DecapsulateOptions = {}): TunnelOutput {
-    const message = parseInitiation(datagram);
-    if (message === null) return failed(new NoiseError('InvalidMessage', 'malformed handshake initiation'));
-    const rejected = this.checkMacs(datagram, message.sender, options);
-    if (rejected !== null) return rejected;
-    return this.consumeInitiation(datagram, message, start);
+    try {
+      const message = parseInitiation(datagram);
+      if (message === null) return failed(new NoiseError('InvalidMessage', 'malformed handshake initiation'));
+      const rejected = this.checkMacs(datagram, message.sender, options);
+      if (rejected !== null) return rejected;
+      return this.consumeInitiation(datagram, message, start);
+    } finally {
+      wipeInitiationStart(start);
+    }
   }
 
   /** Run every timer that is due. */
@@ -324,9 +329,10 @@ export class Tunnel {
     return out;
   }
 
-  /** Forget all sessions and staged packets, and release our indices (peer removed). */
+  /** Forget all sessions and staged packets, release our indices and zero every key this tunnel holds (peer removed or replaced). */
   close(): void {
     this.zeroKeyMaterial();
+    this.handshake.destroy();
     this.clearStaged();
     this.timers.clearAll();
   }
@@ -351,7 +357,11 @@ export class Tunnel {
     if (rejected !== null) return rejected;
     const start = readInitiation(this.identity, message);
     if (start === null) return failed(new NoiseError('DecryptionFailed', 'initiation did not decrypt under our key'));
-    return this.consumeInitiation(datagram, message, start);
+    try {
+      return this.consumeInitiation(datagram, message, start);
+    } finally {
+      wipeInitiationStart(start);
+    }
   }
 
   private consumeInitiation(datagram: Uint8Array, message: HandshakeInitiation, start: InitiationStart): TunnelOutput {

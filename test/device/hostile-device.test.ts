@@ -12,6 +12,7 @@ import { parseCidr, type Cidr } from '../../src/device/addr.js';
 import { silentLogger } from '../../src/device/logger.js';
 import type { UapiPeerChange } from '../../src/device/uapi.js';
 import { StaticIdentity, Tunnel, generatePrivateKey, messageType, publicKeyOf } from '../../src/noise/index.js';
+import { isAllZero } from '../../src/noise/bytes.js';
 import { MemoryTun } from '../../bench/lib/memory-tun.js';
 import { buildIcmpEcho } from '../helpers/ip.js';
 
@@ -261,5 +262,28 @@ describe('many peers staging packets', () => {
     await a.device.set({ replacePeers: false, peers: silent.map((publicKey) => ({ publicKey, remove: true, updateOnly: false, replaceAllowedIps: false, allowedIps: [] })) });
     expect(a.device.staging.bytes).toBe(0);
     blackHole.close();
+  });
+});
+
+describe('key material the device discards', () => {
+  it('is zeroed: the old private key when it is replaced, a removed peer’s pre-shared key, the private key on close', async () => {
+    const a = await makeNode();
+    const b = await makeNode();
+    await connect(a, b);
+    await a.device.set({ replacePeers: false, peers: [{ ...peerChange(b, []), replaceAllowedIps: false, presharedKey: new Uint8Array(32).fill(9) }] });
+    await b.device.set({ replacePeers: false, peers: [{ ...peerChange(a, []), replaceAllowedIps: false, presharedKey: new Uint8Array(32).fill(9) }] });
+    a.tun.inject(echo4(1));
+    await b.tun.waitForPackets(1);
+    const oldKey = a.device.get().privateKey!;
+    const psk = a.device.get().peers[0]!.presharedKey!;
+    expect(isAllZero(oldKey) || isAllZero(psk)).toBe(false);
+    await a.device.set({ privateKey: generatePrivateKey(), replacePeers: false, peers: [] });
+    expect(isAllZero(oldKey), 'the replaced private key').toBe(true);
+    expect(isAllZero(psk)).toBe(false);
+    const newKey = a.device.get().privateKey!;
+    await a.device.set({ replacePeers: false, peers: [{ ...peerChange(b, []), remove: true }] });
+    expect(isAllZero(psk), "the removed peer's pre-shared key").toBe(true);
+    await a.device.close();
+    expect(isAllZero(newKey), 'the private key after close').toBe(true);
   });
 });
