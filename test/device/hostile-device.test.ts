@@ -150,12 +150,13 @@ describe('a handshake flood', () => {
     await a.device.set({ replacePeers: false, peers: flooders.map((f) => ({ publicKey: f.identity.publicKey, remove: false, updateOnly: false, replaceAllowedIps: false, allowedIps: [] })) });
 
     // 1. A burst of FLOODERS initiations without MAC2 (the flooder never reads its cookies, as a spoofing one cannot).
-    for (const flooder of flooders) flooder.send(flooder.initiation());
+    const burst = flooders.map((flooder) => flooder.initiation());
+    burst.forEach((initiation, i) => flooders[i]!.send(initiation));
     const deadline = Date.now() + 5000;
     while (received.response + received['cookie-reply'] < FLOODERS && Date.now() < deadline) await sleep(20);
     expect(received.response + received['cookie-reply']).toBe(FLOODERS);
     expect(received.response).toBeGreaterThanOrEqual(BUDGET);
-    expect(received.response).toBeLessThanOrEqual(BUDGET + 5); // plus what refilled during the burst
+    expect(received.response).toBeLessThanOrEqual(BUDGET + 10); // plus what refilled (20/s) while the burst was read
     expect(received['cookie-reply']).toBe(FLOODERS - received.response);
     expect(a.device.counters.cookieReplies).toBe(received['cookie-reply']);
 
