@@ -74,3 +74,20 @@ export const TURN_ALLOWED_PEERS = ['198.51.100.0-198.51.100.255', '203.0.113.0-2
 /** Tunnel addresses: 10.99.<trial-pair>.1 (A) and .2 (B). */
 export const TUNNEL_PREFIX = '10.99';
 export const TUNNEL_INTERFACE = 'wg0';
+
+// ---- bench:flood ----
+/** Handshake initiations per second the flooder aims at the device. */
+export const FLOOD_RATE_DEFAULT = 10_000;
+/** Seconds of each phase: without the flood, then under it. */
+export const FLOOD_PHASE_SECONDS_DEFAULT = 8;
+/** Legitimate peers, each handshaking again FLOOD_LEGIT_PAUSE_MS after its last one completed. */
+export const FLOOD_LEGIT_PEERS = 4;
+export const FLOOD_LEGIT_PAUSE_MS = 100;
+/** A legitimate attempt that got no response in this long is started again. */
+export const FLOOD_LEGIT_ATTEMPT_TIMEOUT_MS = 1_000;
+/** Distinct initiations (from random unknown keys, valid MAC1) the flooder cycles through. */
+export const FLOOD_DISTINCT_INITIATIONS = 2_000;
+/** Source addresses the flooder sends from (127.0.0.2 on): it never reads the cookies sent to them, as a spoofer cannot. */
+export const FLOOD_SOURCES = 64;
+/** The flooder sends a burst every this many ms. */
+export const FLOOD_TICK_MS = 5;

@@ -44,6 +44,7 @@ async function main(): Promise<void> {
   requireRoot('bench/soak');
   requireCommands('ip', 'ping', 'iperf3');
   const mesh = createMesh(3);
+  meshForReport = mesh.nodes;
   for (const node of mesh.nodes) writeConfig(mesh, node);
   for (const node of mesh.nodes) await startNode(node, { config: true, env: { ...process.env, LOG_LEVEL: 'error' } });
   const [first, second, third] = mesh.nodes as [MeshNode, MeshNode, MeshNode];
@@ -53,6 +54,7 @@ async function main(): Promise<void> {
   const samples = new Map<MeshNode, Samples>(mesh.nodes.map((node) => [node, { rssMiB: [], fds: [] }]));
   const sample = (): void => {
     for (const node of mesh.nodes) {
+      if (!node.process!.running()) continue;
       const pid = node.process!.pid;
       samples.get(node)!.rssMiB.push(memory(pid).rss / MIB);
       samples.get(node)!.fds.push(openFds(pid));
@@ -71,7 +73,10 @@ async function main(): Promise<void> {
     previous = key;
     void (async () => {
       const add = await request(first, { type: 'AddPeer', peer: { publicKey: key, endpoint: `192.0.2.${1 + octet}:51820`, allowedIps: `10.250.0.${octet}/32`, persistentKeepaliveSecs: 0, candidates: [] }, scope: 'global' }).catch(() => null);
-      if (add?.type !== 'Ok') churnFailures++;
+      if (add?.type !== 'Ok') {
+        churnFailures++;
+        console.error(`AddPeer: ${JSON.stringify(add)}`);
+      }
       if (removed !== null) {
         const remove = await request(first, { type: 'RemovePeer', pubkey: removed, scope: 'global' }).catch(() => null);
         if (remove?.type !== 'Ok') churnFailures++;
@@ -104,9 +109,14 @@ async function main(): Promise<void> {
   if (lost > 0 || churnFailures > 0) process.exitCode = 1;
 }
 
+let meshForReport: MeshNode[] = [];
+
 main()
   .catch((error: unknown) => {
     console.error(error instanceof Error ? error.message : error);
+    for (const node of meshForReport) {
+      if (node.process?.running() === false) console.error(`\nnode ${node.instanceId} exited; its last output:\n${node.process.output().slice(-3000)}`);
+    }
     process.exitCode = 1;
   })
   .finally(() => cleanup());

@@ -8,6 +8,15 @@ export const RATELIMIT_GC_INTERVAL_MS = 1_000;
 export const HANDSHAKE_LOAD_THRESHOLD_PER_SECOND = 256;
 /** Stay under load this long after the rate drops (wireguard-go's UnderLoadAfterTime). */
 export const UNDER_LOAD_AFTER_MS = 1_000;
+/**
+ * Handshake messages per second (and burst) given X25519 work, whatever their
+ * sources: up to ~4 X25519 each on the thread that also moves the data, so
+ * this bounds what handshakes can take from it. Once spent, the device is
+ * under load; the refill goes to messages with a valid MAC2 cookie.
+ */
+export const HANDSHAKE_BUDGET_PER_SECOND = 512;
+/** IPv6 sources share one rate-limit bucket per /64 (one host usually owns a whole /64); IPv4 per address. */
+export const RATELIMIT_IPV6_PREFIX_BYTES = 8;
 /** Directory of UAPI sockets, as wg(8) expects. */
 export const UAPI_SOCKET_DIRECTORY = '/var/run/wireguard';
 /** wg's default when nothing is configured; 0 means "pick a free port". */

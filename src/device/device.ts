@@ -25,11 +25,13 @@ import {
   MESSAGE_TRANSPORT_TYPE,
   NoiseError,
   OPEN_FAILED,
+  StagingBudget,
   StaticIdentity,
   messageType,
   parseInitiation,
   readInitiation,
   systemClock,
+  wipeInitiationStart,
   type Clock,
   type TransportSlot,
   type Tunnel,
@@ -43,10 +45,11 @@ import { UdpBind } from './bind.js';
 import { UdpBatchSender } from './udp-batch.js';
 import { endpointFromSockaddr, sockaddrMatches } from './sockaddr.js';
 import { DEFAULT_LISTEN_PORT } from './constants.js';
-import { trimIpPacket } from './ip-packet.js';
+import { DeviceCounters } from './counters.js';
+import { ipHeaderFits, trimIpPacket } from './ip-packet.js';
 import type { Logger } from './logger.js';
 import { Peer } from './peer.js';
-import { HandshakeLoad, RateLimiter } from './ratelimiter.js';
+import { HandshakeBudget, HandshakeLoad, RateLimiter, rateLimitKey } from './ratelimiter.js';
 import { UapiError, type UapiDeviceState, type UapiSetRequest } from './uapi.js';
 import type { UapiHandler } from './uapi-server.js';
 import { PlatformError } from '../platform/errors.js';
@@ -81,6 +84,10 @@ export interface DeviceOptions {
   clock?: Clock;
   /** Handshake messages per second above which cookies are demanded (tests lower it). */
   underLoadThreshold?: number;
+  /** Handshake messages per second given X25519 work, device-wide (tests lower it). */
+  handshakeBudget?: number;
+  /** Bytes of packets all peers together may hold while waiting for handshakes (MAX_STAGED_BYTES). */
+  maxStagedBytes?: number;
 }
 
 export class Device implements UapiHandler {
@@ -94,11 +101,16 @@ export class Device implements UapiHandler {
   private readonly indexTable = new IndexTable<Tunnel>();
   private readonly bind: UdpBind;
   private readonly handshakeLoad: HandshakeLoad;
+  private readonly handshakeBudget: HandshakeBudget;
   private readonly rateLimiter = new RateLimiter();
   private readonly interceptors: DatagramInterceptor[] = [];
   private readonly batchSender: UdpBatchSender<Peer>;
   /** Peers whose timers the fast path touched since the last flush. */
   private readonly peersWithNewTimers: Peer[] = [];
+  /** Drops and refusals by reason. */
+  readonly counters = new DeviceCounters();
+  /** Packets waiting for handshakes, all peers together: bytes held and packets refused. */
+  readonly staging: StagingBudget;
   private closed = false;
   private closeListeners: Array<(error: Error | null) => void> = [];
 
@@ -107,6 +119,8 @@ export class Device implements UapiHandler {
     this.log = options.log;
     this.clock = options.clock ?? systemClock;
     this.handshakeLoad = new HandshakeLoad(options.underLoadThreshold);
+    this.handshakeBudget = new HandshakeBudget(options.handshakeBudget);
+    this.staging = new StagingBudget(options.maxStagedBytes);
     this.bind = new UdpBind(
       {
         datagram: (slot, length, source) => this.receiveSlot(slot, length, source),
@@ -140,7 +154,9 @@ export class Device implements UapiHandler {
   async close(error: Error | null = null): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    for (const peer of this.peers.values()) peer.dropTunnel();
+    for (const peer of this.peers.values()) peer.remove();
+    this.identity?.destroy();
+    this.identity = null;
     await this.bind.close();
     await this.tun.close();
     for (const listener of this.closeListeners) listener(error);
@@ -157,6 +173,10 @@ export class Device implements UapiHandler {
   // ---- outbound ----------------------------------------------------------
 
   private sendPacket(packet: Uint8Array): void {
+    if (!ipHeaderFits(packet, packet.length)) {
+      this.counters.tunMalformed++;
+      return;
+    }
     const peer = this.allowedIps.lookupPacketDestination(packet);
     if (peer === undefined || peer.tunnel === null) return;
     this.act(peer, peer.tunnel.encapsulate(packet), null);
@@ -168,6 +188,11 @@ export class Device implements UapiHandler {
    * due) takes the ordinary path above with a copy.
    */
   private sendSlotPacket(slot: TransportSlot, length: number): void {
+    // packetArea runs to the slot's end: past `length` lie a previous packet's bytes, never to be routed on.
+    if (!ipHeaderFits(slot.packetArea, length)) {
+      this.counters.tunMalformed++;
+      return;
+    }
     const peer = this.allowedIps.lookupPacketDestination(slot.packetArea);
     if (peer === undefined || peer.tunnel === null) return;
     const endpoint = peer.endpoint;
@@ -249,8 +274,9 @@ export class Device implements UapiHandler {
   }
 
   /**
-   * MAC1, and under load MAC2 and the per-source rate limit. Returns false
-   * (after sending a cookie reply when that is the answer) to drop.
+   * MAC1; then, under load, MAC2, the source's rate limit and the global
+   * budget. Returns false (after sending a cookie reply when that is the
+   * answer) to drop; true means the message may cost X25519 work.
    */
   private admitHandshake(data: Uint8Array, source: Endpoint): boolean {
     if (this.identity === null) return false;
@@ -260,14 +286,29 @@ export class Device implements UapiHandler {
       return false;
     }
     const now = this.clock.now();
-    if (!this.handshakeLoad.record(now)) return true;
+    const busy = this.handshakeLoad.record(now);
+    // Not under load: the budget alone decides; the message that finds it dry is treated as under load.
+    if (!busy && !this.handshakeBudget.spent(now) && this.handshakeBudget.take(now)) {
+      this.counters.handshakesAdmitted++;
+      return true;
+    }
     const sourceBytes = endpointBytes(source);
     if (!checker.checkMac2(data, sourceBytes)) {
       const senderIndex = new DataView(data.buffer, data.byteOffset + 4, 4).getUint32(0, true);
       this.bind.send(checker.createReply(data, senderIndex, sourceBytes), source);
+      this.counters.cookieReplies++;
       return false;
     }
-    return this.rateLimiter.allow(source.address, now);
+    if (!this.rateLimiter.allow(rateLimitKey(source), now)) {
+      this.counters.rateLimited++;
+      return false;
+    }
+    if (!this.handshakeBudget.take(now)) {
+      this.counters.overBudget++;
+      return false;
+    }
+    this.counters.handshakesAdmitted++;
+    return true;
   }
 
   private receiveInitiation(data: Uint8Array, source: Endpoint): void {
@@ -280,6 +321,7 @@ export class Device implements UapiHandler {
     }
     const peer = this.peers.get(Buffer.from(start.peerPublicKey).toString('hex'));
     if (peer === undefined || peer.tunnel === null) {
+      wipeInitiationStart(start);
       this.log.verbose(`dropped an initiation from an unknown peer at ${source.address}`);
       return;
     }
@@ -450,6 +492,7 @@ export class Device implements UapiHandler {
 
   private setPrivateKey(privateKey: Uint8Array): void {
     if (this.identity !== null && Buffer.from(this.identity.privateKey).equals(privateKey)) return;
+    const old = this.identity;
     this.identity = isAllZero(privateKey) ? null : new StaticIdentity(new Uint8Array(privateKey), undefined, this.clock);
     const ownKey = this.identity === null ? null : Buffer.from(this.identity.publicKey).toString('hex');
     for (const peer of [...this.peers.values()]) {
@@ -457,6 +500,8 @@ export class Device implements UapiHandler {
       if (peer.publicKeyHex === ownKey) this.removePeer(peer);
       else this.rebuildTunnel(peer);
     }
+    // Every tunnel of the old key is closed now.
+    old?.destroy();
   }
 
   private applyPeerChange(change: UapiSetRequest['peers'][number]): void {
@@ -491,7 +536,7 @@ export class Device implements UapiHandler {
 
   private rebuildTunnel(peer: Peer): void {
     try {
-      peer.rebuildTunnel(this.identity, this.indexTable, this.tun.mtu);
+      peer.rebuildTunnel(this.identity, this.indexTable, this.tun.mtu, this.staging);
     } catch (error) {
       const reason = error instanceof NoiseError ? error.message : String(error);
       this.log.error(`peer ${peer.publicKeyHex.slice(0, 8)} cannot handshake: ${reason}`);
@@ -501,7 +546,7 @@ export class Device implements UapiHandler {
   }
 
   private removePeer(peer: Peer): void {
-    peer.dropTunnel();
+    peer.remove();
     this.allowedIps.removeByPeer(peer);
     this.peers.delete(peer.publicKeyHex);
   }

@@ -3,7 +3,8 @@
  * that carries its sessions. The Tunnel is rebuilt when the device's private
  * key changes; the transfer counters survive that.
  */
-import { KEY_SIZE, Tunnel, type IndexTable, type StaticIdentity } from '../noise/index.js';
+import { wipe } from '../noise/bytes.js';
+import { KEY_SIZE, Tunnel, type IndexTable, type StagingBudget, type StaticIdentity } from '../noise/index.js';
 import type { Endpoint } from './addr.js';
 
 const NO_PRESHARED_KEY = new Uint8Array(KEY_SIZE);
@@ -43,7 +44,7 @@ export class Peer {
    * (Re)build the Tunnel for `identity` (null: the device has no private key).
    * Throws NoiseError for a peer key no handshake can use (a low-order point).
    */
-  rebuildTunnel(identity: StaticIdentity | null, indexTable: IndexTable<Tunnel>, mtu: number): void {
+  rebuildTunnel(identity: StaticIdentity | null, indexTable: IndexTable<Tunnel>, mtu: number, stagingBudget: StagingBudget): void {
     this.dropTunnel();
     if (identity === null) return;
     this.tunnel = new Tunnel({
@@ -54,10 +55,12 @@ export class Peer {
       indexTable,
       clock: identity.clock,
       mtu,
+      stagingBudget,
     });
   }
 
   setPresharedKey(key: Uint8Array): void {
+    this.wipePresharedKey();
     this.presharedKey = new Uint8Array(key);
     if (this.tunnel !== null) this.tunnel.presharedKey = this.presharedKey;
   }
@@ -75,6 +78,18 @@ export class Peer {
     this.lastHandshakeBefore = this.tunnel.lastHandshakeWallTime || this.lastHandshakeBefore;
     this.tunnel.close();
     this.tunnel = null;
+  }
+
+  /** The peer is removed: sessions and timers go, and its pre-shared key is zeroed. */
+  remove(): void {
+    this.dropTunnel();
+    this.wipePresharedKey();
+    this.presharedKey = NO_PRESHARED_KEY;
+  }
+
+  private wipePresharedKey(): void {
+    // The shared all-zero default needs no wiping (and must stay zero).
+    if (this.presharedKey !== NO_PRESHARED_KEY) wipe(this.presharedKey);
   }
 
   cancelTimer(): void {

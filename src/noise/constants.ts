@@ -54,3 +54,8 @@ export const MAX_MESSAGE_SIZE = 65_535;
 
 /** Packets held per peer while a handshake is pending (wireguard-go's QueueStagedSize). */
 export const MAX_STAGED_PACKETS = 128;
+/**
+ * Packet bytes held by all the tunnels of one device while their handshakes
+ * are pending: without it, 10,000 peers × MAX_STAGED_PACKETS could hold ~1.8 GB.
+ */
+export const MAX_STAGED_BYTES = 32 * 1024 * 1024;

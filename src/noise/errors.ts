@@ -19,6 +19,7 @@ export type NoiseErrorCode =
   | 'ReplayedCounter'
   | 'ExpiredKeypair'
   | 'NoSession'
+  | 'StagingFull'
   | 'LowOrderPoint';
 
 export class NoiseError extends Error {

@@ -58,21 +58,39 @@ export function readInitiation(identity: StaticIdentity, message: HandshakeIniti
   const initial = initialState(p);
   let hash = p.hash(initial.hash, identity.publicKey);
   hash = p.hash(hash, message.ephemeral);
-  let chainKey = kdf1(p, initial.chainKey, message.ephemeral);
+  const firstChainKey = kdf1(p, initial.chainKey, message.ephemeral);
   let shared: Uint8Array;
   try {
     shared = p.x25519(identity.privateKey, message.ephemeral);
   } catch {
+    wipe(firstChainKey);
     return null;
   }
-  const [nextChainKey, key] = kdf2(p, chainKey, shared);
-  chainKey = nextChainKey;
+  const [chainKey, key] = kdf2(p, firstChainKey, shared);
+  wipe(firstChainKey);
   const peerPublicKey = p.aeadOpen(key, 0n, message.encryptedStatic, hash);
   wipe(shared);
   wipe(key);
-  if (peerPublicKey === null || peerPublicKey.length !== KEY_SIZE) return null;
+  if (peerPublicKey === null || peerPublicKey.length !== KEY_SIZE) {
+    wipe(chainKey);
+    return null;
+  }
   hash = p.hash(hash, message.encryptedStatic);
   return { peerPublicKey, chainKey, hash };
+}
+
+/** Zero what readInitiation returned once it is used or dropped. */
+export function wipeInitiationStart(start: InitiationStart): void {
+  wipe(start.chainKey);
+  wipe(start.hash);
+}
+
+/** Mix a DH result into the chaining key (KDF1), wiping the old chaining key and the DH result. */
+function mixDh(p: Primitives, chainKey: Uint8Array, shared: Uint8Array): Uint8Array {
+  const next = kdf1(p, chainKey, shared);
+  wipe(chainKey);
+  wipe(shared);
+  return next;
 }
 
 export class Handshake {
@@ -117,16 +135,24 @@ export class Handshake {
     let chainKey = kdf1(p, initial.chainKey, ephemeral);
     hash = p.hash(hash, ephemeral);
 
-    let key: Uint8Array;
-    [chainKey, key] = kdf2(p, chainKey, p.x25519(this.localEphemeral, this.peerPublicKey));
+    const shared = p.x25519(this.localEphemeral, this.peerPublicKey);
+    let [nextChainKey, key] = kdf2(p, chainKey, shared);
+    wipe(shared);
+    wipe(chainKey);
+    chainKey = nextChainKey;
     const encryptedStatic = p.aeadSeal(key, 0n, this.identity.publicKey, hash);
     hash = p.hash(hash, encryptedStatic);
+    wipe(key);
 
-    [chainKey, key] = kdf2(p, chainKey, this.precomputedStaticStatic);
+    [nextChainKey, key] = kdf2(p, chainKey, this.precomputedStaticStatic);
+    wipe(chainKey);
+    chainKey = nextChainKey;
     const encryptedTimestamp = p.aeadSeal(key, 0n, tai64n(this.clock.wallTime()), hash);
     hash = p.hash(hash, encryptedTimestamp);
     wipe(key);
 
+    wipe(this.hash);
+    wipe(this.chainKey);
     this.hash = hash;
     this.chainKey = chainKey;
     this.localIndex = localIndex;
@@ -143,16 +169,22 @@ export class Handshake {
     const [chainKey, key] = kdf2(p, start.chainKey, this.precomputedStaticStatic);
     const timestamp = p.aeadOpen(key, 0n, message.encryptedTimestamp, start.hash);
     wipe(key);
-    if (timestamp === null) return new NoiseError('DecryptionFailed', 'initiation timestamp did not authenticate');
     const hash = p.hash(start.hash, message.encryptedTimestamp);
+    wipeInitiationStart(start);
+    const refuse = (error: NoiseError) => {
+      wipe(chainKey);
+      wipe(hash);
+      return error;
+    };
+    if (timestamp === null) return refuse(new NoiseError('DecryptionFailed', 'initiation timestamp did not authenticate'));
     if (this.lastTimestamp !== null && !isAfter(timestamp, this.lastTimestamp)) {
-      return new NoiseError('ReplayedTimestamp', 'initiation timestamp is not newer than the last accepted one');
+      return refuse(new NoiseError('ReplayedTimestamp', 'initiation timestamp is not newer than the last accepted one'));
     }
     const now = this.clock.now();
     if (this.lastInitiationConsumedAt !== null && now - this.lastInitiationConsumedAt <= HANDSHAKE_INITIATION_RATE_MS) {
-      return new NoiseError('InitiationFlood', 'initiations from this peer arrive too fast');
+      return refuse(new NoiseError('InitiationFlood', 'initiations from this peer arrive too fast'));
     }
-    this.clearEphemeral();
+    this.forgetHandshakeKeys();
     this.hash = hash;
     this.chainKey = chainKey;
     this.remoteIndex = message.sender;
@@ -173,9 +205,10 @@ export class Handshake {
     const ephemeral = p.x25519PublicKey(this.localEphemeral);
     let hash = p.hash(this.hash, ephemeral);
     let chainKey = kdf1(p, this.chainKey, ephemeral);
-    chainKey = kdf1(p, chainKey, p.x25519(this.localEphemeral, this.remoteEphemeral));
-    chainKey = kdf1(p, chainKey, p.x25519(this.localEphemeral, this.peerPublicKey));
+    chainKey = mixDh(p, chainKey, p.x25519(this.localEphemeral, this.remoteEphemeral));
+    chainKey = mixDh(p, chainKey, p.x25519(this.localEphemeral, this.peerPublicKey));
     const [nextChainKey, tau, key] = kdf3(p, chainKey, this.presharedKey);
+    wipe(chainKey);
     chainKey = nextChainKey;
     hash = p.hash(hash, tau);
     const encryptedNothing = p.aeadSeal(key, 0n, EMPTY, hash);
@@ -183,6 +216,8 @@ export class Handshake {
     wipe(key);
     wipe(tau);
 
+    wipe(this.hash);
+    wipe(this.chainKey);
     this.hash = hash;
     this.chainKey = chainKey;
     this.localIndex = localIndex;
@@ -207,20 +242,25 @@ export class Handshake {
     let hash = p.hash(this.hash, message.ephemeral);
     let chainKey = kdf1(p, this.chainKey, message.ephemeral);
     try {
-      chainKey = kdf1(p, chainKey, p.x25519(this.localEphemeral, message.ephemeral));
-      chainKey = kdf1(p, chainKey, p.x25519(this.identity.privateKey, message.ephemeral));
+      chainKey = mixDh(p, chainKey, p.x25519(this.localEphemeral, message.ephemeral));
+      chainKey = mixDh(p, chainKey, p.x25519(this.identity.privateKey, message.ephemeral));
     } catch (error) {
+      wipe(chainKey);
       return error instanceof NoiseError ? error : new NoiseError('DecryptionFailed', String(error));
     }
     const [nextChainKey, tau, key] = kdf3(p, chainKey, this.presharedKey);
+    wipe(chainKey);
     chainKey = nextChainKey;
     hash = p.hash(hash, tau);
     const ok = p.aeadOpen(key, 0n, message.encryptedNothing, hash);
     wipe(key);
     wipe(tau);
     if (ok === null || message.encryptedNothing.length !== AEAD_TAG_SIZE) {
+      wipe(chainKey);
       return new NoiseError('DecryptionFailed', 'response did not authenticate');
     }
+    wipe(this.hash);
+    wipe(this.chainKey);
     this.hash = p.hash(hash, message.encryptedNothing);
     this.chainKey = chainKey;
     this.remoteIndex = message.sender;
@@ -244,16 +284,28 @@ export class Handshake {
 
   /** Forget the handshake in progress (not the replay/flood bookkeeping). */
   reset(): void {
+    this.forgetHandshakeKeys();
+    this.state = 'zeroed';
+  }
+
+  /** The peer is removed or its tunnel replaced: zero the static-static secret and the pre-shared key too. */
+  destroy(): void {
+    this.reset();
+    wipe(this.precomputedStaticStatic);
+    wipe(this.presharedKey);
+  }
+
+  private forgetHandshakeKeys(): void {
     wipe(this.hash);
     wipe(this.chainKey);
     this.hash = EMPTY;
     this.chainKey = EMPTY;
     this.clearEphemeral();
     this.remoteEphemeral = null;
-    this.state = 'zeroed';
   }
 
   private clearEphemeral(): void {
+    if (this.localEphemeral !== null) this.p.forgetPrivateKey(this.localEphemeral);
     wipe(this.localEphemeral);
     this.localEphemeral = null;
   }

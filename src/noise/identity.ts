@@ -1,5 +1,6 @@
 /** The local static key pair of a device, and the MAC1/cookie checker that belongs to it. */
 import type { Clock } from './clock.js';
+import { wipe } from './bytes.js';
 import { systemClock } from './clock.js';
 import { KEY_SIZE } from './constants.js';
 import { CookieChecker } from './cookie.js';
@@ -19,5 +20,11 @@ export class StaticIdentity {
     if (privateKey.length !== KEY_SIZE) throw new NoiseError('InvalidKey', `private key must be ${KEY_SIZE} bytes, got ${privateKey.length}`);
     this.publicKey = primitives.x25519PublicKey(privateKey);
     this.cookieChecker = new CookieChecker(this.publicKey, primitives, clock);
+  }
+
+  /** The key is being replaced or removed: the backend forgets it and the array is zeroed. Nothing may use this identity after. */
+  destroy(): void {
+    this.primitives.forgetPrivateKey(this.privateKey);
+    wipe(this.privateKey);
   }
 }

@@ -24,6 +24,9 @@ export const nobleBackend: Primitives = {
     if (isAllZero(shared)) throw new NoiseError('LowOrderPoint', 'X25519 produced the all-zero shared secret');
     return shared;
   },
+  forgetPrivateKey() {
+    // Nothing is kept: @noble works on the array itself.
+  },
   x25519PublicKey(privateKey) {
     requireKeyLength(privateKey, 'X25519 private key');
     return x25519.getPublicKey(privateKey);

@@ -27,8 +27,10 @@ const SPKI_X25519_PREFIX = Buffer.from('302a300506032b656e032100', 'hex');
 /**
  * Importing a raw key into OpenSSL costs far more than the X25519 itself, so
  * the KeyObject of each key array is kept (static keys are reused for every
- * handshake). The cached bytes are compared on each hit, because key arrays
- * are wiped or rewritten in place.
+ * handshake, an ephemeral key two or three times). The cached bytes are
+ * compared on each hit, because key arrays are wiped or rewritten in place.
+ * A private key's entry (a KeyObject and a copy of the key) goes as soon as
+ * its owner discards the key (forgetPrivateKey), not when the GC gets to it.
  */
 type KeyCache = WeakMap<Uint8Array, { bytes: Buffer; key: KeyObject }>;
 const privateKeyObjects: KeyCache = new WeakMap();
@@ -38,15 +40,31 @@ function cachedKeyObject(keyObjects: KeyCache, raw: Uint8Array, what: string, ma
   if (raw.length !== KEY_SIZE) throw new NoiseError('InvalidKey', `${what} must be ${KEY_SIZE} bytes, got ${raw.length}`);
   const hit = keyObjects.get(raw);
   if (hit !== undefined && hit.bytes.equals(raw)) return hit.key;
+  if (hit !== undefined) hit.bytes.fill(0);
   const key = make(raw);
-  keyObjects.set(raw, { bytes: Buffer.from(raw), key });
+  // Not from Buffer's shared pool: this copy may be of a private key, and is wiped on its own.
+  const bytes = Buffer.alloc(KEY_SIZE);
+  bytes.set(raw);
+  keyObjects.set(raw, { bytes, key });
   return key;
 }
 
 function privateKeyObject(raw: Uint8Array): KeyObject {
-  return cachedKeyObject(privateKeyObjects, raw, 'X25519 private key', (bytes) =>
-    createPrivateKey({ key: Buffer.concat([PKCS8_X25519_PREFIX, bytes]), format: 'der', type: 'pkcs8' }),
-  );
+  return cachedKeyObject(privateKeyObjects, raw, 'X25519 private key', (bytes) => {
+    const der = Buffer.alloc(PKCS8_X25519_PREFIX.length + KEY_SIZE);
+    PKCS8_X25519_PREFIX.copy(der);
+    der.set(bytes, PKCS8_X25519_PREFIX.length);
+    try {
+      return createPrivateKey({ key: der, format: 'der', type: 'pkcs8' });
+    } finally {
+      der.fill(0);
+    }
+  });
+}
+
+/** Whether a KeyObject of this private key array is cached (for tests of forgetPrivateKey). */
+export function holdsPrivateKeyObject(raw: Uint8Array): boolean {
+  return privateKeyObjects.has(raw);
 }
 
 function publicKeyObject(raw: Uint8Array): KeyObject {
@@ -72,6 +90,10 @@ export const nodeBackend: Primitives = {
     }
     if (isAllZero(shared)) throw new NoiseError('LowOrderPoint', 'X25519 produced the all-zero shared secret');
     return toUint8(shared);
+  },
+  forgetPrivateKey(privateKey) {
+    privateKeyObjects.get(privateKey)?.bytes.fill(0);
+    privateKeyObjects.delete(privateKey);
   },
   x25519PublicKey(privateKey) {
     const spki = createPublicKey(privateKeyObject(privateKey)).export({ format: 'der', type: 'spki' });

@@ -13,6 +13,12 @@ export interface Primitives {
   x25519(privateKey: Uint8Array, publicKey: Uint8Array): Uint8Array;
   /** The X25519 public key of a private key. */
   x25519PublicKey(privateKey: Uint8Array): Uint8Array;
+  /**
+   * The private key is being discarded: drop whatever the backend keeps of
+   * it (node:crypto caches an imported KeyObject per key array). Call before
+   * wiping the array.
+   */
+  forgetPrivateKey(privateKey: Uint8Array): void;
   /** ChaCha20-Poly1305 with WireGuard's nonce: 32 zero bits then the 64-bit little-endian counter. Returns ciphertext||tag. */
   aeadSeal(key: Uint8Array, counter: bigint, plaintext: Uint8Array, ad: Uint8Array): Uint8Array;
   /** Inverse of aeadSeal; null when the tag does not verify. */

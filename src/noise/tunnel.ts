@@ -15,7 +15,7 @@
  * The rules for when to handshake, rekey, send keepalives and wipe keys are
  * wireguard-go's (send.go, receive.go, timers.go); see timers.ts.
  */
-import { constantTimeEqual } from './bytes.js';
+import { constantTimeEqual, wipe } from './bytes.js';
 import { systemClock, type Clock } from './clock.js';
 import {
   KEY_SIZE,
@@ -35,7 +35,7 @@ import {
 } from './constants.js';
 import { CookieGenerator } from './cookie.js';
 import { NoiseError } from './errors.js';
-import { Handshake, readInitiation, type InitiationStart } from './handshake.js';
+import { Handshake, readInitiation, wipeInitiationStart, type InitiationStart } from './handshake.js';
 import type { StaticIdentity } from './identity.js';
 import { IndexTable } from './index-table.js';
 import { Keypair, Keypairs } from './keypair.js';
@@ -48,6 +48,7 @@ import {
   serializeTransport,
   type HandshakeInitiation,
 } from './messages.js';
+import { StagingBudget } from './staging-budget.js';
 import { PeerTimers, type TimerName } from './timers.js';
 import { TransportSlot } from './transport-slot.js';
 
@@ -65,6 +66,8 @@ export interface TunnelOptions {
   mtu?: number;
   /** Milliseconds of jitter added to REKEY_TIMEOUT; random in [0, 334] by default. */
   jitter?: () => number;
+  /** Shared by all tunnels of one device: caps the bytes they stage together. A tunnel gets its own when absent. */
+  stagingBudget?: StagingBudget;
 }
 
 export interface DecapsulateOptions {
@@ -122,6 +125,7 @@ export class Tunnel {
   private readonly clock: Clock;
   private readonly cookies: CookieGenerator;
   private readonly staged: Uint8Array[] = [];
+  private readonly stagingBudget: StagingBudget;
   /** True while handshake.localIndex is ours in the index table but no keypair owns it yet. */
   private handshakeIndexLive = false;
 
@@ -140,10 +144,12 @@ export class Tunnel {
     this.timers.persistentKeepaliveMs = (options.persistentKeepaliveSeconds ?? 0) * 1000;
     this.indexTable = options.indexTable ?? new IndexTable<Tunnel>();
     this.mtu = options.mtu ?? 0;
+    this.stagingBudget = options.stagingBudget ?? new StagingBudget();
   }
 
   set presharedKey(key: Uint8Array) {
     if (key.length !== KEY_SIZE) throw new NoiseError('InvalidKey', `pre-shared key must be ${KEY_SIZE} bytes, got ${key.length}`);
+    wipe(this.handshake.presharedKey);
     this.handshake.presharedKey = new Uint8Array(key);
   }
 
@@ -171,7 +177,19 @@ export class Tunnel {
       return failed(new NoiseError('InvalidMessage', `packet of ${packet.length} bytes is larger than ${MAX_PLAINTEXT_SIZE}, the most one datagram carries`));
     }
     const out = emptyOutput();
-    this.stage(new Uint8Array(packet));
+    const copy = new Uint8Array(packet);
+    if (!this.stage(copy)) {
+      // The device's staging budget is full: a packet that need not wait goes out now; one that must wait is dropped.
+      const now = this.clock.now();
+      const keypair = this.staged.length === 0 ? this.sendableKeypair(now) : null;
+      if (keypair !== null) {
+        this.sendTransport(out, keypair, copy, now);
+        this.keepKeyFreshSending(out, keypair, now);
+        return out;
+      }
+      this.stagingBudget.refused++;
+      out.error = new NoiseError('StagingFull', `the ${this.stagingBudget.limitBytes} bytes for packets waiting for handshakes are taken; packet dropped`);
+    }
     this.sendStaged(out);
     return out;
   }
@@ -292,11 +310,15 @@ export class Tunnel {
    * (to find out it is for this peer). Checks MACs like decapsulate().
    */
   handleReadInitiation(datagram: Uint8Array, start: InitiationStart, options: DecapsulateOptions = {}): TunnelOutput {
-    const message = parseInitiation(datagram);
-    if (message === null) return failed(new NoiseError('InvalidMessage', 'malformed handshake initiation'));
-    const rejected = this.checkMacs(datagram, message.sender, options);
-    if (rejected !== null) return rejected;
-    return this.consumeInitiation(datagram, message, start);
+    try {
+      const message = parseInitiation(datagram);
+      if (message === null) return failed(new NoiseError('InvalidMessage', 'malformed handshake initiation'));
+      const rejected = this.checkMacs(datagram, message.sender, options);
+      if (rejected !== null) return rejected;
+      return this.consumeInitiation(datagram, message, start);
+    } finally {
+      wipeInitiationStart(start);
+    }
   }
 
   /** Run every timer that is due. */
@@ -307,10 +329,11 @@ export class Tunnel {
     return out;
   }
 
-  /** Forget all sessions and staged packets, and release our indices (peer removed). */
+  /** Forget all sessions and staged packets, release our indices and zero every key this tunnel holds (peer removed or replaced). */
   close(): void {
     this.zeroKeyMaterial();
-    this.staged.length = 0;
+    this.handshake.destroy();
+    this.clearStaged();
     this.timers.clearAll();
   }
 
@@ -334,7 +357,11 @@ export class Tunnel {
     if (rejected !== null) return rejected;
     const start = readInitiation(this.identity, message);
     if (start === null) return failed(new NoiseError('DecryptionFailed', 'initiation did not decrypt under our key'));
-    return this.consumeInitiation(datagram, message, start);
+    try {
+      return this.consumeInitiation(datagram, message, start);
+    } finally {
+      wipeInitiationStart(start);
+    }
   }
 
   private consumeInitiation(datagram: Uint8Array, message: HandshakeInitiation, start: InitiationStart): TunnelOutput {
@@ -422,9 +449,24 @@ export class Tunnel {
 
   // ---- send --------------------------------------------------------------
 
-  private stage(packet: Uint8Array): void {
-    if (this.staged.length >= MAX_STAGED_PACKETS) this.staged.shift();
+  /** Queue a packet for the next session; false when the shared staging budget refused it. */
+  private stage(packet: Uint8Array): boolean {
+    if (this.staged.length >= MAX_STAGED_PACKETS) this.unstage();
+    if (!this.stagingBudget.reserve(packet.length)) return false;
     this.staged.push(packet);
+    return true;
+  }
+
+  /** The oldest staged packet, its bytes given back to the budget. */
+  private unstage(): Uint8Array {
+    const packet = this.staged.shift()!;
+    this.stagingBudget.release(packet.length);
+    return packet;
+  }
+
+  private clearStaged(): void {
+    for (const packet of this.staged) this.stagingBudget.release(packet.length);
+    this.staged.length = 0;
   }
 
   private keepalive(out: TunnelOutput): void {
@@ -434,9 +476,9 @@ export class Tunnel {
 
   /** Encrypt and send staged packets with the current session, or start a handshake for them. */
   private sendStaged(out: TunnelOutput): void {
-    const keypair = this.keypairs.current;
     const now = this.clock.now();
-    if (keypair === null || keypair.sendCounter >= REJECT_AFTER_MESSAGES || now - keypair.createdAt >= REJECT_AFTER_TIME_MS) {
+    const keypair = this.sendableKeypair(now);
+    if (keypair === null) {
       this.sendInitiation(out, false);
       return;
     }
@@ -445,10 +487,17 @@ export class Tunnel {
         this.sendInitiation(out, false);
         return;
       }
-      const packet = this.staged.shift()!;
+      const packet = this.unstage();
       this.sendTransport(out, keypair, packet, now);
     }
     this.keepKeyFreshSending(out, keypair, now);
+  }
+
+  /** The current keypair when it may still send, else null. */
+  private sendableKeypair(now: number): Keypair | null {
+    const keypair = this.keypairs.current;
+    if (keypair === null || keypair.sendCounter >= REJECT_AFTER_MESSAGES || now - keypair.createdAt >= REJECT_AFTER_TIME_MS) return null;
+    return keypair;
   }
 
   private sendTransport(out: TunnelOutput, keypair: Keypair, packet: Uint8Array, now: number): void {
@@ -522,7 +571,7 @@ export class Tunnel {
         if (this.timers.handshakeAttempts > MAX_TIMER_HANDSHAKES) {
           // Gave up after REKEY_ATTEMPT_TIME: drop what waited for this handshake.
           this.timers.clear('send-keepalive');
-          this.staged.length = 0;
+          this.clearStaged();
           if (!this.timers.isPending('zero-key-material')) this.timers.set('zero-key-material', now + ZERO_KEY_MATERIAL_AFTER_MS);
         } else {
           this.timers.handshakeAttempts++;
@@ -542,7 +591,7 @@ export class Tunnel {
       case 'zero-key-material':
         // wireguard-go's ZeroAndFlushAll: packets waiting for a session go too.
         this.zeroKeyMaterial();
-        this.staged.length = 0;
+        this.clearStaged();
         break;
       case 'persistent-keepalive':
         if (this.timers.persistentKeepaliveMs > 0) this.keepalive(out);

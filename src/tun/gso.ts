@@ -31,6 +31,22 @@ export function completeChecksum(bytes: Uint8Array, start: number, length: numbe
   return true;
 }
 
+/** The IP and TCP headers' length of the super-packet at bytes[start, start + length), or 0 when they do not fit. */
+function tcpHeadersLength(bytes: Uint8Array, start: number, length: number, csumStart: number): number {
+  const version = bytes[start]! >> 4;
+  if ((version !== 4 && version !== 6) || csumStart + 20 > length) return 0;
+  const tcpHeaderLength = (bytes[start + csumStart + 12]! >> 4) * 4;
+  const headerLength = csumStart + tcpHeaderLength;
+  return tcpHeaderLength < 20 || headerLength > length ? 0 : headerLength;
+}
+
+/** How many segments splitTcpSegments would cut (0: malformed), without cutting any. */
+export function tcpSegmentCount(bytes: Uint8Array, start: number, length: number, csumStart: number, gsoSize: number): number {
+  const headerLength = tcpHeadersLength(bytes, start, length, csumStart);
+  if (gsoSize === 0 || headerLength === 0) return 0;
+  return Math.max(1, Math.ceil((length - headerLength) / gsoSize));
+}
+
 /**
  * Cut the TCP super-packet at bytes[start, start + length) into segments of
  * gsoSize payload bytes. csumStart is where the TCP header starts. Returns
@@ -38,11 +54,10 @@ export function completeChecksum(bytes: Uint8Array, start: number, length: numbe
  */
 export function splitTcpSegments(bytes: Uint8Array, start: number, length: number, csumStart: number, gsoSize: number, sink: SegmentSink): number {
   const version = bytes[start]! >> 4;
-  if ((version !== 4 && version !== 6) || gsoSize === 0 || csumStart + 20 > length) return 0;
+  const headerLength = tcpHeadersLength(bytes, start, length, csumStart);
+  if (gsoSize === 0 || headerLength === 0) return 0;
   const tcp = start + csumStart;
-  const tcpHeaderLength = (bytes[tcp + 12]! >> 4) * 4;
-  const headerLength = csumStart + tcpHeaderLength;
-  if (tcpHeaderLength < 20 || headerLength > length) return 0;
+  const tcpHeaderLength = headerLength - csumStart;
   const payloadLength = length - headerLength;
   const firstId = version === 4 ? get16(bytes, start + 4) : 0;
   const firstSeq = bytes[tcp + 4]! * 0x1000000 + ((bytes[tcp + 5]! << 16) | (bytes[tcp + 6]! << 8) | bytes[tcp + 7]!);

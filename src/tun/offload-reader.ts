@@ -8,11 +8,13 @@
  */
 import { TransportSlot } from '../noise/transport-slot.js';
 import type { PacketRingConsumer } from '../platform/packet-ring.js';
-import { completeChecksum, splitTcpSegments, type SegmentSink } from './gso.js';
+import { completeChecksum, splitTcpSegments, tcpSegmentCount, type SegmentSink } from './gso.js';
 import {
   CSUM_OFFSET,
   CSUM_START,
   FLAGS,
+  GSO_MAX_SEGMENTS,
+  GSO_MIN_SIZE,
   GSO_SIZE,
   GSO_TYPE,
   VIRTIO_NET_HDR_F_NEEDS_CSUM,
@@ -31,6 +33,8 @@ export class OffloadReader implements SegmentSink {
   private readonly spareOffsets: number[];
   /** Packets dropped because their header made no sense (for the log, by the caller). */
   dropped = 0;
+  /** Of those, super-packets refused for a gso_size below GSO_MIN_SIZE or more than GSO_MAX_SEGMENTS segments. */
+  oversegmented = 0;
 
   constructor(
     private readonly ring: PacketRingConsumer,
@@ -61,7 +65,14 @@ export class OffloadReader implements SegmentSink {
       return;
     }
     const start = slot.bytes.byteOffset + TransportSlot.PACKET_OFFSET;
-    if (splitTcpSegments(this.ring.memory, start, length, csumStart, getField(bytes, HEADER_AT + GSO_SIZE), this) === 0) this.dropped++;
+    const gsoSize = getField(bytes, HEADER_AT + GSO_SIZE);
+    // The header is the kernel's word, but one broken or hostile header must not turn a read into 64K sends.
+    if (gsoSize < GSO_MIN_SIZE || tcpSegmentCount(this.ring.memory, start, length, csumStart, gsoSize) > GSO_MAX_SEGMENTS) {
+      this.oversegmented++;
+      this.dropped++;
+      return;
+    }
+    if (splitTcpSegments(this.ring.memory, start, length, csumStart, gsoSize, this) === 0) this.dropped++;
   }
 
   /** The device sends what the batch built; the spare slots are free again. */

@@ -13,6 +13,15 @@ export const VIRTIO_NET_HDR_GSO_TCPV4 = 1;
 export const VIRTIO_NET_HDR_GSO_TCPV6 = 4;
 export const VIRTIO_NET_HDR_GSO_ECN = 0x80;
 
+/**
+ * The smallest gso_size we cut a super-packet read from the TUN by: Linux
+ * never sends TCP segments below TCP_MIN_SND_MSS (48), so a smaller one is a
+ * broken or hostile header that would make one read cost thousands of sends.
+ */
+export const GSO_MIN_SIZE = 48;
+/** The most segments one super-packet may become (wireguard-go's batch size; it drops such reads too). */
+export const GSO_MAX_SEGMENTS = 128;
+
 // Field offsets.
 export const FLAGS = 0;
 export const GSO_TYPE = 1;

@@ -239,6 +239,29 @@ describe('backends agree byte for byte on random inputs', () => {
     }
     expect(mismatches.slice(0, 10)).toEqual([]);
   });
+
+  it('random cookie AEAD cases: xaeadSeal/xaeadOpen (XChaCha20-Poly1305) agree; a tampered tag, nonce or AAD is refused', () => {
+    const prng = new Prng(0xc00c1e);
+    const mismatches: string[] = [];
+    for (let i = 0; i < 300; i++) {
+      const key = prng.bytes(32);
+      const nonce = prng.bytes(24);
+      const plaintext = prng.bytes(i < 2 ? i * 16 : prng.int(65));
+      const ad = prng.int(3) === 0 ? new Uint8Array(0) : prng.bytes(16);
+      const sealed = reference!.xaeadSeal(key, nonce, plaintext, ad);
+      const what = `case ${i}: ${plaintext.length} bytes, AAD ${ad.length}`;
+      for (const backend of others) {
+        if (hex(backend.xaeadSeal(key, nonce, plaintext, ad)) !== hex(sealed)) mismatches.push(`${backend.name} xaeadSeal, ${what}`);
+        if (hex(backend.xaeadOpen(key, nonce, sealed, ad)) !== hex(plaintext)) mismatches.push(`${backend.name} xaeadOpen, ${what}`);
+        const tampered = sealed.slice();
+        tampered[tampered.length - 1]! ^= 1;
+        if (backend.xaeadOpen(key, nonce, tampered, ad) !== null) mismatches.push(`${backend.name} xaeadOpen took a tampered tag, ${what}`);
+        if (backend.xaeadOpen(key, prng.bytes(24), sealed, ad) !== null) mismatches.push(`${backend.name} xaeadOpen took another nonce, ${what}`);
+        if (backend.xaeadOpen(key, nonce, sealed, prng.bytes(17)) !== null) mismatches.push(`${backend.name} xaeadOpen took another AAD, ${what}`);
+      }
+    }
+    expect(mismatches.slice(0, 10)).toEqual([]);
+  });
 });
 
 describe('TSWG_CRYPTO picks the default backend', () => {

@@ -42,9 +42,15 @@ import {
   VIRTIO_NET_HDR_GSO_NONE,
   VIRTIO_NET_HDR_GSO_TCPV4,
   VIRTIO_NET_HDR_GSO_TCPV6,
+  GSO_MAX_SEGMENTS,
+  GSO_MIN_SIZE,
   VIRTIO_NET_HDR_SIZE,
   getField,
+  setField,
 } from '../../src/tun/virtio-net.js';
+import { OffloadReader } from '../../src/tun/offload-reader.js';
+import { PacketRingConsumer, createPacketRingMemory } from '../../src/platform/packet-ring.js';
+import { TransportSlot } from '../../src/noise/transport-slot.js';
 import { destroyPair, runIperf, type IperfRun } from '../helpers/device-interop.js';
 import { Rng, bytesEqual, fuzzSeed, shortHex } from '../helpers/fuzz.js';
 import {
@@ -461,6 +467,47 @@ describe('splitTcpSegments against the segments built from the expected fields',
       expect(run.sink.reserved, context).toBe(0);
       expect(run.sink.segments.length, context).toBe(0);
       expect(run.inputIntact, context).toBe(true);
+    }
+  });
+});
+
+describe('OffloadReader refuses super-packets whose virtio header would make one read cost thousands of sends', () => {
+  /** Read `packet` through an OffloadReader as if the TUN gave it with a TCP GSO header of `gsoSize`; returns what the device got. */
+  function readThrough(packet: Uint8Array, gsoSize: number, csumStart: number): { delivered: number; reader: OffloadReader } {
+    const ring = new PacketRingConsumer(createPacketRingMemory(0, 4, 4), -1);
+    let delivered = 0;
+    const reader = new OffloadReader(ring, () => delivered++, () => undefined);
+    const slot = ring.slots[0]!;
+    const header = TransportSlot.PACKET_OFFSET - VIRTIO_NET_HDR_SIZE;
+    slot.bytes.fill(0, header, TransportSlot.PACKET_OFFSET);
+    slot.bytes[header + GSO_TYPE] = (packet[0]! >> 4) === 4 ? VIRTIO_NET_HDR_GSO_TCPV4 : VIRTIO_NET_HDR_GSO_TCPV6;
+    setField(slot.bytes, header + GSO_SIZE, gsoSize);
+    setField(slot.bytes, header + CSUM_START, csumStart);
+    slot.packetArea.set(packet);
+    reader.packet(slot, packet.length);
+    return { delivered, reader };
+  }
+
+  it(`gso_size below ${GSO_MIN_SIZE}, or more than ${GSO_MAX_SEGMENTS} segments: dropped and counted, nothing cut; the limits themselves pass`, () => {
+    const rng = rngFor(13);
+    const cases: Array<[payload: number, gso: number, segments: number]> = [
+      [65_000, 1, 0],
+      [3000, 2, 0],
+      [100, GSO_MIN_SIZE - 1, 0],
+      [GSO_MIN_SIZE * GSO_MAX_SEGMENTS + 1, GSO_MIN_SIZE, 0],
+      [400 * (GSO_MAX_SEGMENTS + 1), 400, 0],
+      [GSO_MIN_SIZE * GSO_MAX_SEGMENTS, GSO_MIN_SIZE, GSO_MAX_SEGMENTS],
+      [1380 * 47 + 1, 1380, 48],
+    ];
+    for (const version of [4, 6] as const) {
+      for (const [payloadLength, gsoSize, segments] of cases) {
+        const packet = buildTcpPacket(randomTcpFields(rng, version, { payload: rng.bytes(payloadLength) }));
+        const { delivered, reader } = readThrough(packet, gsoSize, version === 4 ? 20 : 40);
+        const context = `v${version} ${payloadLength}/${gsoSize}`;
+        expect(delivered, context).toBe(segments);
+        expect(reader.dropped, context).toBe(segments === 0 ? 1 : 0);
+        expect(reader.oversegmented, context).toBe(segments === 0 ? 1 : 0);
+      }
     }
   });
 });
