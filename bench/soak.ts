@@ -86,13 +86,18 @@ async function main(): Promise<void> {
   const sampler = setInterval(sample, SAMPLE_EVERY_MS);
 
   const server = new Iperf3Server(second.namespace, second.nodeIp);
-  await server.start();
-  const [iperf, ping] = await Promise.all([
-    runIperf3(first.namespace, second.nodeIp, { protocol: 'tcp', streams: 1, reverse: false, ...(rateMbit === undefined ? {} : { tcpMbit: rateMbit }) }, seconds),
-    runPing(first.namespace, third.nodeIp, Math.floor(seconds / PING_INTERVAL_S), PING_INTERVAL_S),
-  ]);
-  clearInterval(churn);
-  clearInterval(sampler);
+  let iperf: Awaited<ReturnType<typeof runIperf3>>;
+  let ping: Awaited<ReturnType<typeof runPing>>;
+  try {
+    await server.start();
+    [iperf, ping] = await Promise.all([
+      runIperf3(first.namespace, second.nodeIp, { protocol: 'tcp', streams: 1, reverse: false, intervals: false, ...(rateMbit === undefined ? {} : { tcpMbit: rateMbit }) }, seconds),
+      runPing(first.namespace, third.nodeIp, Math.floor(seconds / PING_INTERVAL_S), PING_INTERVAL_S),
+    ]);
+  } finally {
+    clearInterval(churn);
+    clearInterval(sampler);
+  }
   sample();
 
   console.log(`soak: 3 tswg nodes, ${seconds} s (${machineLine()})\n`);

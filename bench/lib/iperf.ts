@@ -16,6 +16,8 @@ export interface Iperf3Test {
   udpLength?: number;
   /** TCP: a target rate in Mbit/s (-b), to load without saturating the machine; absent = as fast as it goes. */
   tcpMbit?: number;
+  /** false: no per-second reports (-i 0), so a long test's JSON stays small (captured output is bounded). */
+  intervals?: boolean;
 }
 
 export interface Iperf3Result {
@@ -74,6 +76,7 @@ function parseJson(output: string, what: string): Iperf3Json {
 export async function runIperf3(namespace: string, server: string, test: Iperf3Test, seconds: number): Promise<Iperf3Result> {
   const args = ['-c', server, '-p', String(IPERF3_PORT), '-t', String(seconds), '-J', '-P', String(test.streams)];
   if (test.reverse) args.push('-R');
+  if (test.intervals === false) args.push('-i', '0');
   // UDP loss is counted from the whole test's totals, so only TCP leaves out its first second.
   if (test.protocol === 'udp') args.push('-u', '-b', '0', '-l', String(test.udpLength));
   else args.push('-O', String(IPERF3_OMIT_SECONDS), ...(test.tcpMbit === undefined ? [] : ['-b', `${test.tcpMbit}M`]));
