@@ -130,6 +130,14 @@ export const DNS_UDP_MAX_PAYLOAD = 1232;
 export const DNS_MAX_UPSTREAMS = 3;
 /** How long one upstream gets before the next is asked (glibc's default timeout is 5 s; 4 s keeps 3 tries under a client's 15 s). */
 export const DNS_UPSTREAM_TIMEOUT_MS = 4000;
+/**
+ * UDP sockets kept open per upstream for forwarding, each on a random port
+ * the kernel picked, and queries one socket sends before it is replaced: a
+ * socket per query cost 4× the throughput, while a forged answer must still
+ * guess the socket's port among these and a random 16-bit id.
+ */
+export const DNS_FORWARD_SOCKETS_PER_UPSTREAM = 16;
+export const DNS_FORWARD_SOCKET_USES = 2000;
 /** Forwarded queries in flight above this are answered REFUSED: a flood must not grow sockets without bound. */
 export const DNS_MAX_IN_FLIGHT = 1024;
 /** An idle TCP client is closed after this long (RFC 7766 suggests seconds, not minutes). */

@@ -1,17 +1,18 @@
 /**
  * Names outside the zone go to the host's resolvers, the client's bytes as
- * they are, over the transport the client used (a UDP client gets the
- * upstream's UDP answer, truncated or not, and retries over TCP itself).
+ * they are (over UDP with our own random id, see udp-pool.ts), over the
+ * transport the client used (a UDP client gets the upstream's UDP answer,
+ * truncated or not, and retries over TCP itself).
  *
  * Upstreams are asked in order, each for 4 s; SERVFAIL, REFUSED, a timeout
  * or an error moves on to the next. Any other answer (NXDOMAIN with its SOA
  * included) goes back unchanged. null means every upstream failed.
  */
-import { createSocket, type Socket as UdpSocket } from 'node:dgram';
-import { connect, isIP } from 'node:net';
+import { connect } from 'node:net';
 import { DNS_UPSTREAM_TIMEOUT_MS } from '../constants.js';
 import { messageId, RCODE, responseHeader } from './codec.js';
 import type { Upstream } from './resolv-conf.js';
+import { UdpPool } from './udp-pool.js';
 
 export type Transport = 'udp' | 'tcp';
 
@@ -21,41 +22,6 @@ const MAX_MESSAGE_BYTES = 65_535;
 function acceptable(answer: Buffer, id: number): boolean {
   const header = responseHeader(answer);
   return header !== null && header.isResponse && messageId(answer) === id;
-}
-
-function udpExchange(upstream: Upstream, query: Buffer, id: number, timeoutMs: number): Promise<Buffer | null> {
-  return new Promise((resolve) => {
-    let socket: UdpSocket;
-    try {
-      socket = createSocket(isIP(upstream.host.split('%')[0]!) === 6 ? 'udp6' : 'udp4');
-    } catch {
-      resolve(null);
-      return;
-    }
-    const finish = (answer: Buffer | null): void => {
-      clearTimeout(timer);
-      socket.removeAllListeners('message');
-      socket.on('error', () => undefined);
-      try {
-        socket.close();
-      } catch {
-        // Already closed.
-      }
-      resolve(answer);
-    };
-    const timer = setTimeout(() => finish(null), timeoutMs);
-    socket.on('error', () => finish(null));
-    socket.on('message', (message) => {
-      // Anything else on this port (a late or spoofed datagram) is ignored.
-      if (acceptable(message, id)) finish(message);
-    });
-    // connect() makes the kernel drop datagrams from any other address, and turns ICMP unreachable into an error.
-    socket.connect(upstream.port, upstream.host, () => {
-      socket.send(query, (error) => {
-        if (error) finish(null);
-      });
-    });
-  });
 }
 
 function tcpExchange(upstream: Upstream, query: Buffer, id: number, timeoutMs: number): Promise<Buffer | null> {
@@ -94,6 +60,8 @@ function tcpExchange(upstream: Upstream, query: Buffer, id: number, timeoutMs: n
 }
 
 export class Forwarder {
+  private readonly udp = new UdpPool();
+
   constructor(
     readonly upstreams: readonly Upstream[],
     private readonly timeoutMs = DNS_UPSTREAM_TIMEOUT_MS,
@@ -104,12 +72,17 @@ export class Forwarder {
     const id = messageId(query);
     if (id === null || query.length > MAX_MESSAGE_BYTES) return null;
     for (const upstream of this.upstreams) {
-      const answer = transport === 'udp' ? await udpExchange(upstream, query, id, this.timeoutMs) : await tcpExchange(upstream, query, id, this.timeoutMs);
+      const answer = transport === 'udp' ? await this.udp.exchange(upstream, query, this.timeoutMs) : await tcpExchange(upstream, query, id, this.timeoutMs);
       if (answer === null) continue;
       const rcode = responseHeader(answer)!.rcode;
       if (rcode === RCODE.SERVFAIL || rcode === RCODE.REFUSED) continue;
       return answer;
     }
     return null;
+  }
+
+  /** Close the pooled sockets; forwards still waiting get null. */
+  close(): void {
+    this.udp.close();
   }
 }

@@ -106,6 +106,7 @@ export class DnsServer {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.options.forwarder.close();
     for (const client of this.clients) client.destroy();
     this.clients.clear();
     await new Promise<void>((resolve) => this.udp.close(() => resolve()));
