@@ -7,7 +7,8 @@
  * forwards the rest to the upstream with its cache off, so both resolvers
  * do the same work:
  *   - local:     web.bench.internal A, answered from the zone / host record;
- *   - forwarded: www.example.test A, relayed to the upstream and back.
+ *   - forwarded: <random>.example.test A (a new name per query, so nothing
+ *     can be merged or cached), relayed to the upstream and back.
  * A closed-loop generator (bench/lib/dns-load.ts, in the namespace) keeps
  * CONCURRENCY UDP queries outstanding for SECONDS per round; rounds
  * alternate between the resolvers. Figures are answered queries per second,
@@ -33,7 +34,8 @@ const NODE_IP = '10.200.1.1';
 const PEER_IP = '127.0.0.2';
 const UPSTREAM_IP = '127.0.0.3';
 const LOCAL_NAME = 'web.bench.internal';
-const FORWARDED_NAME = 'www.example.test';
+/** A fresh name per query (dns-load's `*`): dnsmasq would otherwise answer many identical queries from one upstream exchange. */
+const FORWARDED_NAME = '*.example.test';
 
 const rounds = Number(process.argv[2] ?? ROUNDS_DEFAULT);
 const seconds = Number(process.argv[3] ?? SECONDS_DEFAULT);

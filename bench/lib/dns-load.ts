@@ -4,7 +4,9 @@
  * CONCURRENCY UDP queries for NAME outstanding for DURATION_MS and prints one
  * JSON line: {answered, failures, seconds, qps}. An answer counts when its
  * id matches, its rcode is NOERROR and it has at least one record; anything
- * else, or no answer within 2 s, is a failure.
+ * else, or no answer within 2 s, is a failure. A NAME of the form `*.rest`
+ * asks a different name each time (a random label for the `*`), so a
+ * resolver cannot answer many clients from one upstream exchange.
  */
 import { createSocket } from 'node:dgram';
 import { performance } from 'node:perf_hooks';
@@ -34,7 +36,8 @@ function send(): void {
   if (stopping) return;
   do nextId = (nextId + 1) & 0xffff;
   while (pending.has(nextId));
-  const query = dnsPacket.encode({ type: 'query', id: nextId, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type: type as RecordType, name: name!, class: 'IN' }] });
+  const asked = name!.startsWith('*.') ? `q${Math.floor(Math.random() * 1e12).toString(36)}${name!.slice(1)}` : name!;
+  const query = dnsPacket.encode({ type: 'query', id: nextId, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type: type as RecordType, name: asked, class: 'IN' }] });
   pending.set(nextId, performance.now());
   socket.send(query, port, host);
 }
