@@ -145,6 +145,12 @@ describe('local answers', () => {
   });
 });
 
+describe('listening', () => {
+  it('a port already taken is an error naming the address', async () => {
+    await expect(DnsServer.listen({ host: HOST, port, zone, forwarder: new Forwarder([]), log: silent })).rejects.toThrow(`cannot serve DNS on ${HOST}:${port}`);
+  });
+});
+
 describe('forwarding', () => {
   it('skips a dead upstream and a SERVFAIL one, over UDP and TCP', async () => {
     const before = good.queries;

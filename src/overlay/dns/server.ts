@@ -43,6 +43,8 @@ export interface DnsServerOptions {
 
 /** The largest message a TCP length prefix can carry. */
 const MAX_TCP_MESSAGE_BYTES = 65_535;
+/** Answers queued for one TCP client that does not read them: past this it is dropped. */
+const MAX_TCP_BACKLOG_BYTES = 1024 * 1024;
 
 function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
@@ -181,6 +183,11 @@ export class DnsServer {
         buffered = buffered.subarray(2 + size);
         void this.answer(message, 'tcp').then((reply) => {
           if (reply === null || socket.destroyed || reply.length > MAX_TCP_MESSAGE_BYTES) return;
+          // A client that sends and never reads would make us buffer its answers without end.
+          if (socket.writableLength > MAX_TCP_BACKLOG_BYTES) {
+            socket.destroy();
+            return;
+          }
           const length = Buffer.alloc(2);
           length.writeUInt16BE(reply.length);
           socket.write(Buffer.concat([length, reply]));
