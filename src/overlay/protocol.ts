@@ -451,6 +451,13 @@ const MAX_NAME_LENGTH = 253;
 const DNS_DOMAIN_PATTERN = /^(?:[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.)*[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.?$/;
 const DNS_DOMAIN_TEXT = 'a domain name (labels of letters, digits, "-" and "_", 1..63 characters, joined by dots)';
 
+/** An optional domain-name field (absent or null → undefined). */
+export function optionalDnsDomainField(reader: ObjectReader, key: string): string | undefined {
+  const value = reader.optionalString(key, { nonEmpty: true });
+  if (value === undefined) return undefined;
+  return checkString(value, reader.fieldPath(key), { pattern: DNS_DOMAIN_PATTERN, patternText: DNS_DOMAIN_TEXT, maxLength: MAX_NAME_LENGTH });
+}
+
 export function nameField(reader: ObjectReader, key: string): string {
   return reader.string(key, { nonEmpty: true, pattern: NAME_PATTERN, patternText: NAME_TEXT, maxLength: MAX_NAME_LENGTH });
 }
@@ -592,8 +599,8 @@ const REQUEST_PARSERS: Record<RequestType, RequestParser> = {
     if (slice !== undefined) request.sliceCidr = checkCidr(slice, r.fieldPath('sliceCidr'));
     const nat = r.raw('nat');
     if (nat !== undefined && nat !== null) request.nat = parseNatSpec(nat, r.fieldPath('nat'));
-    const dnsDomain = r.optionalString('dnsDomain', { nonEmpty: true });
-    if (dnsDomain !== undefined) request.dnsDomain = checkString(dnsDomain, r.fieldPath('dnsDomain'), { pattern: DNS_DOMAIN_PATTERN, patternText: DNS_DOMAIN_TEXT, maxLength: MAX_NAME_LENGTH });
+    const dnsDomain = optionalDnsDomainField(r, 'dnsDomain');
+    if (dnsDomain !== undefined) request.dnsDomain = dnsDomain;
     return request;
   },
   TeardownGlobalOverlay: () => ({ type: 'TeardownGlobalOverlay' }),
