@@ -140,6 +140,8 @@ export const DNS_FORWARD_SOCKETS_PER_UPSTREAM = 16;
 export const DNS_FORWARD_SOCKET_USES = 2000;
 /** Forwarded queries in flight above this are answered REFUSED: a flood must not grow sockets without bound. */
 export const DNS_MAX_IN_FLIGHT = 1024;
+/** The UDP listener's receive buffer: a burst of queries waits in the kernel instead of being dropped (capped by net.core.rmem_max). */
+export const DNS_UDP_RECV_BUFFER_BYTES = 1024 * 1024;
 /** An idle TCP client is closed after this long (RFC 7766 suggests seconds, not minutes). */
 export const DNS_TCP_IDLE_MS = 10_000;
 /** TCP clients at once; more are closed at once (each holds a socket). */

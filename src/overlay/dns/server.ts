@@ -12,7 +12,7 @@
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { createServer, isIP, type Server, type Socket } from 'node:net';
 import type { Logger } from '../../device/logger.js';
-import { DNS_MAX_IN_FLIGHT, DNS_MAX_TCP_CLIENTS, DNS_TCP_IDLE_MS } from '../constants.js';
+import { DNS_MAX_IN_FLIGHT, DNS_MAX_TCP_CLIENTS, DNS_TCP_IDLE_MS, DNS_UDP_RECV_BUFFER_BYTES } from '../constants.js';
 import { OverlayError } from '../errors.js';
 import { decodeQuery, encodeAnswer, encodeError, RCODE, udpLimit } from './codec.js';
 import type { Forwarder, Transport } from './forwarder.js';
@@ -90,6 +90,11 @@ export class DnsServer {
       udp.close();
       tcp.close();
       throw new OverlayError(`cannot serve DNS on ${where}: ${describe(error)}`);
+    }
+    try {
+      udp.setRecvBufferSize(DNS_UDP_RECV_BUFFER_BYTES);
+    } catch (error) {
+      options.log.verbose(`DNS on ${where}: keeping the default receive buffer (${describe(error)})`);
     }
     const server = new DnsServer(options, udp, tcp);
     udp.on('message', (message, remote) => server.onDatagram(message, remote.address, remote.port));
