@@ -159,14 +159,16 @@ export class DnsServer {
   }
 
   private onDatagram(message: Buffer, address: string, port: number): void {
-    void this.answer(message, 'udp').then((reply) => {
-      if (reply === null || this.closed) return;
-      try {
-        this.udp.send(reply, port, address, () => undefined);
-      } catch {
-        // Closed between the check and the send.
-      }
-    });
+    this.answer(message, 'udp')
+      .then((reply) => {
+        if (reply === null || this.closed) return;
+        try {
+          this.udp.send(reply, port, address, () => undefined);
+        } catch {
+          // Closed between the check and the send.
+        }
+      })
+      .catch((error: unknown) => this.options.log.error(`DNS query from ${address}:${port}: ${describe(error)}`));
   }
 
   private onConnection(socket: Socket): void {
@@ -186,17 +188,19 @@ export class DnsServer {
         if (buffered.length < 2 + size) break;
         const message = Buffer.from(buffered.subarray(2, 2 + size));
         buffered = buffered.subarray(2 + size);
-        void this.answer(message, 'tcp').then((reply) => {
-          if (reply === null || socket.destroyed || reply.length > MAX_TCP_MESSAGE_BYTES) return;
-          // A client that sends and never reads would make us buffer its answers without end.
-          if (socket.writableLength > MAX_TCP_BACKLOG_BYTES) {
-            socket.destroy();
-            return;
-          }
-          const length = Buffer.alloc(2);
-          length.writeUInt16BE(reply.length);
-          socket.write(Buffer.concat([length, reply]));
-        });
+        this.answer(message, 'tcp')
+          .then((reply) => {
+            if (reply === null || socket.destroyed || reply.length > MAX_TCP_MESSAGE_BYTES) return;
+            // A client that sends and never reads would make us buffer its answers without end.
+            if (socket.writableLength > MAX_TCP_BACKLOG_BYTES) {
+              socket.destroy();
+              return;
+            }
+            const length = Buffer.alloc(2);
+            length.writeUInt16BE(reply.length);
+            socket.write(Buffer.concat([length, reply]));
+          })
+          .catch((error: unknown) => this.options.log.error(`DNS query over TCP: ${describe(error)}`));
       }
     });
   }
