@@ -124,6 +124,13 @@ describe('local answers', () => {
     expect(empty.packet.answers).toEqual([]);
   });
 
+  it('a type the zone has no records of (HTTPS, 65) is NOERROR and empty, the question echoed', async () => {
+    const reply = await udpQuery(HOST, port, 'web.prod.internal', 'HTTPS' as never);
+    expect(reply.rcode).toBe('NOERROR');
+    expect(reply.packet.answers).toEqual([]);
+    expect(reply.packet.questions).toEqual([expect.objectContaining({ name: 'web.prod.internal' })]);
+  });
+
   it('PTR of a registered address', async () => {
     const reply = await udpQuery(HOST, port, '2.1.200.10.in-addr.arpa', 'PTR');
     expect(reply.packet.answers).toEqual([expect.objectContaining({ type: 'PTR', data: 'web.prod.internal' })]);
