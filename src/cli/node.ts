@@ -7,6 +7,7 @@
  *   tswg node add-peer --public-key KEY --endpoint IP:PORT --allowed-ips CIDR[,CIDR…] [--keepalive N]
  *   tswg node remove-peer --public-key KEY
  *   tswg node services | service-setup | service-teardown | attach | detach | prune
+ *   tswg node dns-register --name NAME --ip IP | dns-unregister --name NAME
  *
  * People get tables; --json prints the node's answer as it came (one JSON
  * object), for scripts. An Err answer exits 1 with its message; bad flags
@@ -33,6 +34,8 @@ export const NODE_USAGE = `Usage: tswg node --data-dir DIR [--config FILE] [--co
                         [--dns-server IP] [--dns-domain DOMAIN] [--control SOCKET] [--json]
        tswg node detach --pid PID [--control SOCKET] [--json]
        tswg node prune --live NAME[,NAME...] [--control SOCKET] [--json]
+       tswg node dns-register --name NAME --ip IP [--control SOCKET] [--json]
+       tswg node dns-unregister --name NAME [--control SOCKET] [--json]
        tswg node pubkey --data-dir DIR
 
 The overlay node: one global WireGuard interface (zl-<deployment>-<instance>-g)
@@ -66,6 +69,9 @@ Client commands (talk to a running node over --control SOCKET):
                eth0 on the service bridge, with --join-global also eth1 on the node slice
   detach       remove the process's links and give its addresses back
   prune        remove service bridges/devices (zl-…-b, zl-…-d) not named by --live
+  dns-register    give NAME (in the node's DNS domain unless it ends with it) the address IP
+                  in the node's resolver (on the node IP, port 53); again to add addresses
+  dns-unregister  remove every record of NAME
   pubkey       print the node's public key from --data-dir (created there on first use,
                so peers' configs can be written before the node first runs)
   --json       print the node's answer as one JSON object
@@ -87,8 +93,35 @@ const MIN_WATCH_SECONDS = 0.1;
 const MAX_WATCH_SECONDS = 3600;
 const CLEAR_SCREEN = '\x1b[H\x1b[2J';
 
-type ClientCommand = 'status' | 'peers' | 'nat' | 'add-peer' | 'remove-peer' | 'services' | 'service-setup' | 'service-teardown' | 'attach' | 'detach' | 'prune';
-const CLIENT_COMMANDS: readonly ClientCommand[] = ['status', 'peers', 'nat', 'add-peer', 'remove-peer', 'services', 'service-setup', 'service-teardown', 'attach', 'detach', 'prune'];
+type ClientCommand =
+  | 'status'
+  | 'peers'
+  | 'nat'
+  | 'add-peer'
+  | 'remove-peer'
+  | 'services'
+  | 'service-setup'
+  | 'service-teardown'
+  | 'attach'
+  | 'detach'
+  | 'prune'
+  | 'dns-register'
+  | 'dns-unregister';
+const CLIENT_COMMANDS: readonly ClientCommand[] = [
+  'status',
+  'peers',
+  'nat',
+  'add-peer',
+  'remove-peer',
+  'services',
+  'service-setup',
+  'service-teardown',
+  'attach',
+  'detach',
+  'prune',
+  'dns-register',
+  'dns-unregister',
+];
 const READ_ONLY_COMMANDS: readonly ClientCommand[] = ['status', 'peers', 'nat', 'services'];
 /** Valued flags of the container commands. */
 const COMMAND_FLAGS: Partial<Record<ClientCommand, readonly string[]>> = {
@@ -99,6 +132,8 @@ const COMMAND_FLAGS: Partial<Record<ClientCommand, readonly string[]>> = {
   attach: ['--pid', '--service', '--isolation-network', '--dns-server', '--dns-domain'],
   detach: ['--pid'],
   prune: ['--live'],
+  'dns-register': ['--name', '--ip'],
+  'dns-unregister': ['--name'],
 };
 const COMMAND_BOOLEANS: Partial<Record<ClientCommand, readonly string[]>> = { attach: ['--join-global', '--ephemeral'] };
 
@@ -183,6 +218,10 @@ export function clientRequest(command: ClientCommand, flags: Map<string, string>
       return { type: 'PruneOrphanBridges', liveBridgeNames: required('--live').split(',').filter((name) => name !== '') };
     case 'nat':
       return { type: 'NatStatus' };
+    case 'dns-register':
+      return { type: 'RegisterDns', name: required('--name'), ip: required('--ip') };
+    case 'dns-unregister':
+      return { type: 'UnregisterDns', name: required('--name') };
     case 'remove-peer':
       return { type: 'RemovePeer', pubkey: required('--public-key'), scope: 'global' };
     case 'add-peer': {
@@ -216,8 +255,14 @@ function render(command: ClientCommand, response: Response): string {
       if (response.wgPublicKey !== null) lines.push(`dedicated device: key ${response.wgPublicKey}, port ${response.wgPort}, address ${response.overlayIp}`);
       return lines.join('\n');
     }
-    case 'Attached':
-      return response.globalIp === null ? `eth0 ${response.ip}` : `eth0 ${response.ip}, eth1 ${response.globalIp}`;
+    case 'Attached': {
+      const links = response.globalIp === null ? `eth0 ${response.ip}` : `eth0 ${response.ip}, eth1 ${response.globalIp}`;
+      const conf = response.resolvConf;
+      if (conf === undefined || conf === null) return links;
+      // What the runtime writes to the container's /etc/resolv.conf.
+      const resolv = [`nameserver ${conf.nameserver}`, ...(conf.search.length === 0 ? [] : [`search ${conf.search.join(' ')}`]), `options ${conf.options.join(' ')}`];
+      return `${links}\nresolv.conf:\n${resolv.map((line) => `  ${line}`).join('\n')}`;
+    }
     case 'PrunedBridges':
       return response.reclaimed.length === 0 ? 'nothing to prune' : `removed ${response.reclaimed.join(', ')}`;
     case 'NatStatus': {

@@ -9,6 +9,7 @@
  *   wgPort: 51820                    # optional: default 51820
  *   hostAdapterMandatory: false      # optional
  *   nat: { enabled: true, stunServers: ["192.0.2.1:3478"] }   # optional NatConfigSpec
+ *   dnsDomain: prod.internal         # optional: the resolver's zone; default <deployment>.internal
  *   peers:
  *     - publicKey: <base64>
  *       endpoint: 192.0.2.2:51820    # optional: default roaming
@@ -30,6 +31,7 @@ import {
   checkCidr,
   nameField,
   objectAt,
+  optionalDnsDomainField,
   parseNatSpec,
   parsePeerSpec,
   ProtocolError,
@@ -47,6 +49,7 @@ export interface NodeConfig {
   wgPort?: number;
   nat?: NatConfigSpec;
   hostAdapterMandatory?: boolean;
+  dnsDomain?: string;
   peers: PeerSpec[];
 }
 
@@ -69,6 +72,8 @@ export function validateNodeConfig(document: unknown): NodeConfig {
   }
   const nat = reader.raw('nat');
   if (nat !== undefined && nat !== null) config.nat = parseNatSpec(nat, 'nat');
+  const dnsDomain = optionalDnsDomainField(reader, 'dnsDomain');
+  if (dnsDomain !== undefined) config.dnsDomain = dnsDomain;
   const peers = reader.raw('peers');
   if (peers !== undefined && peers !== null) {
     if (!Array.isArray(peers)) throw new ProtocolError(`peers: expected a list of peers, got ${typeof peers}`);
@@ -144,6 +149,7 @@ export function setupRequestFromConfig(config: NodeConfig, defaultInstanceId: st
   };
   if (config.sliceCidr !== undefined) request.sliceCidr = config.sliceCidr;
   if (config.nat !== undefined) request.nat = config.nat;
+  if (config.dnsDomain !== undefined) request.dnsDomain = config.dnsDomain;
   return request;
 }
 

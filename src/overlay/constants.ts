@@ -125,3 +125,49 @@ export const DEDICATED_DEVICE_OFFSET = 2;
 export const PEERS_FILE_NAME = 'peers.json';
 /** net.ipv4.ip_forward as it was before the node changed it, inside --data-dir until restored. */
 export const SYSCTL_SNAPSHOT_FILE_NAME = 'sysctl-before.json';
+
+// ---- DNS -----------------------------------------------------------------------
+
+/** The resolver listens on the node IP, this port, UDP and TCP. */
+export const DNS_PORT = 53;
+/** Suffix of a deployment's default domain: web → web.<deployment>.internal ("internal" is reserved for private use). */
+export const DNS_DEFAULT_DOMAIN_SUFFIX = 'internal';
+/** TTL of registered records: long enough to spare the resolver, short enough that a moved container is found within minutes. */
+export const DNS_RECORD_TTL_SECS = 600;
+/** TTL of a "no such name" (the SOA's minimum): a name registered a moment later is found soon. */
+export const DNS_NEGATIVE_TTL_SECS = 30;
+/** The classic UDP limit (RFC 1035) when the client sends no EDNS size. */
+export const DNS_UDP_DEFAULT_PAYLOAD = 512;
+/** The EDNS size we advertise and the most we send over UDP (the DNS flag day 2020 value: no IP fragmentation). */
+export const DNS_UDP_MAX_PAYLOAD = 1232;
+/** Upstream resolvers tried per forwarded query (resolv.conf's MAXNS). */
+export const DNS_MAX_UPSTREAMS = 3;
+/** How long one upstream gets before the next is asked (glibc's default timeout is 5 s; 4 s keeps 3 tries under a client's 15 s). */
+export const DNS_UPSTREAM_TIMEOUT_MS = 4000;
+/**
+ * UDP sockets kept open per upstream for forwarding, each on a random port
+ * the kernel picked, and queries one socket sends before it is replaced: a
+ * socket per query cost 4× the throughput, while a forged answer must still
+ * guess the socket's port among these and a random 16-bit id.
+ */
+export const DNS_FORWARD_SOCKETS_PER_UPSTREAM = 16;
+export const DNS_FORWARD_SOCKET_USES = 2000;
+/** Forwarded queries in flight above this are answered REFUSED: a flood must not grow sockets without bound. */
+export const DNS_MAX_IN_FLIGHT = 1024;
+/** The UDP listener's receive buffer: a burst of queries waits in the kernel instead of being dropped (capped by net.core.rmem_max). */
+export const DNS_UDP_RECV_BUFFER_BYTES = 1024 * 1024;
+/** An idle TCP client is closed after this long (RFC 7766 suggests seconds, not minutes). */
+export const DNS_TCP_IDLE_MS = 10_000;
+/** TCP clients at once; more are closed at once (each holds a socket). */
+export const DNS_MAX_TCP_CLIENTS = 256;
+/** Registered names and addresses, inside --data-dir. */
+export const DNS_RECORDS_FILE_NAME = 'dns-records.json';
+/** Version of the records file's format. */
+export const DNS_RECORDS_VERSION = 1;
+/** The host's resolver list, and systemd-resolved's list of its real upstreams (used when the first names only the stub). */
+export const RESOLV_CONF_PATH = '/etc/resolv.conf';
+export const SYSTEMD_RESOLVED_UPSTREAM_PATH = '/run/systemd/resolve/resolv.conf';
+/** systemd-resolved's stub listeners: forwarding to them from the node would loop through the host's own resolver. */
+export const SYSTEMD_RESOLVED_STUBS: readonly string[] = Object.freeze(['127.0.0.53', '127.0.0.54']);
+/** `ip[:port],…` overriding the upstreams (tests, hosts whose resolv.conf is not the truth). */
+export const DNS_UPSTREAMS_ENV = 'TSWG_DNS_UPSTREAMS';

@@ -34,7 +34,9 @@
  * up (they rebuild what the data directory remembers) and closes them
  * before it goes down. Peers added over the control socket are remembered
  * per device (runtime-peers.ts) and re-added by the next setup.
- * Not here yet: DNS and firewall rules (the global setup adds no iptables
+ * The node's resolver (dns/) starts on the node IP once the global device
+ * is up and stops first on teardown.
+ * Not here yet: firewall rules (the global setup adds no iptables
  * rules, so none are left to revert).
  */
 import { join } from 'node:path';
@@ -76,6 +78,7 @@ import { ContainerAttachments, type GlobalView } from './attach/attachments.js';
 import { GLOBAL_PEER_SCOPE, RuntimePeers } from './runtime-peers.js';
 import { SysctlSnapshot } from './sysctl-snapshot.js';
 import { ServiceOverlays } from './services/service-overlays.js';
+import { defaultDomain, NodeDns } from './dns/node-dns.js';
 import { emptyStatus, peersFromDevice, type PeerStatusView, type StatusSnapshot } from './status.js';
 
 const IPV4_FORWARD_KEY = 'net.ipv4.ip_forward';
@@ -181,6 +184,7 @@ export class OverlayEngine {
   private readonly attachments: ContainerAttachments;
   private readonly runtimePeers: RuntimePeers;
   private readonly sysctlSnapshot: SysctlSnapshot;
+  private readonly dns: NodeDns;
   /** Peers the config file names: re-added from the file at each start, so not remembered as runtime peers. */
   private readonly configPeerKeys = new Set<string>();
   /** "ok", or "degraded: <reason>" while the global device is dead. */
@@ -208,6 +212,7 @@ export class OverlayEngine {
     this.services = new ServiceOverlays(serviceOptions);
     this.runtimePeers = new RuntimePeers(options.dataDir);
     this.sysctlSnapshot = new SysctlSnapshot(options.dataDir);
+    this.dns = new NodeDns({ dataDir: options.dataDir, log: this.log });
     this.attachments = new ContainerAttachments({
       dataDir: options.dataDir,
       log: this.log,
@@ -269,7 +274,7 @@ export class OverlayEngine {
   /** The status snapshot (also what the metrics endpoint renders). */
   status(): StatusSnapshot {
     const g = this.global;
-    if (g === null) return { ...emptyStatus(this.clusterCidr), health: this.health };
+    if (g === null) return { ...emptyStatus(this.clusterCidr), health: this.health, dns: this.dns.status() };
     const peers = this.peerViews();
     const views = this.services.statusViews((service) => this.attachments.members(service));
     return {
@@ -284,6 +289,7 @@ export class OverlayEngine {
       peers,
       services: views.services,
       dedicatedServices: views.dedicated,
+      dns: this.dns.status(),
     };
   }
 
@@ -305,7 +311,7 @@ export class OverlayEngine {
 
   /** Prometheus text for the global device's peers (empty families before setup). */
   metrics(): string {
-    return renderMetrics(this.interfaceName ?? '', this.peerViews(), this.health === 'ok');
+    return renderMetrics(this.interfaceName ?? '', this.peerViews(), this.health === 'ok', this.dns.counters);
   }
 
   private async dispatch(request: Request): Promise<Response> {
@@ -344,8 +350,10 @@ export class OverlayEngine {
       case 'TeardownServiceOverlay':
         await this.teardownService(request.service);
         return { type: 'Ok' };
-      case 'AttachContainer':
-        return await this.attachments.attach(request);
+      case 'AttachContainer': {
+        const attached = await this.attachments.attach(request);
+        return attached.type === 'Attached' ? { ...attached, resolvConf: this.dns.resolvConf(request.dnsServer, request.dnsDomain) } : attached;
+      }
       case 'DetachContainer':
         await this.attachments.detach(request.handle);
         return { type: 'Ok' };
@@ -361,6 +369,12 @@ export class OverlayEngine {
       case 'Shutdown':
         this.shutdownRequested = true;
         await this.teardownGlobal();
+        return { type: 'Ok' };
+      case 'RegisterDns':
+        this.dns.register(request.name, request.ip);
+        return { type: 'Ok' };
+      case 'UnregisterDns':
+        this.dns.unregister(request.name);
         return { type: 'Ok' };
     }
   }
@@ -452,6 +466,7 @@ export class OverlayEngine {
       // What the data directory remembers is best-effort: the global overlay is up either way.
       await this.restoreNode(g).catch((error: unknown) => this.log.error(`restoring services, peers and attachments: ${describe(error)}`));
     }
+    if (g.device !== null) await this.dns.start(nodeIp, request.dnsDomain ?? defaultDomain(request.deployment));
     return g.bridgeName;
   }
 
@@ -652,6 +667,7 @@ export class OverlayEngine {
   private async teardownGlobal(): Promise<void> {
     const g = this.global;
     if (g === null) return;
+    await this.dns.stop();
     // Containers and service overlays first: their links hang off the node's routes and forwarding.
     await this.attachments.close().catch((error: unknown) => this.log.error(`detaching containers: ${describe(error)}`));
     await this.services.close().catch((error: unknown) => this.log.error(`removing service overlays: ${describe(error)}`));

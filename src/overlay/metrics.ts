@@ -9,9 +9,18 @@
  * plus two of ours:
  *   tswg_peer_connection_type{interface,public_key,type} 1               gauge (NAT tick's verdict)
  *   tswg_node_up 1                                                        gauge (0 while the global device is dead)
+ *   tswg_dns_queries_total{result="answered|forwarded|refused|malformed"} counter (the node's resolver)
  * "sent" is what this node sent to the peer (tx), "received" what came from it (rx).
  */
 import type { PeerStatusView } from './protocol.js';
+
+/** The resolver's counts (dns/server.ts DnsCounters), one sample each of tswg_dns_queries_total{result}. */
+export interface DnsQueryCounts {
+  answered: number;
+  forwarded: number;
+  refused: number;
+  malformed: number;
+}
 
 /** The Content-Type of the text format. */
 export const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
@@ -46,7 +55,7 @@ interface Family {
 }
 
 /** The metrics page for the device `interfaceName` and its peers. */
-export function renderMetrics(interfaceName: string, peers: readonly PeerStatusView[], nodeUp = true): string {
+export function renderMetrics(interfaceName: string, peers: readonly PeerStatusView[], nodeUp = true, dns?: DnsQueryCounts): string {
   const sent: Family = { name: 'wireguard_sent_bytes_total', help: 'Bytes sent to the peer', type: 'counter', samples: [] };
   const received: Family = { name: 'wireguard_received_bytes_total', help: 'Bytes received from the peer', type: 'counter', samples: [] };
   const handshake: Family = { name: 'wireguard_latest_handshake_seconds', help: 'Seconds from the last handshake', type: 'gauge', samples: [] };
@@ -80,8 +89,21 @@ export function renderMetrics(interfaceName: string, peers: readonly PeerStatusV
     type: 'gauge',
     samples: [`tswg_node_up ${nodeUp ? 1 : 0}`],
   };
+  const families = [sent, received, handshake, connection, up];
+  if (dns !== undefined) {
+    const queries: Family = {
+      name: 'tswg_dns_queries_total',
+      help: 'DNS queries to the node resolver: answered locally, forwarded upstream, refused (too many in flight), malformed (dropped)',
+      type: 'counter',
+      samples: [],
+    };
+    for (const result of ['answered', 'forwarded', 'refused', 'malformed'] as const) {
+      queries.samples.push(`${queries.name}${labels([['result', result]])} ${sampleValue(dns[result])}`);
+    }
+    families.push(queries);
+  }
   const lines: string[] = [];
-  for (const family of [sent, received, handshake, connection, up]) {
+  for (const family of families) {
     lines.push(`# HELP ${family.name} ${escapeHelp(family.help)}`, `# TYPE ${family.name} ${family.type}`, ...family.samples);
   }
   return `${lines.join('\n')}\n`;

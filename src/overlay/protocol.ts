@@ -88,6 +88,33 @@ export interface StatusSnapshot {
   dedicatedServices: DedicatedServiceStatusView[];
   /** "ok", or "degraded: <reason>" while the global device is dead; absent from older nodes. */
   health?: string;
+  /** The node's resolver; absent from nodes older than it. */
+  dns?: DnsStatusView;
+}
+
+/** The node's resolver in a Status answer; the counts are since the daemon started. */
+export interface DnsStatusView {
+  /** "ip:port" it answers on; null while the global overlay is down or the port could not be bound. */
+  listening: string | null;
+  /** The zone's domain (default <deployment>.internal); null while the global overlay is down. */
+  domain: string | null;
+  /** Registered addresses. */
+  records: number;
+  /** Answered from the zone. */
+  answered: number;
+  /** Sent to an upstream resolver. */
+  forwarded: number;
+  /** Refused: too many forwards in flight. */
+  refused: number;
+  /** Dropped: not a DNS query. */
+  malformed: number;
+}
+
+/** What a container's /etc/resolv.conf should say; the runtime writes it (the container has its own mount namespace). */
+export interface ResolvConfView {
+  nameserver: string;
+  search: string[];
+  options: string[];
 }
 
 /** How a service's containers are networked on a node. */
@@ -135,6 +162,8 @@ export interface AttachResult {
   ip: string;
   /** eth1's address on the node slice when joinGlobal was asked for; null otherwise. */
   globalIp: string | null;
+  /** The container's resolv.conf when the attach named dnsServer or dnsDomain; null otherwise (absent from older nodes). */
+  resolvConf?: ResolvConfView | null;
 }
 
 /** AttachContainer's answer for a VM that runs its own WireGuard (guestManaged). */
@@ -168,6 +197,8 @@ export interface SetupGlobalOverlayRequest {
   wgPort: number;
   nat?: NatConfigSpec;
   hostAdapterMandatory: boolean;
+  /** The DNS zone's domain; default <deployment>.internal. */
+  dnsDomain?: string;
 }
 export interface TeardownGlobalOverlayRequest {
   type: 'TeardownGlobalOverlay';
@@ -242,6 +273,17 @@ export interface NatStatusRequest {
 export interface ShutdownRequest {
   type: 'Shutdown';
 }
+/** A name (its domain appended when left out) gets `ip` as an A or AAAA record; repeated calls add addresses. */
+export interface RegisterDnsRequest {
+  type: 'RegisterDns';
+  name: string;
+  ip: string;
+}
+/** Every record of a name goes (Ok when it had none). */
+export interface UnregisterDnsRequest {
+  type: 'UnregisterDns';
+  name: string;
+}
 
 export type Request =
   | SetLocalNodeIdRequest
@@ -262,7 +304,9 @@ export type Request =
   | StatusRequest
   | NatTickRequest
   | NatStatusRequest
-  | ShutdownRequest;
+  | ShutdownRequest
+  | RegisterDnsRequest
+  | UnregisterDnsRequest;
 
 export type RequestType = Request['type'];
 
@@ -405,6 +449,17 @@ const NAME_PATTERN = /^[A-Za-z0-9_-]+$/;
 const NAME_TEXT = 'a name of letters, digits, "-" and "_"';
 const MAX_NAME_LENGTH = 253;
 
+/** A domain name: dot-separated labels of letters, digits, "-" and "_" (a trailing dot allowed). */
+const DNS_DOMAIN_PATTERN = /^(?:[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.)*[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.?$/;
+const DNS_DOMAIN_TEXT = 'a domain name (labels of letters, digits, "-" and "_", 1..63 characters, joined by dots)';
+
+/** An optional domain-name field (absent or null → undefined). */
+export function optionalDnsDomainField(reader: ObjectReader, key: string): string | undefined {
+  const value = reader.optionalString(key, { nonEmpty: true });
+  if (value === undefined) return undefined;
+  return checkString(value, reader.fieldPath(key), { pattern: DNS_DOMAIN_PATTERN, patternText: DNS_DOMAIN_TEXT, maxLength: MAX_NAME_LENGTH });
+}
+
 export function nameField(reader: ObjectReader, key: string): string {
   return reader.string(key, { nonEmpty: true, pattern: NAME_PATTERN, patternText: NAME_TEXT, maxLength: MAX_NAME_LENGTH });
 }
@@ -546,6 +601,8 @@ const REQUEST_PARSERS: Record<RequestType, RequestParser> = {
     if (slice !== undefined) request.sliceCidr = checkCidr(slice, r.fieldPath('sliceCidr'));
     const nat = r.raw('nat');
     if (nat !== undefined && nat !== null) request.nat = parseNatSpec(nat, r.fieldPath('nat'));
+    const dnsDomain = optionalDnsDomainField(r, 'dnsDomain');
+    if (dnsDomain !== undefined) request.dnsDomain = dnsDomain;
     return request;
   },
   TeardownGlobalOverlay: () => ({ type: 'TeardownGlobalOverlay' }),
@@ -595,6 +652,13 @@ const REQUEST_PARSERS: Record<RequestType, RequestParser> = {
   NatTick: () => ({ type: 'NatTick' }),
   NatStatus: () => ({ type: 'NatStatus' }),
   Shutdown: () => ({ type: 'Shutdown' }),
+  RegisterDns: (r) => {
+    const name = r.string('name', { nonEmpty: true, maxLength: MAX_NAME_LENGTH });
+    const ip = r.string('ip');
+    if (isIP(ip) === 0) fail(r.fieldPath('ip'), 'an IP address', ip);
+    return { type: 'RegisterDns', name, ip };
+  },
+  UnregisterDns: (r) => ({ type: 'UnregisterDns', name: r.string('name', { nonEmpty: true, maxLength: MAX_NAME_LENGTH }) }),
 };
 
 export const REQUEST_TYPES: readonly RequestType[] = Object.freeze(Object.keys(REQUEST_PARSERS) as RequestType[]);

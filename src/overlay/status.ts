@@ -182,6 +182,11 @@ export function formatStatusTable(status: StatusSnapshot, nowSecs: number = Date
     ['services', String(status.serviceCount)],
     ...(status.health === undefined ? [] : [['health', status.health] as [string, string]]),
   ];
+  const dns = status.dns;
+  if (dns !== undefined) {
+    const where = dns.listening === null ? 'not listening' : `${dns.listening}, ${dns.domain ?? NONE}, ${dns.records} records`;
+    summary.push(['dns', `${where}; ${dns.answered} answered, ${dns.forwarded} forwarded, ${dns.refused} refused, ${dns.malformed} malformed`]);
+  }
   const width = Math.max(...summary.map(([label]) => label.length)) + 1;
   const head = summary.map(([label, value]) => `${`${label}:`.padEnd(width)} ${value}`).join('\n');
   const services = (status.services ?? []).length === 0 ? '' : `\n\n${formatServicesTable(status)}`;

@@ -100,6 +100,7 @@ describe('loadNodeConfig', () => {
     ['bad peer CIDR', `deployment: d\npeers:\n  - publicKey: ${KEY_A}\n    allowedIps: [10.0.0.0/99]\n`, /: peers\[0\]: invalid CIDR 10\.0\.0\.0\/99: /],
     ['duplicate peer', `deployment: d\npeers:\n  - publicKey: ${KEY_A}\n  - publicKey: ${KEY_A}\n`, /: peers\[1\]\.publicKey: the same key as peers\[0\]$/],
     ['unknown field', 'deployment: d\nwgport: 1\n', /: unknown field "wgport"$/],
+    ['bad dnsDomain', 'deployment: d\ndnsDomain: "a b"\n', /: dnsDomain: expected a domain name/],
     ['unknown peer field', `deployment: d\npeers:\n  - publicKey: ${KEY_A}\n    endpont: 1.2.3.4:5\n`, /: peers\[0\]: unknown field "endpont"$/],
   ])('%s → OverlayError naming the file and field', (name, text, pattern) => {
     const path = text === null ? join(root, 'missing.yaml') : write(name === 'bad YAML' ? 'bad.yaml' : `${name.replace(/ /g, '-')}.yaml`, text);
@@ -127,5 +128,8 @@ describe('requests from a config', () => {
     expect(adds).toHaveLength(1);
     expect(parseRequest(encodeRequest(adds[0]!))).toEqual(adds[0]);
     expect(setupRequestFromConfig(parseNodeConfig(YAML_TEXT, 'x'), 'ignored')).toMatchObject({ instanceId: 'node1', nat: { enabled: true } });
+    const withDomain = setupRequestFromConfig(parseNodeConfig('deployment: demo\ndnsDomain: prod.internal\n', 'x'), 'abcd1234');
+    expect(withDomain.dnsDomain).toBe('prod.internal');
+    expect(parseRequest(encodeRequest(withDomain))).toEqual(withDomain);
   });
 });

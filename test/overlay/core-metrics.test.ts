@@ -108,6 +108,18 @@ const PEERS: PeerStatusView[] = [
 ];
 
 describe('renderMetrics', () => {
+  it('the resolver counters: one tswg_dns_queries_total sample per result', () => {
+    const families = parseExposition(renderMetrics('wg0', [], true, { answered: 5, forwarded: 3, refused: 1, malformed: 10_000 }));
+    const dns = families.get('tswg_dns_queries_total')!;
+    expect(dns.type).toBe('counter');
+    expect(dns.samples).toEqual([
+      { name: 'tswg_dns_queries_total', labels: { result: 'answered' }, value: 5 },
+      { name: 'tswg_dns_queries_total', labels: { result: 'forwarded' }, value: 3 },
+      { name: 'tswg_dns_queries_total', labels: { result: 'refused' }, value: 1 },
+      { name: 'tswg_dns_queries_total', labels: { result: 'malformed' }, value: 10_000 },
+    ]);
+  });
+
   it('is valid exposition text with the exporter names, types and labels', () => {
     const page = renderMetrics('wg0', PEERS);
     const families = parseExposition(page);

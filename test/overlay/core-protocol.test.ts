@@ -81,6 +81,8 @@ const REQUESTS: Request[] = [
   { type: 'NatTick' },
   { type: 'NatStatus' },
   { type: 'Shutdown' },
+  { type: 'RegisterDns', name: 'web', ip: '10.200.1.2' },
+  { type: 'UnregisterDns', name: 'web.prod.internal' },
 ];
 
 const RESPONSES: Response[] = [
@@ -141,7 +143,18 @@ function protocolError(line: string): string {
 describe('requests', () => {
   it('every variant is covered by the round-trip list', () => {
     expect(new Set(REQUESTS.map((r) => r.type))).toEqual(new Set(REQUEST_TYPES));
-    expect(REQUEST_TYPES).toHaveLength(19);
+    expect(REQUEST_TYPES).toHaveLength(21);
+  });
+
+  it('RegisterDns / UnregisterDns name the bad field; SetupGlobalOverlay.dnsDomain must be a domain name', () => {
+    expect(protocolError('{"type":"RegisterDns","name":"web","ip":"10.0.0.300"}')).toBe('RegisterDns.ip: expected an IP address, got "10.0.0.300"');
+    expect(protocolError('{"type":"RegisterDns","name":"","ip":"10.0.0.3"}')).toBe('RegisterDns.name: expected a non-empty string, got ""');
+    expect(protocolError('{"type":"RegisterDns","ip":"10.0.0.3"}')).toBe('RegisterDns.name: expected a non-empty string, got nothing');
+    expect(protocolError('{"type":"UnregisterDns","name":7}')).toBe('UnregisterDns.name: expected a non-empty string, got 7');
+    expect(protocolError('{"type":"SetupGlobalOverlay","deployment":"d","instanceId":"i","clusterCidr":"10.200.0.0/16","dnsDomain":"bad domain"}')).toMatch(
+      /^SetupGlobalOverlay\.dnsDomain: expected a domain name/,
+    );
+    expect(parseRequest('{"type":"SetupGlobalOverlay","deployment":"d","instanceId":"i","clusterCidr":"10.200.0.0/16","dnsDomain":"svc.cluster."}')).toMatchObject({ dnsDomain: 'svc.cluster.' });
   });
 
   it.each(REQUESTS.map((r) => [r.type, r] as const))('%s round-trips through one line', (_type, request) => {

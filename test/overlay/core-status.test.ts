@@ -157,6 +157,12 @@ describe('tables for people', () => {
     expect(table[2]!.slice(column).startsWith('-')).toBe(true);
   });
 
+  it('a dns line after the summary when the node reports its resolver', () => {
+    const withDns = { ...status, dns: { listening: '10.200.3.1:53', domain: 'prod.internal', records: 3, answered: 7, forwarded: 2, refused: 0, malformed: 1 } };
+    expect(formatStatusTable(withDns, now).split('\n')[7]).toBe('dns:          10.200.3.1:53, prod.internal, 3 records; 7 answered, 2 forwarded, 0 refused, 1 malformed');
+    expect(formatStatusTable({ ...withDns, dns: { ...withDns.dns, listening: null, domain: null } }, now).split('\n')[7]).toMatch(/^dns: +not listening; 7 answered/);
+  });
+
   it('before setup, says so', () => {
     expect(formatStatusTable(emptyStatus(), now)).toMatch(/^interface: +\(global overlay not set up\)/);
     expect(formatStatusTable(emptyStatus(), now)).toMatch(/no peers$/);
