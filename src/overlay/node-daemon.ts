@@ -13,6 +13,7 @@
 import http from 'node:http';
 import type { Logger } from '../device/logger.js';
 import { addPeerRequestsFromConfig, loadNodeConfig, setupRequestFromConfig, type NodeConfig } from './config-file.js';
+import { startNodeMembership, STATIC_MEMBERSHIP_VIEW, type NodeMembership } from './membership/node-membership.js';
 import { ControlServer } from './control-server.js';
 import { OverlayEngine } from './engine.js';
 import { OverlayError } from './errors.js';
@@ -72,8 +73,10 @@ export async function runNodeDaemon(options: NodeDaemonOptions): Promise<number>
   const engine = new OverlayEngine({ dataDir: options.dataDir, log, ...(options.uapiDirectory === undefined ? {} : { uapiDirectory: options.uapiDirectory }) });
 
   let shutdownAfterAnswer: (() => void) | null = null;
+  let membership: NodeMembership | null = null;
   const handler = async (request: Request): Promise<Response> => {
     const response = await engine.handle(request);
+    if (response.type === 'Status') response.membership = membership?.membership.status() ?? STATIC_MEMBERSHIP_VIEW;
     if (engine.shutdownRequested) queueMicrotask(() => shutdownAfterAnswer?.());
     return response;
   };
@@ -85,6 +88,8 @@ export async function runNodeDaemon(options: NodeDaemonOptions): Promise<number>
     if (natTimer !== null) clearInterval(natTimer);
     natTimer = null;
     if (metricsServer !== null) await new Promise<void>((resolve) => metricsServer!.close(() => resolve()));
+    // Withdrawn first, so peers drop this node now rather than when its lease expires.
+    await membership?.stop(true);
     // Shutdown first (through the queue, after what is already queued), then the socket goes.
     await server.submit({ type: 'Shutdown' });
     await server.close();
@@ -95,11 +100,9 @@ export async function runNodeDaemon(options: NodeDaemonOptions): Promise<number>
   try {
     await engine.sweepOrphans();
     if (config !== null) {
-      engine.setConfigPeers(addPeerRequestsFromConfig(config).map((request) => request.peer.publicKey));
-      for (const request of configRequests(config, engine.instanceId)) {
-        const answer = unwrap(await server.submit(request), `${options.configPath}: ${request.type}`);
-        if (answer.type === 'BridgeName') bridgeName = answer.name;
-      }
+      const host = { publicKey: engine.publicKey, instanceId: engine.instanceId, status: () => engine.status(), submit: (r: Request) => server.submit(r), setConfigPeers: (k: Iterable<string>) => engine.setConfigPeers(k) };
+      membership = await startNodeMembership(config, options.configPath!, host, options.dataDir, log);
+      bridgeName = membership.bridgeName;
       log.verbose(`started handshakes with ${engine.greetPeers()} configured peer(s)`);
       const nat = config.nat;
       if (nat !== undefined && nat.enabled === true) {
