@@ -13,7 +13,8 @@ import { prefixEnd } from '../../src/overlay/membership/etcd-client.js';
 import { desiredPeers } from '../../src/overlay/membership/peer-set.js';
 import { encodeNodeRecord, encodeSliceRecord, KeyLayout, parseNodeRecord, slicesOf } from '../../src/overlay/membership/records.js';
 import { StaticMembership } from '../../src/overlay/membership/static.js';
-import { parseResponse, type PeerSpec } from '../../src/overlay/protocol.js';
+import { parseResponse, type PeerSpec, type StatusSnapshot } from '../../src/overlay/protocol.js';
+import { formatStatusTable } from '../../src/overlay/status.js';
 
 const key = (): string => randomBytes(32).toString('base64');
 
@@ -181,5 +182,15 @@ describe('Status answer', () => {
   });
   it('refuses a malformed membership field', () => {
     expect(() => parseResponse(JSON.stringify({ ...base, membership: { backend: 'zk', healthy: true, member: true, revision: null } }))).toThrow('Status.membership.backend');
+  });
+});
+
+describe('tswg node status', () => {
+  const snapshot: StatusSnapshot = { interface: null, nodeIp: null, publicKey: null, overlayCidr: null, sliceCidr: null, peerCount: 0, serviceCount: 0, peers: [], services: [], dedicatedServices: [] };
+  it('shows the membership line when the node reports one', () => {
+    expect(formatStatusTable(snapshot)).not.toContain('membership');
+    expect(formatStatusTable({ ...snapshot, membership: { backend: 'etcd', healthy: true, member: true, revision: 42 } })).toContain('membership:   etcd, healthy, member, revision 42');
+    expect(formatStatusTable({ ...snapshot, membership: { backend: 'etcd', healthy: false, member: true, revision: 42 } })).toContain('DEGRADED');
+    expect(formatStatusTable({ ...snapshot, membership: { backend: 'static', healthy: true, member: true, revision: null } })).toContain('membership:   static');
   });
 });
