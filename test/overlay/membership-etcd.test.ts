@@ -12,7 +12,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Logger } from '../../src/device/logger.js';
-import { EtcdClient } from '../../src/overlay/membership/etcd-client.js';
+import { EtcdClient, EtcdUnavailableError, type WatchMessage } from '../../src/overlay/membership/etcd-client.js';
 import { EtcdMembership } from '../../src/overlay/membership/etcd.js';
 import type { EtcdMembershipConfig } from '../../src/overlay/membership/config.js';
 import type { LocalRecord, NodeInfo } from '../../src/overlay/membership/membership.js';
@@ -39,12 +39,13 @@ interface TestNode {
   peers: Map<string, PeerSpec>;
   events: string[];
   errors: string[];
+  verbose: string[];
   slice: string;
   record: LocalRecord;
 }
 
-function logger(errors: string[]): Logger {
-  return { verbose: () => undefined, error: (message) => errors.push(message) };
+function logger(errors: string[], verbose: string[]): Logger {
+  return { verbose: (message) => verbose.push(message), error: (message) => errors.push(message) };
 }
 
 function etcdConfig(endpoints: string[] = etcd.endpoints, extra: Partial<EtcdMembershipConfig> = {}): EtcdMembershipConfig {
@@ -61,7 +62,26 @@ function record(): LocalRecord {
 }
 
 /** Start a member (a fresh identity unless `from` is given: a restart with its data dir and key). */
-async function join(deployment: string, nodeId: string, options: { from?: TestNode; config?: EtcdMembershipConfig; clusterCidr?: string; sliceCidr?: string; startTimeoutMs?: number } = {}): Promise<TestNode> {
+/** A client that can be cut off from etcd (every call fails as if unreachable) and put back. */
+class SeveredClient extends EtcdClient {
+  severed = false;
+  watchesStarted: number[] = [];
+  override async leaseKeepAlive(id: string): Promise<number> {
+    if (this.severed) throw new EtcdUnavailableError('severed by the test');
+    return super.leaseKeepAlive(id);
+  }
+  override async watch(prefix: string, start: number, onMessage: (m: WatchMessage) => void, signal: AbortSignal): Promise<void> {
+    if (this.severed) throw new EtcdUnavailableError('severed by the test');
+    this.watchesStarted.push(start);
+    return super.watch(prefix, start, onMessage, signal);
+  }
+}
+
+async function join(
+  deployment: string,
+  nodeId: string,
+  options: { from?: TestNode; config?: EtcdMembershipConfig; clusterCidr?: string; sliceCidr?: string; startTimeoutMs?: number; client?: EtcdClient } = {},
+): Promise<TestNode> {
   const dataDir = options.from?.dataDir ?? createTempDir('tswg-membership-');
   const info: NodeInfo = {
     deployment,
@@ -72,16 +92,17 @@ async function join(deployment: string, nodeId: string, options: { from?: TestNo
     ...(options.sliceCidr === undefined ? {} : { sliceCidr: options.sliceCidr }),
   };
   const errors: string[] = [];
+  const verbose: string[] = [];
   const config = options.config ?? etcdConfig();
   const membership = new EtcdMembership({
     config,
     dataDir,
-    log: logger(errors),
-    client: new EtcdClient({ endpoints: config.endpoints, timeoutMs: 1000 }),
+    log: logger(errors, verbose),
+    client: options.client ?? new EtcdClient({ endpoints: config.endpoints, timeoutMs: 1000 }),
     startTimeoutMs: options.startTimeoutMs ?? 10_000,
   });
   const slice = await membership.start(info);
-  const node: TestNode = { info, dataDir, membership, peers: new Map(), events: [], errors, slice, record: options.from?.record ?? record() };
+  const node: TestNode = { info, dataDir, membership, peers: new Map(), events: [], errors, verbose, slice, record: options.from?.record ?? record() };
   await membership.onPeers({
     add: async (id, spec) => {
       node.peers.set(id, spec);
@@ -207,6 +228,29 @@ describe('etcd membership', () => {
 });
 
 describe('etcd outages', () => {
+  it('a watch resumed after a compaction lists again and applies the difference', async () => {
+    const deployment = newDeployment();
+    const client = new SeveredClient({ endpoints: etcd.endpoints, timeoutMs: 1000 });
+    const a = await join(deployment, 'a', { client });
+    const b = await join(deployment, 'b');
+    await waitForPeer(a, 'b', true);
+    client.severed = true;
+    await waitUntil(() => !a.membership.status().healthy, 'a to lose etcd', 5000);
+    const seen = a.membership.status().revision!;
+    await b.membership.stop(true);
+    const c = await join(deployment, 'c');
+    const now = await etcdRevision();
+    const answer = await fetch(`${etcd.endpoints[0]}/v3/kv/compaction`, { method: 'POST', body: JSON.stringify({ revision: String(now), physical: true }) });
+    expect(answer.ok).toBe(true);
+    client.severed = false;
+    await waitForPeer(a, 'c', true, 10_000);
+    await waitForPeer(a, 'b', false, 1000);
+    expect(client.watchesStarted).toContain(seen + 1);
+    expect(a.verbose.some((line) => line.includes('was compacted'))).toBe(true);
+    expect(a.membership.status().revision).toBeGreaterThanOrEqual(now);
+    await Promise.all([a.membership.stop(true), c.membership.stop(true)]);
+  }, 20_000);
+
   it('etcd stopped: peers kept, status degraded; back: healthy, and a restart during the outage starts from the saved state', async () => {
     const outage = await startEtcdCluster();
     const config = etcdConfig(outage.endpoints);
