@@ -143,6 +143,8 @@ export const ETCD_RETRY_MIN_MS = 250;
 export const ETCD_RETRY_MAX_MS = 5000;
 /** At start-up with nothing saved, etcd is tried this long before the node gives up with an error. */
 export const MEMBERSHIP_START_TIMEOUT_MS = 30_000;
+/** SIGTERM waits at most this long for etcd to revoke the presence lease (otherwise it expires on its own). */
+export const MEMBERSHIP_REVOKE_TIMEOUT_MS = 1000;
 /** Own record re-checked this often (service subnets, NAT candidates); written only when it changed. */
 export const MEMBERSHIP_PUBLISH_CHECK_MS = 2000;
 /** A node record lists at most this many NAT candidates (a record stays small). */

@@ -17,7 +17,7 @@ import { EtcdMembership } from '../../src/overlay/membership/etcd.js';
 import type { EtcdMembershipConfig } from '../../src/overlay/membership/config.js';
 import type { LocalRecord, NodeInfo } from '../../src/overlay/membership/membership.js';
 import type { PeerSpec } from '../../src/overlay/protocol.js';
-import { startEtcdCluster, type EtcdCluster } from '../../scripts/lib/etcd.js';
+import { etcdctl, startEtcdCluster, type EtcdCluster } from '../../scripts/lib/etcd.js';
 import { cleanup, createTempDir, requireCommands, waitUntil } from '../../scripts/lib/netns.js';
 
 const TTL = 3;
@@ -225,6 +225,27 @@ describe('etcd membership', () => {
     await expect(join(deployment, 'd', { clusterCidr: '10.201.0.0/16' })).rejects.toThrow('but this node is configured with 10.201.0.0/16');
     await a.membership.stop(true);
   });
+});
+
+describe('etcd with authentication', () => {
+  it('authenticates with username and password; a wrong password is a clear error', async () => {
+    const secured = await startEtcdCluster();
+    etcdctl(secured, ['user', 'add', 'root:rootpw']);
+    etcdctl(secured, ['user', 'grant-role', 'root', 'root']);
+    etcdctl(secured, ['auth', 'enable']);
+    const deployment = newDeployment();
+    const good = (nodeId: string): Promise<TestNode> =>
+      join(deployment, nodeId, { config: etcdConfig(secured.endpoints, { username: 'root', password: 'rootpw' }), client: new EtcdClient({ endpoints: secured.endpoints, username: 'root', password: 'rootpw' }) });
+    const a = await good('a');
+    const b = await good('b');
+    await waitForPeer(a, 'b', true);
+    const wrong = etcdConfig(secured.endpoints, { username: 'root', password: 'nope' });
+    await expect(join(deployment, 'c', { config: wrong, client: new EtcdClient({ endpoints: secured.endpoints, username: 'root', password: 'nope' }) })).rejects.toThrow(
+      /authentication as "root" failed/,
+    );
+    await Promise.all([a.membership.stop(true), b.membership.stop(true)]);
+    await secured.stop(secured.members[0]!);
+  }, 30_000);
 });
 
 describe('etcd outages', () => {

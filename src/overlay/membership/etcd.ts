@@ -25,6 +25,7 @@ import type { Logger } from '../../device/logger.js';
 import {
   ETCD_RETRY_MAX_MS,
   ETCD_RETRY_MIN_MS,
+  MEMBERSHIP_REVOKE_TIMEOUT_MS,
   MEMBERSHIP_START_TIMEOUT_MS,
   PRESENCE_KEEPALIVE_FRACTION,
   SLICE_LEASE_RENEW_SECS,
@@ -36,7 +37,7 @@ import { EtcdClient, EtcdError, EtcdUnavailableError, type KeyValue, type WatchM
 import type { LocalRecord, Membership, MembershipStatusView, NodeInfo, PeerSink } from './membership.js';
 import { MembershipStore, type SavedMembership } from './membership-store.js';
 import { desiredPeers, sameSpec, type MemberPeer } from './peer-set.js';
-import { encodeClusterRecord, encodeNodeRecord, KeyLayout, parseClusterRecord, RecordError } from './records.js';
+import { encodeClusterRecord, encodeNodeRecord, KeyLayout, parseClusterRecord } from './records.js';
 import { allocateSlice, checkSliceFits } from './slice-allocation.js';
 
 export interface EtcdMembershipOptions {
@@ -184,18 +185,30 @@ export class EtcdMembership implements Membership {
   async stop(revoke: boolean): Promise<void> {
     this.stopController.abort();
     this.watchController?.abort();
-    await Promise.allSettled(this.loops);
+    // Requests in flight are not waited for (etcd may be away); the loops write nothing once stopped.
     await this.queue.catch(() => undefined);
     if (revoke && this.presenceLease !== null) {
+      const lease = this.presenceLease;
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new EtcdUnavailableError(`no answer within ${MEMBERSHIP_REVOKE_TIMEOUT_MS} ms`)), MEMBERSHIP_REVOKE_TIMEOUT_MS);
+      });
       try {
-        await this.client.leaseRevoke(this.presenceLease);
+        await Promise.race([this.client.leaseRevoke(lease), timeout]);
         this.presenceLease = null;
         this.log.verbose('membership: presence lease revoked');
       } catch (error) {
         this.log.error(`membership: cannot revoke the presence lease (peers drop this node when it expires): ${describe(error)}`);
+      } finally {
+        clearTimeout(timer);
       }
     }
     if (this.node !== null) this.save();
+    void Promise.allSettled(this.loops);
+  }
+
+  private get stopped(): boolean {
+    return this.stopController.signal.aborted;
   }
 
   // ---- joining ---------------------------------------------------------------------
@@ -292,7 +305,7 @@ export class EtcdMembership implements Membership {
       else this.view.delete(event.kv.key);
       this.revision = Math.max(this.revision, event.kv.modRevision);
     }
-    void this.enqueue(() => this.reconcile());
+    this.enqueue(() => this.reconcile()).catch((error: unknown) => this.log.error(`membership: applying revision ${this.revision}: ${describe(error)}`));
   }
 
   private async watchLoop(): Promise<void> {
@@ -365,6 +378,7 @@ export class EtcdMembership implements Membership {
 
   private async renewLeases(): Promise<void> {
     if (this.presenceLease === null || (await this.client.leaseKeepAlive(this.presenceLease)) === 0) {
+      if (this.stopped) return;
       this.log.error('membership: presence lease expired (etcd was out of reach too long); joining again');
       this.presenceLease = (await this.client.leaseGrant(this.config.leaseTtlSeconds)).id;
       this.save();
@@ -395,7 +409,7 @@ export class EtcdMembership implements Membership {
   /** Put our node record when etcd's differs (the view is current: it includes our own writes). */
   private async writeOwnRecord(): Promise<void> {
     const value = this.ownValue();
-    if (value === null || !this.joined || this.presenceLease === null) return;
+    if (value === null || !this.joined || this.presenceLease === null || this.stopped) return;
     const key = this.layout!.nodeKey(this.node!.nodeId);
     const current = this.view.get(key);
     if (current !== undefined && current.value === value && current.lease === this.presenceLease) return;
@@ -487,5 +501,3 @@ export class EtcdMembership implements Membership {
     }
   }
 }
-
-export { RecordError };

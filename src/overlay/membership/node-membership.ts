@@ -88,8 +88,12 @@ export async function startNodeMembership(config: NodeConfig, configPath: string
     const endpoint = etcd.advertiseEndpoint ?? (await advertisedEndpoint(etcd.endpoints[0]!, setup.wgPort, log));
     const natOn = config.nat?.enabled === true;
     const publish = async (): Promise<void> => {
-      const record = await localRecord(host, endpoint, natOn);
-      await membership.publish(record).catch((error: unknown) => log.verbose(`membership: publishing: ${(error as Error).message}`));
+      try {
+        await membership.publish(await localRecord(host, endpoint, natOn));
+      } catch (error) {
+        // etcd away: the maintenance loop reports it and publishes once it is back.
+        log.verbose(`membership: publishing: ${(error as Error).message}`);
+      }
     };
     await publish();
     timer = setInterval(() => void publish(), MEMBERSHIP_PUBLISH_CHECK_MS);
