@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { parseCidr } from '../../src/device/addr.js';
-import { parseNodeConfig } from '../../src/overlay/config-file.js';
+import { loadNodeConfig, parseNodeConfig } from '../../src/overlay/config-file.js';
 import type { KeyValue } from '../../src/overlay/membership/etcd-client.js';
 import { prefixEnd } from '../../src/overlay/membership/etcd-client.js';
 import { desiredPeers } from '../../src/overlay/membership/peer-set.js';
@@ -51,6 +51,12 @@ membership:
       password: 'secret',
       advertiseEndpoint: '192.0.2.7:51820',
     });
+  });
+
+  it('reads examples/etcd-mesh.yaml', () => {
+    const example = loadNodeConfig(new URL('../../examples/etcd-mesh.yaml', import.meta.url).pathname);
+    expect(example.membership?.etcd).toMatchObject({ endpoints: ['http://10.0.0.5:2379', 'http://10.0.0.6:2379', 'http://10.0.0.7:2379'], prefix: '/tswg', leaseTtlSeconds: 30 });
+    expect(example.peers).toEqual([]);
   });
 
   it('is absent by default (static membership)', () => {
