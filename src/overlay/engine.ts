@@ -282,6 +282,16 @@ export class OverlayEngine {
     return started;
   }
 
+  /**
+   * Start a handshake with one global peer now. Membership calls it for a peer
+   * that just appeared: the node that learns of the other last must initiate,
+   * or the first packets wait for the other side's 5 s handshake retry.
+   */
+  greetPeer(publicKey: string): boolean {
+    const device = this.global?.device;
+    return device == null ? false : device.initiateHandshake(publicKeyArg(publicKey));
+  }
+
   /** Prometheus text for the global device's peers (empty families before setup). */
   metrics(): string {
     return renderMetrics(this.interfaceName ?? '', this.peerViews());

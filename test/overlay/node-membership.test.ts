@@ -78,6 +78,20 @@ describe('nodes on etcd membership', () => {
     expect(s.membership!.revision).toBeGreaterThan(0);
   });
 
+  it('a service overlay\'s subnet is published and routed to its node by the other', async () => {
+    const [a, b] = mesh.nodes as [MeshNode, MeshNode];
+    const answer = await request(a, { type: 'SetupServiceOverlay', service: 'web', mode: 'auto' });
+    if (answer.type !== 'ServiceOverlay') throw new Error(`SetupServiceOverlay: ${JSON.stringify(answer)}`);
+    const deadline = Date.now() + 6000;
+    const allowed = async (): Promise<string[]> => (await status(b)).peers.find((p) => p.publicKey === a.publicKey)?.allowedIps ?? [];
+    while (!(await allowed()).includes(answer.subnet) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect((await allowed()).sort()).toEqual([a.sliceCidr, answer.subnet].sort());
+    expect(await request(a, { type: 'TeardownServiceOverlay', service: 'web' })).toEqual({ type: 'Ok' });
+    const gone = Date.now() + 6000;
+    while ((await allowed()).includes(answer.subnet) && Date.now() < gone) await new Promise((r) => setTimeout(r, 100));
+    expect(await allowed()).toEqual([a.sliceCidr]);
+  }, 20_000);
+
   it('etcd stopped: pings continue, nothing is removed, status degraded; back: healthy', async () => {
     const [a, b] = mesh.nodes as [MeshNode, MeshNode];
     await etcd.stop(etcd.members[0]!);

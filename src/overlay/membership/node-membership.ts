@@ -25,6 +25,8 @@ export interface MembershipHost {
   submit(request: Request): Promise<Response>;
   /** Mark the config file's peers (the engine treats them specially on restart). */
   setConfigPeers(keys: Iterable<string>): void;
+  /** Start a handshake with a peer now. */
+  greetPeer(publicKey: string): void;
 }
 
 export interface NodeMembership {
@@ -81,7 +83,11 @@ export async function startNodeMembership(config: NodeConfig, configPath: string
     // Static peers of the file still apply next to the discovered ones.
     for (const request of configPeers) unwrap(await host.submit(request), `${configPath}: AddPeer`);
     const sink: PeerSink = {
-      add: async (nodeId, peer) => void unwrap(await host.submit({ type: 'AddPeer', peer, scope: 'global' }), `AddPeer for node ${nodeId}`),
+      add: async (nodeId, peer) => {
+        unwrap(await host.submit({ type: 'AddPeer', peer, scope: 'global' }), `AddPeer for node ${nodeId}`);
+        // The peer may have learnt of this node first and have its handshake dropped: answer it now.
+        host.greetPeer(peer.publicKey);
+      },
       remove: async (nodeId, publicKey) => void unwrap(await host.submit({ type: 'RemovePeer', pubkey: publicKey, scope: 'global' }), `RemovePeer for node ${nodeId}`),
     };
     await membership.onPeers(sink);
