@@ -10,6 +10,7 @@
  * Needs the etcd and etcdctl binaries (Debian's etcd-server, etcd-client).
  */
 import { randomBytes } from 'node:crypto';
+import { createServer, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Logger } from '../../src/device/logger.js';
 import { EtcdClient, EtcdUnavailableError, type WatchMessage } from '../../src/overlay/membership/etcd-client.js';
@@ -224,6 +225,40 @@ describe('etcd membership', () => {
     await expect(join(deployment, 'c', { sliceCidr: '10.200.7.0/24' })).rejects.toThrow('is a /24, but slices of 10.200.0.0/16 are /26');
     await expect(join(deployment, 'd', { clusterCidr: '10.201.0.0/16' })).rejects.toThrow('but this node is configured with 10.201.0.0/16');
     await a.membership.stop(true);
+  });
+});
+
+describe('etcd client', () => {
+  it('fails over from an endpoint that never answers (after its timeout) and from one that refuses', async () => {
+    const sockets: Socket[] = [];
+    const silent = createServer((socket) => void sockets.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', () => resolve()));
+    const port = (silent.address() as { port: number }).port;
+    try {
+      const client = new EtcdClient({ endpoints: [`http://127.0.0.1:${port}`, 'http://127.0.0.1:9', ...etcd.endpoints], timeoutMs: 300 });
+      const started = Date.now();
+      await client.put('/tswg-test/failover', 'x');
+      expect(Date.now() - started).toBeGreaterThanOrEqual(300);
+      expect(client.endpoint).toBe(etcd.endpoints[0]);
+      const again = Date.now();
+      expect((await client.range('/tswg-test/failover')).kvs[0]?.value).toBe('x');
+      expect(Date.now() - again).toBeLessThan(300);
+      const dead = new EtcdClient({ endpoints: [`http://127.0.0.1:${port}`, 'http://127.0.0.1:9'], timeoutMs: 200 });
+      await expect(dead.range('/x')).rejects.toThrow(/etcd unreachable \(http:\/\/127\.0\.0\.1:\d+: no answer within 200 ms; http:\/\/127\.0\.0\.1:9: /);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      silent.close();
+    }
+  });
+
+  it('keeps lease ids exact (beyond 2^53) and re-attaches to a saved one', async () => {
+    const client = new EtcdClient({ endpoints: etcd.endpoints });
+    const { id } = await client.leaseGrant(30);
+    expect(id).toMatch(/^\d+$/);
+    expect(await new EtcdClient({ endpoints: etcd.endpoints }).leaseKeepAlive(id)).toBeGreaterThan(0);
+    await client.leaseRevoke(id);
+    expect(await client.leaseKeepAlive(id)).toBe(0);
+    await client.leaseRevoke(id); // already gone: not an error
   });
 });
 
