@@ -144,6 +144,27 @@ describe('nodes on etcd membership', () => {
     await pingOverlay(a, b.nodeIp, 3000);
   });
 
+  it('a node restarted while etcd is down comes up with its saved slice and peers, and forwards', async () => {
+    const [a, b] = mesh.nodes as [MeshNode, MeshNode];
+    const slice = b.sliceCidr;
+    await etcd.stop(etcd.members[0]!);
+    try {
+      await b.process!.stop(5000);
+      await startMember(b);
+      expect(b.sliceCidr).toBe(slice);
+      expect((await status(b)).membership).toMatchObject({ backend: 'etcd', healthy: false });
+      expect(await peerKeys(b)).toContain(a.publicKey);
+      await pingOverlay(b, a.nodeIp, 10_000);
+      await pingOverlay(a, b.nodeIp, 10_000);
+    } finally {
+      await etcd.start(etcd.members[0]!);
+    }
+    const deadline = Date.now() + 15_000;
+    while (!(await status(b)).membership!.healthy && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    expect((await status(b)).membership).toMatchObject({ healthy: true, member: true });
+    expect(await peerKeys(a)).toContain(b.publicKey);
+  }, 40_000);
+
   it('SIGTERM: the other node removes it within about a second', async () => {
     const [a, b] = mesh.nodes as [MeshNode, MeshNode];
     const started = Date.now();
