@@ -100,7 +100,15 @@ export async function runNodeDaemon(options: NodeDaemonOptions): Promise<number>
   try {
     await engine.sweepOrphans();
     if (config !== null) {
-      const host = { publicKey: engine.publicKey, instanceId: engine.instanceId, status: () => engine.status(), submit: (r: Request) => server.submit(r), setConfigPeers: (k: Iterable<string>) => engine.setConfigPeers(k), greetPeer: (k: string) => void engine.greetPeer(k) };
+      // The slice and peers come from the config file, or from etcd when it has a membership section.
+      const host = {
+        publicKey: engine.publicKey,
+        instanceId: engine.instanceId,
+        status: () => engine.status(),
+        submit: (r: Request) => server.submit(r),
+        setConfigPeers: (keys: Iterable<string>) => engine.setConfigPeers(keys),
+        greetPeer: (key: string) => void engine.greetPeer(key),
+      };
       membership = await startNodeMembership(config, options.configPath!, host, options.dataDir, log);
       bridgeName = membership.bridgeName;
       log.verbose(`started handshakes with ${engine.greetPeers()} configured peer(s)`);
