@@ -81,7 +81,15 @@ class SeveredClient extends EtcdClient {
 async function join(
   deployment: string,
   nodeId: string,
-  options: { from?: TestNode; config?: EtcdMembershipConfig; clusterCidr?: string; sliceCidr?: string; startTimeoutMs?: number; client?: EtcdClient } = {},
+  options: {
+    from?: TestNode;
+    config?: EtcdMembershipConfig;
+    clusterCidr?: string;
+    sliceCidr?: string;
+    startTimeoutMs?: number;
+    client?: EtcdClient;
+    allocationLease?: { ttlSecs: number; renewMs: number };
+  } = {},
 ): Promise<TestNode> {
   const dataDir = options.from?.dataDir ?? createTempDir('tswg-membership-');
   const info: NodeInfo = {
@@ -101,6 +109,7 @@ async function join(
     log: logger(errors, verbose),
     client: options.client ?? new EtcdClient({ endpoints: config.endpoints, timeoutMs: 1000 }),
     startTimeoutMs: options.startTimeoutMs ?? 10_000,
+    ...(options.allocationLease === undefined ? {} : { allocationLease: options.allocationLease }),
   });
   const slice = await membership.start(info);
   const node: TestNode = { info, dataDir, membership, peers: new Map(), events: [], errors, verbose, slice, record: options.from?.record ?? record() };
@@ -171,6 +180,31 @@ describe('etcd membership', () => {
     await new Promise((resolve) => setTimeout(resolve, (TTL + 1) * 1000));
     expect(a.events).toEqual(['add b']);
     await Promise.all([a.membership.stop(true), again.membership.stop(true)]);
+  }, 20_000);
+
+  it('renews the allocation lease, and reserves its slice again when the reservation disappears', async () => {
+    const deployment = newDeployment();
+    const a = await join(deployment, 'a', { allocationLease: { ttlSecs: 3, renewMs: 1000 } });
+    const b = await join(deployment, 'b');
+    await waitForPeer(b, 'a', true);
+    const client = new EtcdClient({ endpoints: etcd.endpoints });
+    const sliceKey = `/tswg-test/${deployment}/slices/${a.slice}`;
+    const first = (await client.range(sliceKey)).kvs[0]!;
+    await new Promise((resolve) => setTimeout(resolve, 5000)); // past the 3 s TTL: only renewal keeps it
+    expect((await client.range(sliceKey)).kvs[0]?.lease).toBe(first.lease);
+    await client.leaseRevoke(first.lease);
+    await waitUntil(() => a.errors.some((e) => e.includes('allocation lease')), 'a to notice its reservation is gone', 5000);
+    let restored: string | undefined;
+    const deadline = Date.now() + 5000;
+    while (restored === undefined && Date.now() < deadline) {
+      restored = (await client.range(sliceKey)).kvs[0]?.lease;
+      if (restored === undefined) await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(restored).toBeDefined();
+    expect(restored).not.toBe(first.lease);
+    await waitForPeer(b, 'a', true);
+    expect(b.peers.get('a')!.allowedIps).toBe(a.slice);
+    await Promise.all([a.membership.stop(true), b.membership.stop(true)]);
   }, 20_000);
 
   it('ignores bad records with a warning naming them, and keeps watching', async () => {

@@ -49,6 +49,8 @@ export interface EtcdMembershipOptions {
   /** How long start() keeps trying when nothing is saved; default MEMBERSHIP_START_TIMEOUT_MS. */
   startTimeoutMs?: number;
   random?: () => number;
+  /** The allocation lease's TTL and renewal period; default SLICE_LEASE_TTL_SECS and SLICE_LEASE_RENEW_SECS (tests shorten them). */
+  allocationLease?: { ttlSecs: number; renewMs: number };
 }
 
 function describe(error: unknown): string {
@@ -238,7 +240,7 @@ export class EtcdMembership implements Membership {
         );
       }
     }
-    this.allocationLease = await this.renewOrGrant(this.allocationLease, SLICE_LEASE_TTL_SECS);
+    this.allocationLease = await this.renewOrGrant(this.allocationLease, this.options.allocationLease?.ttlSecs ?? SLICE_LEASE_TTL_SECS);
     const request = {
       layout,
       ...this.sliceContext(),
@@ -383,7 +385,7 @@ export class EtcdMembership implements Membership {
       this.presenceLease = (await this.client.leaseGrant(this.config.leaseTtlSeconds)).id;
       this.save();
     }
-    if (Date.now() - this.lastSlice >= SLICE_LEASE_RENEW_SECS * 1000) {
+    if (Date.now() - this.lastSlice >= (this.options.allocationLease?.renewMs ?? SLICE_LEASE_RENEW_SECS * 1000)) {
       if (this.allocationLease === null || (await this.client.leaseKeepAlive(this.allocationLease)) === 0) {
         this.log.error(`membership: the allocation lease of slice ${this.slice} expired; reserving it again`);
         this.allocationLease = null;
@@ -432,6 +434,11 @@ export class EtcdMembership implements Membership {
     if (this.sink === null || this.revision === 0 || this.needList) return;
     const ownKey = this.layout!.nodeKey(this.node!.nodeId);
     if (this.joined && this.record !== null && !this.view.has(ownKey)) this.wake?.();
+    if (this.joined && this.slice !== null && !this.view.has(this.layout!.sliceKey(this.slice))) {
+      // Our reservation is gone (its lease expired or was revoked): check the lease and reserve the slice again now.
+      this.lastSlice = 0;
+      this.wake?.();
+    }
     const desired = desiredPeers(
       this.view.values(),
       { layout: this.layout!, cluster: this.cluster!, selfNodeId: this.node!.nodeId, selfPublicKey: this.node!.publicKey },
