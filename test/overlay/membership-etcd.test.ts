@@ -228,13 +228,18 @@ describe('etcd membership', () => {
     const a = await join(deployment, 'a');
     const b = await join(deployment, 'b');
     await waitForPeer(a, 'b', true);
-    const before = await etcdRevision();
+    // The deployment's keys and their revisions (the store's revision moves with other tests' leases).
+    const snapshot = async (): Promise<string[]> =>
+      (await new EtcdClient({ endpoints: etcd.endpoints }).range(`/tswg-test/${deployment}/`, { prefix: true })).kvs.map((kv) => `${kv.key}@${kv.modRevision}`);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const before = await snapshot();
     for (let i = 0; i < 5; i++) {
       await a.membership.publish({ ...a.record });
       await new Promise((resolve) => setTimeout(resolve, 300));
     }
     await new Promise((resolve) => setTimeout(resolve, TTL * 1000));
-    expect(await etcdRevision()).toBe(before);
+    expect(await snapshot()).toEqual(before);
+    expect(before).toHaveLength(5); // config, two slices, two nodes
     await Promise.all([a.membership.stop(true), b.membership.stop(true)]);
   }, 15_000);
 
