@@ -15,6 +15,8 @@
  *       endpoint: 192.0.2.2:51820    # optional: default roaming
  *       allowedIps: [10.200.2.0/26]  # or "10.200.2.0/26,10.200.3.0/26"
  *       persistentKeepaliveSecs: 25
+ *   membership:                      # optional: slices and peers from etcd (membership/config.ts)
+ *     etcd: { endpoints: [http://10.0.0.5:2379], prefix: /tswg, leaseTtlSeconds: 30 }
  *
  * YAML is parsed with the `yaml` package (YAML 1.2 core schema; a JSON
  * document is valid YAML, so one parser reads both). Every field is checked
@@ -26,6 +28,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { DEFAULT_CLUSTER_CIDR, DEFAULT_WG_PORT } from './constants.js';
 import { OverlayError } from './errors.js';
+import { parseMembershipConfig, type MembershipConfig } from './membership/config.js';
 import { peerSpecToInfo } from './peer-spec.js';
 import {
   checkCidr,
@@ -51,6 +54,8 @@ export interface NodeConfig {
   hostAdapterMandatory?: boolean;
   dnsDomain?: string;
   peers: PeerSpec[];
+  /** Absent: static membership (this file and the control API). */
+  membership?: MembershipConfig;
 }
 
 /** Check a parsed document; throws ProtocolError naming the field (no file name). */
@@ -94,6 +99,8 @@ export function validateNodeConfig(document: unknown): NodeConfig {
       seen.set(peer.publicKey, i);
     });
   }
+  const membership = reader.raw('membership');
+  if (membership !== undefined && membership !== null) config.membership = parseMembershipConfig(membership, 'membership');
   reader.rejectUnknown();
   return config;
 }

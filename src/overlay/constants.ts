@@ -171,3 +171,41 @@ export const SYSTEMD_RESOLVED_UPSTREAM_PATH = '/run/systemd/resolve/resolv.conf'
 export const SYSTEMD_RESOLVED_STUBS: readonly string[] = Object.freeze(['127.0.0.53', '127.0.0.54']);
 /** `ip[:port],…` overriding the upstreams (tests, hosts whose resolv.conf is not the truth). */
 export const DNS_UPSTREAMS_ENV = 'TSWG_DNS_UPSTREAMS';
+
+// ---- membership (etcd) ---------------------------------------------------------
+
+/** What the node remembers of its membership inside --data-dir: lease ids, slice, last known peers. */
+export const MEMBERSHIP_FILE_NAME = 'membership.json';
+/** Keys live under <prefix>/<deployment>/ unless the config names another prefix. */
+export const DEFAULT_ETCD_PREFIX = '/tswg';
+/** Presence lease: a node that stops renewing disappears from its peers within about this long. */
+export const DEFAULT_PRESENCE_LEASE_TTL_SECS = 30;
+/** Below this a single slow keep-alive round trip would expire the lease. */
+export const MIN_PRESENCE_LEASE_TTL_SECS = 2;
+/** Keep-alive every third of the TTL: two renewals can fail before the lease expires. */
+export const PRESENCE_KEEPALIVE_FRACTION = 3;
+/** Slices handed out by etcd: 62 container addresses per node, 1024 nodes in a /16. */
+export const DEFAULT_SLICE_PREFIX_LEN = 26;
+/** The slice reservation outlives crashes and reboots by hours; a node gone longer gives its slice back. */
+export const SLICE_LEASE_TTL_SECS = 24 * 3600;
+/** Renewed well before expiry: an etcd outage of many hours still cannot free a live node's slice. */
+export const SLICE_LEASE_RENEW_SECS = 3600;
+/** A new node picks at random among this many first free slices: concurrent joiners rarely collide, and slices stay packed. */
+export const SLICE_PICK_WINDOW = 8;
+/** Conflicting allocation transactions retried this many times before giving up. */
+export const SLICE_ALLOCATION_ATTEMPTS = 32;
+/** One etcd request (not a watch stream) is abandoned after this long and the next endpoint tried. */
+export const ETCD_REQUEST_TIMEOUT_MS = 3000;
+/** Reconnect backoff after etcd failures: doubled from the first to the last value. */
+export const ETCD_RETRY_MIN_MS = 250;
+export const ETCD_RETRY_MAX_MS = 5000;
+/** At start-up with nothing saved, etcd is tried this long before the node gives up with an error. */
+export const MEMBERSHIP_START_TIMEOUT_MS = 30_000;
+/** SIGTERM waits at most this long for etcd to revoke the presence lease (otherwise it expires on its own). */
+export const MEMBERSHIP_REVOKE_TIMEOUT_MS = 1000;
+/** Own record re-checked this often (service subnets, NAT candidates); written only when it changed. */
+export const MEMBERSHIP_PUBLISH_CHECK_MS = 2000;
+/** A node record lists at most this many NAT candidates (a record stays small). */
+export const MAX_ADVERTISED_CANDIDATES = 10;
+/** Version of the node and slice records' JSON. */
+export const MEMBERSHIP_RECORD_VERSION = 1;

@@ -72,7 +72,7 @@ import { OverlayError } from './errors.js';
 import { renderMetrics } from './metrics.js';
 import { makeInterfaceName } from './naming.js';
 import { peerSpecToInfo } from './peer-spec.js';
-import type { PeerScope, PeerSpec, Request, Response } from './protocol.js';
+import type { PeerScope, Request, Response } from './protocol.js';
 import { StateStore, type NodeState } from './state-store.js';
 import { ContainerAttachments, type GlobalView } from './attach/attachments.js';
 import { GLOBAL_PEER_SCOPE, RuntimePeers } from './runtime-peers.js';
@@ -307,6 +307,16 @@ export class OverlayEngine {
       if (peer.endpoint !== null && device.initiateHandshake(peer.publicKey)) started++;
     }
     return started;
+  }
+
+  /**
+   * Start a handshake with one global peer now. Membership calls it for a peer
+   * that just appeared: the node that learns of the other last must initiate,
+   * or the first packets wait for the other side's 5 s handshake retry.
+   */
+  greetPeer(publicKey: string): boolean {
+    const device = this.global?.device;
+    return device == null ? false : device.initiateHandshake(publicKeyArg(publicKey));
   }
 
   /** Prometheus text for the global device's peers (empty families before setup). */

@@ -18,7 +18,8 @@ import { existsSync, rmSync, unlinkSync } from 'node:fs';
 import http from 'node:http';
 import { dirname, join, resolve } from 'node:path';
 import type { Logger } from '../device/logger.js';
-import { addPeerRequestsFromConfig, loadNodeConfig, setupRequestFromConfig, type NodeConfig } from './config-file.js';
+import { loadNodeConfig, type NodeConfig } from './config-file.js';
+import { startNodeMembership, STATIC_MEMBERSHIP_VIEW, type NodeMembership } from './membership/node-membership.js';
 import { ControlServer } from './control-server.js';
 import { DEVICE_RESTART_WINDOW_MS, STATE_FILE_NAME } from './constants.js';
 import { OverlayEngine } from './engine.js';
@@ -52,16 +53,6 @@ export function parseListenAddress(text: string): { host: string; port: number }
   const port = match === null ? NaN : Number(match[3]);
   if (match === null || port > 65535) throw new OverlayError(`invalid --metrics address ${JSON.stringify(text)}: expected HOST:PORT`);
   return { host: match[1] ?? (match[2] === '' ? '0.0.0.0' : match[2]!), port };
-}
-
-function unwrap(response: Response, what: string): Response {
-  if (response.type === 'Err') throw new OverlayError(`${what}: ${response.message}`);
-  return response;
-}
-
-/** The requests an embedded config stands for, in order. */
-export function configRequests(config: NodeConfig, defaultInstanceId: string): Request[] {
-  return [setupRequestFromConfig(config, defaultInstanceId), ...addPeerRequestsFromConfig(config)];
 }
 
 /** The outermost directory of `path` (itself included) that does not exist yet; null when `path` exists. */
@@ -129,9 +120,11 @@ export async function runNodeDaemon(options: NodeDaemonOptions): Promise<number>
 
   let engine: OverlayEngine | null = null;
   let shutdownAfterAnswer: (() => void) | null = null;
+  let membership: NodeMembership | null = null;
   const handler = async (request: Request): Promise<Response> => {
     if (engine === null) return { type: 'Err', message: 'the node is still starting' };
     const response = await engine.handle(request);
+    if (response.type === 'Status') response.membership = membership?.membership.status() ?? STATIC_MEMBERSHIP_VIEW;
     if (engine.shutdownRequested) queueMicrotask(() => shutdownAfterAnswer?.());
     return response;
   };
@@ -173,6 +166,8 @@ export async function runNodeDaemon(options: NodeDaemonOptions): Promise<number>
       metrics.closeAllConnections();
       await closed;
     }
+    // Withdrawn first, so peers drop this node now rather than when its lease expires.
+    await membership?.stop(true);
     // Shutdown first (through the queue, after at most SHUTDOWN_QUEUE_WAIT_MS of what is in flight), then the socket goes.
     await server.submit({ type: 'Shutdown' });
     await server.close();
@@ -181,20 +176,27 @@ export async function runNodeDaemon(options: NodeDaemonOptions): Promise<number>
 
   let bridgeName: string | null = null;
   try {
-    engine = new OverlayEngine({
+    const live = new OverlayEngine({
       dataDir: options.dataDir,
       log,
       onDeviceFailure,
       ...(options.uapiDirectory === undefined ? {} : { uapiDirectory: options.uapiDirectory }),
     });
-    await engine.sweepOrphans();
+    engine = live;
+    await live.sweepOrphans();
     if (config !== null) {
-      engine.setConfigPeers(addPeerRequestsFromConfig(config).map((request) => request.peer.publicKey));
-      for (const request of configRequests(config, engine.instanceId)) {
-        const answer = unwrap(await server.submit(request), `${options.configPath}: ${request.type}`);
-        if (answer.type === 'BridgeName') bridgeName = answer.name;
-      }
-      log.verbose(`started handshakes with ${engine.greetPeers()} configured peer(s)`);
+      // The slice and peers come from the config file, or from etcd when it has a membership section.
+      const host = {
+        publicKey: live.publicKey,
+        instanceId: live.instanceId,
+        status: () => live.status(),
+        submit: (r: Request) => server.submit(r),
+        setConfigPeers: (keys: Iterable<string>) => live.setConfigPeers(keys),
+        greetPeer: (key: string) => void live.greetPeer(key),
+      };
+      membership = await startNodeMembership(config, options.configPath!, host, options.dataDir, log);
+      bridgeName = membership.bridgeName;
+      log.verbose(`started handshakes with ${live.greetPeers()} configured peer(s)`);
       const nat = config.nat;
       if (nat !== undefined && nat.enabled === true) {
         const every = (nat.stunRefreshIntervalSecs ?? 0) > 0 ? nat.stunRefreshIntervalSecs! : DEFAULT_NAT_TICK_SECS;
@@ -207,7 +209,7 @@ export async function runNodeDaemon(options: NodeDaemonOptions): Promise<number>
         natTimer = setInterval(tick, every * 1000);
       }
     }
-    if (options.metrics !== undefined) metricsServer = await serveMetrics(options.metrics, engine);
+    if (options.metrics !== undefined) metricsServer = await serveMetrics(options.metrics, live);
     if (fatal !== null) throw new OverlayError(fatal);
   } catch (error) {
     await teardown().catch(() => undefined);

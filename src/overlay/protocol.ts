@@ -90,6 +90,8 @@ export interface StatusSnapshot {
   health?: string;
   /** The node's resolver; absent from nodes older than it. */
   dns?: DnsStatusView;
+  /** Where the node's peers come from; absent from older nodes. */
+  membership?: MembershipStatusView;
 }
 
 /** The node's resolver in a Status answer; the counts are since the daemon started. */
@@ -115,6 +117,17 @@ export interface ResolvConfView {
   nameserver: string;
   search: string[];
   options: string[];
+}
+
+/** The membership backend in a Status answer. */
+export interface MembershipStatusView {
+  backend: 'static' | 'etcd';
+  /** false while etcd is unreachable (known peers are kept meanwhile). */
+  healthy: boolean;
+  /** Whether this node's own record is published. */
+  member: boolean;
+  /** The etcd revision the node's view is at; null for static. */
+  revision: number | null;
 }
 
 /** How a service's containers are networked on a node. */
@@ -778,6 +791,7 @@ export function parseResponse(line: string): Response {
       object.services ??= [];
       object.dedicatedServices ??= [];
       checkArrayFields(object, type, ['services', 'dedicatedServices']);
+      if (object.membership !== undefined) checkMembershipView(object.membership, type);
       for (const field of ['peerCount', 'serviceCount']) {
         if (typeof object[field] !== 'number') fail(`${type}.${field}`, 'a number', object[field]);
       }
@@ -791,6 +805,15 @@ export function parseResponse(line: string): Response {
       break;
   }
   return object as Response;
+}
+
+function checkMembershipView(value: unknown, type: string): void {
+  if (!isObject(value)) fail(`${type}.membership`, 'an object', value);
+  if (value.backend !== 'static' && value.backend !== 'etcd') fail(`${type}.membership.backend`, '"static" or "etcd"', value.backend);
+  for (const field of ['healthy', 'member']) {
+    if (typeof value[field] !== 'boolean') fail(`${type}.membership.${field}`, 'a boolean', value[field]);
+  }
+  if (value.revision !== null && typeof value.revision !== 'number') fail(`${type}.membership.revision`, 'a number or null', value.revision);
 }
 
 /** Err{message} for a thrown error: its message verbatim (OverlayError and ProtocolError messages are written for clients). */

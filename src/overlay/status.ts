@@ -8,7 +8,7 @@ import { formatCidr, formatEndpoint } from '../device/addr.js';
 import type { UapiDeviceState } from '../device/uapi.js';
 import { encodeKey } from '../noise/keys.js';
 import { DEFAULT_CLUSTER_CIDR } from './constants.js';
-import type { NatStatusWire, PeerStatusView, StatusSnapshot } from './protocol.js';
+import type { MembershipStatusView, NatStatusWire, PeerStatusView, StatusSnapshot } from './protocol.js';
 
 export type { PeerStatusView, StatusSnapshot } from './protocol.js';
 
@@ -187,10 +187,18 @@ export function formatStatusTable(status: StatusSnapshot, nowSecs: number = Date
     const where = dns.listening === null ? 'not listening' : `${dns.listening}, ${dns.domain ?? NONE}, ${dns.records} records`;
     summary.push(['dns', `${where}; ${dns.answered} answered, ${dns.forwarded} forwarded, ${dns.refused} refused, ${dns.malformed} malformed`]);
   }
+  if (status.membership !== undefined) summary.push(['membership', describeMembership(status.membership)]);
   const width = Math.max(...summary.map(([label]) => label.length)) + 1;
   const head = summary.map(([label, value]) => `${`${label}:`.padEnd(width)} ${value}`).join('\n');
   const services = (status.services ?? []).length === 0 ? '' : `\n\n${formatServicesTable(status)}`;
   return `${head}\n\n${formatPeersTable(status.peers, nowSecs)}${services}`;
+}
+
+/** "etcd, healthy, member, revision 42"; "etcd, DEGRADED (etcd unreachable, known peers kept), …" during an outage. */
+export function describeMembership(view: MembershipStatusView): string {
+  if (view.backend === 'static') return 'static (config file and control API)';
+  const health = view.healthy ? 'healthy' : 'DEGRADED (etcd unreachable, known peers kept)';
+  return `${view.backend}, ${health}, ${view.member ? 'member' : 'not yet a member'}, revision ${view.revision ?? NONE}`;
 }
 
 /** One row per service overlay; a dedicated one shows its device, port and peers. */

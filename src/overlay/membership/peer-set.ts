@@ -1,0 +1,106 @@
+/**
+ * From what etcd holds under the deployment to the peers the global device
+ * should have. A node record becomes a peer only when its slice is inside the
+ * cluster and the slice's own record names that node and key: a node cannot
+ * route someone else's slice to itself by writing a record. Bad records are
+ * reported (with the reason) and skipped; the rest still apply.
+ */
+import { parseCidr, type Cidr } from '../../device/addr.js';
+import { DEFAULT_PERSISTENT_KEEPALIVE_SECS, ROAMING_ENDPOINT } from '../constants.js';
+import { peerSpecToInfo } from '../peer-spec.js';
+import { parsePeerSpec, type PeerSpec } from '../protocol.js';
+import type { KeyValue } from './etcd-client.js';
+import { cidrInside, cidrsOverlap, parseNodeRecord, parseSliceRecord, RecordError, type KeyLayout, type NodeRecord, type SliceRecord } from './records.js';
+
+export interface MemberPeer {
+  nodeId: string;
+  spec: PeerSpec;
+}
+
+export interface PeerSetContext {
+  layout: KeyLayout;
+  cluster: Cidr;
+  selfNodeId: string;
+  selfPublicKey: string;
+}
+
+/** A record that was skipped: its key, the revision it was written at, and why. */
+export type SkipReport = (key: string, modRevision: number, reason: string) => void;
+
+/** nodeId → the peer to program, for every acceptable node record but our own. */
+export function desiredPeers(kvs: Iterable<KeyValue>, context: PeerSetContext, skip: SkipReport): Map<string, MemberPeer> {
+  const { layout } = context;
+  const slices = new Map<string, SliceRecord>();
+  const nodes: Array<{ kv: KeyValue; nodeId: string }> = [];
+  for (const kv of kvs) {
+    if (kv.key.startsWith(layout.slices)) {
+      try {
+        slices.set(kv.key.slice(layout.slices.length), parseSliceRecord(kv.value, kv.key));
+      } catch (error) {
+        skip(kv.key, kv.modRevision, reason(error));
+      }
+    } else if (kv.key.startsWith(layout.nodes)) {
+      nodes.push({ kv, nodeId: kv.key.slice(layout.nodes.length) });
+    }
+  }
+  nodes.sort((a, b) => (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0));
+
+  const accepted: Array<{ nodeId: string; kv: KeyValue; record: NodeRecord; slice: Cidr }> = [];
+  const keys = new Map<string, string>();
+  for (const { kv, nodeId } of nodes) {
+    if (nodeId === context.selfNodeId) continue;
+    try {
+      const record = parseNodeRecord(kv.value, kv.key);
+      const slice = parseCidr(record.slice);
+      if (!cidrInside(context.cluster, slice)) throw new RecordError(`${kv.key}: slice ${record.slice} is outside the cluster`);
+      const owner = slices.get(record.slice);
+      if (owner === undefined) throw new RecordError(`${kv.key}: slice ${record.slice} has no reservation`);
+      if (owner.nodeId !== nodeId || owner.publicKey !== record.publicKey) {
+        throw new RecordError(`${kv.key}: slice ${record.slice} is reserved for node ${owner.nodeId}, not this one`);
+      }
+      if (record.publicKey === context.selfPublicKey) throw new RecordError(`${kv.key}: has this node's own public key`);
+      const earlier = keys.get(record.publicKey);
+      if (earlier !== undefined) throw new RecordError(`${kv.key}: same public key as node ${earlier}`);
+      keys.set(record.publicKey, nodeId);
+      accepted.push({ nodeId, kv, record, slice });
+    } catch (error) {
+      skip(kv.key, kv.modRevision, reason(error));
+    }
+  }
+
+  const peers = new Map<string, MemberPeer>();
+  for (const { nodeId, kv, record, slice } of accepted) {
+    try {
+      const subnets = record.serviceSubnets.map((text) => parseCidr(text));
+      for (const other of accepted) {
+        if (other.nodeId === nodeId) continue;
+        const index = subnets.findIndex((subnet) => cidrsOverlap(subnet, other.slice));
+        if (index >= 0) throw new RecordError(`${kv.key}: service subnet ${record.serviceSubnets[index]} overlaps node ${other.nodeId}'s slice`);
+      }
+      const spec = parsePeerSpec(
+        {
+          publicKey: record.publicKey,
+          endpoint: record.endpoint ?? ROAMING_ENDPOINT,
+          allowedIps: [record.slice, ...record.serviceSubnets.filter((s) => !cidrsOverlap(parseCidr(s), slice))].join(','),
+          persistentKeepaliveSecs: DEFAULT_PERSISTENT_KEEPALIVE_SECS,
+          candidates: record.candidates,
+        },
+        kv.key,
+      );
+      peerSpecToInfo(spec);
+      peers.set(nodeId, { nodeId, spec });
+    } catch (error) {
+      skip(kv.key, kv.modRevision, reason(error));
+    }
+  }
+  return peers;
+}
+
+function reason(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** Whether two specs program the device the same way. */
+export function sameSpec(a: PeerSpec, b: PeerSpec): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
