@@ -33,8 +33,9 @@
  * up (they rebuild what the data directory remembers) and closes them
  * before it goes down. Peers added over the control socket are remembered
  * per device (runtime-peers.ts) and re-added by the next setup.
- * Not here yet: DNS and firewall rules (the global setup adds no iptables
- * rules, so none are left to revert).
+ * The firewall (firewall/) comes up after the global overlay, follows the
+ * isolation members of attach and detach, and goes before the overlay does.
+ * Not here yet: DNS.
  */
 import { join } from 'node:path';
 import { formatCidr, formatEndpoint, maskBytes, parseCidr, type Cidr } from '../device/addr.js';
@@ -60,8 +61,10 @@ import { LinuxTun } from '../tun/linux.js';
 import { IpAllocator } from './allocator.js';
 import { hostAdapterFailureFatal, localEndpointFor, rootlessFromEnvironment } from './build-config.js';
 import {
+  DEDICATED_PORT_BAND_SIZE,
   DEFAULT_CLUSTER_CIDR,
   GLOBAL_SUFFIX,
+  MAX_UDP_PORT,
   HOST_ADAPTER_DISABLED_NAME,
   OVERLAY_MTU,
 } from './constants.js';
@@ -74,6 +77,8 @@ import { StateStore, type NodeState } from './state-store.js';
 import { ContainerAttachments, type GlobalView } from './attach/attachments.js';
 import { GLOBAL_PEER_SCOPE, RuntimePeers } from './runtime-peers.js';
 import { ServiceOverlays } from './services/service-overlays.js';
+import type { FirewallInput } from './firewall/firewall.js';
+import { NodeFirewall } from './firewall/node-firewall.js';
 import { emptyStatus, peersFromDevice, type PeerStatusView, type StatusSnapshot } from './status.js';
 
 const IPV4_FORWARD_KEY = 'net.ipv4.ip_forward';
@@ -87,6 +92,8 @@ export interface OverlayEngineOptions {
   uapiDirectory?: string;
   /** Unspecified local endpoint, no sysctls; default: TSWG_ROOTLESS or ZLAYER_ROOTLESS set. */
   rootless?: boolean;
+  /** false: no firewall rules at all (--no-firewall); rootless mode implies it. Default true. */
+  firewall?: boolean;
 }
 
 /** What global setup changed in the kernel, so teardown can put it back. */
@@ -178,6 +185,7 @@ export class OverlayEngine {
   private readonly runtimePeers: RuntimePeers;
   /** Peers the config file names: re-added from the file at each start, so not remembered as runtime peers. */
   private readonly configPeerKeys = new Set<string>();
+  private readonly firewall: NodeFirewall;
 
   constructor(options: OverlayEngineOptions) {
     this.log = options.log;
@@ -200,6 +208,8 @@ export class OverlayEngine {
       releaseSliceIp: (ip) => this.releaseIp(ip),
       teardownService: (service) => this.teardownService(service),
     });
+    const firewallOff = this.rootless ? 'rootless mode' : options.firewall === false ? 'disabled by --no-firewall' : null;
+    this.firewall = new NodeFirewall({ dataDir: options.dataDir, log: this.log, disabledReason: firewallOff });
   }
 
   /** The node's public key (base64), from the state file. */
@@ -255,6 +265,7 @@ export class OverlayEngine {
       peers,
       services: views.services,
       dedicatedServices: views.dedicated,
+      firewall: this.firewall.status(),
     };
   }
 
@@ -315,11 +326,16 @@ export class OverlayEngine {
         return { type: 'ServiceOverlay', ...(await this.services.setup(request.service, request.mode)) };
       case 'TeardownServiceOverlay':
         await this.teardownService(request.service);
+        await this.firewall.update(this.firewallInput());
         return { type: 'Ok' };
-      case 'AttachContainer':
-        return await this.attachments.attach(request);
+      case 'AttachContainer': {
+        const answer = await this.attachments.attach(request);
+        await this.isolateOrDetach(request);
+        return answer;
+      }
       case 'DetachContainer':
         await this.attachments.detach(request.handle);
+        await this.firewall.update(this.firewallInput());
         return { type: 'Ok' };
       case 'PruneOrphanBridges':
         return { type: 'PrunedBridges', reclaimed: await this.services.prune(request.liveBridgeNames) };
@@ -411,7 +427,42 @@ export class OverlayEngine {
     };
     this.store.save(this.state);
     if (g.device !== null) await this.restoreNode(g);
+    if (g.device !== null) {
+      try {
+        await this.firewall.start(this.firewallInput());
+      } catch (error) {
+        // A node that cannot fence its containers does not come up half-configured.
+        await this.teardownGlobal();
+        throw new OverlayError(`global overlay ${name}: ${describe(error)}`);
+      }
+    }
     return g.bridgeName;
+  }
+
+  /** What the firewall rules are built from: the node's addresses and ports and the isolation members. */
+  private firewallInput(): FirewallInput {
+    const g = this.global;
+    const members = this.attachments.list().flatMap((record) =>
+      record.isolationNetwork === null ? [] : [record.ip, ...(record.globalIp === null ? [] : [record.globalIp])].map((ip) => ({ ip, network: record.isolationNetwork! })),
+    );
+    const wgPort = g?.wgPort ?? 0;
+    return {
+      clusterCidr: g === null ? this.clusterCidr : formatCidr(g.clusterCidr),
+      nodeIp: g?.nodeIp ?? '',
+      wgPorts: { first: wgPort, last: Math.min(MAX_UDP_PORT, wgPort + DEDICATED_PORT_BAND_SIZE) },
+      members,
+    };
+  }
+
+  /** An isolation member the firewall cannot fence is detached again (never left reachable from other networks). */
+  private async isolateOrDetach(request: Extract<Request, { type: 'AttachContainer' }>): Promise<void> {
+    try {
+      await this.firewall.update(this.firewallInput());
+    } catch (error) {
+      if (request.isolationNetwork === null || request.isolationNetwork === undefined) throw error;
+      await this.attachments.detach(request.handle).catch(() => undefined);
+      throw new OverlayError(`isolation network ${request.isolationNetwork}: ${describe(error)}`);
+    }
   }
 
   /** What the data directory remembers for a fresh global overlay: runtime peers, service overlays, attachments. */
@@ -569,6 +620,7 @@ export class OverlayEngine {
     // Containers and service overlays first: their links hang off the node's routes and forwarding.
     await this.attachments.close().catch((error: unknown) => this.log.error(`detaching containers: ${describe(error)}`));
     await this.services.close().catch((error: unknown) => this.log.error(`removing service overlays: ${describe(error)}`));
+    await this.firewall.stop().catch((error: unknown) => this.log.error(describe(error)));
     this.global = null;
     await this.revertKernel(g);
     this.log.verbose(`global overlay ${g.interfaceName} torn down`);
@@ -717,6 +769,7 @@ export class OverlayEngine {
    * handshake in the last 75 s. Nothing to do without a global device.
    */
   private async natTick(): Promise<void> {
+    await this.firewall.reconcile();
     const g = this.global;
     if (g === null || g.device === null) {
       this.log.verbose('NatTick: no global device; nothing to do');

@@ -33,6 +33,8 @@ export interface NodeDaemonOptions {
   log: Logger;
   /** Where the global device's UAPI socket goes (tests); default /var/run/wireguard. */
   uapiDirectory?: string;
+  /** false (--no-firewall): the node adds no firewall rules. */
+  firewall?: boolean;
   /** Called once everything is up (the CLI prints "ready"). */
   onReady?: (info: { controlPath: string; metricsAddress: string | null; bridgeName: string | null }) => void;
 }
@@ -69,7 +71,12 @@ export async function runNodeDaemon(options: NodeDaemonOptions): Promise<number>
 
   // Read the config before touching anything, so a bad file changes nothing.
   const config = options.configPath === undefined ? null : loadNodeConfig(options.configPath);
-  const engine = new OverlayEngine({ dataDir: options.dataDir, log, ...(options.uapiDirectory === undefined ? {} : { uapiDirectory: options.uapiDirectory }) });
+  const engine = new OverlayEngine({
+    dataDir: options.dataDir,
+    log,
+    ...(options.uapiDirectory === undefined ? {} : { uapiDirectory: options.uapiDirectory }),
+    ...(options.firewall === undefined ? {} : { firewall: options.firewall }),
+  });
 
   let shutdownAfterAnswer: (() => void) | null = null;
   const handler = async (request: Request): Promise<Response> => {

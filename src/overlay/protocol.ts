@@ -25,6 +25,7 @@ import { NatConfigError, natConfigFromSpec, type NatConfigSpec } from '../nat/co
 import type { NatStatusWire } from '../nat/maintenance.js';
 import { decodeKey } from '../noise/keys.js';
 import { DEFAULT_WG_PORT, MAX_CONTROL_LINE_BYTES, MAX_PID, ROAMING_ENDPOINT } from './constants.js';
+import type { FirewallStatusView } from './firewall/firewall.js';
 
 export type { NatConfigSpec } from '../nat/config.js';
 export type { NatStatusWire, NatPeerStatusWire } from '../nat/maintenance.js';
@@ -86,6 +87,8 @@ export interface StatusSnapshot {
   services: ServiceStatusView[];
   /** The dedicated ones' own WireGuard devices. */
   dedicatedServices: DedicatedServiceStatusView[];
+  /** The firewall backend, or why there is none (absent before setup). */
+  firewall?: FirewallStatusView;
 }
 
 /** How a service's containers are networked on a node. */
