@@ -91,6 +91,12 @@ describe('iptables rendering', () => {
     expect(renderNatRules(plan)).toEqual(['-A TSWG-POSTROUTING -m mark --mark 0x01000000/0x01000000 -m comment --comment "tswg: masquerade marked container traffic" -j MASQUERADE']);
   });
 
+  it('the bypass role (the other iptables variant) holds only the accepts', () => {
+    const rules = renderFilterRules(plan, true);
+    expect(rules.every((r) => r.endsWith('-j ACCEPT'))).toBe(true);
+    expect(rules.some((r) => r.includes('TSWG-ISO-') || r.includes('MARK') || r.includes('TCPMSS'))).toBe(false);
+  });
+
   it('puts the jump at position 1 only when it is not already there, and deletes stale chains', () => {
     const wanted = new Map([['TSWG-FORWARD', ['-A TSWG-FORWARD -j ACCEPT']], ['TSWG-INPUT', []]]);
     const fresh = renderRestoreTable('filter', wanted, parseSave('*filter\n:FORWARD DROP [0:0]\n:INPUT ACCEPT [0:0]\nCOMMIT\n').get('filter'));

@@ -9,8 +9,9 @@
  *
  * The same class serves a "bypass" role: in an iptables variant that is not
  * the active backend but whose FORWARD/INPUT might drop overlay traffic
- * (both variants' hooks see every packet), the filter chains are applied
- * too (nat: false), and only where that variant's filter table already
+ * (both variants' hooks see every packet), TSWG-FORWARD and TSWG-INPUT hold
+ * only the accept rules (the active backend drops, marks and clamps; a drop
+ * anywhere is final), and only where that variant's filter table already
  * exists: reading or writing a missing legacy table would create it.
  *
  * Isolation in iptables: a packet to an isolated member jumps to its
@@ -62,21 +63,23 @@ export function parseSave(text: string): Map<string, SavedTable> {
 const isOurs = (chain: string): boolean => chain.startsWith('TSWG-');
 const c = (comment: string): string => `-m comment --comment ${JSON.stringify(comment)}`;
 
-/** Our rules of the filter table (declarations excluded). */
-export function renderFilterRules(plan: RulePlan): string[] {
+/** Our rules of the filter table (declarations excluded); `bypassOnly`: just the accepts. */
+export function renderFilterRules(plan: RulePlan, bypassOnly = false): string[] {
   const rules: string[] = [];
   const F = FIREWALL_CHAIN_FORWARD;
   const suffix = plan.family === 6 ? '/128' : '/32';
-  for (const network of plan.networks) {
+  for (const network of bypassOnly ? [] : plan.networks) {
     const chain = `${FIREWALL_ISOLATION_CHAIN_PREFIX}${network.index}`;
     for (const member of network.members) rules.push(`-A ${F} -d ${member}${suffix} ${c(COMMENTS.isolation(network.name))} -j ${chain}`);
     const own = new Set(network.members);
     for (const other of plan.isolated) if (!own.has(other)) rules.push(`-A ${chain} -s ${other}${suffix} ${c(COMMENTS.isolation(network.name))} -j DROP`);
   }
-  for (const w of OVERLAY_IFNAME_WILDCARDS_IPT) rules.push(`-A ${F} -o ${w} -p tcp --tcp-flags SYN,RST SYN ${c(COMMENTS.mss)} -j TCPMSS --clamp-mss-to-pmtu`);
-  for (const w of OVERLAY_IFNAME_WILDCARDS_IPT) rules.push(`-A ${F} -i ${w} -p tcp --tcp-flags SYN,RST SYN ${c(COMMENTS.mss)} -j TCPMSS --clamp-mss-to-pmtu`);
   const mark = hexMark(plan.mark);
-  rules.push(`-A ${F} -s ${plan.clusterCidr} ! -d ${plan.clusterCidr} ! -o ${OVERLAY_IFNAME_WILDCARDS_IPT[0]} ${c(COMMENTS.mark)} -j MARK --set-xmark ${mark}/${mark}`);
+  if (!bypassOnly) {
+    for (const w of OVERLAY_IFNAME_WILDCARDS_IPT) rules.push(`-A ${F} -o ${w} -p tcp --tcp-flags SYN,RST SYN ${c(COMMENTS.mss)} -j TCPMSS --clamp-mss-to-pmtu`);
+    for (const w of OVERLAY_IFNAME_WILDCARDS_IPT) rules.push(`-A ${F} -i ${w} -p tcp --tcp-flags SYN,RST SYN ${c(COMMENTS.mss)} -j TCPMSS --clamp-mss-to-pmtu`);
+    rules.push(`-A ${F} -s ${plan.clusterCidr} ! -d ${plan.clusterCidr} ! -o ${OVERLAY_IFNAME_WILDCARDS_IPT[0]} ${c(COMMENTS.mark)} -j MARK --set-xmark ${mark}/${mark}`);
+  }
   for (const w of OVERLAY_IFNAME_WILDCARDS_IPT) rules.push(`-A ${F} -i ${w} ${c(COMMENTS.acceptFrom)} -j ACCEPT`);
   for (const w of OVERLAY_IFNAME_WILDCARDS_IPT) rules.push(`-A ${F} -o ${w} -m conntrack --ctstate RELATED,ESTABLISHED ${c(COMMENTS.acceptReplies)} -j ACCEPT`);
   const I = FIREWALL_CHAIN_INPUT;
@@ -149,14 +152,15 @@ export function renderRemoveTable(tableName: string, current: SavedTable): strin
 }
 
 /** Our chains' declarations: ordered map chain → rules. */
-function wantedChains(plan: RulePlan, tableName: 'filter' | 'nat'): Map<string, string[]> {
+function wantedChains(plan: RulePlan, tableName: 'filter' | 'nat', bypassOnly: boolean): Map<string, string[]> {
   const wanted = new Map<string, string[]>();
   if (tableName === 'nat') {
     wanted.set(FIREWALL_CHAIN_POSTROUTING, renderNatRules(plan));
     return wanted;
   }
-  const rules = renderFilterRules(plan);
-  const chains = [FIREWALL_CHAIN_FORWARD, FIREWALL_CHAIN_INPUT, ...plan.networks.map((n) => `${FIREWALL_ISOLATION_CHAIN_PREFIX}${n.index}`)];
+  const rules = renderFilterRules(plan, bypassOnly);
+  const isolation = bypassOnly ? [] : plan.networks.map((n) => `${FIREWALL_ISOLATION_CHAIN_PREFIX}${n.index}`);
+  const chains = [FIREWALL_CHAIN_FORWARD, FIREWALL_CHAIN_INPUT, ...isolation];
   for (const chain of chains) wanted.set(chain, rules.filter((rule) => rule.startsWith(`-A ${chain} `)));
   return wanted;
 }
@@ -221,7 +225,7 @@ export class IptablesBackend implements FirewallBackend {
     const current = await this.save();
     if (!this.role.nat && !current.has('filter')) return;
     const tables: Array<'filter' | 'nat'> = this.role.nat ? ['filter', 'nat'] : ['filter'];
-    const lines = tables.flatMap((table) => renderRestoreTable(table, wantedChains(plan, table), current.get(table)));
+    const lines = tables.flatMap((table) => renderRestoreTable(table, wantedChains(plan, table, !this.role.nat), current.get(table)));
     const before = await this.nftObjects();
     await this.restore(lines);
     const after = await this.nftObjects();
