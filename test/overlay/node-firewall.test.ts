@@ -17,6 +17,7 @@
  */
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execInContainer, pingFromContainer, startContainer } from '../../scripts/lib/containers.js';
 import {
@@ -328,6 +329,35 @@ describe('each backend, and --no-firewall', () => {
       await ok(node, { type: 'Shutdown' }, 'Ok');
       await node.process!.waitForExit(10_000);
       expect(rulesOf(namespace)).toBe(rulesBefore);
+    });
+  }
+});
+
+describe('a rule the kernel refuses', () => {
+  const firewallModule = fileURLToPath(new URL('../../dist/src/overlay/firewall/node-firewall.js', import.meta.url));
+
+  for (const backend of ['nftables', 'iptables-nft'] as const) {
+    it(`${backend}: start fails naming the rule, and nothing is left applied`, () => {
+      const namespace = createNamespace();
+      hostileFirewall(namespace);
+      const rulesBefore = rulesOf(namespace);
+      const dataDir = createTempDir('tswg-fw-refused-');
+      // An IPv6 node address in an IPv4 rule set: every tool refuses the DNS rule.
+      const script = `
+        import { NodeFirewall } from ${JSON.stringify(firewallModule)};
+        const log = { verbose: () => {}, error: () => {} };
+        const firewall = new NodeFirewall({ dataDir: ${JSON.stringify(dataDir)}, log, env: { ...process.env, TSWG_FIREWALL: ${JSON.stringify(backend)}, TSWG_HOST_CONFIG_ROOT: '/nonexistent' } });
+        const input = { clusterCidr: '10.200.0.0/16', nodeIp: 'fd00::1', wgPorts: { first: 51820, last: 51884 }, members: [{ ip: '10.200.5.2', network: 'red' }] };
+        try { await firewall.start(input); console.log(JSON.stringify({ applied: true })); }
+        catch (error) { console.log(JSON.stringify({ error: error.message, status: firewall.status() })); }
+      `;
+      const result = JSON.parse(execIn(namespace, process.execPath, ['--input-type=module', '-e', script]).trim()) as { error?: string; status?: { backend: string | null } };
+      expect(result.error).toBeDefined();
+      expect(result.error).toMatch(/refused/);
+      expect(result.error).toContain('fd00::1');
+      expect(result.status?.backend).toBeNull();
+      expect(rulesOf(namespace)).toBe(rulesBefore);
+      expect(existsSync(join(dataDir, 'firewall.json'))).toBe(false);
     });
   }
 });
