@@ -181,6 +181,11 @@ export function formatStatusTable(status: StatusSnapshot, nowSecs: number = Date
     ['peers', String(status.peerCount)],
     ['services', String(status.serviceCount)],
   ];
+  const fw = status.firewall;
+  if (fw !== undefined) {
+    const state = fw.backend === null ? `off${fw.reason === undefined ? '' : ` (${fw.reason})`}` : `${fw.backend}, ${fw.repairs} repair(s)${fw.reason === undefined ? '' : `; ${fw.reason}`}`;
+    summary.push(['firewall', state]);
+  }
   const width = Math.max(...summary.map(([label]) => label.length)) + 1;
   const head = summary.map(([label, value]) => `${`${label}:`.padEnd(width)} ${value}`).join('\n');
   const services = (status.services ?? []).length === 0 ? '' : `\n\n${formatServicesTable(status)}`;
