@@ -60,7 +60,7 @@ describe('nftables rendering', () => {
     expect(text).toContain('ip saddr @iso_1 ip daddr @iso_all ip daddr != @iso_1 drop comment "tswg: isolation network red');
     expect(text).toContain('meta mark set meta mark | 0x01000000');
     expect(text).toContain('meta mark & 0x01000000 == 0x01000000 masquerade');
-    expect(text).toContain('tcp flags syn tcp option maxseg size set rt mtu');
+    expect(text).toContain('tcp flags syn / syn,rst tcp option maxseg size set rt mtu');
     expect(text).toContain('udp dport 51820-51884 accept');
     expect(text).toContain('ip daddr 10.200.1.1 udp dport 53 accept');
     // Never a policy other than accept in our own chains.

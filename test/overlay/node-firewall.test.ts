@@ -294,7 +294,7 @@ describe('node firewall with hostile host firewalls on both nodes', () => {
 
 describe('each backend, and --no-firewall', () => {
   for (const backend of ['iptables-nft', 'iptables-legacy', 'off'] as const) {
-    it(`${backend}: the rules go in with the jumps at position 1, and Shutdown leaves the rules as before`, async () => {
+    it(`${backend}: the rules go in with the jumps at position 1; TeardownGlobalOverlay, SIGTERM and Shutdown leave the rules as before`, async () => {
       const namespace = createNamespace();
       const node = prepareNode(namespace, 5, '192.168.78.10');
       const solo: Mesh = { deployment: mesh.deployment, lan: namespace, nodes: [node] };
@@ -326,8 +326,14 @@ describe('each backend, and --no-firewall', () => {
         }
         expect(execIn(namespace, 'nft', ['list', 'chain', 'inet', 'hostfw', 'forward'])).toContain('tswg: accept traffic from zl-*');
       }
-      await ok(node, { type: 'Shutdown' }, 'Ok');
-      await node.process!.waitForExit(10_000);
+      // Each way out reverts: TeardownGlobalOverlay (the node stays up), SIGTERM, Shutdown.
+      if (backend === 'iptables-nft') {
+        await ok(node, { type: 'TeardownGlobalOverlay' }, 'Ok');
+        expect(rulesOf(namespace)).toBe(rulesBefore);
+      }
+      if (backend === 'iptables-legacy') node.process!.child.kill('SIGTERM');
+      else await ok(node, { type: 'Shutdown' }, 'Ok');
+      expect((await node.process!.waitForExit(10_000)).code).toBe(0);
       expect(rulesOf(namespace)).toBe(rulesBefore);
     });
   }

@@ -118,8 +118,12 @@ export class NodeFirewall {
         } catch (error) {
           this.detection = { backend: null, reason: describe(error) };
         }
+        if (this.detection.backend !== null && this.detection.backend !== 'nftables' && findTool('nft') === null) {
+          // iptables cannot see frames switched inside a bridge; only nft's bridge family can.
+          this.detection.reason = 'nft is not installed: isolation networks are not fenced between members on one bridge';
+        }
         if (this.detection.backend === null) this.log.error(`firewall off: ${this.detection.reason}`);
-        else this.log.verbose(`firewall: ${this.detection.backend}`);
+        else this.log.verbose(`firewall: ${this.detection.backend}${this.detection.reason === undefined ? '' : ` (${this.detection.reason})`}`);
       }
       await this.removeLeftovers();
       const name = this.detection.backend;
