@@ -339,6 +339,26 @@ describe('each backend, and --no-firewall', () => {
   }
 });
 
+describe('a host firewall that appears after start', () => {
+  it('nftables: an iptables-legacy filter table created later gets the accept chain within one period', async () => {
+    const namespace = createNamespace();
+    const node = prepareNode(namespace, 6, '192.168.79.10');
+    writeConfig({ deployment: mesh.deployment, lan: namespace, nodes: [node] }, node);
+    await startNode(node, { config: true });
+    expect((await ok(node, { type: 'Status' }, 'Status')).firewall!.backend).toBe('nftables');
+    execIn(namespace, 'iptables-legacy', ['-w', '-P', 'FORWARD', 'DROP']);
+    await waitUntil(
+      () => /-j TSWG-FORWARD$/.test(execIn(namespace, 'iptables-legacy', ['-w', '-S', 'FORWARD']).split('\n')[1] ?? ''),
+      'the jump into TSWG-FORWARD in the new legacy table',
+      REPAIR_WITHIN_MS,
+      250,
+    );
+    await ok(node, { type: 'Shutdown' }, 'Ok');
+    await node.process!.waitForExit(10_000);
+    expect(execIn(namespace, 'iptables-legacy-save')).not.toContain('TSWG');
+  });
+});
+
 describe('a rule the kernel refuses', () => {
   const firewallModule = fileURLToPath(new URL('../../dist/src/overlay/firewall/node-firewall.js', import.meta.url));
 

@@ -248,7 +248,8 @@ export class IptablesBackend implements FirewallBackend {
 
   async snapshot(): Promise<string> {
     const tables = await this.save();
-    const out: string[] = [];
+    // The table list too: a filter table that appears later (another tool's first rule) needs our chains.
+    const out: string[] = [`tables: ${[...tables.keys()].sort().join(',')}`];
     for (const [name, table] of [...tables].sort(([x], [y]) => (x < y ? -1 : 1))) {
       for (const [chain, { rules }] of table.chains) {
         if (isOurs(chain)) out.push(`${name} :${chain}`, ...rules);
