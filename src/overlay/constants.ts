@@ -134,7 +134,7 @@ export const FIREWALL_COMMENT_PREFIX = 'tswg';
  * and tested, so other tools' bits of the mark pass through unchanged.
  */
 export const MASQUERADE_MARK = 0x1000000;
-/** Our base chains run just before the default filter / srcnat priority, so a foreign drop at the default priority sees marked packets. */
+/** Our base chains run just before the default filter / srcnat priority: the mark is set before other tools' default-priority chains see the packet. */
 export const FIREWALL_PRIORITY_OFFSET = -10;
 /** Reconcile period: what another tool flushed is back within this. */
 export const FIREWALL_RECONCILE_MS = 10_000;

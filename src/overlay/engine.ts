@@ -210,6 +210,7 @@ export class OverlayEngine {
     });
     const firewallOff = this.rootless ? 'rootless mode' : options.firewall === false ? 'disabled by --no-firewall' : null;
     this.firewall = new NodeFirewall({ dataDir: options.dataDir, log: this.log, disabledReason: firewallOff });
+    void this.firewall.removeCrashLeftovers().catch((error: unknown) => this.log.error(`firewall: ${describe(error)}`));
   }
 
   /** The node's public key (base64), from the state file. */

@@ -71,12 +71,7 @@ export async function runNodeDaemon(options: NodeDaemonOptions): Promise<number>
 
   // Read the config before touching anything, so a bad file changes nothing.
   const config = options.configPath === undefined ? null : loadNodeConfig(options.configPath);
-  const engine = new OverlayEngine({
-    dataDir: options.dataDir,
-    log,
-    ...(options.uapiDirectory === undefined ? {} : { uapiDirectory: options.uapiDirectory }),
-    ...(options.firewall === undefined ? {} : { firewall: options.firewall }),
-  });
+  const engine = new OverlayEngine({ dataDir: options.dataDir, log, ...(options.uapiDirectory === undefined ? {} : { uapiDirectory: options.uapiDirectory }), ...(options.firewall === undefined ? {} : { firewall: options.firewall }) });
 
   let shutdownAfterAnswer: (() => void) | null = null;
   const handler = async (request: Request): Promise<Response> => {

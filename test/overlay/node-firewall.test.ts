@@ -268,12 +268,17 @@ describe('node firewall with hostile host firewalls on both nodes', () => {
     await pingFromContainer(pa, ipB, 3000);
   }, 60_000);
 
-  it('kill -9 and restart: leftovers are removed before the rules go in again (no duplicates); Shutdown restores the rules as they were', async () => {
+  it('kill -9 and restart: leftovers are removed at start-up and before the rules go in again (no duplicates); Shutdown restores the rules as they were', async () => {
     const running = rulesOf(b.namespace);
     expect(running).toContain('table inet tswg');
     b.process!.child.kill('SIGKILL');
     await b.process!.exited;
     expect(rulesOf(b.namespace)).toBe(running);
+    // Started without a config (no setup yet): the leftovers go at start-up all the same.
+    await startNode(b, { env: { TSWG_HOST_CONFIG_ROOT: hostRoot } });
+    await waitUntil(() => rulesOf(b.namespace) === before.get(b.namespace), 'the leftovers to be removed at start-up', 10_000, 100);
+    await ok(b, { type: 'Shutdown' }, 'Ok');
+    await b.process!.waitForExit(10_000);
     await startNode(b, { config: true, env: { TSWG_HOST_CONFIG_ROOT: hostRoot } });
     expect(rulesOf(b.namespace)).toBe(running);
     await pingFromContainer(web.get(b)!.proc.pid, web.get(a)!.ip);

@@ -103,6 +103,17 @@ export class NodeFirewall {
     };
   }
 
+  /**
+   * At daemon start-up, before any setup: a crashed run's rules, rp_filter
+   * values and drop-ins go now, not only when the global overlay next comes up.
+   */
+  removeCrashLeftovers(): Promise<void> {
+    return this.serial(async () => {
+      if (this.disabledReason !== null || this.plan !== null) return;
+      await this.removeLeftovers();
+    });
+  }
+
   /** Leftovers out, rules in; throws (with everything removed) when a tool refuses a rule. */
   start(input: FirewallInput): Promise<void> {
     return this.serial(async () => {

@@ -58,11 +58,11 @@ export const COMMENTS = {
   jump: `${FIREWALL_COMMENT_PREFIX}: overlay rules`,
 } as const;
 
-function hexMark(mark: number): string {
+/** A mark as nft and iptables print it back (8 hex digits). */
+export function hexMark(mark: number): string {
   return `0x${mark.toString(16).padStart(8, '0')}`;
 }
 
-export { hexMark };
 
 function sortAddresses(addresses: Iterable<string>): string[] {
   return [...new Set(addresses)].sort((x, y) => (x.length - y.length) || (x < y ? -1 : x > y ? 1 : 0));
