@@ -132,18 +132,23 @@ async function sourceSeenBy(pid: number, target: string, port: number): Promise<
   return seen;
 }
 
+/** "The internet": a namespace behind a node's second uplink (up0), the node's default route, with no route back to the cluster. */
+function internetBehind(nodeNamespace: string): string {
+  const namespace = createNamespace();
+  const veth = createVethPair(nodeNamespace, { hostNamespace: namespace });
+  ip(nodeNamespace, 'link', 'set', 'dev', veth.peer.name, 'name', 'up0');
+  addressAndUp(nodeNamespace, 'up0', `${INTERNET_NODE_SIDE}/24`);
+  addressAndUp(namespace, veth.host.name, `${INTERNET_HOST}/24`);
+  ip(nodeNamespace, 'route', 'add', 'default', 'via', INTERNET_HOST);
+  return namespace;
+}
+
 beforeAll(async () => {
   requireRoot('the firewall tests');
   requireCommands('ip', 'ping', 'ncat', 'nft', 'iptables-nft', 'iptables-legacy', 'unshare', 'nsenter');
   mesh = createMesh(2);
   [a, b] = mesh.nodes as [MeshNode, MeshNode];
-  // "The internet": a namespace behind A's second uplink, with no route back to the cluster.
-  internet = createNamespace();
-  const veth = createVethPair(a.namespace, { hostNamespace: internet });
-  ip(a.namespace, 'link', 'set', 'dev', veth.peer.name, 'name', 'up0');
-  addressAndUp(a.namespace, 'up0', `${INTERNET_NODE_SIDE}/24`);
-  addressAndUp(internet, veth.host.name, `${INTERNET_HOST}/24`);
-  ip(a.namespace, 'route', 'add', 'default', 'via', INTERNET_HOST);
+  internet = internetBehind(a.namespace);
   hostRoot = createTempDir('tswg-fw-root-');
   mkdirSync(join(hostRoot, 'etc/systemd/network'), { recursive: true });
   mkdirSync(join(hostRoot, 'etc/NetworkManager/conf.d'), { recursive: true });
@@ -330,6 +335,23 @@ describe('each backend, and --no-firewall', () => {
           expect(execIn(namespace, tool, ['-w', '-S', 'FORWARD']).split('\n')[1]).toMatch(/-j TSWG-FORWARD$/);
         }
         expect(execIn(namespace, 'nft', ['list', 'chain', 'inet', 'hostfw', 'forward'])).toContain('tswg: accept traffic from zl-*');
+        // The iptables rules at work: masquerade (MARK in filter, MASQUERADE in nat) and routed isolation (TSWG-ISO-N).
+        const world = internetBehind(namespace);
+        whoAmIServer(null, world, 9002);
+        await ok(node, { type: 'SetupServiceOverlay', service: 'one', mode: 'auto' }, 'ServiceOverlay');
+        await ok(node, { type: 'SetupServiceOverlay', service: 'two', mode: 'auto' }, 'ServiceOverlay');
+        const member = async (service: string, network: string): Promise<{ pid: number; ip: string }> => {
+          const proc = await startContainer(namespace, `${network} on ${service}`);
+          return { pid: proc.pid, ip: (await ok(node, attachRequest(proc.pid, service, network), 'Attached')).ip };
+        };
+        const red1 = await member('one', 'red');
+        const red2 = await member('two', 'red');
+        const blue = await member('two', 'blue');
+        expect(await sourceSeenBy(red1.pid, INTERNET_HOST, 9002)).toBe(INTERNET_NODE_SIDE);
+        await pingFromContainer(red1.pid, red2.ip);
+        pingFails(red1.pid, blue.ip);
+        pingFails(blue.pid, red1.ip);
+        expect(execIn(namespace, `${backend}-save`)).toContain(':TSWG-ISO-1');
       }
       // Each way out reverts: TeardownGlobalOverlay (the node stays up), SIGTERM, Shutdown.
       if (backend === 'iptables-nft') {
