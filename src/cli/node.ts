@@ -2,7 +2,7 @@
  * `tswg node …`: the overlay node daemon and the client commands that talk
  * to it over its control socket.
  *
- *   tswg node --data-dir DIR [--config FILE] [--control SOCKET] [--metrics HOST:PORT]
+ *   tswg node --data-dir DIR [--config FILE] [--control SOCKET] [--metrics HOST:PORT] [--no-firewall]
  *   tswg node status|peers|nat [--control SOCKET] [--json]
  *   tswg node add-peer --public-key KEY --endpoint IP:PORT --allowed-ips CIDR[,CIDR…] [--keepalive N]
  *   tswg node remove-peer --public-key KEY
@@ -23,7 +23,7 @@ import type { NatStatusWire, Request, Response, StatusSnapshot } from '../overla
 import { formatNatStatusTable, formatPeersTable, formatServicesTable, formatStatusTable } from '../overlay/status.js';
 import { CliError, UsageError } from './key-commands.js';
 
-export const NODE_USAGE = `Usage: tswg node --data-dir DIR [--config FILE] [--control SOCKET] [--metrics HOST:PORT]
+export const NODE_USAGE = `Usage: tswg node --data-dir DIR [--config FILE] [--control SOCKET] [--metrics HOST:PORT] [--no-firewall]
        tswg node status|peers|nat [--control SOCKET] [--json] [--watch SECONDS]
        tswg node add-peer --public-key KEY --endpoint IP:PORT --allowed-ips CIDR[,CIDR...] [--keepalive N] [--control SOCKET] [--json]
        tswg node remove-peer --public-key KEY [--control SOCKET] [--json]
@@ -50,6 +50,10 @@ Daemon (stays in the foreground; SIGINT/SIGTERM reverts everything and exits 0):
   --control SOCKET      the control socket (default ${DEFAULT_CONTROL_SOCKET}, mode 0600)
   --metrics HOST:PORT   serve Prometheus metrics on http://HOST:PORT/metrics; :PORT listens on
                         every address (the page names peers and their endpoints)
+  --no-firewall         add no firewall rules (no masquerade, isolation networks or
+                        bypass of the host's firewall); rootless mode implies it
+  TSWG_FIREWALL=nftables|iptables|iptables-nft|iptables-legacy|off overrides the
+                        firewall backend (default: the one the host already uses)
   LOG_LEVEL=verbose|error|silent sets the logging (stderr).
   If the global interface dies it is restarted once; if that fails, or it dies again
   within a minute, the node exits 1. A second SIGINT/SIGTERM exits at once (1).
@@ -86,6 +90,8 @@ export interface NodeDaemonArgs {
   configPath?: string;
   controlPath: string;
   metrics?: { host: string; port: number };
+  /** false: --no-firewall. */
+  firewall?: boolean;
 }
 
 /** `--watch` bounds: faster than 10 Hz is noise, slower than an hour is not watching. */
@@ -165,12 +171,13 @@ function parseFlags(argv: readonly string[], valued: readonly string[], booleans
 }
 
 export function parseNodeDaemonArgs(argv: readonly string[]): NodeDaemonArgs {
-  const flags = parseFlags(argv, ['--data-dir', '--config', '--control', '--metrics'], []);
+  const flags = parseFlags(argv, ['--data-dir', '--config', '--control', '--metrics'], ['--no-firewall']);
   const dataDir = flags.get('--data-dir');
   if (dataDir === undefined) throw new UsageError("tswg node needs --data-dir DIR; run 'tswg node --help'");
   const args: NodeDaemonArgs = { dataDir, controlPath: flags.get('--control') ?? DEFAULT_CONTROL_SOCKET };
   const config = flags.get('--config');
   if (config !== undefined) args.configPath = config;
+  if (flags.has('--no-firewall')) args.firewall = false;
   const metrics = flags.get('--metrics');
   if (metrics !== undefined) {
     try {
@@ -342,6 +349,7 @@ export async function runNode(argv: readonly string[]): Promise<number> {
       log,
       ...(args.configPath === undefined ? {} : { configPath: args.configPath }),
       ...(args.metrics === undefined ? {} : { metrics: args.metrics }),
+      ...(args.firewall === undefined ? {} : { firewall: args.firewall }),
       onReady: ({ controlPath, metricsAddress, bridgeName }) => {
         const parts = [`control ${controlPath}`];
         if (bridgeName !== null) parts.push(`interface ${bridgeName}`);

@@ -209,3 +209,47 @@ export const MEMBERSHIP_PUBLISH_CHECK_MS = 2000;
 export const MAX_ADVERTISED_CANDIDATES = 10;
 /** Version of the node and slice records' JSON. */
 export const MEMBERSHIP_RECORD_VERSION = 1;
+
+
+// ---- firewall ----------------------------------------------------------------
+
+/** Overrides the backend choice: nftables, iptables, iptables-nft, iptables-legacy or off. */
+export const FIREWALL_ENV = 'TSWG_FIREWALL';
+/** Where the networkd / NetworkManager drop-ins go (tests point it at a temp directory); default "/". */
+export const HOST_CONFIG_ROOT_ENV = 'TSWG_HOST_CONFIG_ROOT';
+/** The node's own nftables tables: `inet tswg` (filter, NAT) and `bridge tswg` (isolation on a bridge). */
+export const FIREWALL_TABLE = 'tswg';
+/** The node's own iptables chains. */
+export const FIREWALL_CHAIN_INPUT = 'TSWG-INPUT';
+export const FIREWALL_CHAIN_FORWARD = 'TSWG-FORWARD';
+export const FIREWALL_CHAIN_POSTROUTING = 'TSWG-POSTROUTING';
+/** One iptables chain per isolation network: TSWG-ISO-0, TSWG-ISO-1, … */
+export const FIREWALL_ISOLATION_CHAIN_PREFIX = 'TSWG-ISO-';
+/** Every rule the node adds carries a comment starting with this; leftovers and bypass rules are found by it. */
+export const FIREWALL_COMMENT_PREFIX = 'tswg';
+/**
+ * The mark bit for "masquerade this": bit 24, clear of Tailscale's 0xff0000
+ * and kube-proxy's 0x4000 / 0x8000 (Docker sets none). Only this bit is set
+ * and tested, so other tools' bits of the mark pass through unchanged.
+ */
+export const MASQUERADE_MARK = 0x1000000;
+/** Our base chains run just before the default filter / srcnat priority: the mark is set before other tools' default-priority chains see the packet. */
+export const FIREWALL_PRIORITY_OFFSET = -10;
+/** Reconcile period: what another tool flushed is back within this. */
+export const FIREWALL_RECONCILE_MS = 10_000;
+/** A firewall tool that takes longer than this is hung (xtables lock held elsewhere: -w waits up to it). */
+export const FIREWALL_TOOL_TIMEOUT_MS = 20_000;
+/** Seconds iptables -w waits for the xtables lock. */
+export const XTABLES_LOCK_WAIT_SECS = 10;
+/** What the firewall remembers across a crash (created tables, rp_filter before), inside --data-dir. */
+export const FIREWALL_STATE_FILE_NAME = 'firewall.json';
+/** Interfaces of the overlay as nft and iptables wildcards: zl-* (devices, bridges) and veth-* (containers' host ends). */
+export const OVERLAY_IFNAME_WILDCARDS_NFT: readonly string[] = Object.freeze(['zl-*', 'veth-*']);
+export const OVERLAY_IFNAME_WILDCARDS_IPT: readonly string[] = Object.freeze(['zl-+', 'veth-+']);
+/** rp_filter 2 (loose): a reply arriving on the overlay for a source routed elsewhere is not dropped. */
+export const RP_FILTER_LOOSE = '2';
+/** networkd .network drop-in (00-: the first match wins) and NetworkManager conf.d drop-in, relative to the host root. */
+export const NETWORKD_DIR = 'etc/systemd/network';
+export const NETWORKD_DROPIN_NAME = '00-tswg-unmanaged.network';
+export const NETWORKMANAGER_DIR = 'etc/NetworkManager/conf.d';
+export const NETWORKMANAGER_DROPIN_NAME = 'tswg-unmanaged.conf';

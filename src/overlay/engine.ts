@@ -35,9 +35,9 @@
  * before it goes down. Peers added over the control socket are remembered
  * per device (runtime-peers.ts) and re-added by the next setup.
  * The node's resolver (dns/) starts on the node IP once the global device
- * is up and stops first on teardown.
- * Not here yet: firewall rules (the global setup adds no iptables
- * rules, so none are left to revert).
+ * is up and stops first on teardown. The firewall (firewall/) comes up
+ * after the global overlay, follows the isolation members of attach and
+ * detach, and goes before the overlay does.
  */
 import { join } from 'node:path';
 import { formatCidr, formatEndpoint, maskBytes, parseCidr, type Cidr } from '../device/addr.js';
@@ -63,8 +63,10 @@ import { LinuxTun } from '../tun/linux.js';
 import { IpAllocator } from './allocator.js';
 import { hostAdapterFailureFatal, localEndpointFor, rootlessFromEnvironment } from './build-config.js';
 import {
+  DEDICATED_PORT_BAND_SIZE,
   DEFAULT_CLUSTER_CIDR,
   GLOBAL_SUFFIX,
+  MAX_UDP_PORT,
   HOST_ADAPTER_DISABLED_NAME,
   OVERLAY_MTU,
 } from './constants.js';
@@ -79,6 +81,8 @@ import { GLOBAL_PEER_SCOPE, RuntimePeers } from './runtime-peers.js';
 import { SysctlSnapshot } from './sysctl-snapshot.js';
 import { ServiceOverlays } from './services/service-overlays.js';
 import { defaultDomain, NodeDns } from './dns/node-dns.js';
+import type { FirewallInput } from './firewall/firewall.js';
+import { NodeFirewall } from './firewall/node-firewall.js';
 import { emptyStatus, peersFromDevice, type PeerStatusView, type StatusSnapshot } from './status.js';
 
 const IPV4_FORWARD_KEY = 'net.ipv4.ip_forward';
@@ -94,6 +98,8 @@ export interface OverlayEngineOptions {
   rootless?: boolean;
   /** The global device died under us (not our own close); the daemon restarts it or exits. */
   onDeviceFailure?: (reason: string) => void;
+  /** false: no firewall rules at all (--no-firewall); rootless mode implies it. Default true. */
+  firewall?: boolean;
 }
 
 /** What global setup changed in the kernel, so teardown can put it back. */
@@ -194,6 +200,7 @@ export class OverlayEngine {
   private lastSetup: Extract<Request, { type: 'SetupGlobalOverlay' }> | null = null;
   /** A NatTick is running (in the background of the control queue): a second one returns at once. */
   private natTickRunning = false;
+  private readonly firewall: NodeFirewall;
 
   constructor(options: OverlayEngineOptions) {
     this.log = options.log;
@@ -222,6 +229,9 @@ export class OverlayEngine {
       releaseSliceIp: (ip) => this.releaseIp(ip),
       teardownService: (service) => this.teardownService(service),
     });
+    const firewallOff = this.rootless ? 'rootless mode' : options.firewall === false ? 'disabled by --no-firewall' : null;
+    this.firewall = new NodeFirewall({ dataDir: options.dataDir, log: this.log, disabledReason: firewallOff });
+    void this.firewall.removeCrashLeftovers().catch((error: unknown) => this.log.error(`firewall: ${describe(error)}`));
   }
 
   /** Save first, then adopt: a failed save (full disk) leaves the in-memory state as the file is. */
@@ -290,6 +300,7 @@ export class OverlayEngine {
       services: views.services,
       dedicatedServices: views.dedicated,
       dns: this.dns.status(),
+      firewall: this.firewall.status(),
     };
   }
 
@@ -359,13 +370,16 @@ export class OverlayEngine {
         return { type: 'ServiceOverlay', ...(await this.services.setup(request.service, request.mode)) };
       case 'TeardownServiceOverlay':
         await this.teardownService(request.service);
+        await this.firewall.update(this.firewallInput());
         return { type: 'Ok' };
       case 'AttachContainer': {
         const attached = await this.attachments.attach(request);
+        await this.isolateOrDetach(request);
         return attached.type === 'Attached' ? { ...attached, resolvConf: this.dns.resolvConf(request.dnsServer, request.dnsDomain) } : attached;
       }
       case 'DetachContainer':
         await this.attachments.detach(request.handle);
+        await this.firewall.update(this.firewallInput());
         return { type: 'Ok' };
       case 'PruneOrphanBridges':
         return { type: 'PrunedBridges', reclaimed: await this.services.prune(request.liveBridgeNames) };
@@ -477,7 +491,42 @@ export class OverlayEngine {
       await this.restoreNode(g).catch((error: unknown) => this.log.error(`restoring services, peers and attachments: ${describe(error)}`));
     }
     if (g.device !== null) await this.dns.start(nodeIp, request.dnsDomain ?? defaultDomain(request.deployment));
+    if (g.device !== null) {
+      try {
+        await this.firewall.start(this.firewallInput());
+      } catch (error) {
+        // A node that cannot fence its containers does not come up half-configured.
+        await this.teardownGlobal();
+        throw new OverlayError(`global overlay ${name}: ${describe(error)}`);
+      }
+    }
     return g.bridgeName;
+  }
+
+  /** What the firewall rules are built from: the node's addresses and ports and the isolation members. */
+  private firewallInput(): FirewallInput {
+    const g = this.global;
+    const members = this.attachments.list().flatMap((record) =>
+      record.isolationNetwork === null ? [] : [record.ip, ...(record.globalIp === null ? [] : [record.globalIp])].map((ip) => ({ ip, network: record.isolationNetwork! })),
+    );
+    const wgPort = g?.wgPort ?? 0;
+    return {
+      clusterCidr: g === null ? this.clusterCidr : formatCidr(g.clusterCidr),
+      nodeIp: g?.nodeIp ?? '',
+      wgPorts: { first: wgPort, last: Math.min(MAX_UDP_PORT, wgPort + DEDICATED_PORT_BAND_SIZE) },
+      members,
+    };
+  }
+
+  /** An isolation member the firewall cannot fence is detached again (never left reachable from other networks). */
+  private async isolateOrDetach(request: Extract<Request, { type: 'AttachContainer' }>): Promise<void> {
+    try {
+      await this.firewall.update(this.firewallInput());
+    } catch (error) {
+      if (request.isolationNetwork === null || request.isolationNetwork === undefined) throw error;
+      await this.attachments.detach(request.handle).catch(() => undefined);
+      throw new OverlayError(`isolation network ${request.isolationNetwork}: ${describe(error)}`);
+    }
   }
 
   /**
@@ -681,6 +730,7 @@ export class OverlayEngine {
     // Containers and service overlays first: their links hang off the node's routes and forwarding.
     await this.attachments.close().catch((error: unknown) => this.log.error(`detaching containers: ${describe(error)}`));
     await this.services.close().catch((error: unknown) => this.log.error(`removing service overlays: ${describe(error)}`));
+    await this.firewall.stop().catch((error: unknown) => this.log.error(describe(error)));
     this.global = null;
     await this.revertKernel(g);
     this.log.verbose(`global overlay ${g.interfaceName} torn down`);
@@ -837,6 +887,7 @@ export class OverlayEngine {
    * handshake in the last 75 s. Nothing to do without a global device.
    */
   private async natTick(): Promise<void> {
+    await this.firewall.reconcile();
     const g = this.global;
     if (g === null || g.device === null) {
       this.log.verbose('NatTick: no global device; nothing to do');

@@ -43,6 +43,8 @@ export interface NodeDaemonOptions {
   log: Logger;
   /** Where the global device's UAPI socket goes (tests); default /var/run/wireguard. */
   uapiDirectory?: string;
+  /** false (--no-firewall): the node adds no firewall rules. */
+  firewall?: boolean;
   /** Called once everything is up (the CLI prints "ready"). */
   onReady?: (info: { controlPath: string; metricsAddress: string | null; bridgeName: string | null }) => void;
 }
@@ -181,6 +183,7 @@ export async function runNodeDaemon(options: NodeDaemonOptions): Promise<number>
       log,
       onDeviceFailure,
       ...(options.uapiDirectory === undefined ? {} : { uapiDirectory: options.uapiDirectory }),
+      ...(options.firewall === undefined ? {} : { firewall: options.firewall }),
     });
     engine = live;
     await live.sweepOrphans();

@@ -25,6 +25,7 @@ import { NatConfigError, natConfigFromSpec, type NatConfigSpec } from '../nat/co
 import type { NatStatusWire } from '../nat/maintenance.js';
 import { decodeKey } from '../noise/keys.js';
 import { DEFAULT_WG_PORT, MAX_CONTROL_LINE_BYTES, MAX_CONTROL_RESPONSE_BYTES, MAX_PID, ROAMING_ENDPOINT } from './constants.js';
+import type { FirewallStatusView } from './firewall/firewall.js';
 
 export type { NatConfigSpec } from '../nat/config.js';
 export type { NatStatusWire, NatPeerStatusWire } from '../nat/maintenance.js';
@@ -92,6 +93,8 @@ export interface StatusSnapshot {
   dns?: DnsStatusView;
   /** Where the node's peers come from; absent from older nodes. */
   membership?: MembershipStatusView;
+  /** The firewall backend, or why there is none (absent before setup). */
+  firewall?: FirewallStatusView;
 }
 
 /** The node's resolver in a Status answer; the counts are since the daemon started. */

@@ -188,6 +188,11 @@ export function formatStatusTable(status: StatusSnapshot, nowSecs: number = Date
     summary.push(['dns', `${where}; ${dns.answered} answered, ${dns.forwarded} forwarded, ${dns.refused} refused, ${dns.malformed} malformed`]);
   }
   if (status.membership !== undefined) summary.push(['membership', describeMembership(status.membership)]);
+  const fw = status.firewall;
+  if (fw !== undefined) {
+    const state = fw.backend === null ? `off${fw.reason === undefined ? '' : ` (${fw.reason})`}` : `${fw.backend}, ${fw.repairs} repair(s)${fw.reason === undefined ? '' : `; ${fw.reason}`}`;
+    summary.push(['firewall', state]);
+  }
   const width = Math.max(...summary.map(([label]) => label.length)) + 1;
   const head = summary.map(([label, value]) => `${`${label}:`.padEnd(width)} ${value}`).join('\n');
   const services = (status.services ?? []).length === 0 ? '' : `\n\n${formatServicesTable(status)}`;
