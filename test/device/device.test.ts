@@ -1,5 +1,5 @@
 /**
- * Two Devices in one process, joined over loopback UDP, each with a fake TUN:
+ * Two Devices in one process, joined over loopback UDP, each with an in-memory TUN:
  * routing by allowed IPs, the inbound source check, roaming, UAPI state, and
  * the under-load cookie path, without namespaces or root.
  */
@@ -13,45 +13,12 @@ import { parseCidr, type Cidr } from '../../src/device/addr.js';
 import { silentLogger } from '../../src/device/logger.js';
 import type { UapiPeerChange } from '../../src/device/uapi.js';
 import { generatePrivateKey, publicKeyOf } from '../../src/noise/index.js';
-import type { TunDevice, TunHandlers } from '../../src/tun/tun.js';
+import { MemoryTun } from '../../bench/lib/memory-tun.js';
 import { buildIcmpEcho, parseIcmpEcho, parseIpv4 } from '../helpers/ip.js';
-
-class FakeTun implements TunDevice {
-  readonly name = 'fake0';
-  readonly mtu = 1420;
-  readonly written: Uint8Array[] = [];
-  private handlers: TunHandlers | null = null;
-  private waiters: Array<() => void> = [];
-
-  start(handlers: TunHandlers): void {
-    this.handlers = handlers;
-  }
-  /** A packet the kernel would hand the device. */
-  inject(packet: Uint8Array): void {
-    this.handlers!.packet(packet);
-  }
-  write(packet: Uint8Array): boolean {
-    this.written.push(new Uint8Array(packet));
-    for (const wake of this.waiters.splice(0)) wake();
-    return true;
-  }
-  async close(): Promise<void> {}
-  async waitForPackets(count: number, timeoutMs = 3000): Promise<Uint8Array[]> {
-    const deadline = Date.now() + timeoutMs;
-    while (this.written.length < count) {
-      if (Date.now() > deadline) throw new Error(`expected ${count} packet(s) on ${this.name}, got ${this.written.length}`);
-      await new Promise<void>((resolve) => {
-        this.waiters.push(resolve);
-        setTimeout(resolve, 50);
-      });
-    }
-    return this.written;
-  }
-}
 
 interface Node {
   device: Device;
-  tun: FakeTun;
+  tun: MemoryTun;
   privateKey: Uint8Array;
   publicKey: Uint8Array;
   address: string;
@@ -60,7 +27,7 @@ interface Node {
 const devices: Device[] = [];
 
 async function makeNode(address: string, options: { underLoadThreshold?: number } = {}): Promise<Node> {
-  const tun = new FakeTun();
+  const tun = new MemoryTun();
   const device = new Device({ tun, log: silentLogger, ...options });
   await device.start();
   devices.push(device);

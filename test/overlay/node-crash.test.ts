@@ -20,6 +20,8 @@ const ITERATIONS = 50;
 /** The kill lands this long (at most) after the request is sent: inside the request's kernel work. */
 const MAX_KILL_DELAY_MS = 40;
 const SERVICE = 'web';
+/** 50 restarts of a node (its firewall included) take a minute or two on a loaded 2-core machine. */
+const TEST_TIMEOUT_MS = 300_000;
 
 let mesh: Mesh;
 let node: MeshNode;
@@ -110,5 +112,5 @@ describe('kill -9 at random moments', () => {
     await settledLan(node.namespace);
     expect(networkSnapshot(node.namespace)).toEqual(before);
     for (const container of containers) await container.stop();
-  });
+  }, TEST_TIMEOUT_MS);
 });

@@ -58,6 +58,7 @@ describe('OverlayEngine before SetupGlobalOverlay', () => {
       services: [],
       dedicatedServices: [],
       health: 'ok',
+      dns: { listening: null, domain: null, records: 0, answered: 0, forwarded: 0, refused: 0, malformed: 0 },
     });
   });
 

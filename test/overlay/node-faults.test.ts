@@ -164,7 +164,8 @@ describe('a node under faults', () => {
   it('a full disk: a request that saves answers Err, the state file and the key unchanged, the node serving', async () => {
     const slot = mesh.nodes[3]!;
     const mountPoint = createTempDir('tswg-node-full-');
-    run('mount', ['-t', 'tmpfs', '-o', 'size=16k,mode=0700', 'tswg-test', mountPoint]);
+    // Room for the node's files (one page each on tmpfs) and a little more; the filler takes the rest.
+    run('mount', ['-t', 'tmpfs', '-o', 'size=64k,mode=0700', 'tswg-test', mountPoint]);
     try {
       const node: MeshNode = { ...prepareNode(slot.namespace, slot.index, slot.lanAddress), dataDir: mountPoint };
       writeConfig(mesh, node, { peers: [] });
@@ -174,7 +175,7 @@ describe('a node under faults', () => {
       const publicKey = ((await request(node, { type: 'Status' })) as { publicKey: string }).publicKey;
       const chunk = Buffer.alloc(1024, 0x61);
       try {
-        for (let i = 0; i < 64; i++) appendFileSync(join(mountPoint, 'filler'), chunk);
+        for (let i = 0; i < 256; i++) appendFileSync(join(mountPoint, 'filler'), chunk);
         throw new Error('the tmpfs never filled up');
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== 'ENOSPC') throw error;
