@@ -205,6 +205,36 @@ describe('node firewall with hostile host firewalls on both nodes', () => {
     expect(await sourceSeenBy(web.get(a)!.proc.pid, INTERNET_HOST, 9001)).toBe(INTERNET_NODE_SIDE);
   });
 
+  it('with INPUT policy DROP in both iptables variants and rp_filter=1 everywhere: 10 MB container to container, and the node resolver answers dig from a container', async () => {
+    const namespaces = mesh.nodes.map((node) => node.namespace);
+    const rpFilter = 'net.ipv4.conf.all.rp_filter';
+    const rpBefore = new Map(namespaces.map((ns) => [ns, execIn(ns, 'sysctl', ['-n', rpFilter]).trim()]));
+    try {
+      for (const ns of namespaces) {
+        for (const tool of ['iptables-nft', 'iptables-legacy']) execIn(ns, tool, ['-w', '-P', 'INPUT', 'DROP']);
+        execIn(ns, 'sysctl', ['-qw', `${rpFilter}=1`]);
+      }
+      const bytes = 10 * 1024 * 1024;
+      const from = web.get(a)!;
+      const to = web.get(b)!;
+      const sink = startIn(null, 'nsenter', ['-t', String(to.proc.pid), '-n', 'sh', '-c', 'ncat -l -p 9100 --recv-only | wc -c'], { name: 'tcp sink' });
+      await waitUntil(() => execInContainer(to.proc.pid, 'ss', ['-Hltn', 'sport = :9100']).trim() !== '', 'the TCP sink to listen', 5000, 50);
+      execInContainer(from.proc.pid, 'sh', ['-c', `head -c ${bytes} /dev/zero | ncat -w 5 --send-only ${to.ip} 9100`], { timeoutMs: 60_000 });
+      await sink.waitForExit(30_000);
+      expect(sink.output().trim()).toBe(String(bytes));
+
+      await ok(a, { type: 'RegisterDns', name: 'db', ip: '10.200.9.9' }, 'Ok');
+      const answer = execInContainer(from.proc.pid, 'dig', ['+short', '+time=2', '+tries=3', `@${a.nodeIp}`, `db.${mesh.deployment}.internal`, 'A'], { timeoutMs: 15_000 });
+      expect(answer.trim()).toBe('10.200.9.9');
+      await ok(a, { type: 'UnregisterDns', name: 'db' }, 'Ok');
+    } finally {
+      for (const ns of namespaces) {
+        for (const tool of ['iptables-nft', 'iptables-legacy']) execIn(ns, tool, ['-w', '-P', 'INPUT', 'ACCEPT']);
+        execIn(ns, 'sysctl', ['-qw', `${rpFilter}=${rpBefore.get(ns)!}`]);
+      }
+    }
+  });
+
   it('isolation networks: red and blue never meet, on one bridge or across bridges; each reaches its own, the node and the outside', async () => {
     await ok(a, { type: 'SetupServiceOverlay', service: 'iso', mode: 'auto' }, 'ServiceOverlay');
     await ok(a, { type: 'SetupServiceOverlay', service: 'iso2', mode: 'auto' }, 'ServiceOverlay');
