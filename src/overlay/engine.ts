@@ -44,7 +44,6 @@ import { formatCidr, formatEndpoint, maskBytes, parseCidr, type Cidr } from '../
 import { Device } from '../device/device.js';
 import type { Logger } from '../device/logger.js';
 import { UapiServer, uapiSocketPath } from '../device/uapi-server.js';
-import type { UapiPeerChange } from '../device/uapi.js';
 import { NatMaintenance, natConfigFromSpec, type NatConfig, type NatStatusWire } from '../nat/index.js';
 import { decodeKey, encodeKey } from '../noise/keys.js';
 import {
@@ -73,7 +72,7 @@ import {
 import { OverlayError } from './errors.js';
 import { renderMetrics } from './metrics.js';
 import { makeInterfaceName } from './naming.js';
-import { peerSpecToInfo } from './peer-spec.js';
+import { peerChange, peerSpecToInfo } from './peer-spec.js';
 import type { PeerScope, Request, Response } from './protocol.js';
 import { StateStore, type NodeState } from './state-store.js';
 import { ContainerAttachments, type GlobalView } from './attach/attachments.js';
@@ -166,9 +165,6 @@ function scopeName(scope: PeerScope | undefined): string {
   return scope === undefined || scope === 'global' ? GLOBAL_PEER_SCOPE : scope.service;
 }
 
-function peerChange(publicKey: Uint8Array, fields: Partial<UapiPeerChange>): UapiPeerChange {
-  return { publicKey, remove: false, updateOnly: false, replaceAllowedIps: false, allowedIps: [], ...fields };
-}
 
 export class OverlayEngine {
   /** Set by Shutdown: the daemon exits after answering. */

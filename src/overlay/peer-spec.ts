@@ -11,6 +11,7 @@ import { AddressError, formatCidr, parseCidr, parseEndpoint, type Cidr, type End
 import { candidatesFromWire, type Candidate } from '../nat/candidates.js';
 import { decodeKey } from '../noise/keys.js';
 import { OverlayError } from './errors.js';
+import type { UapiPeerChange } from '../device/uapi.js';
 import type { PeerSpec } from './protocol.js';
 
 export type { PeerSpec } from './protocol.js';
@@ -95,4 +96,9 @@ export function peerSpecToInfo(spec: PeerSpec): PeerInfo {
 /** The CIDRs of a PeerInfo as text ("10.200.0.5/32"), for logs and status. */
 export function allowedIpsToText(allowedIps: readonly Cidr[]): string[] {
   return allowedIps.map(formatCidr);
+}
+
+/** A UAPI peer change for `publicKey`: nothing but what `fields` says (not a removal, not update-only, allowed IPs added). */
+export function peerChange(publicKey: Uint8Array, fields: Partial<UapiPeerChange>): UapiPeerChange {
+  return { publicKey, remove: false, updateOnly: false, replaceAllowedIps: false, allowedIps: [], ...fields };
 }

@@ -25,7 +25,6 @@
 import { parseCidr } from '../../device/addr.js';
 import type { Device } from '../../device/device.js';
 import type { Logger } from '../../device/logger.js';
-import type { UapiPeerChange } from '../../device/uapi.js';
 import { decodeKey, encodeKey, generatePrivateKey, publicKeyOf } from '../../noise/keys.js';
 import { addAddressToLinkByName, addLinkToBridge, deleteAddressFromLinkByName, linkExists, replaceRouteViaDev } from '../../platform/index.js';
 import {
@@ -37,6 +36,7 @@ import {
   SERVICE_VETH_TAG,
 } from '../constants.js';
 import { OverlayError } from '../errors.js';
+import { peerChange } from '../peer-spec.js';
 import type { AttachContainerRequest, AttachHandle, AttachResult, GuestOverlayConfig } from '../protocol.js';
 import type { ServiceOverlays } from '../services/service-overlays.js';
 import { AttachmentStore, handleKey, type AttachmentRecord } from './attachment-store.js';
@@ -73,9 +73,6 @@ function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-function peerChange(publicKey: Uint8Array, fields: Partial<UapiPeerChange>): UapiPeerChange {
-  return { publicKey, remove: false, updateOnly: false, replaceAllowedIps: false, allowedIps: [], ...fields };
-}
 
 const hostPrefix = (ip: string): number => (ip.includes(':') ? 128 : 32);
 

@@ -27,7 +27,7 @@ import { bytesToIp, formatCidr, parseCidr } from '../../device/addr.js';
 import type { Device } from '../../device/device.js';
 import type { Logger } from '../../device/logger.js';
 import { listAllLinks } from '../../platform/index.js';
-import { IpAllocator } from '../allocator.js';
+import { IpAllocator, bigIntToBytes, bytesToBigInt } from '../allocator.js';
 import {
   BRIDGE_SUFFIX,
   DEDICATED_DEVICE_OFFSET,
@@ -342,14 +342,7 @@ export class ServiceOverlays {
   /** Subnet base + DEDICATED_DEVICE_OFFSET: the dedicated device's own address. */
   private dedicatedAddress(subnet: string): string {
     const cidr = parseCidr(subnet);
-    const bytes = Uint8Array.from(cidr.bytes);
-    let carry = DEDICATED_DEVICE_OFFSET;
-    for (let i = bytes.length - 1; i >= 0 && carry > 0; i--) {
-      const sum = bytes[i]! + carry;
-      bytes[i] = sum & 0xff;
-      carry = sum >> 8;
-    }
-    const ip = bytesToIp(bytes);
+    const ip = bytesToIp(bigIntToBytes(bytesToBigInt(cidr.bytes) + BigInt(DEDICATED_DEVICE_OFFSET), cidr.bytes.length));
     if (!new IpAllocator(formatCidr(cidr)).contains(ip)) throw new OverlayError(`subnet ${formatCidr(cidr)} has no room for a dedicated device address`);
     return ip;
   }
