@@ -177,6 +177,7 @@ describe('relay attacked from another namespace', () => {
       floods.push(randomBytes(1 + i * 7));
     }
     const count = 6000;
+    const readBefore = relay1.server.stats.received;
     const started = Date.now();
     await attacker.puppet.flood(floods, count, relay1.port, rootAddress);
     const seconds = (Date.now() - started) / 1000;
@@ -185,7 +186,11 @@ describe('relay attacked from another namespace', () => {
     // At most the burst plus what refilled while the flood lasted: not one answer per datagram.
     const stats = relay1.server.stats;
     expect(attacker.puppet.received).toBeLessThanOrEqual(1 + 40 + Math.ceil(20 * (seconds + 0.5)));
-    expect(stats.rateLimited).toBeGreaterThan(count / 2);
+    // Judged on what the relay read: on a loaded machine the kernel drops part of a flood before it.
+    const allowed = 40 + Math.ceil(20 * (seconds + 0.5));
+    const read = stats.received - readBefore;
+    expect(read).toBeGreaterThan(allowed);
+    expect(stats.rateLimited).toBeGreaterThan(read / 2);
     expect(stats.registrations).toBeLessThanOrEqual(3); // the two nodes and the attacker's own key
     expect(stats.usedCookies).toBeLessThanOrEqual(3); // the two nodes' and the attacker's own one registration
     expect(stats.rateBuckets).toBeLessThanOrEqual(2);

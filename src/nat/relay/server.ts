@@ -93,6 +93,8 @@ export interface RelayServerStats {
   rateBuckets: number;
   /** Datagrams refused by the per-source rate limit so far. */
   rateLimited: number;
+  /** Datagrams read from the socket so far (a flood the kernel dropped never counts). */
+  received: number;
 }
 
 interface Registration {
@@ -169,7 +171,7 @@ export class RelayServer {
     if (this.socket !== null) throw new Error('relay server already started');
     this.socket = await bindDualStack(this.config.listenPort);
     this.socket.on('error', (error) => this.log.error(`relay server: socket error: ${error.message}`));
-    this.socket.on('message', (message, info) => this.receive(new Uint8Array(message.buffer, message.byteOffset, message.byteLength), info.address, info.port));
+    this.socket.on('message', (message, info) => this.countedReceive(new Uint8Array(message.buffer, message.byteOffset, message.byteLength), info.address, info.port));
     this.sweepTimer = setInterval(() => this.sweep(Date.now()), this.limits.sweepIntervalMs);
     this.sweepTimer.unref();
     const port = (this.socket.address() as AddressInfo).port;
@@ -189,6 +191,13 @@ export class RelayServer {
     return this.byKey.size;
   }
 
+  private receivedCount = 0;
+
+  private countedReceive(datagram: Uint8Array, address: string, port: number): void {
+    this.receivedCount++;
+    this.receive(datagram, address, port);
+  }
+
   /** The sizes of every table, as they are (no sweep). */
   get stats(): RelayServerStats {
     return {
@@ -197,6 +206,7 @@ export class RelayServer {
       usedCookies: this.usedCookies.size,
       rateBuckets: this.rate.size,
       rateLimited: this.rate.limited,
+      received: this.receivedCount,
     };
   }
 
