@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-debian_packages=(wireguard-go wireguard-tools iproute2 iperf3 iputils-ping ncat tcpdump iptables nftables coturn bind9-dnsutils dnsmasq etcd-server etcd-client)
+debian_packages=(wireguard-go wireguard-tools iproute2 iperf3 iputils-ping ncat tcpdump iptables nftables coturn bind9-dnsutils dnsmasq etcd-server etcd-client openssl)
 missing=()
 for pkg in "${debian_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")

@@ -1,6 +1,7 @@
 /**
  * Real etcd servers for the membership tests: one member or a small cluster,
- * in a namespace (the mesh's LAN) or here on 127.0.0.1 with free ports. Each
+ * in a namespace (the mesh's LAN) or here on 127.0.0.1 with free ports, over
+ * http or (with `tls`) https, optionally demanding client certificates. Each
  * member has its own temporary data dir and is registered for cleanup; stop()
  * and start() keep the data dir, so a restarted member has its keys again.
  */
@@ -17,6 +18,17 @@ export interface EtcdMember {
   peerUrl: string;
   dataDir: string;
   process: NamespaceProcess | null;
+}
+
+/** https for clients: the server's certificate, and (clientCertAuth) the CA client certificates must chain to. */
+export interface EtcdServerTls {
+  certFile: string;
+  keyFile: string;
+  /** The CA etcd trusts for client certificates (and etcdctl trusts for the server's). */
+  caFile: string;
+  clientCertAuth: boolean;
+  /** A client certificate etcdctl presents for the health checks. */
+  client: { certFile: string; keyFile: string };
 }
 
 export interface EtcdCluster {
@@ -45,8 +57,15 @@ export async function freePort(): Promise<number> {
  * `size` members. `hosts[i]` is member i's address (and `namespace` where
  * they run); without hosts, 127.0.0.1 here with free ports.
  */
-export async function startEtcdCluster(options: { size?: number; namespace?: string | null; hosts?: string[] } = {}): Promise<EtcdCluster> {
+export async function startEtcdCluster(options: { size?: number; namespace?: string | null; hosts?: string[]; tls?: EtcdServerTls } = {}): Promise<EtcdCluster> {
   const size = options.size ?? 1;
+  const tls = options.tls;
+  const clientScheme = tls === undefined ? 'http' : 'https';
+  const tlsFlags =
+    tls === undefined
+      ? []
+      : ['--cert-file', tls.certFile, '--key-file', tls.keyFile, '--trusted-ca-file', tls.caFile, ...(tls.clientCertAuth ? ['--client-cert-auth'] : [])];
+  const etcdctlTls = tls === undefined ? [] : ['--cacert', tls.caFile, '--cert', tls.client.certFile, '--key', tls.client.keyFile];
   const namespace = options.namespace ?? null;
   const members: EtcdMember[] = [];
   for (let i = 0; i < size; i++) {
@@ -57,7 +76,7 @@ export async function startEtcdCluster(options: { size?: number; namespace?: str
     members.push({
       name: `m${i + 1}`,
       namespace,
-      clientUrl: `http://${host}:${clientPort}`,
+      clientUrl: `${clientScheme}://${host}:${clientPort}`,
       peerUrl: `http://${host}:${peerPort}`,
       dataDir: join(createTempDir('tswg-etcd-'), 'data'),
       process: null,
@@ -79,6 +98,7 @@ export async function startEtcdCluster(options: { size?: number; namespace?: str
         '--initial-cluster-token', `tswg-test-${process.pid}`,
         '--logger', 'zap',
         '--log-level', 'warn',
+        ...tlsFlags,
       ],
       { name: `etcd ${member.name}` },
     );
@@ -88,7 +108,7 @@ export async function startEtcdCluster(options: { size?: number; namespace?: str
       () => {
         if (member.process !== null && !member.process.running()) throw new Error(`etcd ${member.name} exited:\n${member.process.output()}`);
         try {
-          execIn(member.namespace, 'etcdctl', ['--endpoints', member.clientUrl, '--command-timeout=1s', 'endpoint', 'health'], { timeoutMs: 3000 });
+          execIn(member.namespace, 'etcdctl', ['--endpoints', member.clientUrl, ...etcdctlTls, '--command-timeout=1s', 'endpoint', 'health'], { timeoutMs: 3000 });
           return true;
         } catch {
           return false;

@@ -10,12 +10,26 @@
  *       username: node             # optional: etcd auth (then password too)
  *       password: secret
  *       advertiseEndpoint: 192.0.2.7:51820   # optional: default the address that reaches etcd, at wgPort
+ *       tls:                       # optional, https:// endpoints only: PEM file paths
+ *         ca: /etc/tswg/etcd-ca.pem        # the CA that signed etcd's certificate (default: the system's)
+ *         cert: /etc/tswg/node.pem         # a client certificate, for etcd's --client-cert-auth (with key)
+ *         key: /etc/tswg/node-key.pem
  *
  * Errors name the field, like the rest of the file ("membership.etcd.endpoints[1]: …").
  */
+import { readFileSync } from 'node:fs';
 import { parseEndpoint } from '../../device/addr.js';
 import { DEFAULT_ETCD_PREFIX, DEFAULT_PRESENCE_LEASE_TTL_SECS, DEFAULT_SLICE_PREFIX_LEN, MIN_PRESENCE_LEASE_TTL_SECS } from '../constants.js';
+import { OverlayError } from '../errors.js';
 import { objectAt, ProtocolError } from '../protocol.js';
+import type { EtcdTlsMaterial } from './etcd-transport.js';
+
+/** PEM file paths, read when the node starts (readEtcdTls). */
+export interface EtcdTlsFiles {
+  ca?: string;
+  cert?: string;
+  key?: string;
+}
 
 export interface EtcdMembershipConfig {
   endpoints: string[];
@@ -25,6 +39,7 @@ export interface EtcdMembershipConfig {
   username?: string;
   password?: string;
   advertiseEndpoint?: string;
+  tls?: EtcdTlsFiles;
 }
 
 export interface MembershipConfig {
@@ -68,8 +83,44 @@ export function parseMembershipConfig(value: unknown, path: string): MembershipC
     }
     config.advertiseEndpoint = advertise;
   }
+  const tls = etcd.raw('tls');
+  if (tls !== undefined && tls !== null) {
+    config.tls = parseTlsFiles(tls, etcd.fieldPath('tls'));
+    const plain = endpoints.findIndex((url) => url.startsWith('http:'));
+    if (plain >= 0) throw new ProtocolError(`${etcd.fieldPath('tls')}: given, but ${endpointsPath}[${plain}] is ${endpoints[plain]}: use https:// endpoints with tls`);
+  }
   etcd.rejectUnknown();
   return { etcd: config };
+}
+
+function parseTlsFiles(value: unknown, path: string): EtcdTlsFiles {
+  const reader = objectAt(value, path);
+  const files: EtcdTlsFiles = {};
+  for (const field of ['ca', 'cert', 'key'] as const) {
+    const file = reader.optionalString(field, { nonEmpty: true });
+    if (file !== undefined) files[field] = file;
+  }
+  reader.rejectUnknown();
+  if ((files.cert === undefined) !== (files.key === undefined)) {
+    throw new ProtocolError(`${path}: ${files.cert === undefined ? 'key' : 'cert'} given without ${files.cert === undefined ? 'cert' : 'key'} (a client certificate needs both)`);
+  }
+  if (files.ca === undefined && files.cert === undefined) throw new ProtocolError(`${path}: expected ca, or cert and key, or all three`);
+  return files;
+}
+
+/** Read the PEM files `tls` names; an OverlayError naming the field and file when one cannot be read. */
+export function readEtcdTls(tls: EtcdTlsFiles): EtcdTlsMaterial {
+  const material: EtcdTlsMaterial = {};
+  for (const field of ['ca', 'cert', 'key'] as const) {
+    const file = tls[field];
+    if (file === undefined) continue;
+    try {
+      material[field] = readFileSync(file);
+    } catch (error) {
+      throw new OverlayError(`membership.etcd.tls.${field}: cannot read ${file}: ${(error as Error).message}`);
+    }
+  }
+  return material;
 }
 
 function checkEndpointUrl(value: unknown, path: string): string {

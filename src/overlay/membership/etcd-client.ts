@@ -1,8 +1,8 @@
 /**
  * A small etcd v3 client over etcd's JSON gateway (POST /v3/kv/range,
- * /v3/kv/txn, /v3/lease/*, /v3/watch), with Node's own fetch: no npm
- * dependency, and lease ids stay plain strings, so a lease saved in the data
- * directory can be renewed again after a restart.
+ * /v3/kv/txn, /v3/lease/*, /v3/watch), with Node's own http/https
+ * (etcd-transport.ts): no npm dependency, and lease ids stay plain strings, so
+ * a lease saved in the data directory can be renewed again after a restart.
  *
  * Keys and values are base64 on the wire; int64 fields (revisions, lease ids)
  * are decimal strings and stay strings here except revisions, which fit a
@@ -13,9 +13,12 @@
  * leader). With a username, a token from /v3/auth/authenticate is sent in the
  * Authorization header; simple tokens are only valid on the member that issued
  * them, so one is kept per endpoint. https:// endpoints use Node's CA store
- * (NODE_EXTRA_CA_CERTS adds a private CA).
+ * (NODE_EXTRA_CA_CERTS adds a private CA) or the CA given in `tls`, and present
+ * `tls`'s client certificate when etcd asks for one. A certificate refused on
+ * every endpoint is an EtcdError, not "unavailable": retrying cannot fix it.
  */
 import { ETCD_REQUEST_TIMEOUT_MS } from '../constants.js';
+import { EtcdTransport, TlsRefusedError, tlsRefusal, type EtcdTlsMaterial } from './etcd-transport.js';
 
 /** etcd answered, but with an error (the message is etcd's). */
 export class EtcdError extends Error {
@@ -32,6 +35,7 @@ export interface EtcdClientOptions {
   username?: string;
   password?: string;
   timeoutMs?: number;
+  tls?: EtcdTlsMaterial;
 }
 
 export interface KeyValue {
@@ -113,11 +117,18 @@ export class EtcdClient {
   /** The endpoint that answered last: tried first next time. */
   private current = 0;
   private readonly tokens = new Map<string, string>();
+  private readonly transport: EtcdTransport;
 
   constructor(private readonly options: EtcdClientOptions) {
     if (options.endpoints.length === 0) throw new EtcdError('etcd: no endpoints configured');
     this.endpoints = options.endpoints.map((e) => e.replace(/\/+$/, ''));
     this.timeoutMs = options.timeoutMs ?? ETCD_REQUEST_TIMEOUT_MS;
+    this.transport = new EtcdTransport(options.tls);
+  }
+
+  /** Close pooled connections (a watch in progress ends too). */
+  close(): void {
+    this.transport.close();
   }
 
   /** The endpoint tried first now. */
@@ -246,6 +257,7 @@ export class EtcdClient {
    */
   private async send(path: string, body: Json, signal: AbortSignal | null, timed: boolean): Promise<Response> {
     const failures: string[] = [];
+    let refused = false;
     for (let attempt = 0; attempt < this.endpoints.length; attempt++) {
       const index = (this.current + attempt) % this.endpoints.length;
       const endpoint = this.endpoints[index]!;
@@ -259,9 +271,12 @@ export class EtcdClient {
           this.current = index;
           throw error;
         }
-        failures.push(`${endpoint}: ${describe(error)}`);
+        const tls = error instanceof TlsRefusedError ? error : tlsRefusal(error, this.options.tls?.cert !== undefined);
+        if (tls !== null) refused = true;
+        failures.push(`${endpoint}: ${describe(tls ?? error)}`);
       }
     }
+    if (refused) throw new EtcdError(`etcd refused this node's TLS connection (${failures.join('; ')})`);
     throw new EtcdUnavailableError(`etcd unreachable (${failures.join('; ')})`);
   }
 
@@ -273,7 +288,7 @@ export class EtcdClient {
     const combined = signal === null ? timeout.signal : AbortSignal.any([timeout.signal, signal]);
     let response: Response;
     try {
-      response = await fetch(`${endpoint}${path}`, { method: 'POST', headers, body: JSON.stringify(body), signal: combined });
+      response = await this.transport.post(`${endpoint}${path}`, headers, JSON.stringify(body), combined);
       if (response.ok) {
         if (!timed) return response;
         // Buffer the body inside the timeout, then hand out a fresh Response.
@@ -297,7 +312,7 @@ export class EtcdClient {
       throw new EtcdError(`etcd ${endpoint}${path}: ${message}`);
     } catch (error) {
       if (timeout.signal.aborted && !(signal?.aborted === true)) throw new EtcdUnavailableError(`no answer within ${this.timeoutMs} ms`);
-      throw error;
+      throw tlsRefusal(error, this.options.tls?.cert !== undefined) ?? error;
     } finally {
       // A watch keeps streaming after this: only its connection was bounded.
       clearTimeout(timer);
@@ -310,14 +325,10 @@ export class EtcdClient {
     if (cached !== undefined) return cached;
     let response: Response;
     try {
-      response = await fetch(`${endpoint}/v3/auth/authenticate`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ name: this.options.username, password: this.options.password ?? '' }),
-        signal: AbortSignal.timeout(this.timeoutMs),
-      });
+      const credentials = JSON.stringify({ name: this.options.username, password: this.options.password ?? '' });
+      response = await this.transport.post(`${endpoint}/v3/auth/authenticate`, { 'content-type': 'application/json' }, credentials, AbortSignal.timeout(this.timeoutMs));
     } catch (error) {
-      throw new EtcdUnavailableError(`authenticate: ${describe(error)}`);
+      throw tlsRefusal(error, this.options.tls?.cert !== undefined) ?? new EtcdUnavailableError(`authenticate: ${describe(error)}`);
     }
     const answer = (await response.json().catch(() => ({}))) as Json;
     if (!response.ok || typeof answer.token !== 'string') {

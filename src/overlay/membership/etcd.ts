@@ -32,8 +32,8 @@ import {
   SLICE_LEASE_TTL_SECS,
 } from '../constants.js';
 import { OverlayError } from '../errors.js';
-import type { EtcdMembershipConfig } from './config.js';
-import { EtcdClient, EtcdError, EtcdUnavailableError, type KeyValue, type WatchMessage } from './etcd-client.js';
+import { readEtcdTls, type EtcdMembershipConfig } from './config.js';
+import { EtcdClient, EtcdError, EtcdUnavailableError, type EtcdClientOptions, type KeyValue, type WatchMessage } from './etcd-client.js';
 import type { LocalRecord, Membership, MembershipStatusView, NodeInfo, PeerSink } from './membership.js';
 import { MembershipStore, type SavedMembership } from './membership-store.js';
 import { desiredPeers, sameSpec, type MemberPeer } from './peer-set.js';
@@ -57,6 +57,15 @@ function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
+/** The client a config asks for (reads the TLS files: an OverlayError names one that cannot be read). */
+export function clientOptions(config: EtcdMembershipConfig): EtcdClientOptions {
+  const options: EtcdClientOptions = { endpoints: config.endpoints };
+  if (config.username !== undefined) options.username = config.username;
+  if (config.password !== undefined) options.password = config.password;
+  if (config.tls !== undefined) options.tls = readEtcdTls(config.tls);
+  return options;
+}
+
 const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
   new Promise((resolve) => {
     if (signal.aborted) return resolve();
@@ -71,6 +80,8 @@ const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
 
 export class EtcdMembership implements Membership {
   private readonly client: EtcdClient;
+  /** Built here (not passed in): its connections are closed on stop. */
+  private readonly ownsClient: boolean;
   private readonly store: MembershipStore;
   private readonly log: Logger;
   private readonly config: EtcdMembershipConfig;
@@ -109,10 +120,8 @@ export class EtcdMembership implements Membership {
     this.config = options.config;
     this.log = options.log;
     this.store = new MembershipStore(options.dataDir);
-    const client = { endpoints: options.config.endpoints } as ConstructorParameters<typeof EtcdClient>[0];
-    if (options.config.username !== undefined) client.username = options.config.username;
-    if (options.config.password !== undefined) client.password = options.config.password;
-    this.client = options.client ?? new EtcdClient(client);
+    this.ownsClient = options.client === undefined;
+    this.client = options.client ?? new EtcdClient(clientOptions(options.config));
   }
 
   // ---- Membership ------------------------------------------------------------------
@@ -207,6 +216,7 @@ export class EtcdMembership implements Membership {
     }
     if (this.node !== null) this.save();
     void Promise.allSettled(this.loops);
+    if (this.ownsClient) this.client.close();
   }
 
   private get stopped(): boolean {
