@@ -4,7 +4,8 @@
  * device: distinct slices, peers seen and removed (revoke, lease expiry),
  * restarts keeping their slice without flapping, bad records ignored without
  * ending the watch, an etcd outage keeping every peer, steady state writing
- * nothing, 20 joiners for 16 slices, a fixed slice honoured and checked, and a
+ * nothing, a changed record (candidates, endpoint) reaching the other member,
+ * 20 joiners for 16 slices, a fixed slice honoured and checked, and a
  * 3-member cluster with one member down.
  *
  * Needs the etcd and etcdctl binaries (Debian's etcd-server, etcd-client).
@@ -242,6 +243,26 @@ describe('etcd membership', () => {
     expect(before).toHaveLength(5); // config, two slices, two nodes
     await Promise.all([a.membership.stop(true), b.membership.stop(true)]);
   }, 15_000);
+
+  it('a changed record reaches the other member: new candidates as they are, the endpoint only when it changed', async () => {
+    const deployment = newDeployment();
+    const a = await join(deployment, 'a');
+    const b = await join(deployment, 'b');
+    await waitForPeer(b, 'a', true);
+    expect(b.peers.get('a')).toMatchObject({ endpoint: a.record.endpoint, candidates: [] });
+    const candidates = [
+      { candidateType: 'host', address: '198.51.100.7:51820', priority: 2130706431 },
+      { candidateType: 'srflx', address: '203.0.113.9:40000', priority: 1694498815 },
+    ];
+    await a.membership.publish({ ...a.record, candidates });
+    await waitUntil(() => (b.peers.get('a')?.candidates ?? []).length === 2, 'b to get a\'s candidates', 5000);
+    // Same advertised endpoint: left out, so the device keeps the one that works.
+    expect(b.peers.get('a')).toMatchObject({ endpoint: '0.0.0.0:0', candidates, allowedIps: a.slice });
+    await a.membership.publish({ ...a.record, endpoint: '192.0.2.250:51820', candidates });
+    await waitUntil(() => b.peers.get('a')?.endpoint === '192.0.2.250:51820', 'b to get a\'s new endpoint', 5000);
+    expect(b.events).toEqual(['add a', 'add a', 'add a']);
+    await Promise.all([a.membership.stop(true), b.membership.stop(true)]);
+  });
 
   it('hands out at most the cluster\'s slices: 20 joiners, 16 slices', async () => {
     const deployment = newDeployment();

@@ -28,6 +28,7 @@ import {
   MEMBERSHIP_REVOKE_TIMEOUT_MS,
   MEMBERSHIP_START_TIMEOUT_MS,
   PRESENCE_KEEPALIVE_FRACTION,
+  ROAMING_ENDPOINT,
   SLICE_LEASE_RENEW_SECS,
   SLICE_LEASE_TTL_SECS,
 } from '../constants.js';
@@ -476,7 +477,7 @@ export class EtcdMembership implements Membership {
       const have = this.applied.get(nodeId);
       if (have !== undefined && sameSpec(have.spec, peer.spec)) continue;
       if (this.refused.get(nodeId) === JSON.stringify(peer.spec)) continue;
-      if (await this.addPeer(peer)) {
+      if (await this.addPeer(peer, have)) {
         this.log.verbose(`membership: ${have === undefined ? 'added' : 'updated'} peer ${nodeId} (${peer.spec.allowedIps})`);
         changed = true;
       }
@@ -485,9 +486,16 @@ export class EtcdMembership implements Membership {
     if (changed) this.save();
   }
 
-  private async addPeer(peer: MemberPeer): Promise<boolean> {
+  /**
+   * Hand `peer` to the sink. When it replaces `before` with the same key and
+   * advertised endpoint (only candidates or subnets changed), the endpoint is
+   * left out: the device's may have roamed, or been punched to a candidate,
+   * and the advertised one may not reach the peer at all.
+   */
+  private async addPeer(peer: MemberPeer, before?: MemberPeer): Promise<boolean> {
+    const keepEndpoint = before !== undefined && before.spec.publicKey === peer.spec.publicKey && before.spec.endpoint === peer.spec.endpoint;
     try {
-      await this.sink!.add(peer.nodeId, peer.spec);
+      await this.sink!.add(peer.nodeId, keepEndpoint ? { ...peer.spec, endpoint: ROAMING_ENDPOINT } : peer.spec);
       this.applied.set(peer.nodeId, peer);
       this.refused.delete(peer.nodeId);
       return true;
