@@ -297,7 +297,7 @@ interface WatcherMemory {
   heapUsed: number;
 }
 
-async function watcherMemory(etcd: EtcdCluster, members: number): Promise<{ empty: WatcherMemory; full: WatcherMemory; joinSeconds: number }> {
+async function watcherMemory(etcd: EtcdCluster, members: number): Promise<{ empty: WatcherMemory; full: WatcherMemory; joinSeconds: number; afterLastWriteSeconds: number }> {
   const deployment = `rss${process.pid}`;
   const script = fileURLToPath(new URL('./lib/membership-watcher.js', import.meta.url));
   const child = spawn(process.execPath, ['--expose-gc', script, etcd.endpoints[0]!, PREFIX, deployment, 'watcher'], { stdio: ['pipe', 'pipe', 'inherit'] });
@@ -318,6 +318,7 @@ async function watcherMemory(etcd: EtcdCluster, members: number): Promise<{ empt
     const empty = await ask();
     const started = performance.now();
     await simulator.join(members);
+    const written = performance.now();
     let full = await ask();
     const deadline = Date.now() + 60_000;
     while (full.peers < members && Date.now() < deadline) {
@@ -325,12 +326,13 @@ async function watcherMemory(etcd: EtcdCluster, members: number): Promise<{ empt
       full = await ask();
     }
     const joinSeconds = (performance.now() - started) / 1000;
+    const afterLastWriteSeconds = (performance.now() - written) / 1000;
     await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
     const samples = [await ask(), await ask(), await ask()];
     full = { peers: samples[0]!.peers, rss: median(samples.map((s) => s.rss))!, heapUsed: median(samples.map((s) => s.heapUsed))! };
     child.stdin!.write('stop\n');
     await next();
-    return { empty, full, joinSeconds };
+    return { empty, full, joinSeconds, afterLastWriteSeconds };
   } finally {
     child.kill();
     await simulator.leave();
@@ -387,7 +389,7 @@ async function main(): Promise<void> {
 
     const memory = await watcherMemory(etcd, options.members);
     print(
-      `(c) one watcher process (after a full GC): RSS and heap with no peers and with ${options.members} (all ${memory.full.peers === options.members ? 'seen' : `NOT seen: ${memory.full.peers}`}, ${memory.joinSeconds.toFixed(1)} s from the first write)`,
+      `(c) one watcher process (after a full GC): RSS and heap with no peers and with ${options.members} (all ${memory.full.peers === options.members ? 'seen' : `NOT seen: ${memory.full.peers}`}, ${memory.joinSeconds.toFixed(1)} s from the first write, ${memory.afterLastWriteSeconds.toFixed(2)} s after the last)`,
       ['peers', 'RSS MiB', 'heap used MiB'],
       [
         [String(memory.empty.peers), memory.empty.rss / MIB, memory.empty.heapUsed / MIB],

@@ -115,6 +115,8 @@ export class EtcdMembership implements Membership {
   private loops: Promise<void>[] = [];
   /** Peer changes and publishes run one at a time, in order. */
   private queue: Promise<void> = Promise.resolve();
+  /** A reconcile is queued and has not started yet. */
+  private reconcileQueued = false;
   private wake: (() => void) | null = null;
 
   constructor(private readonly options: EtcdMembershipOptions) {
@@ -318,7 +320,22 @@ export class EtcdMembership implements Membership {
       else this.view.delete(event.kv.key);
       this.revision = Math.max(this.revision, event.kv.modRevision);
     }
-    this.enqueue(() => this.reconcile()).catch((error: unknown) => this.log.error(`membership: applying revision ${this.revision}: ${describe(error)}`));
+    this.scheduleReconcile();
+  }
+
+  /**
+   * One reconcile queued at a time: it reads the view when it runs, so it
+   * covers every event that came before. Queuing one per event made a join
+   * storm cost O(events × members) and held the lease keep-alive (which
+   * waits for the queue) behind it.
+   */
+  private scheduleReconcile(): void {
+    if (this.reconcileQueued) return;
+    this.reconcileQueued = true;
+    this.enqueue(() => {
+      this.reconcileQueued = false;
+      return this.reconcile();
+    }).catch((error: unknown) => this.log.error(`membership: applying revision ${this.revision}: ${describe(error)}`));
   }
 
   private async watchLoop(): Promise<void> {
