@@ -205,6 +205,12 @@ export const MEMBERSHIP_START_TIMEOUT_MS = 30_000;
 export const MEMBERSHIP_REVOKE_TIMEOUT_MS = 1000;
 /** Own record re-checked this often (service subnets, NAT candidates); written only when it changed. */
 export const MEMBERSHIP_PUBLISH_CHECK_MS = 2000;
+/**
+ * Peer changes are saved to membership.json at most this often (each save is
+ * two fsyncs on the event loop; a join storm would otherwise save per batch).
+ * Start, lease changes and stop save at once.
+ */
+export const MEMBERSHIP_SAVE_DELAY_MS = 1000;
 /** A node record lists at most this many NAT candidates (a record stays small). */
 export const MAX_ADVERTISED_CANDIDATES = 10;
 /** Version of the node and slice records' JSON. */

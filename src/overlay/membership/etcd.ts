@@ -26,6 +26,7 @@ import {
   ETCD_RETRY_MAX_MS,
   ETCD_RETRY_MIN_MS,
   MEMBERSHIP_REVOKE_TIMEOUT_MS,
+  MEMBERSHIP_SAVE_DELAY_MS,
   MEMBERSHIP_START_TIMEOUT_MS,
   PRESENCE_KEEPALIVE_FRACTION,
   ROAMING_ENDPOINT,
@@ -117,6 +118,7 @@ export class EtcdMembership implements Membership {
   private queue: Promise<void> = Promise.resolve();
   /** A reconcile is queued and has not started yet. */
   private reconcileQueued = false;
+  private saveTimer: NodeJS.Timeout | null = null;
   private wake: (() => void) | null = null;
 
   constructor(private readonly options: EtcdMembershipOptions) {
@@ -217,6 +219,8 @@ export class EtcdMembership implements Membership {
         clearTimeout(timer);
       }
     }
+    if (this.saveTimer !== null) clearTimeout(this.saveTimer);
+    this.saveTimer = null;
     if (this.node !== null) this.save();
     void Promise.allSettled(this.loops);
     if (this.ownsClient) this.client.close();
@@ -500,7 +504,17 @@ export class EtcdMembership implements Membership {
       }
     }
     for (const nodeId of this.refused.keys()) if (!desired.has(nodeId)) this.refused.delete(nodeId);
-    if (changed) this.save();
+    if (changed) this.saveSoon();
+  }
+
+  /** Save within MEMBERSHIP_SAVE_DELAY_MS (one save for a burst of peer changes). */
+  private saveSoon(): void {
+    if (this.saveTimer !== null) return;
+    this.saveTimer = setTimeout(() => {
+      this.saveTimer = null;
+      if (!this.stopped) this.save();
+    }, MEMBERSHIP_SAVE_DELAY_MS);
+    this.saveTimer.unref();
   }
 
   /**

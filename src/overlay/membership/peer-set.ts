@@ -71,12 +71,12 @@ export function desiredPeers(kvs: Iterable<KeyValue>, context: PeerSetContext, s
   const peers = new Map<string, MemberPeer>();
   for (const { nodeId, kv, record, slice } of accepted) {
     try {
-      const subnets = record.serviceSubnets.map((text) => parseCidr(text));
-      for (const other of accepted) {
-        if (other.nodeId === nodeId) continue;
-        const index = subnets.findIndex((subnet) => cidrsOverlap(subnet, other.slice));
-        if (index >= 0) throw new RecordError(`${kv.key}: service subnet ${record.serviceSubnets[index]} overlaps node ${other.nodeId}'s slice`);
-      }
+      // Subnet by slice (not node by node): most records have no subnets, and a thousand nodes would make a million checks.
+      record.serviceSubnets.forEach((text, index) => {
+        const subnet = parseCidr(text);
+        const other = accepted.find((candidate) => candidate.nodeId !== nodeId && cidrsOverlap(subnet, candidate.slice));
+        if (other !== undefined) throw new RecordError(`${kv.key}: service subnet ${record.serviceSubnets[index]} overlaps node ${other.nodeId}'s slice`);
+      });
       const spec = parsePeerSpec(
         {
           publicKey: record.publicKey,
