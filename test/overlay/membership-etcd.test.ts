@@ -5,7 +5,7 @@
  * restarts keeping their slice without flapping, bad records ignored without
  * ending the watch, an etcd outage keeping every peer, steady state writing
  * nothing, a changed record (candidates, endpoint) reaching the other member,
- * 20 joiners for 16 slices, a fixed slice honoured and checked, and a
+ * a 300-node join storm, 20 joiners for 16 slices, a fixed slice honoured and checked, and a
  * 3-member cluster with one member down.
  *
  * Needs the etcd and etcdctl binaries (Debian's etcd-server, etcd-client).
@@ -263,6 +263,29 @@ describe('etcd membership', () => {
     expect(b.events).toEqual(['add a', 'add a', 'add a']);
     await Promise.all([a.membership.stop(true), b.membership.stop(true)]);
   });
+
+  it('a join storm of 300 nodes reaches a member within seconds of the last write, and its lease is never lost', async () => {
+    const deployment = newDeployment();
+    const a = await join(deployment, 'a');
+    const writer = new EtcdClient({ endpoints: etcd.endpoints });
+    const { id: lease } = await writer.leaseGrant(120);
+    const root = `/tswg-test/${deployment}/`;
+    for (let i = 0; i < 300; i++) {
+      const nodeId = `storm-${i}`;
+      const publicKey = randomBytes(32).toString('base64');
+      const slice = `10.200.${64 + (i >> 2)}.${(i & 3) * 64}/26`;
+      await writer.createIfAbsent(`${root}slices/${slice}`, JSON.stringify({ nodeId, publicKey }), lease);
+      await writer.put(`${root}nodes/${nodeId}`, JSON.stringify({ publicKey, slice, endpoint: '198.51.100.1:51820', candidates: [], serviceSubnets: [] }), lease);
+    }
+    const written = Date.now();
+    await waitUntil(() => a.peers.size === 300, 'a to see all 300 nodes', 10_000, 50);
+    expect(Date.now() - written).toBeLessThan(10_000);
+    expect(a.errors.filter((e) => e.includes('lease'))).toEqual([]);
+    expect(a.membership.status()).toMatchObject({ healthy: true, member: true });
+    await writer.leaseRevoke(lease);
+    await waitUntil(() => a.peers.size === 0, 'a to drop them all', 10_000, 50);
+    await a.membership.stop(true);
+  }, 60_000);
 
   it('hands out at most the cluster\'s slices: 20 joiners, 16 slices', async () => {
     const deployment = newDeployment();
