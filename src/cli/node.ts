@@ -19,6 +19,7 @@ import { requestOnce } from '../overlay/control-client.js';
 import { describeMetricsListen, parseListenAddress, runNodeDaemon } from '../overlay/node-daemon.js';
 import { StateStore } from '../overlay/state-store.js';
 import { exitNow } from '../platform/exit.js';
+import { selfTestLibc } from '../platform/libc-self-test.js';
 import type { NatStatusWire, Request, Response, StatusSnapshot } from '../overlay/protocol.js';
 import { formatNatStatusTable, formatPeersTable, formatServicesTable, formatStatusTable } from '../overlay/status.js';
 import { CliError, UsageError } from './key-commands.js';
@@ -340,6 +341,11 @@ export async function runNode(argv: readonly string[]): Promise<number> {
   }
   if (first !== undefined && !first.startsWith('-')) throw new UsageError(`unknown node command '${first}'; run 'tswg node --help'`);
   const args = parseNodeDaemonArgs(argv);
+  try {
+    selfTestLibc();
+  } catch (error) {
+    throw new CliError((error as Error).message);
+  }
   const log = createLogger(parseLogLevel(process.env.LOG_LEVEL), 'node');
   let code: number;
   try {
