@@ -22,6 +22,7 @@ import { exitNow } from '../platform/exit.js';
 import { selfTestLibc } from '../platform/libc-self-test.js';
 import type { NatStatusWire, Request, Response, StatusSnapshot } from '../overlay/protocol.js';
 import { formatNatStatusTable, formatPeersTable, formatServicesTable, formatStatusTable } from '../overlay/status.js';
+import { runCheckConfig } from './check-config.js';
 import { CliError, UsageError } from './key-commands.js';
 
 export const NODE_USAGE = `Usage: tswg node --data-dir DIR [--config FILE] [--control SOCKET] [--metrics HOST:PORT] [--no-firewall]
@@ -38,6 +39,7 @@ export const NODE_USAGE = `Usage: tswg node --data-dir DIR [--config FILE] [--co
        tswg node dns-register --name NAME --ip IP [--control SOCKET] [--json]
        tswg node dns-unregister --name NAME [--control SOCKET] [--json]
        tswg node pubkey --data-dir DIR
+       tswg node check-config FILE
 
 The overlay node: one global WireGuard interface (zl-<deployment>-<instance>-g)
 per machine, its overlay IP, its peers, NAT traversal, status and metrics.
@@ -79,11 +81,13 @@ Client commands (talk to a running node over --control SOCKET):
   dns-unregister  remove every record of NAME
   pubkey       print the node's public key from --data-dir (created there on first use,
                so peers' configs can be written before the node first runs)
+  check-config read a --config FILE with the node's own parser and print what it sets up;
+               touches nothing (exit 2 naming the bad field)
   --json       print the node's answer as one JSON object
   --watch S    (status, peers, nat) ask again every S seconds until interrupted
 
 Exit status: 0 success, 1 failure (an Err answer, no node listening, a failed start),
-2 bad flags or arguments.
+2 bad flags or arguments, or a configuration file that does not check.
 `;
 
 export interface NodeDaemonArgs {
@@ -329,6 +333,7 @@ export async function runNode(argv: readonly string[]): Promise<number> {
     return 0;
   }
   if (first !== undefined && (CLIENT_COMMANDS as readonly string[]).includes(first)) return runClient(first as ClientCommand, rest);
+  if (first === 'check-config') return runCheckConfig(rest);
   if (first === 'pubkey') {
     const dataDir = parseFlags(rest, ['--data-dir'], []).get('--data-dir');
     if (dataDir === undefined) throw new UsageError('tswg node pubkey needs --data-dir DIR');
