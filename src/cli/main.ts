@@ -34,7 +34,7 @@ Examples:
 `;
 
 /** Command words: never taken as an interface name (`tswg version` must not create a TUN called "version"). */
-const RESERVED_WORDS: readonly string[] = ['version', 'help', 'node', 'netcheck', 'genkey', 'pubkey', 'genpsk'];
+export const RESERVED_WORDS: readonly string[] = ['version', 'help', 'node', 'netcheck', 'genkey', 'pubkey', 'genpsk'];
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };

@@ -118,7 +118,8 @@ type ClientCommand =
   | 'prune'
   | 'dns-register'
   | 'dns-unregister';
-const CLIENT_COMMANDS: readonly ClientCommand[] = [
+/** Commands that talk to a running node over its control socket. */
+export const CLIENT_COMMANDS: readonly ClientCommand[] = [
   'status',
   'peers',
   'nat',
@@ -133,9 +134,14 @@ const CLIENT_COMMANDS: readonly ClientCommand[] = [
   'dns-register',
   'dns-unregister',
 ];
-const READ_ONLY_COMMANDS: readonly ClientCommand[] = ['status', 'peers', 'nat', 'services'];
+export const READ_ONLY_COMMANDS: readonly ClientCommand[] = ['status', 'peers', 'nat', 'services'];
+/** Commands that work on local files only, with no node running. */
+export const LOCAL_NODE_COMMANDS: readonly string[] = ['pubkey', 'check-config'];
+/** The daemon's valued flags and its boolean flags. */
+export const NODE_DAEMON_FLAGS: readonly string[] = ['--data-dir', '--config', '--control', '--metrics'];
+export const NODE_DAEMON_BOOLEANS: readonly string[] = ['--no-firewall'];
 /** Valued flags of the container commands. */
-const COMMAND_FLAGS: Partial<Record<ClientCommand, readonly string[]>> = {
+export const COMMAND_FLAGS: Partial<Record<ClientCommand, readonly string[]>> = {
   'add-peer': ['--public-key', '--endpoint', '--allowed-ips', '--keepalive'],
   'remove-peer': ['--public-key'],
   'service-setup': ['--service', '--mode'],
@@ -146,7 +152,7 @@ const COMMAND_FLAGS: Partial<Record<ClientCommand, readonly string[]>> = {
   'dns-register': ['--name', '--ip'],
   'dns-unregister': ['--name'],
 };
-const COMMAND_BOOLEANS: Partial<Record<ClientCommand, readonly string[]>> = { attach: ['--join-global', '--ephemeral'] };
+export const COMMAND_BOOLEANS: Partial<Record<ClientCommand, readonly string[]>> = { attach: ['--join-global', '--ephemeral'] };
 
 function pidFlag(text: string): number {
   if (!/^\d{1,7}$/.test(text) || Number(text) < 1) throw new UsageError(`--pid: expected a process id, got '${text}'`);
@@ -176,7 +182,7 @@ function parseFlags(argv: readonly string[], valued: readonly string[], booleans
 }
 
 export function parseNodeDaemonArgs(argv: readonly string[]): NodeDaemonArgs {
-  const flags = parseFlags(argv, ['--data-dir', '--config', '--control', '--metrics'], ['--no-firewall']);
+  const flags = parseFlags(argv, NODE_DAEMON_FLAGS, NODE_DAEMON_BOOLEANS);
   const dataDir = flags.get('--data-dir');
   if (dataDir === undefined) throw new UsageError("tswg node needs --data-dir DIR; run 'tswg node --help'");
   const args: NodeDaemonArgs = { dataDir, controlPath: flags.get('--control') ?? DEFAULT_CONTROL_SOCKET };
