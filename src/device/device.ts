@@ -14,7 +14,7 @@
  * opened in place in their ring slot (Tunnel.sealTransport/openTransport),
  * sent with one sendmmsg per batch, timers rescheduled once per batch. The
  * rest goes through the reference path: the Tunnel returns what to send and
- * the device is a switch over its outputs (DESIGN.md, the boringtun model).
+ * the device is a switch over its outputs (ARCHITECTURE.md, the boringtun model).
  */
 import {
   IndexTable,
