@@ -4,6 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Node first: Debian 12's own nodejs is 18, too old for tswg, and npm would only warn.
+scripts/check-node.sh
+
 debian_packages=(wireguard-go wireguard-tools iproute2 iperf3 iputils-ping ncat tcpdump iptables nftables coturn bind9-dnsutils dnsmasq etcd-server etcd-client)
 missing=()
 for pkg in "${debian_packages[@]}"; do
