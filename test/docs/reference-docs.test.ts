@@ -232,3 +232,24 @@ describe('docs/environment.md', () => {
     expect([...used].filter((name) => !documented.has(name)).sort()).toEqual([]);
   });
 });
+
+describe('links', () => {
+  test('every relative link in README.md, ARCHITECTURE.md and docs/ points at a file of the repository', () => {
+    const root = new URL('../../', import.meta.url).pathname;
+    const files = ['README.md', 'ARCHITECTURE.md', ...readdirSync(join(root, 'docs')).map((name) => `docs/${name}`)];
+    const broken: string[] = [];
+    for (const file of files) {
+      const text = readFileSync(join(root, file), 'utf8');
+      for (const match of text.matchAll(/\]\(([^)#\s]+)(?:#[^)]*)?\)/g)) {
+        const target = match[1]!;
+        if (/^[a-z]+:/.test(target)) continue;
+        try {
+          statSync(join(root, file.includes('/') ? file.slice(0, file.lastIndexOf('/')) : '', target));
+        } catch {
+          broken.push(`${file} → ${target}`);
+        }
+      }
+    }
+    expect(broken).toEqual([]);
+  });
+});
