@@ -2,8 +2,8 @@
  * The command line's manners: check-config, the secret-key output warnings,
  * JSON logs and wireguard-go's way of naming peers. Needs `npm run build` first.
  */
-import { spawnSync } from 'node:child_process';
-import { chmodSync, closeSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { chmodSync, closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
@@ -32,21 +32,30 @@ describe('tswg node check-config', () => {
   const peerKey = encodeKey(publicKeyOf(generatePrivateKey()));
 
   test('a valid file: exit 0 and a summary of what the node would set up, touching no interface', () => {
-    const links = readdirSync('/sys/class/net').sort();
     const path = writeConfig(
       'good.yaml',
       `deployment: demo\nclusterCidr: 10.99.0.0/16\nsliceCidr: 10.99.1.0/26\nwgPort: 51999\npeers:\n  - publicKey: ${peerKey}\n    endpoint: 192.0.2.2:51820\n    allowedIps: [10.99.2.0/26]\n`,
     );
-    const out = tswg(['node', 'check-config', path]);
+    // In a namespace of its own, so that what it leaves behind is all there is to see (other tests add links to the host's).
+    const namespace = `tswg-docs-cc-${process.pid}`;
+    execFileSync('ip', ['netns', 'add', namespace]);
+    let out: SpawnSyncReturns<string>;
+    let links: string;
+    try {
+      out = spawnSync('ip', ['netns', 'exec', namespace, TSWG, 'node', 'check-config', path], { encoding: 'utf8' });
+      links = execFileSync('ip', ['-n', namespace, '-o', 'link', 'show'], { encoding: 'utf8' });
+    } finally {
+      execFileSync('ip', ['netns', 'delete', namespace]);
+    }
     expect(out.status, out.stderr).toBe(0);
     expect(out.stderr).toBe('');
+    expect(links.trim().split('\n').map((line) => line.split(':')[1]!.trim())).toEqual(['lo']);
     expect(out.stdout).toMatch(new RegExp(`^${path}: ok\n`));
     expect(out.stdout).toMatch(/deployment\s+demo/);
     expect(out.stdout).toMatch(/slice\s+10\.99\.1\.0\/26/);
     expect(out.stdout).toMatch(/port\s+51999/);
     expect(out.stdout).toMatch(/peers\s+1/);
     expect(out.stdout).toMatch(/membership\s+static/);
-    expect(readdirSync('/sys/class/net').sort()).toEqual(links);
   });
 
   test.each([
