@@ -118,8 +118,7 @@ type ClientCommand =
   | 'prune'
   | 'dns-register'
   | 'dns-unregister';
-/** Commands that talk to a running node over its control socket. */
-export const CLIENT_COMMANDS: readonly ClientCommand[] = [
+const CLIENT_COMMANDS: readonly ClientCommand[] = [
   'status',
   'peers',
   'nat',
@@ -134,14 +133,9 @@ export const CLIENT_COMMANDS: readonly ClientCommand[] = [
   'dns-register',
   'dns-unregister',
 ];
-export const READ_ONLY_COMMANDS: readonly ClientCommand[] = ['status', 'peers', 'nat', 'services'];
-/** Commands that work on local files only, with no node running. */
-export const LOCAL_NODE_COMMANDS: readonly string[] = ['pubkey', 'check-config'];
-/** The daemon's valued flags and its boolean flags. */
-export const NODE_DAEMON_FLAGS: readonly string[] = ['--data-dir', '--config', '--control', '--metrics'];
-export const NODE_DAEMON_BOOLEANS: readonly string[] = ['--no-firewall'];
+const READ_ONLY_COMMANDS: readonly ClientCommand[] = ['status', 'peers', 'nat', 'services'];
 /** Valued flags of the container commands. */
-export const COMMAND_FLAGS: Partial<Record<ClientCommand, readonly string[]>> = {
+const COMMAND_FLAGS: Partial<Record<ClientCommand, readonly string[]>> = {
   'add-peer': ['--public-key', '--endpoint', '--allowed-ips', '--keepalive'],
   'remove-peer': ['--public-key'],
   'service-setup': ['--service', '--mode'],
@@ -152,7 +146,7 @@ export const COMMAND_FLAGS: Partial<Record<ClientCommand, readonly string[]>> = 
   'dns-register': ['--name', '--ip'],
   'dns-unregister': ['--name'],
 };
-export const COMMAND_BOOLEANS: Partial<Record<ClientCommand, readonly string[]>> = { attach: ['--join-global', '--ephemeral'] };
+const COMMAND_BOOLEANS: Partial<Record<ClientCommand, readonly string[]>> = { attach: ['--join-global', '--ephemeral'] };
 
 function pidFlag(text: string): number {
   if (!/^\d{1,7}$/.test(text) || Number(text) < 1) throw new UsageError(`--pid: expected a process id, got '${text}'`);
@@ -382,3 +376,11 @@ export async function runNode(argv: readonly string[]): Promise<number> {
   // Everything is reverted: leave now, even with a NAT tick's DNS lookup still stuck in the thread pool.
   exitNow(code);
 }
+
+/** Commands that work on local files only, with no node running. */
+export const LOCAL_NODE_COMMANDS: readonly string[] = ['pubkey', 'check-config'];
+/** The daemon's valued flags and its boolean flags. */
+export const NODE_DAEMON_FLAGS: readonly string[] = ['--data-dir', '--config', '--control', '--metrics'];
+export const NODE_DAEMON_BOOLEANS: readonly string[] = ['--no-firewall'];
+// The command table, for the reference docs' test (docs/cli.md lists every command and flag).
+export { CLIENT_COMMANDS, COMMAND_BOOLEANS, COMMAND_FLAGS, READ_ONLY_COMMANDS };

@@ -345,14 +345,14 @@ export class Device implements UapiHandler {
 
   /** Carry out what a Tunnel asked for. `source` is where the datagram came from, if any. */
   private act(peer: Peer, out: TunnelOutput, source: Endpoint | null): void {
-    if (out.error !== null) this.log.verbose(`${peerLogName(peer.publicKey)}: ${out.error.code}: ${out.error.message}`);
+    if (out.error !== null) this.log.verbose(`peer ${peer.publicKeyHex.slice(0, 8)}: ${out.error.code}: ${out.error.message}`);
     if (out.cookieReply !== null && source !== null) this.bind.send(out.cookieReply, source);
     if (out.authenticated && source !== null && !endpointsEqual(peer.endpoint, source)) peer.endpoint = source;
     if (out.network.length > 0) {
       if (peer.endpoint === null) this.log.verbose(`${peerLogName(peer.publicKey)} has no endpoint; ${out.network.length} datagram(s) dropped`);
       else {
         for (const datagram of out.network) {
-          if (datagram[0] !== MESSAGE_TRANSPORT_TYPE) this.log.verbose(`${peerLogName(peer.publicKey)}: sending ${HANDSHAKE_MESSAGE_NAMES[datagram[0]!] ?? 'message'} to ${formatEndpoint(peer.endpoint)}`);
+          if (datagram[0] !== MESSAGE_TRANSPORT_TYPE) this.log.verbose(`peer ${peer.publicKeyHex.slice(0, 8)}: sending ${HANDSHAKE_MESSAGE_NAMES[datagram[0]!] ?? 'message'} to ${formatEndpoint(peer.endpoint)}`);
           this.bind.send(datagram, peer.endpoint, () => (peer.txBytes += datagram.length));
         }
       }
