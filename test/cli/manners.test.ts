@@ -2,8 +2,8 @@
  * The command line's manners: check-config, the secret-key output warnings,
  * JSON logs and wireguard-go's way of naming peers. Needs `npm run build` first.
  */
-import { execFileSync, spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { chmodSync, closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { chmodSync, closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
@@ -20,6 +20,14 @@ function tswg(args: string[], options: { env?: NodeJS.ProcessEnv; stdout?: numbe
     env: { ...process.env, ...options.env },
     stdio: ['ignore', options.stdout ?? 'pipe', 'pipe'],
   });
+}
+
+async function waitFor(condition: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('timed out waiting');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }
 
 function writeConfig(name: string, text: string): string {
@@ -125,6 +133,27 @@ describe('log lines', () => {
       const expected = `peer(${base64.substring(0, 4)}…${base64.substring(39, 43)})`;
       expect(peerLogName(key)).toBe(expected);
       expect(peerLogName(base64)).toBe(expected);
+    }
+  });
+
+  test('the name is the one the real wireguard-go logs for the same key', async () => {
+    const namespace = `tswg-docs-wgo-${process.pid}`;
+    const name = `wgdocs${process.pid % 100000}`;
+    const key = publicKeyOf(generatePrivateKey());
+    execFileSync('ip', ['netns', 'add', namespace]);
+    const child = spawn('ip', ['netns', 'exec', namespace, 'wireguard-go', '-f', name], { env: { ...process.env, LOG_LEVEL: 'verbose' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let log = '';
+    child.stdout.on('data', (chunk: Buffer) => (log += chunk.toString('utf8')));
+    child.stderr.on('data', (chunk: Buffer) => (log += chunk.toString('utf8')));
+    try {
+      await waitFor(() => existsSync(`/var/run/wireguard/${name}.sock`));
+      execFileSync('ip', ['netns', 'exec', namespace, 'wg', 'set', name, 'peer', encodeKey(key), 'allowed-ips', '10.9.0.2/32']);
+      await waitFor(() => /peer\(/.test(log));
+      expect(/peer\([^)]+\)/.exec(log)![0]).toBe(peerLogName(key));
+    } finally {
+      spawnSync('ip', ['-n', namespace, 'link', 'delete', name]);
+      child.kill();
+      spawnSync('ip', ['netns', 'delete', namespace]);
     }
   });
 
