@@ -3,6 +3,7 @@
 # the Debian packages below when missing, then the npm dependencies from the lockfile.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+scripts/check-node.sh  # Node first: Debian 12's own nodejs is 18, too old for tswg, and npm would only warn.
 
 debian_packages=(wireguard-go wireguard-tools iproute2 iperf3 iputils-ping ncat tcpdump iptables nftables coturn bind9-dnsutils dnsmasq etcd-server etcd-client openssl)
 missing=()

@@ -13,6 +13,7 @@ import { Device } from '../device/device.js';
 import { UAPI_SOCKET_DIRECTORY } from '../device/constants.js';
 import { createLogger, parseLogLevel } from '../device/logger.js';
 import { UapiServer } from '../device/uapi-server.js';
+import { selfTestLibc } from '../platform/libc-self-test.js';
 import { LinuxTun } from '../tun/linux.js';
 import { CliError, UsageError } from './key-commands.js';
 
@@ -85,6 +86,7 @@ async function serve(interfaceName: string): Promise<number> {
   let device: Device;
   let uapi: UapiServer;
   try {
+    selfTestLibc();
     const tun = LinuxTun.create(interfaceName);
     device = new Device({ tun, log });
     try {

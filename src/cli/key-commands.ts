@@ -2,6 +2,8 @@
  * `tswg genkey`, `tswg pubkey`, `tswg genpsk`: the same text as wg(8) prints,
  * one base64 key and a newline.
  */
+import { fstatSync } from 'node:fs';
+import { isatty } from 'node:tty';
 import { decodeKey, encodeKey, generatePresharedKey, generatePrivateKey, publicKeyOf } from '../noise/index.js';
 
 /** A failure to report: `tswg: message`, exit status 1. */
@@ -17,6 +19,25 @@ export class UsageError extends CliError {
 /** The exit status for an error that reached the top: 2 for usage errors, else 1. */
 export function exitCodeOf(error: unknown): number {
   return error instanceof UsageError ? 2 : 1;
+}
+
+/** Others' read, write and execute bits of a file mode (S_IRWXO). */
+const OTHERS_PERMISSIONS = 0o007;
+
+/**
+ * The warning wg(8) gives before writing a secret key where others can read
+ * it: to a terminal (scrollback, screen sharing) or to a regular file with
+ * any permission bit for others. Null when the output looks private.
+ */
+export function secretOutputWarning(fd = 1): string | null {
+  if (isatty(fd)) return 'Warning: writing a secret key to a terminal; redirect it to a file only you can read (umask 077).\n';
+  try {
+    const stat = fstatSync(fd);
+    if (stat.isFile() && (stat.mode & OTHERS_PERMISSIONS) !== 0) return 'Warning: writing private key to world accessible file.\n';
+  } catch {
+    // No standard output to judge (closed): nothing to warn about.
+  }
+  return null;
 }
 
 export function genkey(): string {

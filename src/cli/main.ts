@@ -1,7 +1,7 @@
 /** The tswg command line: dispatches subcommands and turns errors into messages and exit codes. */
 import { readFileSync } from 'node:fs';
 import { parseDaemonArgs, runDaemon } from './daemon.js';
-import { exitCodeOf, genkey, genpsk, pubkey, readStdin, UsageError } from './key-commands.js';
+import { exitCodeOf, genkey, genpsk, pubkey, readStdin, secretOutputWarning, UsageError } from './key-commands.js';
 
 const USAGE = `Usage: tswg [-f|--foreground] INTERFACE
        tswg <command>
@@ -20,7 +20,7 @@ Commands:
   pubkey     read a base64 private key on stdin, print its public key, as wg pubkey
   genpsk     print a new random pre-shared key (base64), as wg genpsk
   netcheck   ask STUN servers for this host's public address and NAT mapping behaviour
-             (tswg netcheck --stun HOST[:PORT] ... [--json]; see tswg netcheck --help)
+             (tswg netcheck [--stun HOST[:PORT] ...] [--json]; see tswg netcheck --help)
   node       the overlay node: tswg node --data-dir DIR [--config FILE] [--control SOCKET]
              [--metrics HOST:PORT] runs it; tswg node status|peers|nat|add-peer|remove-peer
              talks to it (see tswg node --help)
@@ -34,7 +34,7 @@ Examples:
 `;
 
 /** Command words: never taken as an interface name (`tswg version` must not create a TUN called "version"). */
-const RESERVED_WORDS: readonly string[] = ['version', 'help', 'node', 'netcheck', 'genkey', 'pubkey', 'genpsk'];
+export const RESERVED_WORDS: readonly string[] = ['version', 'help', 'node', 'netcheck', 'genkey', 'pubkey', 'genpsk'];
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -60,11 +60,12 @@ export async function main(argv: string[]): Promise<number> {
   }
   switch (command) {
     case 'genkey':
-      process.stdout.write(genkey());
+    case 'genpsk': {
+      const warning = secretOutputWarning();
+      if (warning !== null) process.stderr.write(warning);
+      process.stdout.write(command === 'genkey' ? genkey() : genpsk());
       return 0;
-    case 'genpsk':
-      process.stdout.write(genpsk());
-      return 0;
+    }
     case 'pubkey':
       process.stdout.write(pubkey(await readStdin()));
       return 0;

@@ -10,9 +10,10 @@ import { formatEndpoint, type Endpoint } from '../device/addr.js';
 import { createLogger, parseLogLevel } from '../device/logger.js';
 import { openSocketPort } from '../nat/datagram-port.js';
 import { StunClient, parseStunServer, resolveStunServer, type BindingResult } from '../nat/stun/client.js';
+import { DEFAULT_NETCHECK_STUN_SERVERS, DEFAULT_NETCHECK_TIMEOUT_MS, EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from './constants.js';
 import { UsageError } from './key-commands.js';
 
-export const NETCHECK_USAGE = `Usage: tswg netcheck --stun HOST[:PORT] [--stun HOST[:PORT] ...] [--json] [--timeout-ms N]
+export const NETCHECK_USAGE = `Usage: tswg netcheck [--stun HOST[:PORT] ...] [--json] [--timeout-ms N]
 
 Ask each STUN server (RFC 8489) from one local UDP socket for this host's
 server-reflexive address, and report the NAT mapping behaviour:
@@ -20,16 +21,16 @@ server-reflexive address, and report the NAT mapping behaviour:
   endpoint-dependent    servers saw different ones (hole punching will not work)
   unknown               fewer than two servers answered
 
-  --stun HOST[:PORT]  a STUN server (port 3478 when left out; IPv6 as [addr]:port); repeatable
-  --json              print a JSON summary as the last line
-  --timeout-ms N      give up on a server after N ms (default 5000)
+  --stun HOST[:PORT]  a STUN server (port 3478 when left out; IPv6 as [addr]:port); repeatable;
+                      without it: ${DEFAULT_NETCHECK_STUN_SERVERS.join(' and ')}
+  --json              print one JSON document and nothing else, errors included:
+                      {mapped, mappingBehavior, servers: [{server, mapped, rttMs, error?}], error?}
+  --timeout-ms N      give up on a server after N ms (default ${DEFAULT_NETCHECK_TIMEOUT_MS})
   --help              show this help
 
 Exit status: 0 when at least one server answered, 1 when none did, 2 on bad arguments.
 LOG_LEVEL=verbose logs every request and dropped response on stderr.
 `;
-
-const DEFAULT_TIMEOUT_MS = 5000;
 
 export type MappingBehavior = 'endpoint-independent' | 'endpoint-dependent' | 'unknown';
 
@@ -50,6 +51,8 @@ export interface NetcheckReport {
   mapped: string | null;
   mappingBehavior: MappingBehavior;
   servers: ServerReport[];
+  /** Why the check failed as a whole (bad arguments, no server answered); absent on success. */
+  error?: string;
 }
 
 /** A UsageError (exit 2) that runNetcheck reports with the netcheck usage text. */
@@ -57,7 +60,7 @@ export class NetcheckUsageError extends UsageError {}
 
 /** Parse the arguments after `netcheck`; null means --help. Throws NetcheckUsageError. */
 export function parseNetcheckArgs(argv: string[]): NetcheckArgs | null {
-  const args: NetcheckArgs = { servers: [], json: false, timeoutMs: DEFAULT_TIMEOUT_MS };
+  const args: NetcheckArgs = { servers: [], json: false, timeoutMs: DEFAULT_NETCHECK_TIMEOUT_MS };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     const [flag, inline] = arg.startsWith('--') && arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
@@ -96,7 +99,7 @@ export function parseNetcheckArgs(argv: string[]): NetcheckArgs | null {
         throw new NetcheckUsageError(`unknown argument '${arg}'`);
     }
   }
-  if (args.servers.length === 0) throw new NetcheckUsageError('give at least one --stun HOST[:PORT]');
+  if (args.servers.length === 0) args.servers.push(...DEFAULT_NETCHECK_STUN_SERVERS);
   return args;
 }
 
@@ -176,29 +179,48 @@ function humanReport(report: NetcheckReport & { localPort: number }): string {
   return `${lines.join('\n')}\n`;
 }
 
+const NO_ANSWER = 'no STUN server answered';
+
+/** One JSON document on stdout, whatever happened: what --json promises scripts. */
+function writeJson(report: NetcheckReport): void {
+  process.stdout.write(`${JSON.stringify(report)}\n`);
+}
+
 /** Run `tswg netcheck ARGS`; returns the exit status (0 answered, 1 none answered, 2 bad arguments). */
 export async function runNetcheck(argv: string[]): Promise<number> {
+  // Decided before parsing, so that even an argument error comes back as JSON.
+  const json = argv.includes('--json');
   let args: NetcheckArgs | null;
   try {
     args = parseNetcheckArgs(argv);
   } catch (error) {
-    process.stderr.write(`tswg netcheck: ${message(error)}\n\n${NETCHECK_USAGE}`);
-    return 2;
+    if (json) writeJson({ mapped: null, mappingBehavior: 'unknown', servers: [], error: message(error) });
+    else process.stderr.write(`tswg netcheck: ${message(error)}\n\n${NETCHECK_USAGE}`);
+    return EXIT_USAGE;
   }
   if (args === null) {
     process.stdout.write(NETCHECK_USAGE);
-    return 0;
+    return EXIT_OK;
   }
-  const report = await netcheck(args);
-  process.stdout.write(humanReport(report));
-  if (args.json) {
-    const { localPort: _localPort, ...json } = report;
-    process.stdout.write(`${JSON.stringify(json)}\n`);
+  let full: NetcheckReport & { localPort: number };
+  try {
+    full = await netcheck(args);
+  } catch (error) {
+    if (!json) throw error;
+    writeJson({ mapped: null, mappingBehavior: 'unknown', servers: [], error: message(error) });
+    return EXIT_FAILURE;
   }
+  const { localPort: _localPort, ...report } = full;
+  if (report.mapped === null) report.error = NO_ANSWER;
+  if (json) {
+    writeJson(report);
+    return report.mapped === null ? EXIT_FAILURE : EXIT_OK;
+  }
+  process.stdout.write(humanReport(full));
   if (report.mapped === null) {
     const failures = report.servers.map((s) => `  ${s.server}: ${s.error ?? 'no answer'}`).join('\n');
-    process.stderr.write(`tswg netcheck: no STUN server answered:\n${failures}\n`);
-    return 1;
+    process.stderr.write(`tswg netcheck: ${NO_ANSWER}:\n${failures}\n`);
+    return EXIT_FAILURE;
   }
-  return 0;
+  return EXIT_OK;
 }

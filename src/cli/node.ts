@@ -19,8 +19,10 @@ import { requestOnce } from '../overlay/control-client.js';
 import { describeMetricsListen, parseListenAddress, runNodeDaemon } from '../overlay/node-daemon.js';
 import { StateStore } from '../overlay/state-store.js';
 import { exitNow } from '../platform/exit.js';
+import { selfTestLibc } from '../platform/libc-self-test.js';
 import type { NatStatusWire, Request, Response, StatusSnapshot } from '../overlay/protocol.js';
 import { formatNatStatusTable, formatPeersTable, formatServicesTable, formatStatusTable } from '../overlay/status.js';
+import { runCheckConfig } from './check-config.js';
 import { CliError, UsageError } from './key-commands.js';
 
 export const NODE_USAGE = `Usage: tswg node --data-dir DIR [--config FILE] [--control SOCKET] [--metrics HOST:PORT] [--no-firewall]
@@ -37,6 +39,7 @@ export const NODE_USAGE = `Usage: tswg node --data-dir DIR [--config FILE] [--co
        tswg node dns-register --name NAME --ip IP [--control SOCKET] [--json]
        tswg node dns-unregister --name NAME [--control SOCKET] [--json]
        tswg node pubkey --data-dir DIR
+       tswg node check-config FILE
 
 The overlay node: one global WireGuard interface (zl-<deployment>-<instance>-g)
 per machine, its overlay IP, its peers, NAT traversal, status and metrics.
@@ -78,11 +81,13 @@ Client commands (talk to a running node over --control SOCKET):
   dns-unregister  remove every record of NAME
   pubkey       print the node's public key from --data-dir (created there on first use,
                so peers' configs can be written before the node first runs)
+  check-config read a --config FILE with the node's own parser and print what it sets up;
+               touches nothing (exit 2 naming the bad field)
   --json       print the node's answer as one JSON object
   --watch S    (status, peers, nat) ask again every S seconds until interrupted
 
 Exit status: 0 success, 1 failure (an Err answer, no node listening, a failed start),
-2 bad flags or arguments.
+2 bad flags or arguments, or a configuration file that does not check.
 `;
 
 export interface NodeDaemonArgs {
@@ -171,7 +176,7 @@ function parseFlags(argv: readonly string[], valued: readonly string[], booleans
 }
 
 export function parseNodeDaemonArgs(argv: readonly string[]): NodeDaemonArgs {
-  const flags = parseFlags(argv, ['--data-dir', '--config', '--control', '--metrics'], ['--no-firewall']);
+  const flags = parseFlags(argv, NODE_DAEMON_FLAGS, NODE_DAEMON_BOOLEANS);
   const dataDir = flags.get('--data-dir');
   if (dataDir === undefined) throw new UsageError("tswg node needs --data-dir DIR; run 'tswg node --help'");
   const args: NodeDaemonArgs = { dataDir, controlPath: flags.get('--control') ?? DEFAULT_CONTROL_SOCKET };
@@ -328,6 +333,7 @@ export async function runNode(argv: readonly string[]): Promise<number> {
     return 0;
   }
   if (first !== undefined && (CLIENT_COMMANDS as readonly string[]).includes(first)) return runClient(first as ClientCommand, rest);
+  if (first === 'check-config') return runCheckConfig(rest);
   if (first === 'pubkey') {
     const dataDir = parseFlags(rest, ['--data-dir'], []).get('--data-dir');
     if (dataDir === undefined) throw new UsageError('tswg node pubkey needs --data-dir DIR');
@@ -340,6 +346,11 @@ export async function runNode(argv: readonly string[]): Promise<number> {
   }
   if (first !== undefined && !first.startsWith('-')) throw new UsageError(`unknown node command '${first}'; run 'tswg node --help'`);
   const args = parseNodeDaemonArgs(argv);
+  try {
+    selfTestLibc();
+  } catch (error) {
+    throw new CliError((error as Error).message);
+  }
   const log = createLogger(parseLogLevel(process.env.LOG_LEVEL), 'node');
   let code: number;
   try {
@@ -365,3 +376,11 @@ export async function runNode(argv: readonly string[]): Promise<number> {
   // Everything is reverted: leave now, even with a NAT tick's DNS lookup still stuck in the thread pool.
   exitNow(code);
 }
+
+/** Commands that work on local files only, with no node running. */
+export const LOCAL_NODE_COMMANDS: readonly string[] = ['pubkey', 'check-config'];
+/** The daemon's valued flags and its boolean flags. */
+export const NODE_DAEMON_FLAGS: readonly string[] = ['--data-dir', '--config', '--control', '--metrics'];
+export const NODE_DAEMON_BOOLEANS: readonly string[] = ['--no-firewall'];
+// The command table, for the reference docs' test (docs/cli.md lists every command and flag).
+export { CLIENT_COMMANDS, COMMAND_BOOLEANS, COMMAND_FLAGS, READ_ONLY_COMMANDS };

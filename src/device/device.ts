@@ -14,7 +14,7 @@
  * opened in place in their ring slot (Tunnel.sealTransport/openTransport),
  * sent with one sendmmsg per batch, timers rescheduled once per batch. The
  * rest goes through the reference path: the Tunnel returns what to send and
- * the device is a switch over its outputs (DESIGN.md, the boringtun model).
+ * the device is a switch over its outputs (ARCHITECTURE.md, the boringtun model).
  */
 import {
   IndexTable,
@@ -47,7 +47,7 @@ import { endpointFromSockaddr, sockaddrMatches } from './sockaddr.js';
 import { DEFAULT_LISTEN_PORT } from './constants.js';
 import { DeviceCounters } from './counters.js';
 import { ipHeaderFits, trimIpPacket } from './ip-packet.js';
-import type { Logger } from './logger.js';
+import { peerLogName, type Logger } from './logger.js';
 import { Peer } from './peer.js';
 import { HandshakeBudget, HandshakeLoad, RateLimiter, rateLimitKey } from './ratelimiter.js';
 import { UapiError, type UapiDeviceState, type UapiSetRequest } from './uapi.js';
@@ -243,7 +243,7 @@ export class Device implements UapiHandler {
     if (tunnel === undefined || peer === undefined || peer.tunnel !== tunnel) return false;
     const plaintextLength = tunnel.openTransport(slot, length);
     if (plaintextLength === OPEN_FAILED) {
-      this.log.verbose(`peer ${peer.publicKeyHex.slice(0, 8)}: DecryptionFailed: transport data did not authenticate`);
+      this.log.verbose(`${peerLogName(peer.publicKey)}: DecryptionFailed: transport data did not authenticate`);
       return true;
     }
     if (plaintextLength < 0) return false;
@@ -349,7 +349,7 @@ export class Device implements UapiHandler {
     if (out.cookieReply !== null && source !== null) this.bind.send(out.cookieReply, source);
     if (out.authenticated && source !== null && !endpointsEqual(peer.endpoint, source)) peer.endpoint = source;
     if (out.network.length > 0) {
-      if (peer.endpoint === null) this.log.verbose(`peer ${peer.publicKeyHex.slice(0, 8)} has no endpoint; ${out.network.length} datagram(s) dropped`);
+      if (peer.endpoint === null) this.log.verbose(`${peerLogName(peer.publicKey)} has no endpoint; ${out.network.length} datagram(s) dropped`);
       else {
         for (const datagram of out.network) {
           if (datagram[0] !== MESSAGE_TRANSPORT_TYPE) this.log.verbose(`peer ${peer.publicKeyHex.slice(0, 8)}: sending ${HANDSHAKE_MESSAGE_NAMES[datagram[0]!] ?? 'message'} to ${formatEndpoint(peer.endpoint)}`);
@@ -364,11 +364,11 @@ export class Device implements UapiHandler {
   private deliver(peer: Peer, plaintext: Uint8Array): void {
     const packet = trimIpPacket(plaintext);
     if (packet === null) {
-      this.log.verbose(`peer ${peer.publicKeyHex.slice(0, 8)} sent a packet that is not IPv4/IPv6`);
+      this.log.verbose(`${peerLogName(peer.publicKey)} sent a packet that is not IPv4/IPv6`);
       return;
     }
     if (this.allowedIps.lookupPacketSource(packet) !== peer) {
-      this.log.verbose(`peer ${peer.publicKeyHex.slice(0, 8)} sent a packet from a source outside its allowed IPs`);
+      this.log.verbose(`${peerLogName(peer.publicKey)} sent a packet from a source outside its allowed IPs`);
       return;
     }
     this.tun.write(packet);
@@ -539,7 +539,7 @@ export class Device implements UapiHandler {
       peer.rebuildTunnel(this.identity, this.indexTable, this.tun.mtu, this.staging);
     } catch (error) {
       const reason = error instanceof NoiseError ? error.message : String(error);
-      this.log.error(`peer ${peer.publicKeyHex.slice(0, 8)} cannot handshake: ${reason}`);
+      this.log.error(`${peerLogName(peer.publicKey)} cannot handshake: ${reason}`);
       return;
     }
     if (peer.tunnel !== null) this.peerOfTunnel.set(peer.tunnel, peer);

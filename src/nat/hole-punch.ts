@@ -50,7 +50,7 @@
 import { randomBytes } from 'node:crypto';
 import { endpointsEqual, formatEndpoint, type Endpoint } from '../device/addr.js';
 import type { PeerStatus } from '../device/device.js';
-import { silentLogger, type Logger } from '../device/logger.js';
+import { peerLogName, silentLogger, type Logger } from '../device/logger.js';
 import { orderCandidates, type Candidate } from './candidates.js';
 import {
   HANDSHAKE_AFTER_SWITCH_MS,
@@ -267,7 +267,7 @@ export async function connectToPeer(device: PunchableDevice, peerPublicKey: Uint
   const done = (how: string): ConnectionType => {
     const endpoint = device.peerStatus(peerPublicKey)?.endpoint ?? null;
     const type = classifyConnection(endpoint, ordered);
-    log.verbose(`NAT: peer ${peerName.slice(0, 8)} reached ${how}: ${type} at ${endpoint === null ? '(none)' : formatEndpoint(endpoint)}`);
+    log.verbose(`NAT: ${peerLogName(peerName)} reached ${how}: ${type} at ${endpoint === null ? '(none)' : formatEndpoint(endpoint)}`);
     return type;
   };
   /** Set the endpoint; start a handshake now, or (the yielding side) leave it to the peer for a moment. */
@@ -304,7 +304,7 @@ export async function connectToPeer(device: PunchableDevice, peerPublicKey: Uint
       }
     } catch (error) {
       if (error instanceof ConnectError) throw error;
-      log.verbose(`NAT: relay ${formatEndpoint(candidate.address)} unusable for ${peerName.slice(0, 8)}: ${(error as Error).message}`);
+      log.verbose(`NAT: relay ${formatEndpoint(candidate.address)} unusable for ${peerLogName(peerName)}: ${(error as Error).message}`);
     }
   }
   if (fresh()) return done('at the last moment');
@@ -353,7 +353,7 @@ export async function connectToPeer(device: PunchableDevice, peerPublicKey: Uint
           point(target, !yieldNow);
           initiateAt = yieldNow ? now + YIELD_MS : null;
           pointedAt = target;
-          log.verbose(`NAT: trying ${formatEndpoint(target)} for peer ${peerName.slice(0, 8)}${best !== null ? ' (probe answered)' : ''}`);
+          log.verbose(`NAT: trying ${formatEndpoint(target)} for ${peerLogName(peerName)}${best !== null ? ' (probe answered)' : ''}`);
           if (best !== null) end = Math.max(end, now + HANDSHAKE_AFTER_SWITCH_MS);
         }
         if (initiateAt !== null && now >= initiateAt) {

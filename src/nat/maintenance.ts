@@ -26,7 +26,7 @@
  */
 import { formatEndpoint } from '../device/addr.js';
 import type { Device } from '../device/device.js';
-import { silentLogger, type Logger } from '../device/logger.js';
+import { peerLogName, silentLogger, type Logger } from '../device/logger.js';
 import { decodeKey } from '../noise/index.js';
 import { candidateToWire, candidatesFromWire, type Candidate, type CandidateWire } from './candidates.js';
 import { defaultNatConfig, type NatConfig } from './config.js';
@@ -110,7 +110,7 @@ export class NatMaintenance {
   setPeerCandidates(publicKey: string | Uint8Array, wire: readonly unknown[]): void {
     const name = this.keyName(publicKey);
     const candidates = candidatesFromWire(wire);
-    if (candidates.length < wire.length) this.log.verbose(`NAT: dropped ${wire.length - candidates.length} invalid candidate(s) of peer ${name.slice(0, 8)}`);
+    if (candidates.length < wire.length) this.log.verbose(`NAT: dropped ${wire.length - candidates.length} invalid candidate(s) of ${peerLogName(name)}`);
     if (candidates.length === 0) this.peerCandidates.delete(name);
     else this.peerCandidates.set(name, candidates);
   }
@@ -213,7 +213,7 @@ export class NatMaintenance {
           (type) => {
             if (this.peerCandidates.has(name)) this.connectionTypes.set(name, type);
           },
-          (error: Error) => this.log.verbose(`NAT: connecting to peer ${name.slice(0, 8)} failed: ${error.message}`),
+          (error: Error) => this.log.verbose(`NAT: connecting to ${peerLogName(name)} failed: ${error.message}`),
         ),
       );
     }

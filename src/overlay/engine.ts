@@ -42,7 +42,7 @@
 import { join } from 'node:path';
 import { formatCidr, formatEndpoint, maskBytes, parseCidr, type Cidr } from '../device/addr.js';
 import { Device } from '../device/device.js';
-import type { Logger } from '../device/logger.js';
+import { peerLogName, type Logger } from '../device/logger.js';
 import { UapiServer, uapiSocketPath } from '../device/uapi-server.js';
 import { NatMaintenance, natConfigFromSpec, type NatConfig, type NatStatusWire } from '../nat/index.js';
 import { decodeKey, encodeKey } from '../noise/keys.js';
@@ -562,7 +562,7 @@ export class OverlayEngine {
   /** What the data directory remembers for a fresh global overlay: runtime peers, service overlays, attachments. */
   private async restoreNode(g: GlobalOverlay): Promise<void> {
     for (const spec of this.runtimePeers.peers(GLOBAL_PEER_SCOPE)) {
-      await this.addPeer(spec, 'global').catch((error: unknown) => this.log.error(`re-adding peer ${spec.publicKey}: ${describe(error)}`));
+      await this.addPeer(spec, 'global').catch((error: unknown) => this.log.error(`re-adding ${peerLogName(spec.publicKey)}: ${describe(error)}`));
     }
     await this.services.rehydrate({
       deployment: g.deployment,
@@ -577,7 +577,7 @@ export class OverlayEngine {
     });
     for (const service of this.services.serviceNames()) {
       for (const spec of this.runtimePeers.peers(service)) {
-        await this.addPeer(spec, { service }).catch((error: unknown) => this.log.error(`re-adding peer ${spec.publicKey} of ${service}: ${describe(error)}`));
+        await this.addPeer(spec, { service }).catch((error: unknown) => this.log.error(`re-adding ${peerLogName(spec.publicKey)} of ${service}: ${describe(error)}`));
       }
     }
     await this.attachments.recover();

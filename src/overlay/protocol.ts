@@ -720,7 +720,7 @@ export function encodeRequest(request: Request): string {
 
 // ---- responses -----------------------------------------------------------------
 
-const RESPONSE_TYPES: readonly ResponseType[] = Object.freeze([
+export const RESPONSE_TYPES: readonly ResponseType[] = Object.freeze([
   'Ok',
   'Err',
   'BridgeName',

@@ -43,3 +43,4 @@ export {
   setSysctlSync,
   sysctlPath,
 } from './sysctl.js';
+export { LibcSelfTestError, selfTestLibc } from './libc-self-test.js';

@@ -173,7 +173,7 @@ export class LinuxTun implements TunDevice {
 
   /**
    * Write a packet: a plain write(2) (fs.writeSync costs several times more
-   * per packet, DESIGN.md), or with offloads, into the coalescer, which
+   * per packet, ARCHITECTURE.md), or with offloads, into the coalescer, which
    * writes everything queued in this turn of the event loop at its end.
    * Failing (e.g. the interface is down) drops the packet, as on a real link.
    */

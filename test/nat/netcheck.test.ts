@@ -9,8 +9,9 @@
  * MASQUERADE keeps one mapping per local port for every destination
  * (endpoint-independent); MASQUERADE --random-fully gives every new
  * destination its own random port (endpoint-dependent). Also: a server that
- * never answers (exit 1, named on stderr), one of two answering (unknown),
- * and argument errors (exit 2 with the usage).
+ * never answers (exit 1, named on stderr or in the JSON), one of two
+ * answering (unknown), the default servers when no --stun is given, and
+ * argument errors (exit 2 with the usage, or as JSON with --json).
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -44,6 +45,7 @@ interface NetcheckJson {
   mapped: string | null;
   mappingBehavior: string;
   servers: Array<{ server: string; mapped: string | null; error?: string; rttMs: number | null }>;
+  error?: string;
 }
 
 /** Run `tswg netcheck ARGS` in `namespace` (null: here), asynchronously so coturn's log pipe keeps draining. */
@@ -64,9 +66,11 @@ function netcheckIn(namespace: string | null, args: string[]): Promise<Outcome> 
   });
 }
 
-function lastJsonLine(outcome: Outcome): NetcheckJson {
-  const lines = outcome.stdout.trimEnd().split('\n');
-  return JSON.parse(lines[lines.length - 1]!) as NetcheckJson;
+/** With --json, stdout is one JSON document and nothing else. */
+function jsonDocument(outcome: Outcome): NetcheckJson {
+  expect(outcome.stdout.endsWith('}\n')).toBe(true);
+  expect(outcome.stdout.trimEnd().split('\n')).toHaveLength(1);
+  return JSON.parse(outcome.stdout) as NetcheckJson;
 }
 
 describe('tswg netcheck behind an iptables NAT, against coturn', () => {
@@ -106,7 +110,7 @@ describe('tswg netcheck behind an iptables NAT, against coturn', () => {
     natRule([]);
     const outcome = await netcheckIn(client, [...servers, '--json', '--timeout-ms', '3000']);
     expect(outcome.status, `${outcome.stdout}${outcome.stderr}\ncoturn:\n${coturn.log()}`).toBe(0);
-    const report = lastJsonLine(outcome);
+    const report = jsonDocument(outcome);
     expect(report.mappingBehavior).toBe('endpoint-independent');
     expect(report.mapped).toMatch(new RegExp(`^${ROUTER_PUBLIC.replace(/\./g, '\\.')}:\\d+$`));
     expect(report.servers.map((s) => s.server)).toEqual([`${SERVER_A}:3478`, `${SERVER_B}:3478`]);
@@ -115,39 +119,57 @@ describe('tswg netcheck behind an iptables NAT, against coturn', () => {
       expect(entry.error).toBeUndefined();
       expect(entry.rttMs).toBeGreaterThanOrEqual(0);
     }
-    // Human output first, JSON last.
-    expect(outcome.stdout).toMatch(/NAT mapping: endpoint-independent/);
-    expect(outcome.stdout.indexOf('server-reflexive address')).toBeLessThan(outcome.stdout.lastIndexOf('{'));
+    expect(report.error).toBeUndefined();
+    const human = await netcheckIn(client, [...servers, '--timeout-ms', '3000']);
+    expect(human.status).toBe(0);
+    expect(human.stdout).toMatch(/NAT mapping: endpoint-independent/);
+    expect(human.stdout).not.toContain('{');
   });
 
   it('MASQUERADE --random-fully: a different mapping per server, endpoint-dependent', async () => {
     natRule(['--random-fully']);
     const outcome = await netcheckIn(client, [...servers, '--json', '--timeout-ms', '3000']);
     expect(outcome.status, `${outcome.stdout}${outcome.stderr}`).toBe(0);
-    const report = lastJsonLine(outcome);
+    const report = jsonDocument(outcome);
     expect(report.mappingBehavior).toBe('endpoint-dependent');
     const mapped = report.servers.map((s) => s.mapped);
     expect(mapped.every((m) => m !== null && m.startsWith(`${ROUTER_PUBLIC}:`))).toBe(true);
     expect(mapped[0]).not.toBe(mapped[1]);
-    expect(outcome.stdout).toMatch(/NAT mapping: endpoint-dependent/);
   });
 
-  it('no server answers: exit 1, stderr names the server', async () => {
+  it('no server answers: exit 1, stderr names the server; with --json the document says it', async () => {
     natRule([]);
+    const human = await netcheckIn(client, ['--stun', `${SILENT_SERVER}:3478`, '--timeout-ms', '1200']);
+    expect(human.status).toBe(1);
+    expect(human.stderr).toMatch(/no STUN server answered/);
+    expect(human.stderr).toMatch(new RegExp(`STUN server ${SILENT_SERVER.replace(/\./g, '\\.')}:3478 did not answer within 1200 ms`));
     const outcome = await netcheckIn(client, ['--stun', `${SILENT_SERVER}:3478`, '--timeout-ms', '1200', '--json']);
     expect(outcome.status).toBe(1);
-    expect(outcome.stderr).toMatch(/no STUN server answered/);
-    expect(outcome.stderr).toMatch(new RegExp(`STUN server ${SILENT_SERVER.replace(/\./g, '\\.')}:3478 did not answer within 1200 ms`));
-    const report = lastJsonLine(outcome);
-    expect(report).toMatchObject({ mapped: null, mappingBehavior: 'unknown' });
+    expect(outcome.stderr).toBe('');
+    const report = jsonDocument(outcome);
+    expect(report).toMatchObject({ mapped: null, mappingBehavior: 'unknown', error: 'no STUN server answered' });
     expect(report.servers[0]!.error).toMatch(/did not answer/);
+  });
+
+  it('no --stun: the documented default servers are asked (unresolvable in this namespace, so each reports its error)', async () => {
+    const help = await netcheckIn(null, ['--help']);
+    const outcome = await netcheckIn(client, ['--json', '--timeout-ms', '1200']);
+    expect(outcome.status).toBe(1);
+    const report = jsonDocument(outcome);
+    expect(report.servers.length).toBeGreaterThanOrEqual(2);
+    for (const entry of report.servers) {
+      expect(help.stdout).toContain(entry.server);
+      expect(entry.mapped).toBeNull();
+      expect(entry.error).toMatch(/\S/);
+    }
+    expect(report.error).toBe('no STUN server answered');
   });
 
   it('one of two answers: exit 0, mapping unknown, the silent one reported with its error', async () => {
     natRule([]);
     const outcome = await netcheckIn(client, ['--stun', `${SERVER_A}:3478`, '--stun', `${SILENT_SERVER}`, '--timeout-ms', '1200', '--json']);
     expect(outcome.status, outcome.stderr).toBe(0);
-    const report = lastJsonLine(outcome);
+    const report = jsonDocument(outcome);
     expect(report.mappingBehavior).toBe('unknown');
     expect(report.mapped).toMatch(/^203\.0\.113\.254:\d+$/);
     expect(report.servers[1]).toMatchObject({ server: SILENT_SERVER, mapped: null, rttMs: null });
@@ -155,7 +177,6 @@ describe('tswg netcheck behind an iptables NAT, against coturn', () => {
   });
 
   it.each([
-    [[], /give at least one --stun/],
     [['--stun'], /--stun needs a value/],
     [['--stun', 'x:99999'], /'x:99999' is not a STUN server address: port '99999'/],
     [['--stun', '1.2.3.4', '--timeout-ms', '0'], /--timeout-ms must be a whole number/],
@@ -164,14 +185,20 @@ describe('tswg netcheck behind an iptables NAT, against coturn', () => {
     const outcome = await netcheckIn(null, args);
     expect(outcome.status).toBe(2);
     expect(outcome.stderr).toMatch(pattern);
-    expect(outcome.stderr).toMatch(/Usage: tswg netcheck --stun/);
+    expect(outcome.stderr).toMatch(/Usage: tswg netcheck \[--stun/);
     expect(outcome.stdout).toBe('');
+    const json = await netcheckIn(null, ['--json', ...args]);
+    expect(json.status).toBe(2);
+    expect(json.stderr).toBe('');
+    const report = jsonDocument(json);
+    expect(report.error).toMatch(pattern);
+    expect(report.servers).toEqual([]);
   });
 
   it('--help prints the usage and exits 0; tswg --help lists netcheck', async () => {
     const outcome = await netcheckIn(null, ['--help']);
     expect(outcome.status).toBe(0);
-    expect(outcome.stdout).toMatch(/^Usage: tswg netcheck --stun HOST\[:PORT\]/);
+    expect(outcome.stdout).toMatch(/^Usage: tswg netcheck \[--stun HOST\[:PORT\] \.\.\.\]/);
     expect(outcome.stdout).toMatch(/endpoint-independent/);
     const main = await new Promise<string>((resolve) => {
       const child = spawn(process.execPath, [TSWG, '--help'], { stdio: ['ignore', 'pipe', 'ignore'] });

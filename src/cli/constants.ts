@@ -1,0 +1,15 @@
+/** Constants of the tswg command line. */
+
+/** Exit statuses everywhere: success, runtime failure, bad flags/arguments/config. */
+export const EXIT_OK = 0;
+export const EXIT_FAILURE = 1;
+export const EXIT_USAGE = 2;
+
+/**
+ * STUN servers `tswg netcheck` asks when given no --stun: two operators, so
+ * that two different servers can tell the NAT's mapping behaviour.
+ */
+export const DEFAULT_NETCHECK_STUN_SERVERS: readonly string[] = Object.freeze(['stun.cloudflare.com:3478', 'stun.l.google.com:19302']);
+
+/** How long netcheck waits for one STUN server. */
+export const DEFAULT_NETCHECK_TIMEOUT_MS = 5000;
