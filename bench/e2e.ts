@@ -228,6 +228,9 @@ async function main(): Promise<void> {
     });
   }
 
+  // The harness's own CPU while it measures (it shares the cores with what it measures): printed, so it can be ruled out.
+  const harnessCpuBefore = process.cpuUsage();
+  const measuringSince = Date.now();
   for (let round = 0; round < options.rounds; round++) {
     for (const measurement of plan) {
       // Rotate the order every round, so no pairing is always first after a pause.
@@ -239,6 +242,9 @@ async function main(): Promise<void> {
     }
   }
   for (const run of runs) recordMemory(run);
+  const harnessCpu = process.cpuUsage(harnessCpuBefore);
+  const harnessCpuSeconds = (harnessCpu.user + harnessCpu.system) / 1e6;
+  const measuringSeconds = (Date.now() - measuringSince) / 1000;
 
   const elapsedSeconds = (Date.now() - startedAt.getTime()) / 1000;
   const document: E2eDocument = {
@@ -247,11 +253,13 @@ async function main(): Promise<void> {
     options: { rounds: options.rounds, duration: options.duration, mtu: options.mtu, pairings: options.pairings.map((p) => p.id), tests: options.groups },
     startedAt: startedAt.toISOString(),
     elapsedSeconds,
+    harnessCpuSeconds,
     pairings: runs.map(result),
   };
   const { headers, rows } = resultTable(document, REFERENCE_PAIRING);
   console.log(`\n${formatTable(headers, rows)}\n`);
   console.log(`(${elapsedSeconds.toFixed(0)} s; median (min–max) over ${options.rounds} round(s), n=ok/attempted where a test failed; "left" is the first-named side, the iperf3 client)`);
+  console.log(`the harness itself used ${harnessCpuSeconds.toFixed(2)} CPU s in ${measuringSeconds.toFixed(0)} s of measuring (${((100 * harnessCpuSeconds) / measuringSeconds).toFixed(2)} % of one core)`);
   const command = `bench:e2e --rounds ${options.rounds} --duration ${options.duration} --mtu ${options.mtu}`;
   console.log(`\nmarkdown:\n\n${machineLine(machine)}. \`${command}\`.\n\n${markdownTable(headers, rows)}`);
   if (options.baseline !== undefined) {

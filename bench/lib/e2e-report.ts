@@ -28,6 +28,8 @@ export interface E2eDocument {
   options: { rounds: number; duration: number; mtu: number; pairings: string[]; tests: string[] };
   startedAt: string;
   elapsedSeconds: number;
+  /** CPU seconds the harness process itself used while measuring. */
+  harnessCpuSeconds: number;
   pairings: PairingResult[];
 }
 

@@ -20,6 +20,7 @@ function document(pairings: PairingResult[]): E2eDocument {
     options: { rounds: 5, duration: 5, mtu: 1420, pairings: pairings.map((p) => p.id), tests: ['tcp'] },
     startedAt: '2026-12-04T00:00:00.000Z',
     elapsedSeconds: 1,
+    harnessCpuSeconds: 0.1,
     pairings,
   };
 }
