@@ -4,8 +4,8 @@
  * process can exit. A source is a fd (or UDP sockets) and the packet ring
  * its packets go to; the owner hears a doorbell when packets are waiting
  * (through the wake word, wake-word.ts) and `closed` when the source failed
- * for good. remove() resolves once the
- * thread no longer touches the fds, so they may be closed then.
+ * for good. remove() resolves once the thread no longer touches the fds, so
+ * they may be closed then.
  */
 import { Worker } from 'node:worker_threads';
 import { PlatformError } from './errors.js';
