@@ -1,5 +1,5 @@
 /**
- * Every tunable of the issue-5 benchmark harness in one place (bench/micro.ts,
+ * Every tunable of the benchmark harness in one place (bench/micro.ts,
  * alloc.ts, e2e.ts, scale.ts), so a figure in BENCHMARKS.md can be traced to
  * the exact sizes and counts that produced it.
  */
