@@ -1,5 +1,5 @@
 /**
- * Every tunable of the issue-5 benchmark harness in one place (bench/micro.ts,
+ * Every tunable of the benchmark harness in one place (bench/micro.ts,
  * alloc.ts, e2e.ts, scale.ts), so a figure in BENCHMARKS.md can be traced to
  * the exact sizes and counts that produced it.
  */
@@ -28,15 +28,41 @@ export const ALLOC_DECRYPT_CHUNK = 65_536;
 
 /** bench:e2e defaults. */
 export const E2E_DURATION_SECONDS_DEFAULT = 5;
-export const E2E_ROUNDS_DEFAULT = 1;
+/** Namespaces and links bench:e2e creates are named `bench-<pid>-<n>`, so they are recognisably its own. */
+export const E2E_NAME_PREFIX = 'bench-';
+/** Enough rounds that a median with its min–max means something on a noisy machine. */
+export const E2E_ROUNDS_DEFAULT = 5;
+/**
+ * Interface MTUs bench:e2e accepts (--mtu): the WireGuard default up to what
+ * both implementations carry (a slot holds a 65,535-byte packet; the outer
+ * datagram adds WireGuard's 32 bytes and an IPv6+UDP header).
+ */
+export const E2E_MTU_DEFAULT = 1420;
+export const E2E_MTU_MIN = 1280;
+export const E2E_MTU_MAX = 65_000;
+/** Outer headers over the tunnel MTU: IPv6 (40) + UDP (8) + WireGuard transport header and tag (32). */
+export const E2E_OUTER_OVERHEAD = 80;
+/** Inner IPv6 + UDP headers: the full-size UDP test's payload is the MTU less these. */
+export const E2E_INNER_UDP_OVERHEAD = 48;
+/**
+ * tswg↔tswg variants `--ablate` adds, each an environment for both tswg
+ * processes, so one run shows what each piece of the data path buys.
+ * Variables a tswg build does not know are ignored by it.
+ */
+export const E2E_ABLATIONS: readonly Readonly<Record<string, string>>[] = [
+  { TSWG_TUN_OFFLOAD: '0' },
+  { TSWG_UDP_OFFLOAD: '0' },
+  { TSWG_CRYPTO_WORKERS: '0' },
+  { TSWG_CRYPTO_WORKERS: '1' },
+  { TSWG_CRYPTO_WORKERS: '2' },
+];
 /** Ping RTT measurement: count and interval (seconds; below 0.2 needs root). */
 export const E2E_PING_COUNT = 50;
 export const E2E_PING_INTERVAL_SECONDS = 0.02;
 /** Parallel streams of the multi-stream TCP test (iperf3 -P). */
 export const E2E_TCP_STREAMS = 4;
-/** iperf3 UDP payload sizes: minimal, and full-size for the 1420 MTU over IPv6 (1420 - 40 - 8). */
+/** iperf3 UDP payload size of the small-datagram test; the other fills the MTU (1372 B at 1420). */
 export const E2E_UDP_SMALL = 64;
-export const E2E_UDP_FULL = 1372;
 /** Pause between measurements so queues drain and the CPU figures do not overlap. */
 export const E2E_SETTLE_MS = 300;
 /** iperf3 control port; each pair has its own namespaces, so one port serves all. */

@@ -1,206 +1,238 @@
 /**
- * `sudo npm run bench:e2e`: the end-to-end benchmark of issue 5. Three
- * two-namespace pairs (scripts/lib/topology.ts createPair) are built once
- * and measured in ONE run, alternating pairing by pairing within every test
- * of every round, so machine noise hits all three alike:
+ * `sudo npm run bench:e2e`: the end-to-end benchmark. Every pairing gets its
+ * own two-namespace pair (scripts/lib/topology.ts createPair), all built
+ * once and measured in ONE run, alternating pairing by pairing within every
+ * test of every round (the order rotates each round), so machine noise hits
+ * them alike:
  *
  *   wireguard-go↔wireguard-go (the reference), tswg↔tswg, tswg↔wireguard-go
+ *   and, with --ablate / --variant, tswg↔tswg with environment variables set
  *
  * Per pairing: iperf3 TCP with 1 and 4 streams each way; iperf3 UDP at full
- * speed (-b 0) with 64-byte and 1372-byte datagrams each way (received
- * packets/s, loss); ping RTT through the tunnel (avg, p50); CPU seconds of
+ * speed (-b 0) with 64-byte and MTU-sized datagrams each way (received
+ * packets/s, loss); ping RTT through the tunnel (p50, avg); CPU seconds of
  * each WireGuard process during each test (/proc/PID/stat utime+stime); peak
  * RSS of each WireGuard process (VmHWM). "→" is left to right (the left side
- * is the iperf3 client), "←" the reverse (-R). With several rounds each
- * figure is the median over the rounds. Every figure is also shown as a
- * ratio to wireguard-go↔wireguard-go.
+ * is the iperf3 client), "←" the reverse (-R). Every figure is the median
+ * over the rounds with its min–max; a failed measurement stays in the count
+ * (`n=4/5`). Ratios are to wireguard-go↔wireguard-go.
  *
- *   npm run build && node dist/bench/e2e.js [--duration S] [--rounds N] [--only PAIRING] [--json FILE]
+ *   npm run build && node dist/bench/e2e.js [--rounds N] [--duration S] [--mtu N]
+ *       [--only PAIRING]... [--test tcp|udp|ping]... [--ablate] [--variant NAME=VALUE]...
+ *       [--json FILE] [--baseline FILE]
  *
- * PAIRING: go-go, tswg-tswg or tswg-go (repeatable). Everything it creates
- * (namespaces, veths, daemons, iperf3, keys) is removed on every exit path,
- * Ctrl-C included (scripts/lib/netns.ts cleanup registry).
+ * PAIRING: go-go, tswg-tswg, tswg-go or a variant's id (printed at start).
+ * --json writes one document (versions, options, every sample); --baseline
+ * reads such a document and prints this run's medians over its. Everything
+ * the run creates (namespaces, veths, daemons, iperf3, keys) is removed on
+ * every exit path, Ctrl-C included (scripts/lib/netns.ts cleanup registry).
  */
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { cleanup, requireCommands, requireRoot } from '../scripts/lib/netns.js';
-import { createPair, ping, type Implementation, type Pair } from '../scripts/lib/topology.js';
+import { cleanup, requireCommands, requireRoot, setNamePrefix } from '../scripts/lib/netns.js';
+import { createPair, ping, type Pair } from '../scripts/lib/topology.js';
 import {
+  E2E_ABLATIONS,
   E2E_DURATION_SECONDS_DEFAULT,
+  E2E_INNER_UDP_OVERHEAD,
+  E2E_MTU_DEFAULT,
+  E2E_MTU_MAX,
+  E2E_MTU_MIN,
+  E2E_NAME_PREFIX,
   E2E_PING_COUNT,
   E2E_PING_INTERVAL_SECONDS,
   E2E_ROUNDS_DEFAULT,
   E2E_SETTLE_MS,
   E2E_TCP_STREAMS,
-  E2E_UDP_FULL,
   E2E_UDP_SMALL,
 } from './constants.js';
+import { BASE_PAIRINGS, REFERENCE_PAIRING, parseVariable, tswgVariant, type Pairing } from './lib/e2e-pairings.js';
+import { E2E_DOCUMENT_KIND, baselineTable, readE2eDocument, resultTable, type E2eDocument, type PairingResult } from './lib/e2e-report.js';
 import { Iperf3Server, runIperf3, runPing, type Iperf3Test } from './lib/iperf.js';
 import { machineInfo, machineLine } from './lib/machine.js';
 import { cpuSeconds, memory, MIB } from './lib/proc.js';
 import { mean, median } from './lib/stats.js';
-import { formatTable, markdownTable, type Cell } from './lib/table.js';
+import { formatTable, markdownTable } from './lib/table.js';
+import { setTunnelMtu } from './lib/tunnel-mtu.js';
 
-interface Pairing {
-  id: string;
-  label: string;
-  left: Implementation;
-  right: Implementation;
-}
-
-const PAIRINGS: Pairing[] = [
-  { id: 'go-go', label: 'wireguard-go↔wireguard-go', left: 'wireguard-go', right: 'wireguard-go' },
-  { id: 'tswg-tswg', label: 'tswg↔tswg', left: 'tswg', right: 'tswg' },
-  { id: 'tswg-go', label: 'tswg↔wireguard-go', left: 'tswg', right: 'wireguard-go' },
-];
-const REFERENCE = 'go-go';
+const TEST_GROUPS = ['tcp', 'udp', 'ping'] as const;
+type TestGroup = (typeof TEST_GROUPS)[number];
 
 interface Measurement {
   name: string;
+  group: TestGroup;
   iperf3?: Iperf3Test;
-  ping?: true;
+  /** The figures this measurement adds each round (besides CPU). */
+  figures: string[];
 }
 
 const arrow = (reverse: boolean): string => (reverse ? '←' : '→');
-const MEASUREMENTS: Measurement[] = [
-  ...[1, E2E_TCP_STREAMS].flatMap((streams) =>
-    [false, true].map((reverse) => ({ name: `TCP ×${streams} ${arrow(reverse)}`, iperf3: { protocol: 'tcp' as const, streams, reverse } })),
-  ),
-  ...[E2E_UDP_SMALL, E2E_UDP_FULL].flatMap((udpLength) =>
-    [false, true].map((reverse) => ({ name: `UDP ${udpLength} B ${arrow(reverse)}`, iperf3: { protocol: 'udp' as const, streams: 1, reverse, udpLength } })),
-  ),
-  { name: 'ping', ping: true },
-];
+const cpuFigures = (name: string): string[] => [`CPU s left, ${name}`, `CPU s right, ${name}`];
 
-/** One figure of one pairing; a list because every round adds one value. */
-type Figures = Map<string, number[]>;
+function measurements(mtu: number, groups: readonly TestGroup[]): Measurement[] {
+  const tcp = [1, E2E_TCP_STREAMS].flatMap((streams) =>
+    [false, true].map((reverse): Measurement => {
+      const name = `TCP ×${streams} ${arrow(reverse)}`;
+      return { name, group: 'tcp', iperf3: { protocol: 'tcp', streams, reverse }, figures: [`${name} (Mbit/s)`] };
+    }),
+  );
+  const udp = [E2E_UDP_SMALL, mtu - E2E_INNER_UDP_OVERHEAD].flatMap((udpLength) =>
+    [false, true].map((reverse): Measurement => {
+      const name = `UDP ${udpLength} B ${arrow(reverse)}`;
+      return { name, group: 'udp', iperf3: { protocol: 'udp', streams: 1, reverse, udpLength }, figures: [`${name} (kpps received)`, `${name} loss (%)`] };
+    }),
+  );
+  const pings: Measurement[] = [{ name: 'ping', group: 'ping', figures: ['ping p50 (ms)', 'ping avg (ms)', 'ping lost (%)'] }];
+  return [...tcp, ...udp, ...pings].filter((measurement) => groups.includes(measurement.group));
+}
+
+interface Options {
+  duration: number;
+  rounds: number;
+  mtu: number;
+  pairings: Pairing[];
+  groups: TestGroup[];
+  json: string | undefined;
+  baseline: E2eDocument | undefined;
+}
+
+function integerOption(name: string, text: string | undefined, fallback: number, min: number, max: number): number {
+  const value = Number(text ?? fallback);
+  if (!Number.isInteger(value) || value < min || value > max) throw new Error(`--${name} must be an integer ${min}..${max}, got ${text}`);
+  return value;
+}
+
+function parseOptions(): Options {
+  const { values } = parseArgs({
+    options: {
+      duration: { type: 'string' },
+      rounds: { type: 'string' },
+      mtu: { type: 'string' },
+      only: { type: 'string', multiple: true },
+      test: { type: 'string', multiple: true },
+      ablate: { type: 'boolean' },
+      variant: { type: 'string', multiple: true },
+      json: { type: 'string' },
+      baseline: { type: 'string' },
+    },
+  });
+  const variants = [...(values.ablate ? E2E_ABLATIONS : []), ...(values.variant ?? []).map(parseVariable)].map(tswgVariant);
+  const all = [...BASE_PAIRINGS, ...variants];
+  const only = values.only ?? [];
+  for (const id of only) {
+    if (!all.some((pairing) => pairing.id === id)) throw new Error(`--only ${id}: unknown pairing (one of ${all.map((pairing) => pairing.id).join(', ')})`);
+  }
+  const groups = (values.test ?? [...TEST_GROUPS]) as TestGroup[];
+  for (const group of groups) if (!TEST_GROUPS.includes(group)) throw new Error(`--test ${group}: one of ${TEST_GROUPS.join(', ')}`);
+  return {
+    duration: integerOption('duration', values.duration, E2E_DURATION_SECONDS_DEFAULT, 1, 600),
+    rounds: integerOption('rounds', values.rounds, E2E_ROUNDS_DEFAULT, 1, 100),
+    mtu: integerOption('mtu', values.mtu, E2E_MTU_DEFAULT, E2E_MTU_MIN, E2E_MTU_MAX),
+    pairings: only.length === 0 ? all : all.filter((pairing) => only.includes(pairing.id)),
+    groups,
+    json: values.json,
+    baseline: values.baseline === undefined ? undefined : readE2eDocument(values.baseline),
+  };
+}
 
 interface Running {
   pairing: Pairing;
   pair: Pair;
   server: Iperf3Server;
-  figures: Figures;
+  figures: Record<string, (number | null)[]>;
 }
 
-function record(figures: Figures, name: string, value: number | null): void {
-  if (value === null) return;
-  const values = figures.get(name) ?? [];
-  values.push(value);
-  figures.set(name, values);
+function record(running: Running, name: string, value: number | null): void {
+  (running.figures[name] ??= []).push(value);
 }
 
-function parseOptions(): { duration: number; rounds: number; pairings: Pairing[]; json: string | undefined } {
-  const { values } = parseArgs({
-    options: { duration: { type: 'string' }, rounds: { type: 'string' }, only: { type: 'string', multiple: true }, json: { type: 'string' } },
-  });
-  const duration = Number(values.duration ?? E2E_DURATION_SECONDS_DEFAULT);
-  const rounds = Number(values.rounds ?? E2E_ROUNDS_DEFAULT);
-  if (!Number.isInteger(duration) || duration < 1 || duration > 600) throw new Error(`--duration must be 1..600 seconds, got ${values.duration}`);
-  if (!Number.isInteger(rounds) || rounds < 1 || rounds > 100) throw new Error(`--rounds must be 1..100, got ${values.rounds}`);
-  const only = values.only ?? [];
-  for (const id of only) {
-    if (!PAIRINGS.some((p) => p.id === id)) throw new Error(`--only ${id}: unknown pairing (one of ${PAIRINGS.map((p) => p.id).join(', ')})`);
-  }
-  const pairings = only.length === 0 ? PAIRINGS : PAIRINGS.filter((p) => only.includes(p.id));
-  return { duration, rounds, pairings, json: values.json };
-}
-
-async function setUp(pairing: Pairing): Promise<Running> {
-  const pair = await createPair({ left: pairing.left, right: pairing.right });
+async function setUp(pairing: Pairing, mtu: number): Promise<Running> {
+  const pair = await createPair({ left: pairing.left, right: pairing.right, env: pairing.env });
   ping(pair.a, pair.b.inner4); // completes the handshake; throws if the tunnel does not carry packets
+  if (mtu !== E2E_MTU_DEFAULT) setTunnelMtu(pair, mtu);
   const server = new Iperf3Server(pair.b.namespace, pair.b.inner4);
   await server.start();
-  return { pairing, pair, server, figures: new Map() };
+  return { pairing, pair, server, figures: {} };
 }
 
 async function measure(running: Running, measurement: Measurement, duration: number): Promise<string> {
-  const { pair, figures } = running;
+  const { pair } = running;
   const cpuBefore = [cpuSeconds(pair.a.process.pid), cpuSeconds(pair.b.process.pid)];
+  let values: (number | null)[];
   let summary: string;
-  if (measurement.ping) {
+  let failed = false;
+  if (measurement.iperf3 === undefined) {
     const result = await runPing(pair.a.namespace, pair.b.inner4, E2E_PING_COUNT, E2E_PING_INTERVAL_SECONDS);
-    record(figures, 'ping avg (ms)', mean(result.rttsMs));
-    record(figures, 'ping p50 (ms)', median(result.rttsMs));
-    record(figures, 'ping lost (%)', (100 * (result.sent - result.rttsMs.length)) / result.sent);
-    summary = `avg ${mean(result.rttsMs)?.toFixed(3)} ms, p50 ${median(result.rttsMs)?.toFixed(3)} ms, ${result.rttsMs.length}/${result.sent} replies`;
+    const lost = (100 * (result.sent - result.rttsMs.length)) / result.sent;
+    values = [median(result.rttsMs), mean(result.rttsMs), lost];
+    failed = result.rttsMs.length === 0;
+    summary = `p50 ${values[0]?.toFixed(3)} ms, avg ${values[1]?.toFixed(3)} ms, ${result.rttsMs.length}/${result.sent} replies`;
   } else {
-    const test = measurement.iperf3!;
+    const test = measurement.iperf3;
     try {
       const result = await runIperf3(pair.a.namespace, pair.b.inner4, test, duration);
       if (test.protocol === 'tcp') {
-        record(figures, `${measurement.name} (Mbit/s)`, result.mbitPerSecond);
+        values = [result.mbitPerSecond];
         summary = `${result.mbitPerSecond.toFixed(0)} Mbit/s`;
       } else {
-        record(figures, `${measurement.name} (kpps received)`, result.receivedPacketsPerSecond! / 1000);
-        record(figures, `${measurement.name} loss (%)`, result.lossPercent);
-        summary = `${(result.receivedPacketsPerSecond! / 1000).toFixed(1)} kpps received, ${result.lossPercent!.toFixed(1)} % lost`;
+        values = [result.receivedPacketsPerSecond! / 1000, result.lossPercent];
+        summary = `${values[0]!.toFixed(1)} kpps received, ${result.lossPercent!.toFixed(1)} % lost`;
       }
     } catch (error) {
-      // One failed test (e.g. the control connection starved) must not end the run: note it, restart the server.
+      // A failed test (e.g. the control connection starved) is counted as failed, and the run goes on.
+      values = measurement.figures.map(() => null);
+      failed = true;
       summary = `FAILED: ${error instanceof Error ? error.message : String(error)}`;
       await running.server.restart();
     }
   }
   const cpu = [cpuSeconds(pair.a.process.pid) - cpuBefore[0]!, cpuSeconds(pair.b.process.pid) - cpuBefore[1]!];
-  record(figures, `CPU s left, ${measurement.name}`, cpu[0]!);
-  record(figures, `CPU s right, ${measurement.name}`, cpu[1]!);
+  measurement.figures.forEach((name, i) => record(running, name, values[i] ?? null));
+  cpuFigures(measurement.name).forEach((name, i) => record(running, name, failed ? null : cpu[i]!));
   await new Promise((resolve) => setTimeout(resolve, E2E_SETTLE_MS));
   return `${summary}; CPU s ${cpu[0]!.toFixed(2)} / ${cpu[1]!.toFixed(2)}`;
 }
 
 function recordMemory(running: Running): void {
-  const { pair, figures } = running;
-  record(figures, 'peak RSS left (MiB)', memory(pair.a.process.pid).hwm / MIB);
-  record(figures, 'peak RSS right (MiB)', memory(pair.b.process.pid).hwm / MIB);
+  record(running, 'peak RSS left (MiB)', memory(running.pair.a.process.pid).hwm / MIB);
+  record(running, 'peak RSS right (MiB)', memory(running.pair.b.process.pid).hwm / MIB);
 }
 
-/** Figure names in measurement order: throughput and latency first, then CPU, then memory. */
-function figureNames(runs: Running[]): string[] {
-  const names: string[] = [];
-  for (const run of runs) for (const name of run.figures.keys()) if (!names.includes(name)) names.push(name);
-  const rank = (name: string): number => (name.startsWith('CPU') ? 1 : name.startsWith('peak') ? 2 : 0);
-  return names.sort((a, b) => rank(a) - rank(b));
-}
-
-function table(runs: Running[]): { headers: string[]; rows: Cell[][] } {
-  const reference = runs.find((run) => run.pairing.id === REFERENCE);
-  const others = runs.filter((run) => run !== reference);
-  const headers = ['figure', ...runs.map((run) => run.pairing.label), ...(reference ? others.map((run) => `${run.pairing.label} / ref`) : [])];
-  const rows = figureNames(runs).map((name) => {
-    const medians = runs.map((run) => median(run.figures.get(name) ?? []));
-    const ref = reference ? median(reference.figures.get(name) ?? []) : null;
-    const ratios = reference
-      ? others.map((run) => {
-          const value = median(run.figures.get(name) ?? []);
-          return value === null || ref === null || ref === 0 ? null : `${(value / ref).toFixed(2)}×`;
-        })
-      : [];
-    return [name, ...medians, ...ratios];
-  });
-  return { headers, rows };
+function result(running: Running): PairingResult {
+  const { id, label, left, right, env } = running.pairing;
+  return { id, label, left, right, env, figures: running.figures };
 }
 
 async function main(): Promise<void> {
   const options = parseOptions();
   requireRoot('bench:e2e');
+  setNamePrefix(E2E_NAME_PREFIX);
   requireCommands('ip', 'wg', 'wireguard-go', 'iperf3', 'ping', 'ss');
   const machine = machineInfo();
-  const started = Date.now();
+  const startedAt = new Date();
+  const plan = measurements(options.mtu, options.groups);
   console.log(`bench:e2e — ${machineLine(machine)}`);
-  console.log(`${options.rounds} round(s), ${options.duration} s per iperf3 test, pairings: ${options.pairings.map((p) => p.label).join(', ')}`);
+  console.log(`${options.rounds} round(s), ${options.duration} s per iperf3 test, MTU ${options.mtu}, tests: ${options.groups.join(', ')}`);
+  console.log(`pairings: ${options.pairings.map((pairing) => `${pairing.label} [${pairing.id}]`).join(', ')}`);
 
   const runs: Running[] = [];
   for (const pairing of options.pairings) {
-    runs.push(await setUp(pairing));
+    runs.push(await setUp(pairing, options.mtu));
     console.log(`  set up ${pairing.label}`);
   }
-  // Warm-up (JIT, socket buffers), not recorded.
+  // Warm-up (JIT, socket buffers, TCP metrics), not recorded.
   for (const run of runs) {
-    await runIperf3(run.pair.a.namespace, run.pair.b.inner4, { protocol: 'tcp', streams: 1, reverse: false }, 1).catch(() => run.server.restart());
+    await runIperf3(run.pair.a.namespace, run.pair.b.inner4, { protocol: 'tcp', streams: 1, reverse: false }, 1).catch(async (error: unknown) => {
+      console.log(`  warm-up of ${run.pairing.label} failed: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`);
+      await run.server.restart();
+    });
   }
 
+  // The harness's own CPU while it measures (it shares the cores with what it measures): printed, so it can be ruled out.
+  const harnessCpuBefore = process.cpuUsage();
+  const measuringSince = Date.now();
   for (let round = 0; round < options.rounds; round++) {
-    for (const measurement of MEASUREMENTS) {
+    for (const measurement of plan) {
       // Rotate the order every round, so no pairing is always first after a pause.
       for (let i = 0; i < runs.length; i++) {
         const run = runs[(i + round) % runs.length]!;
@@ -210,14 +242,32 @@ async function main(): Promise<void> {
     }
   }
   for (const run of runs) recordMemory(run);
+  const harnessCpu = process.cpuUsage(harnessCpuBefore);
+  const harnessCpuSeconds = (harnessCpu.user + harnessCpu.system) / 1e6;
+  const measuringSeconds = (Date.now() - measuringSince) / 1000;
 
-  const { headers, rows } = table(runs);
-  const elapsed = (Date.now() - started) / 1000;
-  console.log(`\n${formatTable(headers, rows)}\n\n(${elapsed.toFixed(0)} s; medians over ${options.rounds} round(s); "left" is the first-named side, the iperf3 client)`);
-  console.log(`\nmarkdown:\n\nMachine: ${machineLine(machine)}. \`bench:e2e --duration ${options.duration} --rounds ${options.rounds}\`.\n\n${markdownTable(headers, rows)}`);
+  const elapsedSeconds = (Date.now() - startedAt.getTime()) / 1000;
+  const document: E2eDocument = {
+    kind: E2E_DOCUMENT_KIND,
+    machine,
+    options: { rounds: options.rounds, duration: options.duration, mtu: options.mtu, pairings: options.pairings.map((p) => p.id), tests: options.groups },
+    startedAt: startedAt.toISOString(),
+    elapsedSeconds,
+    harnessCpuSeconds,
+    pairings: runs.map(result),
+  };
+  const { headers, rows } = resultTable(document, REFERENCE_PAIRING);
+  console.log(`\n${formatTable(headers, rows)}\n`);
+  console.log(`(${elapsedSeconds.toFixed(0)} s; median (min–max) over ${options.rounds} round(s), n=ok/attempted where a test failed; "left" is the first-named side, the iperf3 client)`);
+  console.log(`the harness itself used ${harnessCpuSeconds.toFixed(2)} CPU s in ${measuringSeconds.toFixed(0)} s of measuring (${((100 * harnessCpuSeconds) / measuringSeconds).toFixed(2)} % of one core)`);
+  const command = `bench:e2e --rounds ${options.rounds} --duration ${options.duration} --mtu ${options.mtu}`;
+  console.log(`\nmarkdown:\n\n${machineLine(machine)}. \`${command}\`.\n\n${markdownTable(headers, rows)}`);
+  if (options.baseline !== undefined) {
+    const comparison = baselineTable(document, options.baseline);
+    console.log(`\nagainst the baseline (${machineLine(options.baseline.machine)}, ${options.baseline.startedAt}):\n\n${formatTable(comparison.headers, comparison.rows)}`);
+  }
   if (options.json !== undefined) {
-    const raw = Object.fromEntries(runs.map((run) => [run.pairing.id, Object.fromEntries(run.figures)]));
-    writeFileSync(options.json, `${JSON.stringify({ machine, options: { ...options, pairings: options.pairings.map((p) => p.id) }, elapsedSeconds: elapsed, headers, rows, raw }, null, 2)}\n`);
+    writeFileSync(options.json, `${JSON.stringify(document, null, 2)}\n`);
     console.log(`\nJSON written to ${options.json}`);
   }
 }

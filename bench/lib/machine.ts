@@ -1,10 +1,14 @@
-/** The machine line every benchmark report starts with (BENCHMARKS.md quotes it). */
+/** The machine and versions line every benchmark report starts with (BENCHMARKS.md quotes it). */
 import { execFileSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
 
-function firstLine(command: string, args: string[]): string {
+/** The checkout this file belongs to (works from bench/lib and from dist/bench/lib). */
+const CHECKOUT = fileURLToPath(new URL(import.meta.url.includes('/dist/') ? '../../../' : '../../', import.meta.url));
+
+function firstLine(command: string, args: string[], cwd?: string): string {
   try {
-    return execFileSync(command, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).split('\n')[0]!.trim();
+    return execFileSync(command, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], cwd }).split('\n')[0]!.trim();
   } catch {
     return `${command}: not available`;
   }
@@ -16,6 +20,8 @@ export interface MachineInfo {
   node: string;
   wireguardGo: string;
   iperf3: string;
+  /** The tswg commit measured; "-dirty" when the work tree had uncommitted changes. */
+  tswgCommit: string;
 }
 
 export function machineInfo(): MachineInfo {
@@ -25,9 +31,10 @@ export function machineInfo(): MachineInfo {
     node: process.version,
     wireguardGo: firstLine('wireguard-go', ['--version']),
     iperf3: firstLine('iperf3', ['--version']),
+    tswgCommit: firstLine('git', ['describe', '--always', '--dirty', '--abbrev=12'], CHECKOUT),
   };
 }
 
 export function machineLine(info: MachineInfo = machineInfo()): string {
-  return `${info.cpus} CPUs (nproc), Linux ${info.kernel}, Node ${info.node}, ${info.wireguardGo}, ${info.iperf3}`;
+  return `tswg ${info.tswgCommit}, ${info.cpus} CPUs (nproc), Linux ${info.kernel}, Node ${info.node}, ${info.wireguardGo}, ${info.iperf3}`;
 }

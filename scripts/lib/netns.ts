@@ -9,7 +9,8 @@
  * crashed or interrupted run does not leave namespaces, links, processes or
  * secret files behind. cleanup() is synchronous and idempotent.
  *
- * Names are unique per run: `tswgt-<pid base36>[.<worker thread id>]-<n base36>`,
+ * Names are unique per run: `tswgt-<pid base36>[.<worker thread id>]-<n base36>` (a
+ * benchmark may set its own prefix: setNamePrefix),
  * at most 15 bytes so that they are valid interface names too.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -19,6 +20,17 @@ import { join } from 'node:path';
 import { threadId } from 'node:worker_threads';
 
 export const NAME_PREFIX = 'tswgt-';
+/** Longest prefix setNamePrefix accepts: as long as NAME_PREFIX, so names stay within IFNAMSIZ. */
+const MAX_NAME_PREFIX = NAME_PREFIX.length;
+let namePrefix = NAME_PREFIX;
+
+/** Name what this process creates `<prefix><pid>-<n>` instead (a benchmark marks its namespaces as its own). */
+export function setNamePrefix(prefix: string): void {
+  if (!/^[a-z0-9-]+$/.test(prefix) || prefix.length > MAX_NAME_PREFIX) {
+    throw new Error(`name prefix ${JSON.stringify(prefix)}: 1..${MAX_NAME_PREFIX} characters of a-z, 0-9 and -`);
+  }
+  namePrefix = prefix;
+}
 /** IFNAMSIZ - 1. */
 const MAX_INTERFACE_NAME = 15;
 
@@ -33,7 +45,7 @@ export function uniqueName(): string {
   const n = (globalState[counterKey] ?? 0) + 1;
   globalState[counterKey] = n;
   const thread = threadId > 0 ? `.${threadId.toString(36)}` : '';
-  const name = `${NAME_PREFIX}${process.pid.toString(36)}${thread}-${n.toString(36)}`;
+  const name = `${namePrefix}${process.pid.toString(36)}${thread}-${n.toString(36)}`;
   if (name.length > MAX_INTERFACE_NAME) {
     throw new Error(`generated test name ${name} is longer than ${MAX_INTERFACE_NAME} bytes (IFNAMSIZ)`);
   }

@@ -26,6 +26,8 @@ export interface IoWorkerData {
   wakeFd: number;
   /** Int32 words: COMMANDS_SENT. */
   control: SharedArrayBuffer;
+  /** The wake word (wake-word.ts): bumped when a source's ring rang its doorbell. */
+  wake: SharedArrayBuffer;
   sources: SourceSpec[];
 }
 
@@ -34,5 +36,5 @@ export const COMMANDS_SENT = 0;
 
 export type Command = { add: SourceSpec } | { remove: number } | { stop: true };
 
-/** Worker → owner: a number is a source's doorbell; objects report. */
-export type Report = number | { closed: number; reason: string } | { removed: number };
+/** Worker → owner, besides the wake word: a source is gone, or its removal is done. */
+export type Report = { closed: number; reason: string } | { removed: number };

@@ -2,15 +2,17 @@
  * The owner's side of the I/O thread (io-worker.ts): one per process,
  * started with its first packet source and stopped with its last, so an idle
  * process can exit. A source is a fd (or UDP sockets) and the packet ring
- * its packets go to; the owner hears a doorbell when packets are waiting and
- * `closed` when the source failed for good. remove() resolves once the
- * thread no longer touches the fds, so they may be closed then.
+ * its packets go to; the owner hears a doorbell when packets are waiting
+ * (through the wake word, wake-word.ts) and `closed` when the source failed
+ * for good. remove() resolves once the thread no longer touches the fds, so
+ * they may be closed then.
  */
 import { Worker } from 'node:worker_threads';
 import { PlatformError } from './errors.js';
 import { COMMANDS_SENT, type Command, type IoWorkerData, type Report, type SourceSpec } from './io-thread-protocol.js';
 import { O_CLOEXEC, O_NONBLOCK, lastErrno, loadLibc } from './libc.js';
-import type { PacketRingMemory } from './packet-ring.js';
+import { RingDoorbell, type PacketRingMemory } from './packet-ring.js';
+import { WakeListener, createWakeWord } from './wake-word.js';
 import { IO_THREAD_RESOURCE_LIMITS, workerScriptUrl } from './worker-script.js';
 
 export interface SourceHandlers {
@@ -30,6 +32,8 @@ export class IoThread {
   private readonly wakeFds = new Int32Array(2);
   private readonly control = new Int32Array(new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT));
   private readonly handlers = new Map<number, SourceHandlers>();
+  private readonly doorbells = new Map<number, RingDoorbell>();
+  private readonly wake: WakeListener;
   private readonly removals = new Map<number, () => void>();
   private readonly exited: Promise<void>;
   private stopping: Promise<void> | null = null;
@@ -49,24 +53,40 @@ export class IoThread {
     if (libc.pipe2(this.wakeFds, O_CLOEXEC | O_NONBLOCK) !== 0) throw new PlatformError(`cannot create a pipe for the I/O thread: ${lastErrno().code}`);
     const id = this.nextId++;
     this.handlers.set(id, handlers);
-    const workerData: IoWorkerData = { wakeFd: this.wakeFds[0]!, control: this.control.buffer as SharedArrayBuffer, sources: [{ ...first, id } as SourceSpec] };
+    this.doorbells.set(id, new RingDoorbell(first.ring));
+    const wake = createWakeWord();
+    const workerData: IoWorkerData = { wakeFd: this.wakeFds[0]!, control: this.control.buffer as SharedArrayBuffer, wake, sources: [{ ...first, id } as SourceSpec] };
     this.worker = new Worker(workerScriptUrl(import.meta.url, './io-worker.js'), { workerData, resourceLimits: IO_THREAD_RESOURCE_LIMITS });
     this.exited = new Promise((resolve) => this.worker.once('exit', () => resolve()));
     this.worker.on('message', (message: Report) => this.receive(message));
     this.worker.on('error', (error) => this.fail(`the I/O thread failed: ${error.message}`));
     this.worker.once('exit', () => this.fail('the I/O thread exited'));
+    this.wake = new WakeListener(wake, () => this.ringDoorbells());
+  }
+
+  /** A wake-up: every source whose ring rang hears its doorbell. */
+  private ringDoorbells(): void {
+    for (const [id, doorbell] of this.doorbells) if (doorbell.rung) this.handlers.get(id)?.doorbell();
+  }
+
+  private forget(id: number): void {
+    this.handlers.delete(id);
+    this.doorbells.delete(id);
   }
 
   private add(options: SourceOptions, handlers: SourceHandlers): number {
     const id = this.nextId++;
     this.handlers.set(id, handlers);
+    this.doorbells.set(id, new RingDoorbell(options.ring));
     this.send({ add: { ...options, id } as SourceSpec });
     return id;
   }
 
   /** Stop reading a source; resolves when the thread no longer touches its fds (the last one stops the thread). */
   async remove(id: number): Promise<void> {
-    if (this.handlers.delete(id) && this.handlers.size > 0) {
+    const known = this.handlers.has(id);
+    this.forget(id);
+    if (known && this.handlers.size > 0) {
       await new Promise<void>((resolve) => {
         this.removals.set(id, resolve);
         this.send({ remove: id });
@@ -81,6 +101,7 @@ export class IoThread {
   private stop(): Promise<void> {
     this.stopping ??= (async () => {
       if (IoThread.current === this) IoThread.current = null;
+      this.wake.stop();
       this.send({ stop: true });
       await this.exited;
       for (const fd of this.wakeFds) loadLibc().close(fd);
@@ -95,10 +116,9 @@ export class IoThread {
   }
 
   private receive(message: Report): void {
-    if (typeof message === 'number') this.handlers.get(message)?.doorbell();
-    else if ('closed' in message) {
+    if ('closed' in message) {
       const handlers = this.handlers.get(message.closed);
-      this.handlers.delete(message.closed);
+      this.forget(message.closed);
       if (this.handlers.size === 0) void this.stop();
       handlers?.closed(message.reason);
     } else {
@@ -110,6 +130,7 @@ export class IoThread {
   /** The thread is gone: every source hears of it, every pending removal is done. */
   private fail(reason: string): void {
     if (IoThread.current === this) IoThread.current = null;
+    this.wake.stop();
     if (this.stopping === null) {
       this.stopping = Promise.resolve();
       for (const fd of this.wakeFds) loadLibc().close(fd);
@@ -118,6 +139,7 @@ export class IoThread {
     this.removals.clear();
     const handlers = [...this.handlers.values()];
     this.handlers.clear();
+    this.doorbells.clear();
     for (const handler of handlers) handler.closed(reason);
   }
 }

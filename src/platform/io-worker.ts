@@ -3,7 +3,7 @@
  * the process has (the TUN fd, the UDP sockets) and a wake-up pipe, and reads
  * what is ready straight into each source's shared packet ring
  * (packet-ring.ts) — read(2) for TUN, recvmmsg(2) for UDP — ringing one
- * doorbell per batch. One thread for all of them: a V8 isolate per reader
+ * doorbell per batch (wake-word.ts). One thread for all of them: a V8 isolate per reader
  * would cost ~9 MB each, and the work per packet here is a syscall.
  *
  * A source whose ring is full is left out of the poll set (its kernel queue
@@ -18,6 +18,7 @@ import { MessageVector } from './message-vector.js';
 import { addressOf } from './native-memory.js';
 import { MAX_PACKET_SIZE, PACKET_CAPACITY, PacketRingProducer, RELEASE_BATCH, SLOT_SIZE } from './packet-ring.js';
 import { COMMANDS_SENT, type Command, type IoWorkerData, type Report, type SourceSpec } from './io-thread-protocol.js';
+import { WakeSignal } from './wake-word.js';
 
 /** Packets taken from one source per wake-up before others get a turn (bounds latency). */
 const READ_BATCH = 64;
@@ -31,6 +32,7 @@ const FATAL_SOCKET_ERRORS = new Set([EBADF, EINVAL, ENOTSOCK]);
 
 const libc = loadLibc();
 const report = (message: Report) => parentPort!.postMessage(message);
+const wakeSignal = new WakeSignal((workerData as IoWorkerData).wake);
 
 interface Source {
   spec: SourceSpec;
@@ -95,7 +97,7 @@ function receiveSource(spec: SourceSpec & { kind: 'recvmmsg' }, producer: Packet
 }
 
 function openSource(spec: SourceSpec): Source {
-  const producer = new PacketRingProducer(spec.ring, () => report(spec.id));
+  const producer = new PacketRingProducer(spec.ring, () => wakeSignal.wake());
   const read = spec.kind === 'read' ? readSource(spec, producer) : receiveSource(spec, producer);
   return { spec, fds: spec.kind === 'read' ? [spec.fd] : spec.fds, producer, read };
 }

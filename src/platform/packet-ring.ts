@@ -2,9 +2,9 @@
  * A single-producer, single-consumer ring of packet slots in shared memory,
  * joining the I/O thread, which blocks in syscalls (read(2) on TUN,
  * recvmmsg(2) on UDP) to the main thread. The reader fills slots and publishes
- * them by advancing HEAD; it "rings the doorbell" — one small message — only
- * when the main thread is not already on its way, so a busy stream costs a
- * message per batch, not per packet. The main thread hands slots to a
+ * them by advancing HEAD; it "rings the doorbell" — sets DOORBELL and wakes
+ * the main thread (wake-word.ts) — only when the main thread is not already
+ * on its way, so a busy stream costs a wake-up per batch, not per packet. The main thread hands slots to a
  * handler and releases them by advancing TAIL after each batch's flush.
  *
  * Every slot has 16 bytes of room before the packet and room after it, so a
@@ -72,6 +72,19 @@ export function createPacketRingMemory(metaSize = 0, spareSlots = 0, slotCount =
     meta: new SharedArrayBuffer(Math.max(1, slotCount * metaSize)),
     metaSize,
   };
+}
+
+/** Whether a ring's doorbell rang since the main thread last drained it (what a wake-up asks of each ring). */
+export class RingDoorbell {
+  private readonly control: Int32Array;
+
+  constructor(memory: PacketRingMemory) {
+    this.control = new Int32Array(memory.control);
+  }
+
+  get rung(): boolean {
+    return Atomics.load(this.control, DOORBELL) !== 0;
+  }
 }
 
 /** The I/O thread's side. */
