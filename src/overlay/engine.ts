@@ -535,6 +535,7 @@ export class OverlayEngine {
       nodeIp: g?.nodeIp ?? '',
       wgPorts: { first: wgPort, last: Math.min(MAX_UDP_PORT, wgPort + DEDICATED_PORT_BAND_SIZE) },
       members,
+      masquerade: this.attachments.list().length > 0,
     };
   }
 
