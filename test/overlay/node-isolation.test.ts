@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execInContainer, pingFromContainer, startContainer } from '../../scripts/lib/containers.js';
 import { cleanup, execIn, requireCommands, requireRoot } from '../../scripts/lib/netns.js';
+import { TSWG_BIN } from '../../scripts/lib/topology.js';
 import { createMesh, pingOverlay, request, startNode, writeConfig, type MeshNode } from '../../scripts/lib/overlay-mesh.js';
 import type { Request, Response } from '../../src/overlay/protocol.js';
 
@@ -129,7 +130,8 @@ describe.each(['nftables', 'iptables-nft'] as const)('%s: isolation networks acr
     await ok(b, { type: 'DetachContainer', handle: { linuxPid: blue2.pid } }, 'Ok');
     expect(fences(isolationRules(b, backend), blue2.ip)).toBe(false);
     expect(fences(isolationRules(a, backend), blue2.ip)).toBe(true);
-    await ok(a, { type: 'SetRemoteIsolation', node: b.publicKey, networks: { red: [red2.ip] } }, 'Ok');
+    // The update through the command line this time.
+    expect(execIn(a.namespace, TSWG_BIN, ['node', 'remote-isolation', '--control', a.controlPath, '--public-key', b.publicKey, '--networks', `red=${red2.ip}`]).trim()).toBe('ok');
     const rules = isolationRules(a, backend);
     expect(fences(rules, blue2.ip)).toBe(false);
     expect(fences(rules, red2.ip)).toBe(true);
@@ -139,6 +141,9 @@ describe.each(['nftables', 'iptables-nft'] as const)('%s: isolation networks acr
   });
 
   it('bad input is Err naming it, and the node keeps running', async () => {
+    const cli = (networks: string): unknown => execIn(a.namespace, TSWG_BIN, ['node', 'remote-isolation', '--control', a.controlPath, '--public-key', b.publicKey, '--networks', networks]);
+    expect(() => cli('red')).toThrow(/expected NAME=IP/);
+    expect(() => cli('red=10.0.0.300')).toThrow(/SetRemoteIsolation\.networks\.red\[0\]: expected an IP address/);
     const own = await request(a, { type: 'SetRemoteIsolation', node: a.publicKey, networks: { red: ['10.200.9.9'] } });
     expect(own).toMatchObject({ type: 'Err', message: expect.stringContaining('own public key') });
     await ok(a, { type: 'Status' }, 'Status');
