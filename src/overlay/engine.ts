@@ -513,8 +513,8 @@ export class OverlayEngine {
       if (record.isolationNetwork === null) continue;
       (networks[record.isolationNetwork] ??= []).push(record.ip, ...(record.globalIp === null ? [] : [record.globalIp]));
     }
-    for (const members of Object.values(networks)) members.sort();
-    return networks;
+    // Sorted: the same members always publish the same record.
+    return Object.fromEntries(Object.keys(networks).sort().map((name) => [name, [...new Set(networks[name])].sort()]));
   }
 
   /** SetRemoteIsolation: what another node hosts, saved, then fenced (an unchanged list changes nothing). */

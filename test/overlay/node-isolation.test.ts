@@ -18,6 +18,9 @@ import { TSWG_BIN } from '../../scripts/lib/topology.js';
 import { createMesh, pingOverlay, request, startNode, writeConfig, type MeshNode } from '../../scripts/lib/overlay-mesh.js';
 import type { Request, Response } from '../../src/overlay/protocol.js';
 
+/** A CLI process start on a loaded 2-core machine. */
+const CLI_TIMEOUT_MS = 30_000;
+
 type Answer<T extends Response['type']> = Extract<Response, { type: T }>;
 
 async function ok<T extends Response['type']>(node: MeshNode, req: Request, type: T): Promise<Answer<T>> {
@@ -131,7 +134,7 @@ describe.each(['nftables', 'iptables-nft'] as const)('%s: isolation networks acr
     expect(fences(isolationRules(b, backend), blue2.ip)).toBe(false);
     expect(fences(isolationRules(a, backend), blue2.ip)).toBe(true);
     // The update through the command line this time.
-    expect(execIn(a.namespace, TSWG_BIN, ['node', 'remote-isolation', '--control', a.controlPath, '--public-key', b.publicKey, '--networks', `red=${red2.ip}`]).trim()).toBe('ok');
+    expect(execIn(a.namespace, TSWG_BIN, ['node', 'remote-isolation', '--control', a.controlPath, '--public-key', b.publicKey, '--networks', `red=${red2.ip}`], { timeoutMs: CLI_TIMEOUT_MS }).trim()).toBe('ok');
     const rules = isolationRules(a, backend);
     expect(fences(rules, blue2.ip)).toBe(false);
     expect(fences(rules, red2.ip)).toBe(true);
@@ -141,7 +144,7 @@ describe.each(['nftables', 'iptables-nft'] as const)('%s: isolation networks acr
   });
 
   it('bad input is Err naming it, and the node keeps running', async () => {
-    const cli = (networks: string): unknown => execIn(a.namespace, TSWG_BIN, ['node', 'remote-isolation', '--control', a.controlPath, '--public-key', b.publicKey, '--networks', networks]);
+    const cli = (networks: string): unknown => execIn(a.namespace, TSWG_BIN, ['node', 'remote-isolation', '--control', a.controlPath, '--public-key', b.publicKey, '--networks', networks], { timeoutMs: CLI_TIMEOUT_MS });
     expect(() => cli('red')).toThrow(/expected NAME=IP/);
     expect(() => cli('red=10.0.0.300')).toThrow(/SetRemoteIsolation\.networks\.red\[0\]: expected an IP address/);
     const own = await request(a, { type: 'SetRemoteIsolation', node: a.publicKey, networks: { red: ['10.200.9.9'] } });
