@@ -37,7 +37,8 @@
  * The node's resolver (dns/) starts on the node IP once the global device
  * is up and stops first on teardown. The firewall (firewall/) comes up
  * after the global overlay, follows the isolation members of attach and
- * detach, and goes before the overlay does.
+ * detach and those other nodes host (SetRemoteIsolation, kept in
+ * remote-isolation.json), and goes before the overlay does.
  */
 import { join } from 'node:path';
 import { formatCidr, formatEndpoint, maskBytes, parseCidr, type Cidr } from '../device/addr.js';

@@ -23,8 +23,9 @@ export interface FirewallInput {
   members: ReadonlyArray<{ ip: string; network: string }>;
   /**
    * Whether anything may need masquerading (a container is attached). Until
-   * then no NAT table is touched: iptables-legacy creates a table on first
-   * use and the kernel never drops it again.
+   * then the iptables backends leave the nat table alone: iptables-legacy
+   * creates a table on first use and the kernel never drops it again. (Our
+   * own nft table goes whole on revert, so it always has its nat chain.)
    */
   masquerade: boolean;
 }
