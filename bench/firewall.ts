@@ -38,7 +38,7 @@ interface Figures {
 
 function input(containers: number, networks: number, extra = 0): FirewallInput {
   const members = Array.from({ length: containers + extra }, (_, i) => ({ ip: `10.200.${10 + Math.floor(i / 200)}.${2 + (i % 200)}`, network: `net${i % networks}` }));
-  return { clusterCidr: '10.200.0.0/16', nodeIp: '10.200.1.1', wgPorts: { first: 51820, last: 51884 }, members };
+  return { clusterCidr: '10.200.0.0/16', nodeIp: '10.200.1.1', wgPorts: { first: 51820, last: 51884 }, members, masquerade: true };
 }
 
 /** Inside the namespace: rounds of start / update / reconcile / repair / stop for one backend; prints JSON. */

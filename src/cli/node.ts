@@ -8,6 +8,7 @@
  *   tswg node remove-peer --public-key KEY
  *   tswg node services | service-setup | service-teardown | attach | detach | prune
  *   tswg node dns-register --name NAME --ip IP | dns-unregister --name NAME
+ *   tswg node remote-isolation --public-key KEY --networks NAME=IP[,IP…][;NAME=…]|none
  *
  * People get tables; --json prints the node's answer as it came (one JSON
  * object), for scripts. An Err answer exits 1 with its message; bad flags
@@ -38,6 +39,8 @@ export const NODE_USAGE = `Usage: tswg node --data-dir DIR [--config FILE] [--co
        tswg node prune --live NAME[,NAME...] [--control SOCKET] [--json]
        tswg node dns-register --name NAME --ip IP [--control SOCKET] [--json]
        tswg node dns-unregister --name NAME [--control SOCKET] [--json]
+       tswg node remote-isolation --public-key KEY --networks NAME=IP[,IP...][;NAME=IP...]|none
+                        [--control SOCKET] [--json]
        tswg node pubkey --data-dir DIR
        tswg node check-config FILE
 
@@ -79,6 +82,8 @@ Client commands (talk to a running node over --control SOCKET):
   dns-register    give NAME (in the node's DNS domain unless it ends with it) the address IP
                   in the node's resolver (on the node IP, port 53); again to add addresses
   dns-unregister  remove every record of NAME
+  remote-isolation  the isolation-network members the node with KEY hosts (replacing what was
+                    known of it; none forgets it): this node's firewall fences them too
   pubkey       print the node's public key from --data-dir (created there on first use,
                so peers' configs can be written before the node first runs)
   check-config read a --config FILE with the node's own parser and print what it sets up;
@@ -117,7 +122,8 @@ type ClientCommand =
   | 'detach'
   | 'prune'
   | 'dns-register'
-  | 'dns-unregister';
+  | 'dns-unregister'
+  | 'remote-isolation';
 const CLIENT_COMMANDS: readonly ClientCommand[] = [
   'status',
   'peers',
@@ -132,6 +138,7 @@ const CLIENT_COMMANDS: readonly ClientCommand[] = [
   'prune',
   'dns-register',
   'dns-unregister',
+  'remote-isolation',
 ];
 const READ_ONLY_COMMANDS: readonly ClientCommand[] = ['status', 'peers', 'nat', 'services'];
 /** Valued flags of the container commands. */
@@ -145,8 +152,23 @@ const COMMAND_FLAGS: Partial<Record<ClientCommand, readonly string[]>> = {
   prune: ['--live'],
   'dns-register': ['--name', '--ip'],
   'dns-unregister': ['--name'],
+  'remote-isolation': ['--public-key', '--networks'],
 };
 const COMMAND_BOOLEANS: Partial<Record<ClientCommand, readonly string[]>> = { attach: ['--join-global', '--ephemeral'] };
+
+/** "red=10.200.2.2,10.200.2.3;blue=10.200.2.4" → {red: [...], blue: [...]}; "none" → {}. The node checks names and addresses. */
+export function networksFlag(text: string): Record<string, string[]> {
+  const networks: Record<string, string[]> = {};
+  if (text === 'none') return networks;
+  for (const entry of text.split(';')) {
+    const eq = entry.indexOf('=');
+    if (eq <= 0) throw new UsageError(`--networks: expected NAME=IP[,IP...] separated by ';', or none; got '${entry}'`);
+    const name = entry.slice(0, eq);
+    if (name in networks) throw new UsageError(`--networks: ${name} given twice`);
+    networks[name] = entry.slice(eq + 1).split(',').filter((ip) => ip !== '');
+  }
+  return networks;
+}
 
 function pidFlag(text: string): number {
   if (!/^\d{1,7}$/.test(text) || Number(text) < 1) throw new UsageError(`--pid: expected a process id, got '${text}'`);
@@ -234,6 +256,8 @@ export function clientRequest(command: ClientCommand, flags: Map<string, string>
       return { type: 'RegisterDns', name: required('--name'), ip: required('--ip') };
     case 'dns-unregister':
       return { type: 'UnregisterDns', name: required('--name') };
+    case 'remote-isolation':
+      return { type: 'SetRemoteIsolation', node: required('--public-key'), networks: networksFlag(required('--networks')) };
     case 'remove-peer':
       return { type: 'RemovePeer', pubkey: required('--public-key'), scope: 'global' };
     case 'add-peer': {

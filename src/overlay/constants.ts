@@ -249,6 +249,8 @@ export const FIREWALL_TOOL_TIMEOUT_MS = 20_000;
 export const XTABLES_LOCK_WAIT_SECS = 10;
 /** What the firewall remembers across a crash (created tables, rp_filter before), inside --data-dir. */
 export const FIREWALL_STATE_FILE_NAME = 'firewall.json';
+/** Isolation-network members other nodes host (SetRemoteIsolation, etcd records), inside --data-dir. */
+export const REMOTE_ISOLATION_FILE_NAME = 'remote-isolation.json';
 /** Interfaces of the overlay as nft and iptables wildcards: zl-* (devices, bridges) and veth-* (containers' host ends). */
 export const OVERLAY_IFNAME_WILDCARDS_NFT: readonly string[] = Object.freeze(['zl-*', 'veth-*']);
 export const OVERLAY_IFNAME_WILDCARDS_IPT: readonly string[] = Object.freeze(['zl-+', 'veth-+']);

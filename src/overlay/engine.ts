@@ -37,7 +37,8 @@
  * The node's resolver (dns/) starts on the node IP once the global device
  * is up and stops first on teardown. The firewall (firewall/) comes up
  * after the global overlay, follows the isolation members of attach and
- * detach, and goes before the overlay does.
+ * detach and those other nodes host (SetRemoteIsolation, kept in
+ * remote-isolation.json), and goes before the overlay does.
  */
 import { join } from 'node:path';
 import { formatCidr, formatEndpoint, maskBytes, parseCidr, type Cidr } from '../device/addr.js';
@@ -82,6 +83,7 @@ import { ServiceOverlays } from './services/service-overlays.js';
 import { defaultDomain, NodeDns } from './dns/node-dns.js';
 import type { FirewallInput } from './firewall/firewall.js';
 import { NodeFirewall } from './firewall/node-firewall.js';
+import { RemoteIsolation, type IsolationNetworks } from './firewall/remote-isolation.js';
 import { emptyStatus, peersFromDevice, type PeerStatusView, type StatusSnapshot } from './status.js';
 
 const IPV4_FORWARD_KEY = 'net.ipv4.ip_forward';
@@ -197,6 +199,8 @@ export class OverlayEngine {
   /** A NatTick is running (in the background of the control queue): a second one returns at once. */
   private natTickRunning = false;
   private readonly firewall: NodeFirewall;
+  /** Isolation members other nodes host (SetRemoteIsolation): fenced here too. */
+  private readonly remoteIsolation: RemoteIsolation;
 
   constructor(options: OverlayEngineOptions) {
     this.log = options.log;
@@ -226,6 +230,7 @@ export class OverlayEngine {
       teardownService: (service) => this.teardownService(service),
     });
     const firewallOff = this.rootless ? 'rootless mode' : options.firewall === false ? 'disabled by --no-firewall' : null;
+    this.remoteIsolation = new RemoteIsolation(options.dataDir);
     this.firewall = new NodeFirewall({ dataDir: options.dataDir, log: this.log, disabledReason: firewallOff });
     void this.firewall.removeCrashLeftovers().catch((error: unknown) => this.log.error(`firewall: ${describe(error)}`));
   }
@@ -396,6 +401,9 @@ export class OverlayEngine {
       case 'UnregisterDns':
         this.dns.unregister(request.name);
         return { type: 'Ok' };
+      case 'SetRemoteIsolation':
+        await this.setRemoteIsolation(request.node, request.networks);
+        return { type: 'Ok' };
     }
   }
 
@@ -499,18 +507,36 @@ export class OverlayEngine {
     return g.bridgeName;
   }
 
-  /** What the firewall rules are built from: the node's addresses and ports and the isolation members. */
+  /** This node's isolation networks and their members' addresses (what other nodes must fence too). */
+  localIsolation(): IsolationNetworks {
+    const networks: IsolationNetworks = {};
+    for (const record of this.attachments.list()) {
+      if (record.isolationNetwork === null) continue;
+      (networks[record.isolationNetwork] ??= []).push(record.ip, ...(record.globalIp === null ? [] : [record.globalIp]));
+    }
+    // Sorted: the same members always publish the same record.
+    return Object.fromEntries(Object.keys(networks).sort().map((name) => [name, [...new Set(networks[name])].sort()]));
+  }
+
+  /** SetRemoteIsolation: what another node hosts, saved, then fenced (an unchanged list changes nothing). */
+  private async setRemoteIsolation(node: string, networks: IsolationNetworks): Promise<void> {
+    const key = encodeKey(publicKeyArg(node));
+    if (key === this.state.publicKey) throw new OverlayError(`node ${node} is this node's own public key: its members come from its attachments`);
+    if (this.remoteIsolation.set(key, networks)) await this.firewall.update(this.firewallInput());
+  }
+
+  /** What the firewall rules are built from: the node's addresses and ports and the isolation members, local and remote. */
   private firewallInput(): FirewallInput {
     const g = this.global;
-    const members = this.attachments.list().flatMap((record) =>
-      record.isolationNetwork === null ? [] : [record.ip, ...(record.globalIp === null ? [] : [record.globalIp])].map((ip) => ({ ip, network: record.isolationNetwork! })),
-    );
+    const local = Object.entries(this.localIsolation()).flatMap(([network, ips]) => ips.map((ip) => ({ ip, network })));
+    const members = [...local, ...this.remoteIsolation.members()];
     const wgPort = g?.wgPort ?? 0;
     return {
       clusterCidr: g === null ? this.clusterCidr : formatCidr(g.clusterCidr),
       nodeIp: g?.nodeIp ?? '',
       wgPorts: { first: wgPort, last: Math.min(MAX_UDP_PORT, wgPort + DEDICATED_PORT_BAND_SIZE) },
       members,
+      masquerade: this.attachments.list().length > 0,
     };
   }
 
@@ -840,6 +866,7 @@ export class OverlayEngine {
     if (device !== null) await device.set({ replacePeers: false, peers: [peerChange(key, { remove: true })] });
     await this.afterPeerChange(scope);
     this.runtimePeers.remove(scopeName(scope), encodeKey(key));
+    if (scopeName(scope) === GLOBAL_PEER_SCOPE && this.remoteIsolation.drop(encodeKey(key))) await this.firewall.update(this.firewallInput());
     this.peerCandidates.delete(Buffer.from(key).toString('base64'));
     this.global?.nat?.removePeer(key);
   }

@@ -196,6 +196,7 @@ export async function runNodeDaemon(options: NodeDaemonOptions): Promise<number>
         submit: (r: Request) => server.submit(r),
         setConfigPeers: (keys: Iterable<string>) => live.setConfigPeers(keys),
         greetPeer: (key: string) => void live.greetPeer(key),
+        localIsolation: () => live.localIsolation(),
       };
       membership = await startNodeMembership(config, options.configPath!, host, options.dataDir, log);
       bridgeName = membership.bridgeName;

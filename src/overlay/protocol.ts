@@ -300,6 +300,16 @@ export interface UnregisterDnsRequest {
   type: 'UnregisterDns';
   name: string;
 }
+/**
+ * The isolation-network members another node (by its global public key)
+ * hosts: network name → addresses. Replaces what was known of that node;
+ * `{}` forgets it. The firewall fences them like local members.
+ */
+export interface SetRemoteIsolationRequest {
+  type: 'SetRemoteIsolation';
+  node: string;
+  networks: Record<string, string[]>;
+}
 
 export type Request =
   | SetLocalNodeIdRequest
@@ -322,7 +332,8 @@ export type Request =
   | NatStatusRequest
   | ShutdownRequest
   | RegisterDnsRequest
-  | UnregisterDnsRequest;
+  | UnregisterDnsRequest
+  | SetRemoteIsolationRequest;
 
 export type RequestType = Request['type'];
 
@@ -597,6 +608,20 @@ function stringList(value: unknown, path: string): string[] {
   });
 }
 
+/** {"<network>": ["<ip>", …], …}: names as isolation networks take them, each address an IP. */
+export function parseIsolationNetworks(value: unknown, path: string): Record<string, string[]> {
+  if (!isObject(value)) fail(path, 'an object of network name → list of IP addresses', value);
+  const networks: Record<string, string[]> = {};
+  for (const [name, members] of Object.entries(value)) {
+    if (name === '' || name.length > MAX_NAME_LENGTH || !NAME_PATTERN.test(name)) fail(`${path} key`, NAME_TEXT, name);
+    networks[name] = stringList(members, `${path}.${name}`).map((ip, i) => {
+      if (isIP(ip) === 0) fail(`${path}.${name}[${i}]`, 'an IP address', ip);
+      return ip;
+    });
+  }
+  return networks;
+}
+
 // ---- parsing requests ----------------------------------------------------------
 
 type RequestParser = (reader: ObjectReader) => Request;
@@ -675,6 +700,11 @@ const REQUEST_PARSERS: Record<RequestType, RequestParser> = {
     return { type: 'RegisterDns', name, ip };
   },
   UnregisterDns: (r) => ({ type: 'UnregisterDns', name: r.string('name', { nonEmpty: true, maxLength: MAX_NAME_LENGTH }) }),
+  SetRemoteIsolation: (r) => ({
+    type: 'SetRemoteIsolation',
+    node: checkKey(r.string('node'), r.fieldPath('node')),
+    networks: parseIsolationNetworks(r.raw('networks'), r.fieldPath('networks')),
+  }),
 };
 
 export const REQUEST_TYPES: readonly RequestType[] = Object.freeze(Object.keys(REQUEST_PARSERS) as RequestType[]);

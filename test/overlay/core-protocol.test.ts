@@ -83,6 +83,7 @@ const REQUESTS: Request[] = [
   { type: 'Shutdown' },
   { type: 'RegisterDns', name: 'web', ip: '10.200.1.2' },
   { type: 'UnregisterDns', name: 'web.prod.internal' },
+  { type: 'SetRemoteIsolation', node: KEY_B, networks: { red: ['10.200.2.2', '10.200.2.3'], blue: [] } },
 ];
 
 const RESPONSES: Response[] = [
@@ -143,7 +144,7 @@ function protocolError(line: string): string {
 describe('requests', () => {
   it('every variant is covered by the round-trip list', () => {
     expect(new Set(REQUESTS.map((r) => r.type))).toEqual(new Set(REQUEST_TYPES));
-    expect(REQUEST_TYPES).toHaveLength(21);
+    expect(REQUEST_TYPES).toHaveLength(22);
   });
 
   it('RegisterDns / UnregisterDns name the bad field; SetupGlobalOverlay.dnsDomain must be a domain name', () => {
@@ -155,6 +156,14 @@ describe('requests', () => {
       /^SetupGlobalOverlay\.dnsDomain: expected a domain name/,
     );
     expect(parseRequest('{"type":"SetupGlobalOverlay","deployment":"d","instanceId":"i","clusterCidr":"10.200.0.0/16","dnsDomain":"svc.cluster."}')).toMatchObject({ dnsDomain: 'svc.cluster.' });
+  });
+
+  it('SetRemoteIsolation names the bad node key, network name or address', () => {
+    expect(protocolError('{"type":"SetRemoteIsolation","node":"nope","networks":{}}')).toMatch(/^SetRemoteIsolation\.node: expected a base64 WireGuard public key/);
+    expect(protocolError(`{"type":"SetRemoteIsolation","node":"${KEY_B}","networks":[]}`)).toMatch(/^SetRemoteIsolation\.networks: expected an object/);
+    expect(protocolError(`{"type":"SetRemoteIsolation","node":"${KEY_B}","networks":{"re d":[]}}`)).toMatch(/^SetRemoteIsolation\.networks key: expected a name/);
+    expect(protocolError(`{"type":"SetRemoteIsolation","node":"${KEY_B}","networks":{"red":["10.0.0.300"]}}`)).toBe('SetRemoteIsolation.networks.red[0]: expected an IP address, got "10.0.0.300"');
+    expect(protocolError(`{"type":"SetRemoteIsolation","node":"${KEY_B}"}`)).toMatch(/^SetRemoteIsolation\.networks: expected an object/);
   });
 
   it.each(REQUESTS.map((r) => [r.type, r] as const))('%s round-trips through one line', (_type, request) => {

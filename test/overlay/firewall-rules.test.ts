@@ -20,6 +20,7 @@ const input = {
     { ip: '10.200.5.9', network: 'blue' },
     { ip: 'fd00::9', network: 'blue' },
   ],
+  masquerade: true,
 };
 
 describe('buildPlan', () => {

@@ -96,6 +96,8 @@ describe('records', () => {
     [JSON.stringify({ publicKey: key(), slice: '10.0.0.0' }), 'k: slice: expected a CIDR'],
     [JSON.stringify({ publicKey: key(), slice: '10.0.0.0/26', endpoint: 'nowhere' }), 'k: endpoint:'],
     [JSON.stringify({ publicKey: key(), slice: '10.0.0.0/26', serviceSubnets: ['x/1'] }), 'k: serviceSubnets[0]:'],
+    [JSON.stringify({ publicKey: key(), slice: '10.0.0.0/26', isolation: { red: ['10.0.0.300'] } }), 'k: isolation.red[0]: expected an IP address'],
+    [JSON.stringify({ publicKey: key(), slice: '10.0.0.0/26', isolation: ['red'] }), 'k: isolation: expected an object'],
   ])('refuses %s', (text, message) => {
     expect(() => parseNodeRecord(text, 'k')).toThrow(message);
   });
@@ -148,6 +150,23 @@ describe('peer set from a view of etcd', () => {
     expect(skipped.some((s) => s.includes('/nodes/shortkey') && s.includes('32-byte'))).toBe(true);
     expect(skipped.some((s) => s.includes('/slices/10.200.2.0/26'))).toBe(true);
     expect(skipped.some((s) => s.includes('/nodes/me'))).toBe(false);
+  });
+
+  it('isolation members count at the node\'s own addresses only; an older record without them has none', () => {
+    const a = key();
+    const kvs = [
+      ...node('a', a, '10.200.0.0/26', { serviceSubnets: ['10.200.64.0/26'], isolation: { red: ['10.200.0.5', '10.200.64.2', '10.200.0.70'], blue: ['10.200.9.9'] } }),
+      kv(layout.sliceKey('10.200.0.64/26'), encodeSliceRecord({ nodeId: 'old', publicKey: key() })),
+    ];
+    kvs.push(kv(layout.nodeKey('old'), JSON.stringify({ publicKey: JSON.parse(kvs[2]!.value).publicKey, slice: '10.200.0.64/26', endpoint: null })));
+    const skipped: string[] = [];
+    const peers = desiredPeers(kvs, context, (k, _rev, reason) => skipped.push(`${k} ${reason}`));
+    expect(peers.get('a')!.isolation).toEqual({ red: ['10.200.0.5', '10.200.64.2'] });
+    expect(peers.get('old')!.isolation).toEqual({});
+    expect(skipped.filter((s) => s.includes('/nodes/a')).sort()).toEqual([
+      `${layout.nodeKey('a')} isolation member 10.200.0.70 of red is outside the node's slice and service subnets; left out`,
+      `${layout.nodeKey('a')} isolation member 10.200.9.9 of blue is outside the node's slice and service subnets; left out`,
+    ]);
   });
 
   it('skips a node whose service subnet covers another node\'s slice', () => {

@@ -11,7 +11,8 @@
  * nothing, reordering and `nft flush ruleset` are repaired within one
  * reconcile period without duplicates; kill -9 + restart removes leftovers
  * first; Shutdown leaves iptables-save / nft list ruleset as before, for
- * each backend; --no-firewall adds nothing.
+ * each backend; --no-firewall adds nothing; a rule the kernel refuses, at
+ * start or in an update, is an error naming it with nothing half-applied.
  *
  * Needs root, ncat and a built dist/ (`npm run build`); fails, never skips.
  */
@@ -20,6 +21,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execInContainer, pingFromContainer, startContainer } from '../../scripts/lib/containers.js';
+import { firewallRules } from '../../scripts/lib/firewall-dump.js';
 import {
   addressAndUp,
   cleanup,
@@ -83,23 +85,7 @@ function hostileFirewall(namespace: string): void {
 }
 
 /** Every rule of the namespace in both iptables variants and nft, without counters or timestamps. */
-function rulesOf(namespace: string): string {
-  const clean = (text: string): string =>
-    text
-      .split('\n')
-      .filter((line) => !line.startsWith('#'))
-      .join('\n')
-      .replace(/\[\d+:\d+\]/g, '[0:0]')
-      .replace(/counter packets \d+ bytes \d+/g, 'counter');
-  return [
-    '== iptables-nft',
-    clean(execIn(namespace, 'iptables-nft-save')),
-    '== iptables-legacy',
-    clean(execIn(namespace, 'iptables-legacy-save')),
-    '== nft',
-    clean(execIn(namespace, 'nft', ['list', 'ruleset'])),
-  ].join('\n');
-}
+const rulesOf = firewallRules;
 
 function pingFails(pid: number, target: string): void {
   expect(() => execInContainer(pid, 'ping', ['-c', '2', '-W', '1', '-n', target], { timeoutMs: 6000 }), `ping ${target} must fail`).toThrow();
@@ -358,9 +344,8 @@ describe('each backend, and --no-firewall', () => {
         expect(rulesOf(namespace)).toBe(rulesBefore);
       } else {
         expect(status.firewall!.backend).toBe(backend);
-        const save = execIn(namespace, `${backend}-save`);
-        expect(save).toContain(':TSWG-POSTROUTING');
-        expect(save).toContain('-A POSTROUTING -m comment --comment "tswg: overlay rules" -j TSWG-POSTROUTING');
+        // Nothing to masquerade before a container is attached: the nat table is left alone.
+        expect(execIn(namespace, `${backend}-save`)).not.toContain('TSWG-POSTROUTING');
         for (const tool of ['iptables-nft', 'iptables-legacy']) {
           expect(execIn(namespace, tool, ['-w', '-S', 'FORWARD']).split('\n')[1]).toMatch(/-j TSWG-FORWARD$/);
         }
@@ -377,6 +362,9 @@ describe('each backend, and --no-firewall', () => {
         const red1 = await member('one', 'red');
         const red2 = await member('two', 'red');
         const blue = await member('two', 'blue');
+        const save = execIn(namespace, `${backend}-save`);
+        expect(save).toContain(':TSWG-POSTROUTING');
+        expect(save).toContain('-A POSTROUTING -m comment --comment "tswg: overlay rules" -j TSWG-POSTROUTING');
         expect(await sourceSeenBy(red1.pid, INTERNET_HOST, 9002)).toBe(INTERNET_NODE_SIDE);
         await pingFromContainer(red1.pid, red2.ip);
         pingFails(red1.pid, blue.ip);
@@ -419,7 +407,7 @@ describe('a host firewall that appears after start', () => {
 describe('a rule the kernel refuses', () => {
   const firewallModule = fileURLToPath(new URL('../../dist/src/overlay/firewall/node-firewall.js', import.meta.url));
 
-  for (const backend of ['nftables', 'iptables-nft'] as const) {
+  for (const backend of ['nftables', 'iptables-nft', 'iptables-legacy'] as const) {
     it(`${backend}: start fails naming the rule, and nothing is left applied`, () => {
       const namespace = createNamespace();
       hostileFirewall(namespace);
@@ -441,6 +429,37 @@ describe('a rule the kernel refuses', () => {
       expect(result.status?.backend).toBeNull();
       expect(rulesOf(namespace)).toBe(rulesBefore);
       expect(existsSync(join(dataDir, 'firewall.json'))).toBe(false);
+    });
+
+    it(`${backend}: an update it refuses fails naming the rule, and the last good rules stay exactly as they were`, () => {
+      const namespace = createNamespace();
+      hostileFirewall(namespace);
+      const rulesBefore = rulesOf(namespace);
+      const dataDir = createTempDir('tswg-fw-refused-update-');
+      const dump = fileURLToPath(new URL('../../dist/scripts/lib/firewall-dump.js', import.meta.url));
+      // A good rule set first, then one whose new member is an IPv6 address in an IPv4 set: the tool refuses it.
+      const script = `
+        import { NodeFirewall } from ${JSON.stringify(firewallModule)};
+        import { firewallRules } from ${JSON.stringify(dump)};
+        const log = { verbose: () => {}, error: () => {} };
+        const firewall = new NodeFirewall({ dataDir: ${JSON.stringify(dataDir)}, log, env: { ...process.env, TSWG_FIREWALL: ${JSON.stringify(backend)}, TSWG_HOST_CONFIG_ROOT: '/nonexistent' } });
+        const good = { clusterCidr: '10.200.0.0/16', nodeIp: '10.200.1.1', wgPorts: { first: 51820, last: 51884 }, members: [{ ip: '10.200.5.2', network: 'red' }, { ip: '10.200.5.3', network: 'blue' }], masquerade: true };
+        await firewall.start(good);
+        const applied = firewallRules(null);
+        let error = null;
+        try { await firewall.update({ ...good, nodeIp: 'fd00::1', members: [...good.members, { ip: '10.200.5.4', network: 'green' }] }); } catch (e) { error = e.message; }
+        const kept = firewallRules(null) === applied;
+        const backend = firewall.status().backend;
+        await firewall.stop();
+        console.log(JSON.stringify({ error, kept, backend, applied: applied.includes('10.200.5.3') }));
+      `;
+      const result = JSON.parse(execIn(namespace, process.execPath, ['--input-type=module', '-e', script]).trim().split('\n').pop()!) as { error: string | null; kept: boolean; backend: string | null; applied: boolean };
+      expect(result.applied).toBe(true);
+      expect(result.error).toMatch(/refused/);
+      expect(result.error).toContain('fd00::1');
+      expect(result.kept).toBe(true);
+      expect(result.backend).toBe(backend);
+      expect(rulesOf(namespace)).toBe(rulesBefore);
     });
   }
 });

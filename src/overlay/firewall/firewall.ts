@@ -19,8 +19,15 @@ export interface FirewallInput {
   nodeIp: string;
   /** UDP ports of the global device and the dedicated devices' band, inclusive. */
   wgPorts: { first: number; last: number };
-  /** Containers in an isolation network, every address they have. */
+  /** Containers in an isolation network (on this node and on others), every address they have. */
   members: ReadonlyArray<{ ip: string; network: string }>;
+  /**
+   * Whether anything may need masquerading (a container is attached). Until
+   * then the iptables backends leave the nat table alone: iptables-legacy
+   * creates a table on first use and the kernel never drops it again. (Our
+   * own nft table goes whole on revert, so it always has its nat chain.)
+   */
+  masquerade: boolean;
 }
 
 export interface FirewallBackend {

@@ -5,7 +5,9 @@
  * of the built-in chain. Everything of one table goes in one
  * `iptables-restore --noflush` commit (declaring a chain flushes it), so a
  * rule the kernel refuses leaves the table as it was; the error names the
- * rule. Policies are never touched.
+ * rule. Policies are never touched. The nat table is touched only once
+ * something needs masquerading: iptables-legacy instantiates a table on
+ * first use and the kernel keeps it (empty) for good.
  *
  * The same class serves a "bypass" role: in an iptables variant that is not
  * the active backend but whose FORWARD/INPUT might drop overlay traffic
@@ -224,8 +226,11 @@ export class IptablesBackend implements FirewallBackend {
     this.family = plan.family;
     const current = await this.save();
     if (!this.role.nat && !current.has('filter')) return;
-    const tables: Array<'filter' | 'nat'> = this.role.nat ? ['filter', 'nat'] : ['filter'];
+    const tables: Array<'filter' | 'nat'> = this.role.nat && plan.masquerade ? ['filter', 'nat'] : ['filter'];
     const lines = tables.flatMap((table) => renderRestoreTable(table, wantedChains(plan, table, !this.role.nat), current.get(table)));
+    // Masquerade no longer wanted: our nat chain goes (the table itself stays: legacy cannot drop it).
+    const nat = current.get('nat');
+    if (!tables.includes('nat') && nat !== undefined) lines.push(...(renderRemoveTable('nat', nat) ?? []));
     const before = await this.nftObjects();
     await this.restore(lines);
     const after = await this.nftObjects();

@@ -43,6 +43,8 @@ export interface RulePlan {
   /** Every isolated address, sorted. */
   isolated: string[];
   mark: number;
+  /** Masquerade rules wanted (see FirewallInput.masquerade). */
+  masquerade: boolean;
 }
 
 /** Every rule's comment: "tswg: …" (leftovers and bypass rules are found by the prefix). */
@@ -98,6 +100,7 @@ export function buildPlan(input: FirewallInput): RulePlan {
     networks,
     isolated: sortAddresses(networks.flatMap((n) => n.members)),
     mark: MASQUERADE_MARK,
+    masquerade: input.masquerade === true,
   };
 }
 

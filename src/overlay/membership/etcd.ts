@@ -104,6 +104,8 @@ export class EtcdMembership implements Membership {
   private leaseUp = false;
   /** nodeId → what was handed to the sink (saved in the data dir). */
   private readonly applied = new Map<string, MemberPeer>();
+  /** nodeId → JSON of the isolation members handed to the sink. */
+  private readonly appliedIsolation = new Map<string, string>();
   /** nodeId → JSON of a spec the sink refused: not retried until the record changes. */
   private readonly refused = new Map<string, string>();
   private readonly warned = new Set<string>();
@@ -143,7 +145,8 @@ export class EtcdMembership implements Membership {
     if (saved !== null) {
       this.allocationLease = saved.allocationLeaseId;
       this.presenceLease = saved.presenceLeaseId;
-      for (const peer of saved.peers) this.applied.set(peer.nodeId, peer);
+      // Their isolation members are in the engine's own file; the view delivers them again.
+      for (const peer of saved.peers) this.applied.set(peer.nodeId, { ...peer, isolation: {} });
     }
 
     const deadline = Date.now() + (this.options.startTimeoutMs ?? MEMBERSHIP_START_TIMEOUT_MS);
@@ -492,6 +495,7 @@ export class EtcdMembership implements Membership {
         this.log.error(`membership: removing peer ${nodeId}: ${describe(error)}`);
       }
       this.applied.delete(nodeId);
+      this.appliedIsolation.delete(nodeId);
       changed = true;
     }
     for (const [nodeId, peer] of desired) {
@@ -504,7 +508,26 @@ export class EtcdMembership implements Membership {
       }
     }
     for (const nodeId of this.refused.keys()) if (!desired.has(nodeId)) this.refused.delete(nodeId);
+    await this.deliverIsolation(desired);
     if (changed) this.saveSoon();
+  }
+
+  /** Each applied peer's isolation members, when they differ from what the sink last got. */
+  private async deliverIsolation(desired: Map<string, MemberPeer>): Promise<void> {
+    const deliver = this.sink?.isolation?.bind(this.sink);
+    if (deliver === undefined) return;
+    for (const [nodeId, peer] of desired) {
+      if (!this.applied.has(nodeId)) continue;
+      const text = JSON.stringify(peer.isolation);
+      if (this.appliedIsolation.get(nodeId) === text) continue;
+      try {
+        await deliver(nodeId, peer.spec.publicKey, peer.isolation);
+      } catch (error) {
+        // Not retried until the record changes: the same list would be refused again.
+        this.log.error(`membership: isolation members of node ${nodeId}: ${describe(error)}`);
+      }
+      this.appliedIsolation.set(nodeId, text);
+    }
   }
 
   /** Save within MEMBERSHIP_SAVE_DELAY_MS (one save for a burst of peer changes). */

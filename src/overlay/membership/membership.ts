@@ -31,6 +31,8 @@ export interface LocalRecord {
   candidates: CandidateWire[];
   /** Subnets of this node's service overlays: other nodes route them to this node too. */
   serviceSubnets: string[];
+  /** Isolation network → this node's members' addresses: other nodes fence them too. */
+  isolation?: Record<string, string[]>;
 }
 
 /** Applies peer changes to the global device (the daemon sends them through its control queue). */
@@ -38,6 +40,8 @@ export interface PeerSink {
   /** Add the peer, or replace its endpoint and allowed IPs. */
   add(nodeId: string, peer: PeerSpec): Promise<void>;
   remove(nodeId: string, publicKey: string): Promise<void>;
+  /** The isolation members that node hosts now (replacing the last list; {} when none). */
+  isolation?(nodeId: string, publicKey: string, networks: Record<string, string[]>): Promise<void>;
 }
 
 export interface Membership {

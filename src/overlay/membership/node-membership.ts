@@ -3,7 +3,7 @@
  * for the slice, set the global overlay up with it, and turn its peer changes
  * into AddPeer/RemovePeer requests through the control queue (so they
  * serialise with everything else the node is asked). With etcd, the node's
- * own record (endpoint, service subnets, NAT candidates) is re-checked every
+ * own record (endpoint, service subnets, NAT candidates, isolation members) is re-checked every
  * MEMBERSHIP_PUBLISH_CHECK_MS and written only when it changed.
  */
 import { createSocket } from 'node:dgram';
@@ -27,6 +27,8 @@ export interface MembershipHost {
   setConfigPeers(keys: Iterable<string>): void;
   /** Start a handshake with a peer now. */
   greetPeer(publicKey: string): void;
+  /** This node's isolation networks and their members' addresses. */
+  localIsolation(): Record<string, string[]>;
 }
 
 export interface NodeMembership {
@@ -89,6 +91,8 @@ export async function startNodeMembership(config: NodeConfig, configPath: string
         host.greetPeer(peer.publicKey);
       },
       remove: async (nodeId, publicKey) => void unwrap(await host.submit({ type: 'RemovePeer', pubkey: publicKey, scope: 'global' }), `RemovePeer for node ${nodeId}`),
+      isolation: async (nodeId, publicKey, networks) =>
+        void unwrap(await host.submit({ type: 'SetRemoteIsolation', node: publicKey, networks }), `SetRemoteIsolation for node ${nodeId}`),
     };
     await membership.onPeers(sink);
     const endpoint = etcd.advertiseEndpoint ?? (await advertisedEndpoint(etcd.endpoints[0]!, setup.wgPort, log));
@@ -119,7 +123,7 @@ async function localRecord(host: MembershipHost, endpoint: string | null, natOn:
     const answer = await host.submit({ type: 'NatStatus' });
     if (answer.type === 'NatStatus') candidates = answer.candidates.slice(0, MAX_ADVERTISED_CANDIDATES);
   }
-  return { endpoint, candidates, serviceSubnets: [...subnets].sort() };
+  return { endpoint, candidates, serviceSubnets: [...subnets].sort(), isolation: host.localIsolation() };
 }
 
 /** "ip:wgPort" with the local address the kernel uses to reach etcd (no packet is sent); null when there is none. */

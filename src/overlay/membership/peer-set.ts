@@ -3,18 +3,32 @@
  * should have. A node record becomes a peer only when its slice is inside the
  * cluster and the slice's own record names that node and key: a node cannot
  * route someone else's slice to itself by writing a record. Bad records are
- * reported (with the reason) and skipped; the rest still apply.
+ * reported (with the reason) and skipped; the rest still apply. A node's
+ * isolation members count only at addresses of its own slice and service
+ * subnets: a record cannot get another node's containers fenced.
  */
 import { parseCidr, type Cidr } from '../../device/addr.js';
 import { DEFAULT_PERSISTENT_KEEPALIVE_SECS, ROAMING_ENDPOINT } from '../constants.js';
 import { peerSpecToInfo } from '../peer-spec.js';
 import { parsePeerSpec, type PeerSpec } from '../protocol.js';
 import type { KeyValue } from './etcd-client.js';
-import { cidrInside, cidrsOverlap, parseNodeRecord, parseSliceRecord, RecordError, type KeyLayout, type NodeRecord, type SliceRecord } from './records.js';
+import {
+  cidrInside,
+  cidrsOverlap,
+  parseNodeRecord,
+  parseSliceRecord,
+  RecordError,
+  type IsolationMembers,
+  type KeyLayout,
+  type NodeRecord,
+  type SliceRecord,
+} from './records.js';
 
 export interface MemberPeer {
   nodeId: string;
   spec: PeerSpec;
+  /** Isolation network → that node's members' addresses. */
+  isolation: IsolationMembers;
 }
 
 export interface PeerSetContext {
@@ -72,8 +86,8 @@ export function desiredPeers(kvs: Iterable<KeyValue>, context: PeerSetContext, s
   for (const { nodeId, kv, record, slice } of accepted) {
     try {
       // Subnet by slice (not node by node): most records have no subnets, and a thousand nodes would make a million checks.
-      record.serviceSubnets.forEach((text, index) => {
-        const subnet = parseCidr(text);
+      const subnets = record.serviceSubnets.map((text) => parseCidr(text));
+      subnets.forEach((subnet, index) => {
         const other = accepted.find((candidate) => candidate.nodeId !== nodeId && cidrsOverlap(subnet, candidate.slice));
         if (other !== undefined) throw new RecordError(`${kv.key}: service subnet ${record.serviceSubnets[index]} overlaps node ${other.nodeId}'s slice`);
       });
@@ -88,12 +102,27 @@ export function desiredPeers(kvs: Iterable<KeyValue>, context: PeerSetContext, s
         kv.key,
       );
       peerSpecToInfo(spec);
-      peers.set(nodeId, { nodeId, spec });
+      peers.set(nodeId, { nodeId, spec, isolation: ownedIsolation(record, [slice, ...subnets], (text) => skip(kv.key, kv.modRevision, text)) });
     } catch (error) {
       skip(kv.key, kv.modRevision, reason(error));
     }
   }
   return peers;
+}
+
+/** The record's isolation members at addresses inside `owned`; the others are reported and left out. */
+function ownedIsolation(record: NodeRecord, owned: Cidr[], report: (reason: string) => void): IsolationMembers {
+  const out: IsolationMembers = {};
+  for (const [network, ips] of Object.entries(record.isolation)) {
+    const kept = ips.filter((ip) => {
+      const address = parseCidr(ip.includes(':') ? `${ip}/128` : `${ip}/32`);
+      if (owned.some((cidr) => cidrInside(cidr, address))) return true;
+      report(`isolation member ${ip} of ${network} is outside the node's slice and service subnets; left out`);
+      return false;
+    });
+    if (kept.length > 0) out[network] = kept;
+  }
+  return out;
 }
 
 function reason(error: unknown): string {

@@ -3,7 +3,10 @@
  *
  *   config          {clusterCidr, sliceLength, version}     written once, by the first node
  *   slices/<cidr>   {nodeId, publicKey, version}            the slice's owner (long allocation lease)
- *   nodes/<nodeId>  {publicKey, slice, endpoint, candidates, serviceSubnets, version}   (presence lease)
+ *   nodes/<nodeId>  {publicKey, slice, endpoint, candidates, serviceSubnets, isolation, version}   (presence lease)
+ *
+ * `isolation` maps each isolation network with members on that node to
+ * their addresses; the other nodes' firewalls fence them too.
  *
  * Records are JSON. Parsing is strict about what the overlay relies on (a
  * 32-byte key, CIDRs, an endpoint) and lenient about the rest (unknown fields
@@ -13,7 +16,10 @@
 import { AddressError, formatCidr, parseCidr, parseEndpoint, type Cidr } from '../../device/addr.js';
 import { decodeKey } from '../../noise/keys.js';
 import { MAX_ADVERTISED_CANDIDATES, MEMBERSHIP_RECORD_VERSION } from '../constants.js';
-import type { CandidateWire } from '../protocol.js';
+import { parseIsolationNetworks, ProtocolError, type CandidateWire } from '../protocol.js';
+
+/** Isolation network → member addresses on one node. */
+export type IsolationMembers = Record<string, string[]>;
 
 export class RecordError extends Error {
   override readonly name = 'RecordError';
@@ -62,6 +68,7 @@ export interface NodeRecord {
   candidates: CandidateWire[];
   /** Canonical CIDR texts. */
   serviceSubnets: string[];
+  isolation: IsolationMembers;
   version: number;
 }
 
@@ -75,13 +82,14 @@ export function encodeSliceRecord(record: SliceRecord): string {
   return JSON.stringify({ nodeId: record.nodeId, publicKey: record.publicKey, version: MEMBERSHIP_RECORD_VERSION });
 }
 
-export function encodeNodeRecord(record: Omit<NodeRecord, 'version'>): string {
+export function encodeNodeRecord(record: Omit<NodeRecord, 'version' | 'isolation'> & { isolation?: IsolationMembers }): string {
   return JSON.stringify({
     publicKey: record.publicKey,
     slice: record.slice,
     endpoint: record.endpoint,
     candidates: record.candidates.slice(0, MAX_ADVERTISED_CANDIDATES),
     serviceSubnets: record.serviceSubnets,
+    isolation: record.isolation ?? {},
     version: MEMBERSHIP_RECORD_VERSION,
   });
 }
@@ -158,6 +166,15 @@ export function parseNodeRecord(text: string, key: string): NodeRecord {
   const subnets = object.serviceSubnets ?? [];
   if (!Array.isArray(subnets)) throw new RecordError(`${key}: serviceSubnets: expected a list of CIDRs`);
   const version = typeof object.version === 'number' ? object.version : 0;
+  let isolation: IsolationMembers = {};
+  if (object.isolation !== undefined && object.isolation !== null) {
+    try {
+      isolation = parseIsolationNetworks(object.isolation, `${key}: isolation`);
+    } catch (error) {
+      if (error instanceof ProtocolError) throw new RecordError(error.message);
+      throw error;
+    }
+  }
   return {
     publicKey,
     slice,
@@ -165,6 +182,7 @@ export function parseNodeRecord(text: string, key: string): NodeRecord {
     // Checked when they become an AddPeer (the NAT module drops bad entries itself).
     candidates: (candidates as CandidateWire[]).slice(0, MAX_ADVERTISED_CANDIDATES),
     serviceSubnets: subnets.map((subnet, i) => canonicalCidr(subnet, `${key}: serviceSubnets[${i}]`)),
+    isolation,
     version,
   };
 }
