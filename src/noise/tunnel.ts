@@ -248,12 +248,13 @@ export class Tunnel {
     if (keypair === null || keypair === this.keypairs.next) return OPEN_DECLINED;
     const now = this.clock.now();
     if (now - keypair.createdAt >= REJECT_AFTER_TIME_MS || this.rekeyOnReceiveDue(now)) return OPEN_DECLINED;
-    const counter = slot.view.getBigUint64(8, true);
-    if (!keypair.replay.isFresh(counter)) return OPEN_DECLINED;
+    const counterLow = slot.view.getUint32(8, true);
+    const counterHigh = slot.view.getUint32(12, true);
+    if (!keypair.replay.isFreshWords(counterLow, counterHigh)) return OPEN_DECLINED;
     const nonce = keypair.receiveNonce;
     for (let i = 0; i < 8; i++) nonce[4 + i] = bytes[8 + i]!;
     if (!this.identity.primitives.aeadOpenInPlace(keypair.receiveKey, nonce, slot.sealed(plaintextLength), slot.plaintext(plaintextLength))) return OPEN_FAILED;
-    keypair.replay.check(counter);
+    keypair.replay.checkWords(counterLow, counterHigh);
     this.rxBytes += length;
     this.timers.anyAuthenticatedPacketTraversal(now);
     this.timers.anyAuthenticatedPacketReceived();

@@ -10,7 +10,8 @@
  * (0 / -1) exactly where the reference path has something else to do,
  * leaving state and bytes untouched. Also: the Keypair's two-word send
  * counter against BigInt arithmetic, ReplayWindow.isFresh against check(),
- * and a measurement that sealTransport allocates nothing per packet.
+ * and a measurement that sealTransport and openTransport allocate nothing per
+ * packet.
  */
 import { runInNewContext } from 'node:vm';
 import v8 from 'node:v8';
@@ -504,10 +505,11 @@ describe('ReplayWindow.isFresh', () => {
   /** A copy of a window (its private ring and last counter) to ask check() without touching the original. */
   function cloneWindow(window: ReplayWindow): ReplayWindow {
     const copy = new ReplayWindow();
-    const from = window as unknown as { ring: Uint32Array; last: bigint };
-    const to = copy as unknown as { ring: Uint32Array; last: bigint };
+    const from = window as unknown as { ring: Uint16Array; lastLow: number; lastHigh: number };
+    const to = copy as unknown as { ring: Uint16Array; lastLow: number; lastHigh: number };
     to.ring.set(from.ring);
-    to.last = from.last;
+    to.lastLow = from.lastLow;
+    to.lastHigh = from.lastHigh;
     return copy;
   }
 
@@ -549,7 +551,7 @@ describe('ReplayWindow.isFresh', () => {
 
 // ---------------------------------------------------------------------------
 
-describe('sealTransport allocates nothing per packet (sodium backend)', () => {
+describe('sealTransport and openTransport allocate nothing per packet (sodium backend)', () => {
   /**
    * Bytes allocated on the V8 heap while `work` runs. Node 20 has no
    * total_allocated_bytes in v8.getHeapStatistics(), so (as bench/alloc.ts
@@ -581,7 +583,12 @@ describe('sealTransport allocates nothing per packet (sodium backend)', () => {
    */
   const MAX_BYTES_PER_PACKET = 1;
 
-  it(`${PACKETS} packets of 1420 bytes into one slot: < ${MAX_BYTES_PER_PACKET} byte per packet; encapsulate, the control, allocates`, () => {
+  /** Datagrams per decrypt window: each needs its own counter, so they are sealed beforehand (unmeasured) into one buffer. */
+  const DECRYPT_PACKETS = 100_000;
+  /** Small packets keep that buffer small (16 MB); what the path allocates does not depend on the size. */
+  const DECRYPT_PACKET_SIZE = 128;
+
+  it(`${PACKETS} packets of 1420 bytes sealed in one slot and ${DECRYPT_PACKETS} datagrams opened in one slot: < ${MAX_BYTES_PER_PACKET} byte per packet each; encapsulate and decapsulate, the controls, allocate`, () => {
     expect(sodiumBackend).not.toBeNull();
     const pair = sessionPair(sodiumBackend!, 1420);
     const slot = new TransportSlot(new Uint8Array(BIG_SLOT_SIZE));
@@ -597,9 +604,53 @@ describe('sealTransport allocates nothing per packet (sodium backend)', () => {
     const control = allocatedBytes(() => {
       for (let i = 0; i < 20_000; i++) pair.a.encapsulate(packet);
     });
-    const perPacket = { fast: fast.bytes / PACKETS, control: control.bytes / 20_000 };
-    console.log(`allocation: sealTransport ${perPacket.fast.toFixed(4)} B/packet (${fast.bytes} B, ${fast.gcs} GCs in ${PACKETS}); encapsulate ${perPacket.control.toFixed(0)} B/packet`);
+
+    // Decrypt: b opens a's datagrams, each copied into one reused slot as the UDP ring would hand it over.
+    const sendSlot = new TransportSlot(new Uint8Array(BIG_SLOT_SIZE));
+    sendSlot.packetArea.set(randomPacket(seededPrng(), DECRYPT_PACKET_SIZE));
+    const datagramSize = DECRYPT_PACKET_SIZE + TransportSlot.OVERHEAD;
+    const datagrams = new Uint8Array(DECRYPT_PACKETS * datagramSize);
+    const sealDatagrams = () => {
+      for (let i = 0; i < DECRYPT_PACKETS; i++) {
+        if (pair.a.sealTransport(sendSlot, DECRYPT_PACKET_SIZE) !== datagramSize) throw new Error('sealTransport declined');
+        datagrams.set(sendSlot.bytes.subarray(0, datagramSize), i * datagramSize);
+      }
+    };
+    // Views made once, outside the measured windows (a subarray per packet would be the test's own allocation).
+    const views = Array.from({ length: DECRYPT_PACKETS }, (_, i) => datagrams.subarray(i * datagramSize, (i + 1) * datagramSize));
+    const receiveSlot = new TransportSlot(new Uint8Array(BIG_SLOT_SIZE));
+    const open = () => {
+      for (let i = 0; i < DECRYPT_PACKETS; i++) {
+        receiveSlot.bytes.set(views[i]!);
+        if (pair.b.openTransport(receiveSlot, datagramSize) !== DECRYPT_PACKET_SIZE) throw new Error(`openTransport refused datagram ${i}`);
+      }
+    };
+    sealDatagrams();
+    open(); // warm-up
+    const openWindows: { bytes: number; gcs: number }[] = [];
+    for (let w = 0; w < 2; w++) {
+      sealDatagrams();
+      openWindows.push(allocatedBytes(open));
+    }
+    const opened = openWindows[0]!.bytes <= openWindows[1]!.bytes ? openWindows[0]! : openWindows[1]!;
+    sealDatagrams();
+    const decapsulateControl = allocatedBytes(() => {
+      for (let i = 0; i < 20_000; i++) pair.b.decapsulate(views[i]!);
+    });
+
+    const perPacket = {
+      fast: fast.bytes / PACKETS,
+      control: control.bytes / 20_000,
+      open: opened.bytes / DECRYPT_PACKETS,
+      openControl: decapsulateControl.bytes / 20_000,
+    };
+    console.log(
+      `allocation: sealTransport ${perPacket.fast.toFixed(4)} B/packet (${fast.bytes} B, ${fast.gcs} GCs in ${PACKETS}); encapsulate ${perPacket.control.toFixed(0)} B/packet; ` +
+        `openTransport ${perPacket.open.toFixed(4)} B/packet (${opened.bytes} B, ${opened.gcs} GCs in ${DECRYPT_PACKETS}); decapsulate ${perPacket.openControl.toFixed(0)} B/packet`,
+    );
     expect(perPacket.control).toBeGreaterThan(100); // the method sees allocation where there is some
+    expect(perPacket.openControl).toBeGreaterThan(100);
     expect(perPacket.fast).toBeLessThan(MAX_BYTES_PER_PACKET);
+    expect(perPacket.open).toBeLessThan(MAX_BYTES_PER_PACKET);
   });
 });
