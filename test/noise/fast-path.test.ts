@@ -453,6 +453,64 @@ describe.each(backends)('%s: openTransport ≡ decapsulate', (_name, backend) =>
 
 // ---------------------------------------------------------------------------
 
+describe('the receive rules hold alike on both paths, one millisecond either side of each limit', () => {
+  const backend = availableBackends[0]!;
+
+  /**
+   * The receiver's outcome for a datagram its peer sealed at time 0 and it
+   * receives `age` ms later, through the fast path (decapsulate when it
+   * declines, as the device does) or through decapsulate alone. A initiated
+   * the session, so the rekey-on-receive rule applies to A, not to B.
+   */
+  function outcome(receiverName: 'a' | 'b', age: number, fast: boolean): Outcome {
+    const pair = sessionPair(backend);
+    const [receiver, sender] = receiverName === 'a' ? [pair.a, pair.b] : [pair.b, pair.a];
+    const datagram = only(sender.encapsulate(randomPacket(seededPrng(), 60)).network);
+    pair.clock.advance(age);
+    const rxBefore = receiver.rxBytes;
+    if (fast) {
+      const slot = new TransportSlot(new Uint8Array(BIG_SLOT_SIZE));
+      slot.bytes.set(datagram);
+      if (receiver.openTransport(slot, datagram.length) >= 0) {
+        return { fastTook: true, delivered: true, error: null, sent: [], rx: receiver.rxBytes - rxBefore, timers: timerState(receiver) };
+      }
+    }
+    const out = receiver.decapsulate(datagram);
+    return { fastTook: false, delivered: out.tunnel !== null, error: errorCode(out), sent: out.network.map((d) => d[0]!), rx: receiver.rxBytes - rxBefore, timers: timerState(receiver) };
+  }
+
+  interface Outcome {
+    fastTook: boolean;
+    delivered: boolean;
+    error: string | null;
+    /** Message types the receiver sent in answer. */
+    sent: number[];
+    rx: number;
+    timers: TimerState;
+  }
+  const withoutPath = ({ fastTook: _, ...rest }: Outcome) => rest;
+
+  it.each([
+    // Rekey on receive once the keys are older than the limit; refuse once they are as old as it.
+    ['REKEY_ON_RECEIVE_AFTER (the initiator receives)', 'a', REKEY_ON_RECEIVE_AFTER_MS + 1, { sent: [1], error: null }],
+    ['REJECT_AFTER_TIME (the responder receives)', 'b', REJECT_AFTER_TIME_MS, { sent: [], error: 'ExpiredKeypair' }],
+  ] as const)('%s', (_name, receiver, limit, pastLimit) => {
+    for (const age of [limit - 1, limit, limit + 1]) {
+      const fast = outcome(receiver, age, true);
+      const reference = outcome(receiver, age, false);
+      expect(withoutPath(fast), `age ${age}`).toEqual(withoutPath(reference));
+      // The fast path takes the datagram exactly where the reference path has nothing more to do than deliver it.
+      expect(fast.fastTook, `age ${age}`).toBe(reference.delivered && reference.sent.length === 0);
+    }
+    // Below the first age the rule acts on, the fast path delivers; from it on, the reference path starts a handshake or refuses.
+    expect(outcome(receiver, limit - 1, true).fastTook).toBe(true);
+    for (const age of [limit, limit + 1]) {
+      const past = outcome(receiver, age, false);
+      expect({ age, sent: past.sent, error: past.error }).toEqual({ age, ...pastLimit });
+    }
+  });
+});
+
 describe('Keypair send counter in two 32-bit words', () => {
   const newKeypair = () => new Keypair(new Uint8Array(32), new Uint8Array(32), 1, 2, true, 0);
   const VALUES = [0n, 1n, 0xffff_ffffn, 0x1_0000_0000n, 0x1_0000_0001n, 1n << 60n, (1n << 64n) - (1n << 13n) - 2n, (1n << 64n) - 1n];
