@@ -239,7 +239,7 @@ export class Tunnel {
     const bytes = slot.bytes;
     const plaintextLength = length - TransportSlot.OVERHEAD;
     if (plaintextLength < 0 || bytes[0] !== MESSAGE_TRANSPORT_TYPE || bytes[1] !== 0 || bytes[2] !== 0 || bytes[3] !== 0) return OPEN_DECLINED;
-    const keypair = this.keypairs.byLocalIndex(slot.view.getUint32(4, true));
+    const keypair = this.keypairs.byReceiverField(slot.view, 4);
     if (keypair === null || this.awaitsConfirmation(keypair)) return OPEN_DECLINED;
     const now = this.clock.now();
     if (this.expired(keypair, now) || this.rekeyOnReceiveDue(now)) return OPEN_DECLINED;

@@ -27,7 +27,8 @@ import {
   REKEY_ON_RECEIVE_AFTER_MS,
 } from '../../src/noise/constants.js';
 import { availableBackends } from '../../src/noise/default-backend.js';
-import { Keypair } from '../../src/noise/keypair.js';
+import { IndexTable } from '../../src/noise/index-table.js';
+import { Keypair, Keypairs } from '../../src/noise/keypair.js';
 import type { Primitives } from '../../src/noise/primitives.js';
 import { ReplayWindow } from '../../src/noise/replay.js';
 import { sodiumBackend } from '../../src/noise/sodium-backend.js';
@@ -559,6 +560,30 @@ describe('Keypair send counter in two 32-bit words', () => {
   });
 });
 
+describe('Keypairs.byReceiverField (the receive fast path) ≡ byLocalIndex', () => {
+  it('indices at 0, around 2^30, 2^31 and 2^32 - 1, and each of them with one bit flipped', () => {
+    const edges = [0, 1, 2 ** 30 - 1, 2 ** 30, 2 ** 31 - 1, 2 ** 31, 2 ** 31 + 1, 2 ** 32 - 2, 2 ** 32 - 1];
+    const random = new Prng(0x1dec);
+    for (let run = 0; run < 20; run++) {
+      const keypairs = new Keypairs();
+      const pick = () => (run < 9 ? edges[(run + random.int(3)) % edges.length]! : random.u32());
+      const made = [true, false].map((isInitiator) => new Keypair(new Uint8Array(32), new Uint8Array(32), pick(), 7, isInitiator, 0));
+      keypairs.install(made[0]!);
+      keypairs.install(made[1]!); // a responder's: in next
+      if (run % 2 === 0) keypairs.install(new Keypair(new Uint8Array(32), new Uint8Array(32), pick() ^ 0x100, 7, true, 0));
+      const field = new DataView(new ArrayBuffer(12));
+      const probes = [...keypairs.all().map((k) => k.localIndex), ...edges];
+      for (const probe of probes) {
+        for (const bit of [-1, 0, 7, 30, 31]) {
+          const index = bit < 0 ? probe : (probe ^ (1 << bit)) >>> 0;
+          field.setUint32(4, index, true);
+          expect(keypairs.byReceiverField(field, 4), `index ${index}`).toBe(keypairs.byLocalIndex(index));
+        }
+      }
+    }
+  });
+});
+
 describe('ReplayWindow.isFresh', () => {
   /** A copy of a window (its private ring and last counter) to ask check() without touching the original. */
   function cloneWindow(window: ReplayWindow): ReplayWindow {
@@ -641,6 +666,17 @@ describe('sealTransport and openTransport allocate nothing per packet (sodium ba
    */
   const MAX_BYTES_PER_PACKET = 1;
 
+  /** Hands out only indices of 2^31 and more: no small integers to V8, so a path that boxes the receiver index shows it. */
+  class HighIndexTable extends IndexTable<Tunnel> {
+    override allocate(owner: Tunnel): number {
+      for (;;) {
+        const index = super.allocate(owner);
+        if (index >= 2 ** 31) return index;
+        this.release(index);
+      }
+    }
+  }
+
   /** Datagrams per decrypt window: each needs its own counter, so they are sealed beforehand (unmeasured) into one buffer. */
   const DECRYPT_PACKETS = 100_000;
   /** Small packets keep that buffer small (16 MB); what the path allocates does not depend on the size. */
@@ -648,7 +684,11 @@ describe('sealTransport and openTransport allocate nothing per packet (sodium ba
 
   it(`${PACKETS} packets of 1420 bytes sealed in one slot and ${DECRYPT_PACKETS} datagrams opened in one slot: < ${MAX_BYTES_PER_PACKET} byte per packet each; encapsulate and decapsulate, the controls, allocate`, () => {
     expect(sodiumBackend).not.toBeNull();
-    const pair = sessionPair(sodiumBackend!, 1420);
+    const clock = new ManualClock();
+    const identities = { identityA: newIdentity(clock, sodiumBackend!), identityB: newIdentity(clock, sodiumBackend!) };
+    const pair = makePair({ clock, mtu: 1420, ...identities, indexTableA: new HighIndexTable(), indexTableB: new HighIndexTable() });
+    completeHandshake(pair.a, pair.b);
+    expect(pair.b.keypairs.current!.localIndex).toBeGreaterThanOrEqual(2 ** 31);
     const slot = new TransportSlot(new Uint8Array(BIG_SLOT_SIZE));
     slot.packetArea.set(randomPacket(seededPrng(), 1420));
     const seal = (count: number) => {
