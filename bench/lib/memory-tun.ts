@@ -4,23 +4,31 @@
  * whose bytes past the packet are left from the previous one), and what the
  * device writes is kept.
  */
-import { TransportSlot } from '../../src/noise/transport-slot.js';
+import { slotSizeFor, type RingSlot } from '../../src/platform/packet-ring.js';
 import type { TunDevice, TunHandlers } from '../../src/tun/tun.js';
-
-const SLOT_BYTES = 65_536 + TransportSlot.OVERHEAD;
 
 export class MemoryTun implements TunDevice {
   readonly name = 'mem0';
   readonly written: Uint8Array[] = [];
-  private handlers: TunHandlers | null = null;
+  private handlers: TunHandlers<RingSlot> | null = null;
   private waiters: Array<() => void> = [];
-  /** One slot reused for every slotted packet, as a ring slot is reused. */
-  private readonly slot = new TransportSlot(new Uint8Array(SLOT_BYTES));
+  /** One slot, laid out as the device asked, reused for every slotted packet as a ring slot is reused: its bytes and where the packet goes. */
+  private slotBytes: Uint8Array | null = null;
+  private packetAt = 0;
+  /** Hands the slot's packet to the device's slot handler. */
+  private deliverSlot: ((length: number) => void) | null = null;
 
   constructor(readonly mtu = 1420) {}
 
-  start(handlers: TunHandlers): void {
-    this.handlers = handlers;
+  start<S extends RingSlot>(handlers: TunHandlers<S>): void {
+    this.handlers = { packet: handlers.packet, flush: handlers.flush, closed: handlers.closed };
+    const slots = handlers.slots;
+    if (slots === undefined) return;
+    const bytes = new Uint8Array(slotSizeFor(slots.layout));
+    const slot = slots.wrap(bytes, -1);
+    this.slotBytes = bytes;
+    this.packetAt = slots.layout.headroom;
+    this.deliverSlot = (length) => slots.packet(slot, length);
   }
 
   /** A packet through the plain path (handlers.packet). */
@@ -33,8 +41,8 @@ export class MemoryTun implements TunDevice {
    * then the device is told the packet is `length` bytes long.
    */
   injectSlot(packet: Uint8Array | null, length = packet?.length ?? 0): void {
-    if (packet !== null) this.slot.packetArea.set(packet);
-    this.handlers!.slotPacket!(this.slot, length);
+    if (packet !== null) this.slotBytes!.set(packet, this.packetAt);
+    this.deliverSlot!(length);
     this.handlers!.flush?.();
   }
 

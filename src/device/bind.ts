@@ -10,15 +10,17 @@ import { IoThread } from '../platform/io-thread.js';
 import { lastErrno, loadLibc, loadNetlinkLibc } from '../platform/libc.js';
 import { addressOf } from '../platform/native-memory.js';
 import { PacketRingConsumer, createPacketRingMemory, type SlotHandler } from '../platform/packet-ring.js';
+import { TransportSlot } from '../noise/transport-slot.js';
 import { openRawUdpSocket, setSocketMark, type RawUdpSocket } from '../platform/udp-socket.js';
 import type { Endpoint } from './addr.js';
+import { UDP_SLOT_LAYOUT } from './constants.js';
 import type { Logger } from './logger.js';
 import { SOCKADDR_ROOM, sockaddrOf } from './sockaddr.js';
 
 /** What the bind hands each received datagram to; see PacketRingConsumer.drain. */
 export interface DatagramHandlers {
-  /** A datagram in slot.bytes[0, length); `source` is the sender's sockaddr. */
-  datagram: SlotHandler;
+  /** A datagram in slot.bytes[0, length), opened in place there; `source` is the sender's sockaddr. */
+  datagram: SlotHandler<TransportSlot>;
   /** After each batch (the device sends what the batch produced). */
   flush(): void;
   /** Receiving stopped for good (the sockets failed); the bind is dead, not closed by us. */
@@ -35,7 +37,7 @@ const ANY_PORT_ATTEMPTS = 10;
 
 /** The sockets of one port, read by the process's I/O thread. */
 class Listener {
-  private readonly ring: PacketRingConsumer;
+  private readonly ring: PacketRingConsumer<TransportSlot>;
   private readonly source: { thread: IoThread; id: number };
 
   constructor(
@@ -44,8 +46,8 @@ class Listener {
     handlers: DatagramHandlers,
     log: Logger,
   ) {
-    const memory = createPacketRingMemory(SOCKADDR_ROOM);
-    const ring = new PacketRingConsumer(memory, addressOf(new Uint8Array(memory.slots, 0, 1)));
+    const memory = createPacketRingMemory(UDP_SLOT_LAYOUT, SOCKADDR_ROOM);
+    const ring = new PacketRingConsumer(memory, addressOf(new Uint8Array(memory.slots, 0, 1)), (bytes, address) => new TransportSlot(bytes, address));
     this.ring = ring;
     const fds = [v4, v6].filter((socket): socket is RawUdpSocket => socket !== null).map((socket) => socket.fd);
     this.source = IoThread.add(

@@ -1,4 +1,7 @@
 /** Device-level constants (the protocol's own are in src/noise/constants.ts). */
+import { AEAD_TAG_SIZE, PADDING_MULTIPLE } from '../noise/constants.js';
+import { TransportSlot } from '../noise/transport-slot.js';
+import type { SlotLayout } from '../platform/packet-ring.js';
 
 /** wireguard-go's ratelimiter: handshakes per second per source while under load, and burst. */
 export const RATELIMIT_PACKETS_PER_SECOND = 20;
@@ -21,3 +24,11 @@ export const RATELIMIT_IPV6_PREFIX_BYTES = 8;
 export const UAPI_SOCKET_DIRECTORY = '/var/run/wireguard';
 /** wg's default when nothing is configured; 0 means "pick a free port". */
 export const DEFAULT_LISTEN_PORT = 0;
+/**
+ * The room the device asks the TUN ring to keep around each packet: the
+ * transport header before it, padding and the tag after it, so a packet is
+ * sealed into a datagram where it was read (TransportSlot).
+ */
+export const TUN_SLOT_LAYOUT: SlotLayout = { headroom: TransportSlot.PACKET_OFFSET, tailroom: PADDING_MULTIPLE - 1 + AEAD_TAG_SIZE };
+/** Received datagrams start their slots and open in place: the plaintext is shorter than the message. */
+export const UDP_SLOT_LAYOUT: SlotLayout = { headroom: 0, tailroom: 0 };

@@ -31,9 +31,9 @@ import {
   parseInitiation,
   readInitiation,
   systemClock,
+  TransportSlot,
   wipeInitiationStart,
   type Clock,
-  type TransportSlot,
   type Tunnel,
   type TunnelOutput,
 } from '../noise/index.js';
@@ -44,7 +44,7 @@ import { AllowedIps } from './allowed-ips.js';
 import { UdpBind } from './bind.js';
 import { UdpBatchSender } from './udp-batch.js';
 import { endpointFromSockaddr, sockaddrMatches } from './sockaddr.js';
-import { DEFAULT_LISTEN_PORT } from './constants.js';
+import { DEFAULT_LISTEN_PORT, TUN_SLOT_LAYOUT } from './constants.js';
 import { DeviceCounters } from './counters.js';
 import { ipHeaderFits, trimIpPacket } from './ip-packet.js';
 import { peerLogName, type Logger } from './logger.js';
@@ -138,7 +138,11 @@ export class Device implements UapiHandler {
     await this.bind.open(DEFAULT_LISTEN_PORT);
     this.tun.start({
       packet: (packet) => this.sendPacket(packet),
-      slotPacket: (slot, length) => this.sendSlotPacket(slot, length),
+      slots: {
+        layout: TUN_SLOT_LAYOUT,
+        wrap: (bytes, address) => new TransportSlot(bytes, address),
+        packet: (slot, length) => this.sendSlotPacket(slot, length),
+      },
       flush: () => this.flushSends(),
       closed: (error) => void this.close(error),
     });

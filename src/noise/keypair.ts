@@ -141,6 +141,22 @@ export class Keypairs {
     return { rotated: true, dropped };
   }
 
+  /**
+   * byLocalIndex() for the receiver field of a message in `view` at `offset`
+   * (little endian). The receive fast path asks this way: an index is no
+   * small integer to V8 (most are above 2^30) and, read as an unsigned number
+   * and handed on, may be boxed, one allocation per packet; read here as a
+   * signed 32-bit word and compared in place, it never is.
+   */
+  byReceiverField(view: DataView, offset: number): Keypair | null {
+    const index = view.getInt32(offset, true);
+    const { current, next, previous } = this;
+    if (current !== null && (current.localIndex | 0) === index) return current;
+    if (next !== null && (next.localIndex | 0) === index) return next;
+    if (previous !== null && (previous.localIndex | 0) === index) return previous;
+    return null;
+  }
+
   byLocalIndex(index: number): Keypair | null {
     if (this.current?.localIndex === index) return this.current;
     if (this.next?.localIndex === index) return this.next;

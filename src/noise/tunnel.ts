@@ -27,7 +27,6 @@ import {
   PADDING_MULTIPLE,
   REJECT_AFTER_MESSAGES,
   REJECT_AFTER_TIME_MS,
-  REKEY_AFTER_MESSAGES,
   REKEY_AFTER_TIME_MS,
   REKEY_ON_RECEIVE_AFTER_MS,
   REKEY_TIMEOUT_MS,
@@ -203,12 +202,11 @@ export class Tunnel {
    * due, or no room in the slot. Same bytes on the wire as encapsulate().
    */
   sealTransport(slot: TransportSlot, length: number): number {
-    const keypair = this.keypairs.current;
-    if (keypair === null || this.staged.length > 0 || length === 0 || length > MAX_PLAINTEXT_SIZE) return 0;
+    if (this.staged.length > 0 || length === 0 || length > MAX_PLAINTEXT_SIZE) return 0;
     const now = this.clock.now();
-    const age = now - keypair.createdAt;
-    // Declines where encapsulate() would also start a handshake after this packet (keepKeyFreshSending).
-    if (age >= REJECT_AFTER_TIME_MS || keypair.sendExhausted || keypair.rekeyDueAfterSend || (keypair.isInitiator && age > REKEY_AFTER_TIME_MS)) return 0;
+    const keypair = this.sendableKeypair(now);
+    // Declines where encapsulate() would also start a handshake after this packet: the fast path sends no initiation.
+    if (keypair === null || this.rekeyDueSending(keypair, now, true)) return 0;
     const padded = paddedLength(length, this.mtu);
     if (padded > slot.capacity) return 0;
     const bytes = slot.bytes;
@@ -224,10 +222,7 @@ export class Tunnel {
     keypair.takeSendCounter(bytes);
     this.identity.primitives.aeadSealInPlace(keypair.sendKey, keypair.sendNonce, slot.sealed(padded), slot.plaintext(padded));
     const datagramLength = padded + TransportSlot.OVERHEAD;
-    this.txBytes += datagramLength;
-    this.timers.anyAuthenticatedPacketTraversal(now);
-    this.timers.anyAuthenticatedPacketSent();
-    this.timers.dataSent(now);
+    this.transportSent(datagramLength, length, now);
     return datagramLength;
   }
 
@@ -244,20 +239,18 @@ export class Tunnel {
     const bytes = slot.bytes;
     const plaintextLength = length - TransportSlot.OVERHEAD;
     if (plaintextLength < 0 || bytes[0] !== MESSAGE_TRANSPORT_TYPE || bytes[1] !== 0 || bytes[2] !== 0 || bytes[3] !== 0) return OPEN_DECLINED;
-    const keypair = this.keypairs.byLocalIndex(slot.view.getUint32(4, true));
-    if (keypair === null || keypair === this.keypairs.next) return OPEN_DECLINED;
+    const keypair = this.keypairs.byReceiverField(slot.view, 4);
+    if (keypair === null || this.awaitsConfirmation(keypair)) return OPEN_DECLINED;
     const now = this.clock.now();
-    if (now - keypair.createdAt >= REJECT_AFTER_TIME_MS || this.rekeyOnReceiveDue(now)) return OPEN_DECLINED;
-    const counter = slot.view.getBigUint64(8, true);
-    if (!keypair.replay.isFresh(counter)) return OPEN_DECLINED;
+    if (this.expired(keypair, now) || this.rekeyOnReceiveDue(now)) return OPEN_DECLINED;
+    const counterLow = slot.view.getUint32(8, true);
+    const counterHigh = slot.view.getUint32(12, true);
+    if (!keypair.replay.isFreshWords(counterLow, counterHigh)) return OPEN_DECLINED;
     const nonce = keypair.receiveNonce;
     for (let i = 0; i < 8; i++) nonce[4 + i] = bytes[8 + i]!;
     if (!this.identity.primitives.aeadOpenInPlace(keypair.receiveKey, nonce, slot.sealed(plaintextLength), slot.plaintext(plaintextLength))) return OPEN_FAILED;
-    keypair.replay.check(counter);
-    this.rxBytes += length;
-    this.timers.anyAuthenticatedPacketTraversal(now);
-    this.timers.anyAuthenticatedPacketReceived();
-    if (plaintextLength > 0) this.timers.dataReceived(now);
+    keypair.replay.checkWords(counterLow, counterHigh);
+    this.transportReceived(length, plaintextLength, now);
     return plaintextLength;
   }
 
@@ -420,9 +413,7 @@ export class Tunnel {
     const keypair = this.keypairs.byLocalIndex(header.receiver);
     if (keypair === null) return failed(new NoiseError('UnknownIndex', `no session with receiver index ${header.receiver}`));
     const now = this.clock.now();
-    if (now - keypair.createdAt >= REJECT_AFTER_TIME_MS) {
-      return failed(new NoiseError('ExpiredKeypair', 'session is older than REJECT_AFTER_TIME'));
-    }
+    if (this.expired(keypair, now)) return failed(new NoiseError('ExpiredKeypair', 'session is older than REJECT_AFTER_TIME'));
     if (header.counter >= REJECT_AFTER_MESSAGES) return failed(new NoiseError('ReplayedCounter', 'counter at or above REJECT_AFTER_MESSAGES'));
     const plaintext = this.identity.primitives.aeadOpen(keypair.receiveKey, header.counter, header.ciphertext, new Uint8Array(0));
     if (plaintext === null) return failed(new NoiseError('DecryptionFailed', 'transport data did not authenticate'));
@@ -430,20 +421,15 @@ export class Tunnel {
 
     const out = emptyOutput();
     out.authenticated = true;
-    this.rxBytes += datagram.length;
-    const { rotated, dropped } = this.keypairs.confirm(keypair);
-    if (dropped !== null) this.releaseKeypair(dropped);
-    if (rotated) {
+    if (this.awaitsConfirmation(keypair)) {
+      const { dropped } = this.keypairs.confirm(keypair);
+      if (dropped !== null) this.releaseKeypair(dropped);
       this.handshakeComplete();
       this.sendStaged(out);
     }
     this.keepKeyFreshReceiving(out);
-    this.timers.anyAuthenticatedPacketTraversal(now);
-    this.timers.anyAuthenticatedPacketReceived();
-    if (plaintext.length > 0) {
-      this.timers.dataReceived(now);
-      out.tunnel = plaintext;
-    }
+    this.transportReceived(datagram.length, plaintext.length, now);
+    if (plaintext.length > 0) out.tunnel = plaintext;
     return out;
   }
 
@@ -483,7 +469,7 @@ export class Tunnel {
       return;
     }
     while (this.staged.length > 0) {
-      if (keypair.sendCounter >= REJECT_AFTER_MESSAGES) {
+      if (keypair.sendExhausted) {
         this.sendInitiation(out, false);
         return;
       }
@@ -493,23 +479,13 @@ export class Tunnel {
     this.keepKeyFreshSending(out, keypair, now);
   }
 
-  /** The current keypair when it may still send, else null. */
-  private sendableKeypair(now: number): Keypair | null {
-    const keypair = this.keypairs.current;
-    if (keypair === null || keypair.sendCounter >= REJECT_AFTER_MESSAGES || now - keypair.createdAt >= REJECT_AFTER_TIME_MS) return null;
-    return keypair;
-  }
-
   private sendTransport(out: TunnelOutput, keypair: Keypair, packet: Uint8Array, now: number): void {
     const counter = keypair.sendCounter++;
     const padded = padPacket(packet, this.mtu);
     const ciphertext = this.identity.primitives.aeadSeal(keypair.sendKey, counter, padded, new Uint8Array(0));
     const datagram = serializeTransport(keypair.remoteIndex, counter, ciphertext);
     out.network.push(datagram);
-    this.txBytes += datagram.length;
-    this.timers.anyAuthenticatedPacketTraversal(now);
-    this.timers.anyAuthenticatedPacketSent();
-    if (packet.length > 0) this.timers.dataSent(now);
+    this.transportSent(datagram.length, packet.length, now);
   }
 
   private sendInitiation(out: TunnelOutput, isRetry: boolean): void {
@@ -544,9 +520,42 @@ export class Tunnel {
   }
 
   private keepKeyFreshSending(out: TunnelOutput, keypair: Keypair, now: number): void {
-    if (keypair.sendCounter > REKEY_AFTER_MESSAGES || (keypair.isInitiator && now - keypair.createdAt > REKEY_AFTER_TIME_MS)) {
+    if (this.rekeyDueSending(keypair, now, false)) this.sendInitiation(out, false);
+  }
+
+  private keepKeyFreshReceiving(out: TunnelOutput): void {
+    if (this.rekeyOnReceiveDue(this.clock.now())) {
+      this.timers.sentLastMinuteHandshake = true;
       this.sendInitiation(out, false);
     }
+  }
+
+  // ---- session rules: both data paths ask these ------------------------------
+  // The reference path (encapsulate/decapsulate) acts on them; the fast paths
+  // (sealTransport/openTransport) decline wherever acting takes more than
+  // sealing or opening one message, and leave it to the reference path.
+
+  /** The keypair is past REJECT_AFTER_TIME: nothing may be sent or received under it. */
+  private expired(keypair: Keypair, now: number): boolean {
+    return now - keypair.createdAt >= REJECT_AFTER_TIME_MS;
+  }
+
+  /** The current keypair when it may still send (not expired, counter below REJECT_AFTER_MESSAGES), else null. */
+  private sendableKeypair(now: number): Keypair | null {
+    const keypair = this.keypairs.current;
+    if (keypair === null || keypair.sendExhausted || this.expired(keypair, now)) return null;
+    return keypair;
+  }
+
+  /**
+   * wireguard-go's keepKeyFreshSending: a new handshake is due once the send
+   * counter is past REKEY_AFTER_MESSAGES, or keys we initiated are past
+   * REKEY_AFTER_TIME. `beforeSending`: judge the counter as the next message
+   * will leave it (the fast path asks before it seals, the reference path after).
+   */
+  private rekeyDueSending(keypair: Keypair, now: number, beforeSending: boolean): boolean {
+    const counterPast = beforeSending ? keypair.rekeyDueAfterSend : keypair.sendRekeyDue;
+    return counterPast || (keypair.isInitiator && now - keypair.createdAt > REKEY_AFTER_TIME_MS);
   }
 
   /** Receiving under an old session we started: time for one last-minute handshake (keepKeyFreshReceiving). */
@@ -556,11 +565,25 @@ export class Tunnel {
     return keypair !== null && keypair.isInitiator && now - keypair.createdAt > REKEY_ON_RECEIVE_AFTER_MS;
   }
 
-  private keepKeyFreshReceiving(out: TunnelOutput): void {
-    if (this.rekeyOnReceiveDue(this.clock.now())) {
-      this.timers.sentLastMinuteHandshake = true;
-      this.sendInitiation(out, false);
-    }
+  /** A responder's keypair that no data has confirmed yet: the first message under it rotates the sessions. */
+  private awaitsConfirmation(keypair: Keypair): boolean {
+    return keypair === this.keypairs.next;
+  }
+
+  /** Counters and timers after a transport message went out (`dataLength` 0: a keepalive). */
+  private transportSent(datagramLength: number, dataLength: number, now: number): void {
+    this.txBytes += datagramLength;
+    this.timers.anyAuthenticatedPacketTraversal(now);
+    this.timers.anyAuthenticatedPacketSent();
+    if (dataLength > 0) this.timers.dataSent(now);
+  }
+
+  /** Counters and timers after a transport message authenticated (`plaintextLength` 0: a keepalive). */
+  private transportReceived(datagramLength: number, plaintextLength: number, now: number): void {
+    this.rxBytes += datagramLength;
+    this.timers.anyAuthenticatedPacketTraversal(now);
+    this.timers.anyAuthenticatedPacketReceived();
+    if (plaintextLength > 0) this.timers.dataReceived(now);
   }
 
   // ---- timers ------------------------------------------------------------

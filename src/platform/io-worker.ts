@@ -12,11 +12,10 @@
  * arrive as messages; the owner writes to the wake-up pipe after posting one.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { TransportSlot } from '../noise/transport-slot.js';
 import { EAGAIN, EINTR, MSG_DONTWAIT, POLLERR, POLLHUP, POLLIN, POLLNVAL, lastErrno, loadLibc } from './libc.js';
 import { MessageVector } from './message-vector.js';
 import { addressOf } from './native-memory.js';
-import { MAX_PACKET_SIZE, PACKET_CAPACITY, PacketRingProducer, RELEASE_BATCH, SLOT_SIZE } from './packet-ring.js';
+import { MAX_PACKET_SIZE, PacketRingProducer, RELEASE_BATCH } from './packet-ring.js';
 import { COMMANDS_SENT, type Command, type IoWorkerData, type Report, type SourceSpec } from './io-thread-protocol.js';
 import { WakeSignal } from './wake-word.js';
 
@@ -45,9 +44,9 @@ interface Source {
 
 function readSource(spec: SourceSpec & { kind: 'read' }, producer: PacketRingProducer): Source['read'] {
   // With a header it lands just before the packet, in the slot's header room, so the packet is where it always is.
-  const readStart = TransportSlot.PACKET_OFFSET - spec.headerSize;
-  const readSize = PACKET_CAPACITY + spec.headerSize;
-  const areas = Array.from({ length: spec.ring.slotCount }, (_, slot) => new Uint8Array(spec.ring.slots, slot * SLOT_SIZE + readStart, readSize));
+  const readStart = spec.ring.headroom - spec.headerSize;
+  const readSize = spec.ring.packetCapacity + spec.headerSize;
+  const areas = Array.from({ length: spec.ring.slotCount }, (_, slot) => new Uint8Array(spec.ring.slots, slot * spec.ring.slotSize + readStart, readSize));
   return (fd) => {
     let read = 0;
     while (read < READ_BATCH && producer.free > 0) {
@@ -79,7 +78,7 @@ function receiveSource(spec: SourceSpec & { kind: 'recvmmsg' }, producer: Packet
     if (count === 0) return null;
     for (let i = 0; i < count; i++) {
       messages.resetForReceive(i);
-      messages.setBuffer(i, slotsAddress + producer.slotAhead(i) * SLOT_SIZE, MAX_PACKET_SIZE);
+      messages.setBuffer(i, slotsAddress + producer.slotAhead(i) * spec.ring.slotSize + spec.ring.headroom, MAX_PACKET_SIZE);
     }
     const received = libc.recvmmsg(fd, messages.bytes, count, MSG_DONTWAIT, null);
     if (received < 0) {

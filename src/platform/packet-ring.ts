@@ -7,11 +7,12 @@
  * on its way, so a busy stream costs a wake-up per batch, not per packet. The main thread hands slots to a
  * handler and releases them by advancing TAIL after each batch's flush.
  *
- * Every slot has 16 bytes of room before the packet and room after it, so a
- * transport message can be built or opened in place (TransportSlot), and its
- * memory is pinned (SharedArrayBuffer), so sendmmsg can send from it.
+ * The ring's user says how much room each slot keeps before the packet and
+ * after it (SlotLayout: the device builds and opens its messages in place
+ * there), and may wrap each slot's memory in its own type, once, when the
+ * ring is made (SlotWrapper). The memory is pinned (SharedArrayBuffer), so
+ * sendmmsg can send from it.
  */
-import { TransportSlot } from '../noise/transport-slot.js';
 
 /** control[HEAD]: packets the reader has published (wrapping Int32 counter). */
 const HEAD = 0;
@@ -32,25 +33,56 @@ const CONTROL_WORDS = 4;
 export const RING_SLOTS = 512;
 /** The largest packet or datagram a slot holds. */
 export const MAX_PACKET_SIZE = 65_535;
-/** Header room, the packet, up to 15 bytes of padding and the tag, rounded to a 64-byte line. */
-export const SLOT_SIZE = Math.ceil((MAX_PACKET_SIZE + 15 + TransportSlot.OVERHEAD) / 64) * 64;
-/** Room for the packet itself in a slot (after the header room). */
-export const PACKET_CAPACITY = SLOT_SIZE - TransportSlot.PACKET_OFFSET;
+/** Slots start on a cache line. */
+const SLOT_ALIGNMENT = 64;
 /** Packets the main thread handles before it flushes and releases their slots. */
 export const RELEASE_BATCH = 64;
 
 /** How long a reader with a full ring sleeps before it looks at STOP again. */
 const RING_FULL_WAIT_MS = 100;
 
+/** The room a ring keeps around every packet, as its user asks. */
+export interface SlotLayout {
+  /** Bytes before the packet: a packet starts this far into its slot. */
+  headroom: number;
+  /** Bytes kept free after the largest packet. */
+  tailroom: number;
+}
+
+/** One slot's memory as the consumer hands it on. */
+export interface RingSlot {
+  /** The whole slot; a packet of `length` bytes lies at [headroom, headroom + length). */
+  readonly bytes: Uint8Array;
+  /** The native address of bytes[0] (pinned shared memory), or -1 when unknown. */
+  readonly address: number;
+}
+
+/** Wraps one slot's memory in the ring user's own type; called once per slot, when the consumer is made. */
+export type SlotWrapper<S extends RingSlot> = (bytes: Uint8Array, address: number) => S;
+
+/** The wrapper for users that need nothing but the memory. */
+export const plainSlot: SlotWrapper<RingSlot> = (bytes, address) => ({ bytes, address });
+
+/** The bytes of one slot: headroom, the largest packet and tailroom, rounded up to a cache line. */
+export function slotSizeFor(layout: SlotLayout): number {
+  return Math.ceil((layout.headroom + MAX_PACKET_SIZE + layout.tailroom) / SLOT_ALIGNMENT) * SLOT_ALIGNMENT;
+}
+
 /** The shared memory of one ring; passed to the I/O thread with its source. */
 export interface PacketRingMemory {
   control: SharedArrayBuffer;
   /** Slots in the ring: a power of two. */
   slotCount: number;
+  /** Bytes per slot (slotSizeFor the layout). */
+  slotSize: number;
+  /** Where a packet starts in its slot (the layout's headroom). */
+  headroom: number;
+  /** The most packet bytes a read may put into a slot: what lies between headroom and tailroom. */
+  packetCapacity: number;
   /** slotCount Int32 packet lengths. */
   lengths: SharedArrayBuffer;
   /**
-   * (slotCount + spareSlots) × SLOT_SIZE bytes. Its pages are touched only as
+   * (slotCount + spareSlots) × slotSize bytes. Its pages are touched only as
    * packets of that size arrive. The spare slots, after the ring's, belong to
    * the main thread (the TUN side cuts super-packets into them).
    */
@@ -61,13 +93,20 @@ export interface PacketRingMemory {
   metaSize: number;
 }
 
-export function createPacketRingMemory(metaSize = 0, spareSlots = 0, slotCount = RING_SLOTS): PacketRingMemory {
+export function createPacketRingMemory(layout: SlotLayout, metaSize = 0, spareSlots = 0, slotCount = RING_SLOTS): PacketRingMemory {
   if (slotCount < 1 || (slotCount & (slotCount - 1)) !== 0) throw new RangeError(`a packet ring needs a power-of-two slot count, got ${slotCount}`);
+  for (const [name, room] of Object.entries(layout)) {
+    if (!Number.isSafeInteger(room) || room < 0) throw new RangeError(`a packet ring's ${name} must be a whole number of bytes, got ${room}`);
+  }
+  const slotSize = slotSizeFor(layout);
   return {
     control: new SharedArrayBuffer(CONTROL_WORDS * Int32Array.BYTES_PER_ELEMENT),
     slotCount,
+    slotSize,
+    headroom: layout.headroom,
+    packetCapacity: slotSize - layout.headroom - layout.tailroom,
     lengths: new SharedArrayBuffer(slotCount * Int32Array.BYTES_PER_ELEMENT),
-    slots: new SharedArrayBuffer((slotCount + spareSlots) * SLOT_SIZE),
+    slots: new SharedArrayBuffer((slotCount + spareSlots) * slotSize),
     spareSlots,
     meta: new SharedArrayBuffer(Math.max(1, slotCount * metaSize)),
     metaSize,
@@ -147,26 +186,34 @@ export class PacketRingProducer {
 }
 
 /** Gets each packet: its slot, length and the slot's meta bytes; valid until flush() returns. */
-export type SlotHandler = (slot: TransportSlot, length: number, meta: Uint8Array) => void;
+export type SlotHandler<S extends RingSlot = RingSlot> = (slot: S, length: number, meta: Uint8Array) => void;
 
 /** The main thread's side. */
-export class PacketRingConsumer {
+export class PacketRingConsumer<S extends RingSlot = RingSlot> {
   private readonly control: Int32Array;
   private readonly lengths: Int32Array;
-  readonly slots: TransportSlot[];
+  readonly slots: S[];
   /** The main thread's own slots after the ring's (see PacketRingMemory.spareSlots). */
-  readonly spares: TransportSlot[];
-  /** All slot memory as one view (offsets: slot i starts at i × SLOT_SIZE). */
+  readonly spares: S[];
+  /** All slot memory as one view (offsets: slot i starts at i × slotSize). */
   readonly memory: Uint8Array;
+  /** Where a packet starts in its slot. */
+  readonly headroom: number;
   private readonly metas: Uint8Array[];
   private draining = false;
   private closed = false;
 
-  /** `address` is the native address of memory.slots (see platform/native-memory.ts), or -1. */
-  constructor(memory: PacketRingMemory, address: number) {
+  /**
+   * `address` is the native address of memory.slots (see
+   * platform/native-memory.ts), or -1; `wrap` makes each slot the type the
+   * handlers get (plainSlot: just the memory).
+   */
+  constructor(memory: PacketRingMemory, address: number, wrap: SlotWrapper<S>) {
     this.control = new Int32Array(memory.control);
     this.lengths = new Int32Array(memory.lengths);
-    const slot = (i: number) => new TransportSlot(new Uint8Array(memory.slots, i * SLOT_SIZE, SLOT_SIZE), address < 0 ? -1 : address + i * SLOT_SIZE);
+    this.headroom = memory.headroom;
+    const size = memory.slotSize;
+    const slot = (i: number) => wrap(new Uint8Array(memory.slots, i * size, size), address < 0 ? -1 : address + i * size);
     const count = memory.slotCount;
     this.slots = Array.from({ length: count }, (_, i) => slot(i));
     this.spares = Array.from({ length: memory.spareSlots }, (_, i) => slot(count + i));
@@ -179,7 +226,7 @@ export class PacketRingConsumer {
    * slots every RELEASE_BATCH packets. A long backlog is worked off in turns,
    * so other events (timers, the other ring) get the event loop between them.
    */
-  drain(handle: SlotHandler, flush: () => void): void {
+  drain(handle: SlotHandler<S>, flush: () => void): void {
     if (this.draining || this.closed) return;
     this.draining = true;
     const control = this.control;

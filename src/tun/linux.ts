@@ -13,10 +13,9 @@ import { InterfaceInUseError, PermissionDeniedError, PlatformError } from '../pl
 import { Worker } from 'node:worker_threads';
 import { AF_INET, IFNAMSIZ, IFREQ_SIZE, O_CLOEXEC, O_NONBLOCK, SOCK_CLOEXEC, SOCK_DGRAM, lastErrno, loadLibc } from '../platform/libc.js';
 import { addressOf } from '../platform/native-memory.js';
-import { PacketRingConsumer, createPacketRingMemory } from '../platform/packet-ring.js';
+import { PacketRingConsumer, createPacketRingMemory, plainSlot, type RingSlot, type SlotLayout, type SlotWrapper } from '../platform/packet-ring.js';
 import { IoThread } from '../platform/io-thread.js';
 import { DEFAULT_MTU, MAX_INTERFACE_NAME_BYTES, type TunDevice, type TunHandlers } from './tun.js';
-import type { TransportSlot } from '../noise/transport-slot.js';
 import { TcpCoalescer } from './gro.js';
 import { OffloadReader } from './offload-reader.js';
 import { TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, VIRTIO_NET_HDR_SIZE } from './virtio-net.js';
@@ -91,7 +90,7 @@ export function setInterfaceMtu(name: string, mtu: number): void {
 
 export class LinuxTun implements TunDevice {
   private closed = false;
-  private ring: PacketRingConsumer | null = null;
+  private ring: { stop(): void } | null = null;
   /** This device's place in the I/O thread, once started. */
   private source: { thread: IoThread; id: number } | null = null;
   private stopped: Promise<void> = Promise.resolve();
@@ -142,14 +141,26 @@ export class LinuxTun implements TunDevice {
     }
   }
 
-  start(handlers: TunHandlers): void {
-    const memory = this.offload ? createPacketRingMemory(0, SEGMENT_SLOTS, OFFLOAD_RING_SLOTS) : createPacketRingMemory();
-    const ring = new PacketRingConsumer(memory, addressOf(new Uint8Array(memory.slots, 0, 1)));
+  start<S extends RingSlot>(handlers: TunHandlers<S>): void {
+    const headerSize = this.offload ? VIRTIO_NET_HDR_SIZE : 0;
+    const slots = handlers.slots;
+    if (slots !== undefined) {
+      this.read(slots.layout, slots.wrap, (slot, length) => slots.packet(slot, length), handlers);
+      return;
+    }
+    // Plain packets: room for the driver's own header only; each packet is handed on as a view of its bytes.
+    this.read({ headroom: headerSize, tailroom: 0 }, plainSlot, (slot, length) => handlers.packet(slot.bytes.subarray(headerSize, headerSize + length)), handlers);
+  }
+
+  /** Read into a ring laid out as `layout` (the virtio header, with offloads, in its headroom); hand each packet to `deliver`. */
+  private read<S extends RingSlot>(layout: SlotLayout, wrap: SlotWrapper<S>, deliver: (slot: S, length: number) => void, handlers: Pick<TunHandlers, 'flush' | 'closed'>): void {
+    const headerSize = this.offload ? VIRTIO_NET_HDR_SIZE : 0;
+    if (layout.headroom < headerSize) {
+      throw new PlatformError(`TUN '${this.name}': ${layout.headroom} bytes of headroom leave no room for the ${headerSize}-byte virtio_net_hdr each read puts before the packet`);
+    }
+    const memory = this.offload ? createPacketRingMemory(layout, 0, SEGMENT_SLOTS, OFFLOAD_RING_SLOTS) : createPacketRingMemory(layout);
+    const ring = new PacketRingConsumer(memory, addressOf(new Uint8Array(memory.slots, 0, 1)), wrap);
     this.ring = ring;
-    const deliver =
-      handlers.slotPacket !== undefined
-        ? handlers.slotPacket
-        : (slot: TransportSlot, length: number) => handlers.packet(slot.packetArea.subarray(0, length));
     const deviceFlush = handlers.flush ?? (() => undefined);
     let handle = deliver;
     let flush = deviceFlush;
@@ -159,7 +170,7 @@ export class LinuxTun implements TunDevice {
       flush = () => offload.flush();
     }
     this.source = IoThread.add(
-      { kind: 'read', fd: this.fd, ring: memory, headerSize: this.offload ? VIRTIO_NET_HDR_SIZE : 0 },
+      { kind: 'read', fd: this.fd, ring: memory, headerSize },
       {
         doorbell: () => ring.drain(handle, flush),
         closed: (reason) => {

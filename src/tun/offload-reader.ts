@@ -6,8 +6,7 @@
  * go into the ring's spare slots; when those run out, the device flushes
  * (sends) what it has, and they are reused.
  */
-import { TransportSlot } from '../noise/transport-slot.js';
-import type { PacketRingConsumer } from '../platform/packet-ring.js';
+import type { PacketRingConsumer, RingSlot } from '../platform/packet-ring.js';
 import { completeChecksum, splitTcpSegments, tcpSegmentCount, type SegmentSink } from './gso.js';
 import {
   CSUM_OFFSET,
@@ -26,33 +25,38 @@ import {
   getField,
 } from './virtio-net.js';
 
-const HEADER_AT = TransportSlot.PACKET_OFFSET - VIRTIO_NET_HDR_SIZE;
-
-export class OffloadReader implements SegmentSink {
+export class OffloadReader<S extends RingSlot> implements SegmentSink {
   private used = 0;
   private readonly spareOffsets: number[];
+  /** Where a packet starts in its slot; its virtio header lies just before. */
+  private readonly packetAt: number;
+  private readonly headerAt: number;
   /** Packets dropped because their header made no sense (for the log, by the caller). */
   dropped = 0;
   /** Of those, super-packets refused for a gso_size below GSO_MIN_SIZE or more than GSO_MAX_SEGMENTS segments. */
   oversegmented = 0;
 
   constructor(
-    private readonly ring: PacketRingConsumer,
-    private readonly deliver: (slot: TransportSlot, length: number) => void,
+    private readonly ring: PacketRingConsumer<S>,
+    private readonly deliver: (slot: S, length: number) => void,
     private readonly deviceFlush: () => void,
   ) {
+    this.packetAt = ring.headroom;
+    this.headerAt = ring.headroom - VIRTIO_NET_HDR_SIZE;
+    if (this.headerAt < 0) throw new RangeError(`a ring with ${ring.headroom} bytes of headroom has no room for the ${VIRTIO_NET_HDR_SIZE}-byte virtio_net_hdr`);
     // Offsets in ring.memory: a slot's view starts at its place in the shared buffer.
-    this.spareOffsets = ring.spares.map((spare) => spare.bytes.byteOffset + TransportSlot.PACKET_OFFSET);
+    this.spareOffsets = ring.spares.map((spare) => spare.bytes.byteOffset + this.packetAt);
   }
 
-  /** A packet at slot.bytes[16, 16 + length) with its virtio header just before. */
-  packet(slot: TransportSlot, length: number): void {
+  /** A packet at slot.bytes[headroom, headroom + length) with its virtio header just before. */
+  packet(slot: S, length: number): void {
+    const header = this.headerAt;
     const bytes = slot.bytes;
-    const gsoType = bytes[HEADER_AT + GSO_TYPE]! & ~VIRTIO_NET_HDR_GSO_ECN;
-    const csumStart = getField(bytes, HEADER_AT + CSUM_START);
+    const gsoType = bytes[header + GSO_TYPE]! & ~VIRTIO_NET_HDR_GSO_ECN;
+    const csumStart = getField(bytes, header + CSUM_START);
     if (gsoType === VIRTIO_NET_HDR_GSO_NONE) {
-      if ((bytes[HEADER_AT + FLAGS]! & VIRTIO_NET_HDR_F_NEEDS_CSUM) !== 0) {
-        if (!completeChecksum(bytes, TransportSlot.PACKET_OFFSET, length, csumStart, getField(bytes, HEADER_AT + CSUM_OFFSET))) {
+      if ((bytes[header + FLAGS]! & VIRTIO_NET_HDR_F_NEEDS_CSUM) !== 0) {
+        if (!completeChecksum(bytes, this.packetAt, length, csumStart, getField(bytes, header + CSUM_OFFSET))) {
           this.dropped++;
           return;
         }
@@ -64,8 +68,8 @@ export class OffloadReader implements SegmentSink {
       this.dropped++; // never asked for (no UDP segmentation offload)
       return;
     }
-    const start = slot.bytes.byteOffset + TransportSlot.PACKET_OFFSET;
-    const gsoSize = getField(bytes, HEADER_AT + GSO_SIZE);
+    const start = slot.bytes.byteOffset + this.packetAt;
+    const gsoSize = getField(bytes, header + GSO_SIZE);
     // The header is the kernel's word, but one broken or hostile header must not turn a read into 64K sends.
     if (gsoSize < GSO_MIN_SIZE || tcpSegmentCount(this.ring.memory, start, length, csumStart, gsoSize) > GSO_MAX_SEGMENTS) {
       this.oversegmented++;

@@ -10,7 +10,8 @@
  * (0 / -1) exactly where the reference path has something else to do,
  * leaving state and bytes untouched. Also: the Keypair's two-word send
  * counter against BigInt arithmetic, ReplayWindow.isFresh against check(),
- * and a measurement that sealTransport allocates nothing per packet.
+ * and a measurement that sealTransport and openTransport allocate nothing per
+ * packet.
  */
 import { runInNewContext } from 'node:vm';
 import v8 from 'node:v8';
@@ -26,7 +27,8 @@ import {
   REKEY_ON_RECEIVE_AFTER_MS,
 } from '../../src/noise/constants.js';
 import { availableBackends } from '../../src/noise/default-backend.js';
-import { Keypair } from '../../src/noise/keypair.js';
+import { IndexTable } from '../../src/noise/index-table.js';
+import { Keypair, Keypairs } from '../../src/noise/keypair.js';
 import type { Primitives } from '../../src/noise/primitives.js';
 import { ReplayWindow } from '../../src/noise/replay.js';
 import { sodiumBackend } from '../../src/noise/sodium-backend.js';
@@ -452,6 +454,64 @@ describe.each(backends)('%s: openTransport ≡ decapsulate', (_name, backend) =>
 
 // ---------------------------------------------------------------------------
 
+describe('the receive rules hold alike on both paths, one millisecond either side of each limit', () => {
+  const backend = availableBackends[0]!;
+
+  /**
+   * The receiver's outcome for a datagram its peer sealed at time 0 and it
+   * receives `age` ms later, through the fast path (decapsulate when it
+   * declines, as the device does) or through decapsulate alone. A initiated
+   * the session, so the rekey-on-receive rule applies to A, not to B.
+   */
+  function outcome(receiverName: 'a' | 'b', age: number, fast: boolean): Outcome {
+    const pair = sessionPair(backend);
+    const [receiver, sender] = receiverName === 'a' ? [pair.a, pair.b] : [pair.b, pair.a];
+    const datagram = only(sender.encapsulate(randomPacket(seededPrng(), 60)).network);
+    pair.clock.advance(age);
+    const rxBefore = receiver.rxBytes;
+    if (fast) {
+      const slot = new TransportSlot(new Uint8Array(BIG_SLOT_SIZE));
+      slot.bytes.set(datagram);
+      if (receiver.openTransport(slot, datagram.length) >= 0) {
+        return { fastTook: true, delivered: true, error: null, sent: [], rx: receiver.rxBytes - rxBefore, timers: timerState(receiver) };
+      }
+    }
+    const out = receiver.decapsulate(datagram);
+    return { fastTook: false, delivered: out.tunnel !== null, error: errorCode(out), sent: out.network.map((d) => d[0]!), rx: receiver.rxBytes - rxBefore, timers: timerState(receiver) };
+  }
+
+  interface Outcome {
+    fastTook: boolean;
+    delivered: boolean;
+    error: string | null;
+    /** Message types the receiver sent in answer. */
+    sent: number[];
+    rx: number;
+    timers: TimerState;
+  }
+  const withoutPath = ({ fastTook: _, ...rest }: Outcome) => rest;
+
+  it.each([
+    // Rekey on receive once the keys are older than the limit; refuse once they are as old as it.
+    ['REKEY_ON_RECEIVE_AFTER (the initiator receives)', 'a', REKEY_ON_RECEIVE_AFTER_MS + 1, { sent: [1], error: null }],
+    ['REJECT_AFTER_TIME (the responder receives)', 'b', REJECT_AFTER_TIME_MS, { sent: [], error: 'ExpiredKeypair' }],
+  ] as const)('%s', (_name, receiver, limit, pastLimit) => {
+    for (const age of [limit - 1, limit, limit + 1]) {
+      const fast = outcome(receiver, age, true);
+      const reference = outcome(receiver, age, false);
+      expect(withoutPath(fast), `age ${age}`).toEqual(withoutPath(reference));
+      // The fast path takes the datagram exactly where the reference path has nothing more to do than deliver it.
+      expect(fast.fastTook, `age ${age}`).toBe(reference.delivered && reference.sent.length === 0);
+    }
+    // Below the first age the rule acts on, the fast path delivers; from it on, the reference path starts a handshake or refuses.
+    expect(outcome(receiver, limit - 1, true).fastTook).toBe(true);
+    for (const age of [limit, limit + 1]) {
+      const past = outcome(receiver, age, false);
+      expect({ age, sent: past.sent, error: past.error }).toEqual({ age, ...pastLimit });
+    }
+  });
+});
+
 describe('Keypair send counter in two 32-bit words', () => {
   const newKeypair = () => new Keypair(new Uint8Array(32), new Uint8Array(32), 1, 2, true, 0);
   const VALUES = [0n, 1n, 0xffff_ffffn, 0x1_0000_0000n, 0x1_0000_0001n, 1n << 60n, (1n << 64n) - (1n << 13n) - 2n, (1n << 64n) - 1n];
@@ -500,14 +560,39 @@ describe('Keypair send counter in two 32-bit words', () => {
   });
 });
 
+describe('Keypairs.byReceiverField (the receive fast path) ≡ byLocalIndex', () => {
+  it('indices at 0, around 2^30, 2^31 and 2^32 - 1, and each of them with one bit flipped', () => {
+    const edges = [0, 1, 2 ** 30 - 1, 2 ** 30, 2 ** 31 - 1, 2 ** 31, 2 ** 31 + 1, 2 ** 32 - 2, 2 ** 32 - 1];
+    const random = new Prng(0x1dec);
+    for (let run = 0; run < 20; run++) {
+      const keypairs = new Keypairs();
+      const pick = () => (run < 9 ? edges[(run + random.int(3)) % edges.length]! : random.u32());
+      const made = [true, false].map((isInitiator) => new Keypair(new Uint8Array(32), new Uint8Array(32), pick(), 7, isInitiator, 0));
+      keypairs.install(made[0]!);
+      keypairs.install(made[1]!); // a responder's: in next
+      if (run % 2 === 0) keypairs.install(new Keypair(new Uint8Array(32), new Uint8Array(32), pick() ^ 0x100, 7, true, 0));
+      const field = new DataView(new ArrayBuffer(12));
+      const probes = [...keypairs.all().map((k) => k.localIndex), ...edges];
+      for (const probe of probes) {
+        for (const bit of [-1, 0, 7, 30, 31]) {
+          const index = bit < 0 ? probe : (probe ^ (1 << bit)) >>> 0;
+          field.setUint32(4, index, true);
+          expect(keypairs.byReceiverField(field, 4), `index ${index}`).toBe(keypairs.byLocalIndex(index));
+        }
+      }
+    }
+  });
+});
+
 describe('ReplayWindow.isFresh', () => {
   /** A copy of a window (its private ring and last counter) to ask check() without touching the original. */
   function cloneWindow(window: ReplayWindow): ReplayWindow {
     const copy = new ReplayWindow();
-    const from = window as unknown as { ring: Uint32Array; last: bigint };
-    const to = copy as unknown as { ring: Uint32Array; last: bigint };
+    const from = window as unknown as { ring: Uint16Array; lastLow: number; lastHigh: number };
+    const to = copy as unknown as { ring: Uint16Array; lastLow: number; lastHigh: number };
     to.ring.set(from.ring);
-    to.last = from.last;
+    to.lastLow = from.lastLow;
+    to.lastHigh = from.lastHigh;
     return copy;
   }
 
@@ -549,7 +634,7 @@ describe('ReplayWindow.isFresh', () => {
 
 // ---------------------------------------------------------------------------
 
-describe('sealTransport allocates nothing per packet (sodium backend)', () => {
+describe('sealTransport and openTransport allocate nothing per packet (sodium backend)', () => {
   /**
    * Bytes allocated on the V8 heap while `work` runs. Node 20 has no
    * total_allocated_bytes in v8.getHeapStatistics(), so (as bench/alloc.ts
@@ -581,9 +666,29 @@ describe('sealTransport allocates nothing per packet (sodium backend)', () => {
    */
   const MAX_BYTES_PER_PACKET = 1;
 
-  it(`${PACKETS} packets of 1420 bytes into one slot: < ${MAX_BYTES_PER_PACKET} byte per packet; encapsulate, the control, allocates`, () => {
+  /** Hands out only indices of 2^31 and more: no small integers to V8, so a path that boxes the receiver index shows it. */
+  class HighIndexTable extends IndexTable<Tunnel> {
+    override allocate(owner: Tunnel): number {
+      for (;;) {
+        const index = super.allocate(owner);
+        if (index >= 2 ** 31) return index;
+        this.release(index);
+      }
+    }
+  }
+
+  /** Datagrams per decrypt window: each needs its own counter, so they are sealed beforehand (unmeasured) into one buffer. */
+  const DECRYPT_PACKETS = 100_000;
+  /** Small packets keep that buffer small (16 MB); what the path allocates does not depend on the size. */
+  const DECRYPT_PACKET_SIZE = 128;
+
+  it(`${PACKETS} packets of 1420 bytes sealed in one slot and ${DECRYPT_PACKETS} datagrams opened in one slot: < ${MAX_BYTES_PER_PACKET} byte per packet each; encapsulate and decapsulate, the controls, allocate`, () => {
     expect(sodiumBackend).not.toBeNull();
-    const pair = sessionPair(sodiumBackend!, 1420);
+    const clock = new ManualClock();
+    const identities = { identityA: newIdentity(clock, sodiumBackend!), identityB: newIdentity(clock, sodiumBackend!) };
+    const pair = makePair({ clock, mtu: 1420, ...identities, indexTableA: new HighIndexTable(), indexTableB: new HighIndexTable() });
+    completeHandshake(pair.a, pair.b);
+    expect(pair.b.keypairs.current!.localIndex).toBeGreaterThanOrEqual(2 ** 31);
     const slot = new TransportSlot(new Uint8Array(BIG_SLOT_SIZE));
     slot.packetArea.set(randomPacket(seededPrng(), 1420));
     const seal = (count: number) => {
@@ -597,9 +702,53 @@ describe('sealTransport allocates nothing per packet (sodium backend)', () => {
     const control = allocatedBytes(() => {
       for (let i = 0; i < 20_000; i++) pair.a.encapsulate(packet);
     });
-    const perPacket = { fast: fast.bytes / PACKETS, control: control.bytes / 20_000 };
-    console.log(`allocation: sealTransport ${perPacket.fast.toFixed(4)} B/packet (${fast.bytes} B, ${fast.gcs} GCs in ${PACKETS}); encapsulate ${perPacket.control.toFixed(0)} B/packet`);
+
+    // Decrypt: b opens a's datagrams, each copied into one reused slot as the UDP ring would hand it over.
+    const sendSlot = new TransportSlot(new Uint8Array(BIG_SLOT_SIZE));
+    sendSlot.packetArea.set(randomPacket(seededPrng(), DECRYPT_PACKET_SIZE));
+    const datagramSize = DECRYPT_PACKET_SIZE + TransportSlot.OVERHEAD;
+    const datagrams = new Uint8Array(DECRYPT_PACKETS * datagramSize);
+    const sealDatagrams = () => {
+      for (let i = 0; i < DECRYPT_PACKETS; i++) {
+        if (pair.a.sealTransport(sendSlot, DECRYPT_PACKET_SIZE) !== datagramSize) throw new Error('sealTransport declined');
+        datagrams.set(sendSlot.bytes.subarray(0, datagramSize), i * datagramSize);
+      }
+    };
+    // Views made once, outside the measured windows (a subarray per packet would be the test's own allocation).
+    const views = Array.from({ length: DECRYPT_PACKETS }, (_, i) => datagrams.subarray(i * datagramSize, (i + 1) * datagramSize));
+    const receiveSlot = new TransportSlot(new Uint8Array(BIG_SLOT_SIZE));
+    const open = () => {
+      for (let i = 0; i < DECRYPT_PACKETS; i++) {
+        receiveSlot.bytes.set(views[i]!);
+        if (pair.b.openTransport(receiveSlot, datagramSize) !== DECRYPT_PACKET_SIZE) throw new Error(`openTransport refused datagram ${i}`);
+      }
+    };
+    sealDatagrams();
+    open(); // warm-up
+    const openWindows: { bytes: number; gcs: number }[] = [];
+    for (let w = 0; w < 2; w++) {
+      sealDatagrams();
+      openWindows.push(allocatedBytes(open));
+    }
+    const opened = openWindows[0]!.bytes <= openWindows[1]!.bytes ? openWindows[0]! : openWindows[1]!;
+    sealDatagrams();
+    const decapsulateControl = allocatedBytes(() => {
+      for (let i = 0; i < 20_000; i++) pair.b.decapsulate(views[i]!);
+    });
+
+    const perPacket = {
+      fast: fast.bytes / PACKETS,
+      control: control.bytes / 20_000,
+      open: opened.bytes / DECRYPT_PACKETS,
+      openControl: decapsulateControl.bytes / 20_000,
+    };
+    console.log(
+      `allocation: sealTransport ${perPacket.fast.toFixed(4)} B/packet (${fast.bytes} B, ${fast.gcs} GCs in ${PACKETS}); encapsulate ${perPacket.control.toFixed(0)} B/packet; ` +
+        `openTransport ${perPacket.open.toFixed(4)} B/packet (${opened.bytes} B, ${opened.gcs} GCs in ${DECRYPT_PACKETS}); decapsulate ${perPacket.openControl.toFixed(0)} B/packet`,
+    );
     expect(perPacket.control).toBeGreaterThan(100); // the method sees allocation where there is some
+    expect(perPacket.openControl).toBeGreaterThan(100);
     expect(perPacket.fast).toBeLessThan(MAX_BYTES_PER_PACKET);
+    expect(perPacket.open).toBeLessThan(MAX_BYTES_PER_PACKET);
   });
 });

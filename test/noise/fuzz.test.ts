@@ -218,8 +218,9 @@ interface HandshakeInternals {
   remoteEphemeral: Uint8Array | null;
 }
 interface ReplayInternals {
-  ring: Uint32Array;
-  last: bigint;
+  ring: Uint16Array;
+  lastLow: number;
+  lastHigh: number;
 }
 interface TimersInternals {
   deadlines: Map<string, number>;
@@ -241,7 +242,7 @@ function assertInternalsExist(t: Tunnel): void {
   expect((t.timers as unknown as TimersInternals).deadlines).toBeInstanceOf(Map);
   expect((t.indexTable as unknown as IndexTableInternals).owners).toBeInstanceOf(Map);
   expect((t.identity.cookieChecker as unknown as CheckerInternals).secret).toBeInstanceOf(Uint8Array);
-  for (const k of t.keypairs.all()) expect((k.replay as unknown as ReplayInternals).ring).toBeInstanceOf(Uint32Array);
+  for (const k of t.keypairs.all()) expect((k.replay as unknown as ReplayInternals).ring).toBeInstanceOf(Uint16Array);
 }
 
 function keypairState(k: Keypair | null): unknown {
@@ -255,7 +256,8 @@ function keypairState(k: Keypair | null): unknown {
     String(k.sendCounter),
     hex(k.sendKey),
     hex(k.receiveKey),
-    String(replay.last),
+    replay.lastLow,
+    replay.lastHigh,
     Buffer.from(replay.ring.buffer, replay.ring.byteOffset, replay.ring.byteLength).toString('base64'),
   ];
 }

@@ -2,13 +2,18 @@
  * The receive replay window (RFC 6479 with the Linux kernel's and
  * wireguard-go's semantics).
  *
- * tswg keeps 256 blocks of 32 bits; wireguard-go (replay/replay.go) keeps
+ * tswg keeps 512 blocks of 16 bits; wireguard-go (replay/replay.go) keeps
  * 128 blocks of 64 bits and the kernel (drivers/net/wireguard/receive.c,
  * counter_validate) 8192 bits in longs, indexed by counter + 1. All three
  * accept a counter iff it is below the limit, has not been accepted before,
  * and is at most 8128 (= 8192 - 64) behind the highest accepted counter.
  * The randomized test runs all of them (ports below) and a plain Set model
  * on the same inputs.
+ *
+ * The window takes the 64-bit counter as two 32-bit words (the receive fast
+ * path allocates nothing); a copy of the earlier all-bigint window is kept
+ * below as the oracle for the word arithmetic: where the low word wraps,
+ * across the window's edge, at the limit and over big jumps.
  */
 import { describe, expect, it } from 'vitest';
 import { REJECT_AFTER_MESSAGES } from '../../src/noise/constants.js';
@@ -16,6 +21,42 @@ import { REPLAY_WINDOW_SIZE, ReplayWindow } from '../../src/noise/replay.js';
 import { Prng } from '../helpers/handshake-fixtures.js';
 
 const W = 8128n;
+const WORD = 1n << 32n;
+const MAX_U64 = (1n << 64n) - 1n;
+
+const lowOf = (counter: bigint) => Number(counter & 0xffff_ffffn);
+const highOf = (counter: bigint) => Number(counter >> 32n);
+
+/** The earlier window, all bigint arithmetic: the oracle for the word-based one. */
+class BigIntReplayWindow {
+  private readonly ring = new Uint32Array(256);
+  private last = 0n;
+  isFresh(counter: bigint, limit: bigint = REJECT_AFTER_MESSAGES): boolean {
+    if (counter >= limit || counter < 0n) return false;
+    if (counter > this.last) return true;
+    if (this.last - counter > W) return false;
+    return (this.ring[Number((counter >> 5n) & 255n)]! & (1 << Number(counter & 31n))) === 0;
+  }
+  check(counter: bigint, limit: bigint = REJECT_AFTER_MESSAGES): boolean {
+    if (counter >= limit || counter < 0n) return false;
+    const blockIndex = counter >> 5n;
+    if (counter > this.last) {
+      const current = this.last >> 5n;
+      let diff = blockIndex - current;
+      if (diff > 256n) diff = 256n;
+      for (let i = current + 1n; i <= current + diff; i++) this.ring[Number(i & 255n)] = 0;
+      this.last = counter;
+    } else if (this.last - counter > W) {
+      return false;
+    }
+    const slot = Number(blockIndex & 255n);
+    const bit = 1 << Number(counter & 31n);
+    const old = this.ring[slot]!;
+    if ((old & bit) !== 0) return false;
+    this.ring[slot] = old | bit;
+    return true;
+  }
+}
 
 /** Port of wireguard-go replay.Filter.ValidateCounter (64-bit blocks, 128 of them). */
 class GoFilter {
@@ -236,5 +277,123 @@ describe('ReplayWindow', () => {
       }
     }
     expect(accepted).toBeGreaterThan(1_500);
+  });
+});
+
+describe('ReplayWindow on two 32-bit words', () => {
+  /** Check a counter through the word API, asking isFreshWords first (it must agree and change nothing). */
+  function checkWords(w: ReplayWindow, counter: bigint): boolean {
+    const fresh = w.isFreshWords(lowOf(counter), highOf(counter));
+    expect(w.isFreshWords(lowOf(counter), highOf(counter))).toBe(fresh);
+    const accepted = w.checkWords(lowOf(counter), highOf(counter));
+    expect(accepted, `counter ${counter}`).toBe(fresh);
+    return accepted;
+  }
+
+  it('the low word wrapping: in order across 2^32, 2·2^32 and 2^63, each counter once', () => {
+    for (const boundary of [WORD, 2n * WORD, 1n << 63n]) {
+      const w = new ReplayWindow();
+      for (let c = boundary - 3000n; c < boundary + 3000n; c++) if (!checkWords(w, c)) throw new Error(`counter ${c} refused`);
+      for (let c = boundary - 3000n; c < boundary + 3000n; c += 37n) expect(checkWords(w, c)).toBe(false);
+    }
+  });
+
+  it('the window edge across the high word: 8128 behind is fine, 8129 is not', () => {
+    for (const top of [WORD, WORD + 1n, WORD + 100n, WORD + 8127n, WORD + 8128n, WORD + 8129n, 5n * WORD + 31n, 5n * WORD + 32n]) {
+      const w = new ReplayWindow();
+      expect(checkWords(w, top)).toBe(true);
+      expect(checkWords(w, top - 8129n), `top ${top}`).toBe(false);
+      expect(checkWords(w, top - 8128n), `top ${top}`).toBe(true);
+      expect(checkWords(w, top - 8128n)).toBe(false);
+      expect(checkWords(w, top - 1n)).toBe(true);
+      // A whole high word behind (same low word) is far out of the window.
+      if (top >= WORD) expect(checkWords(w, top - WORD)).toBe(false);
+    }
+  });
+
+  it('bits seen just below 2^32 stay seen after the top moves just past it', () => {
+    const w = new ReplayWindow();
+    const seen = [WORD - 1n, WORD - 32n, WORD - 33n, WORD - 4000n];
+    for (const c of seen) expect(checkWords(w, c)).toBe(true);
+    expect(checkWords(w, WORD + 10n)).toBe(true); // one block forward: only the new block is cleared
+    for (const c of seen) expect(checkWords(w, c)).toBe(false);
+    expect(checkWords(w, WORD - 2n)).toBe(true);
+    expect(checkWords(w, WORD + 9n)).toBe(true);
+  });
+
+  it('REJECT_AFTER_MESSAGES: refused at and over it, accepted just below it', () => {
+    const w = new ReplayWindow();
+    for (const c of [REJECT_AFTER_MESSAGES, REJECT_AFTER_MESSAGES + 1n, REJECT_AFTER_MESSAGES + 0x1000n, MAX_U64]) expect(checkWords(w, c)).toBe(false);
+    expect(checkWords(w, REJECT_AFTER_MESSAGES - 1n)).toBe(true);
+    expect(checkWords(w, REJECT_AFTER_MESSAGES - 1n)).toBe(false);
+    expect(checkWords(w, REJECT_AFTER_MESSAGES - 1n - 8128n)).toBe(true);
+    expect(checkWords(w, REJECT_AFTER_MESSAGES - 1n - 8129n)).toBe(false);
+    // The bigint wrapper refuses counters no header can carry.
+    expect(w.check(1n << 64n, 1n << 65n)).toBe(false);
+    expect(w.isFresh(-1n)).toBe(false);
+  });
+
+  it('big jumps (a block, a ring, a high word and more) clear exactly what the old window clears', () => {
+    const jumps = [1n, 31n, 32n, 33n, 8192n, 8193n, 8192n * 2n, WORD - 1n, WORD, WORD + 1n, WORD + 8192n, 2n * WORD - 1n, 2n * WORD, 3n * WORD + 17n, 1n << 40n, 1n << 62n];
+    for (const start of [0n, 100n, WORD - 5000n, WORD - 1n, 7n * WORD + 4096n]) {
+      for (const jump of jumps) {
+        const w = new ReplayWindow();
+        const oracle = new BigIntReplayWindow();
+        const script = [start, start - 7n, start - 40n, start - 3000n, start + jump, start + jump - 1n, start + jump - 8128n, start + jump - 8129n, start, start - 7n, start - 3000n];
+        for (const c of script) {
+          if (c < 0n) continue;
+          expect({ start, jump, c, accepted: checkWords(w, c) }).toEqual({ start, jump, c, accepted: oracle.check(c) });
+        }
+        // Every counter of the window now answers as in the old window.
+        const top = start + jump;
+        const differing: bigint[] = [];
+        for (let c = top - 8200n; c <= top + 40n; c += 3n) if (c >= 0n && w.isFreshWords(lowOf(c), highOf(c)) !== oracle.isFresh(c)) differing.push(c);
+        expect({ start, jump, differing }).toEqual({ start, jump, differing: [] });
+      }
+    }
+  });
+
+  it.each([11, 12, 13, 14])('randomized: words, bigint wrapper and the old bigint window agree (seed %i)', (seed) => {
+    const prng = new Prng(seed);
+    const words = new ReplayWindow();
+    const wrapped = new ReplayWindow();
+    const oracle = new BigIntReplayWindow();
+    // Start just below a high-word boundary (or the limit), so the low word wraps under the test.
+    const boundaries = [WORD, 2n * WORD, 0xffff_fff0n * WORD, REJECT_AFTER_MESSAGES];
+    let top = boundaries[seed % boundaries.length]! - BigInt(20_000 + prng.int(5000));
+    const recent: bigint[] = [];
+    for (let step = 0; step < 10_000; step++) {
+      const r = prng.int(100);
+      let c: bigint;
+      if (r < 40) c = top + BigInt(1 + prng.int(4));
+      else if (r < 60) c = top - BigInt(prng.int(8300));
+      else if (r < 68) c = top - W + BigInt(prng.int(5)) - 2n;
+      else if (r < 80 && recent.length > 0) c = recent[prng.int(recent.length)]!;
+      else if (r < 88) c = top + BigInt(prng.int(10_000));
+      else if (r < 91) c = top + (BigInt(prng.int(3)) << 32n) + BigInt(prng.int(9000)) - 4500n; // a high word or two ahead
+      else if (r < 94) c = top - (BigInt(1 + prng.int(2)) << 32n) + BigInt(prng.int(9000)); // a high word or two behind
+      else if (r < 97) c = REJECT_AFTER_MESSAGES - 2n + BigInt(prng.int(4));
+      else {
+        // Anywhere in the 64-bit range: asked only, so the window stays where the test drives it.
+        c = (BigInt(prng.u32()) << 32n) | BigInt(prng.u32());
+        expect({ step, c, fresh: words.isFreshWords(lowOf(c), highOf(c)) }).toEqual({ step, c, fresh: oracle.isFresh(c) });
+        continue;
+      }
+      if (c < 0n) c = 0n;
+      if (c > MAX_U64) c = MAX_U64;
+      const want = oracle.isFresh(c);
+      expect(wrapped.isFresh(c)).toBe(want);
+      const got = checkWords(words, c);
+      const wrappedGot = wrapped.check(c);
+      const oracleGot = oracle.check(c);
+      if (got !== oracleGot || wrappedGot !== oracleGot || want !== oracleGot) {
+        throw new Error(`step ${step}: counter ${c} (top ${top}): words ${got}, bigint wrapper ${wrappedGot}, old window ${oracleGot}`);
+      }
+      if (got) {
+        if (c > top) top = c;
+        recent.push(c);
+        if (recent.length > 64) recent.shift();
+      }
+    }
   });
 });

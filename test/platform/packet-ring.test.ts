@@ -18,16 +18,17 @@ import { MSG_DONTWAIT, MSG_TRUNC, loadLibc } from '../../src/platform/libc.js';
 import { MessageVector, NAME_ROOM } from '../../src/platform/message-vector.js';
 import { addressOf, writePointer } from '../../src/platform/native-memory.js';
 import {
+  MAX_PACKET_SIZE,
   PacketRingConsumer,
   PacketRingProducer,
   RELEASE_BATCH,
   RING_SLOTS,
-  SLOT_SIZE,
   createPacketRingMemory,
+  slotSizeFor,
   type PacketRingMemory,
+  type RingSlot,
 } from '../../src/platform/packet-ring.js';
 import { openRawUdpSocket } from '../../src/platform/udp-socket.js';
-import type { TransportSlot } from '../../src/noise/transport-slot.js';
 import { Rng, hex } from '../helpers/fuzz.js';
 
 // Control words, as packet-ring.ts lays them out.
@@ -36,6 +37,15 @@ const TAIL = 1;
 const STOP = 2;
 const DOORBELL = 3;
 const META_SIZE = 8;
+/** Packets start their slots, as received datagrams do. */
+const LAYOUT = { headroom: 0, tailroom: 0 };
+
+/** The slot type these tests wrap the ring's memory in: a DataView over it, made once per slot. */
+interface ViewSlot extends RingSlot {
+  readonly view: DataView;
+}
+const viewSlot = (bytes: Uint8Array, address: number): ViewSlot => ({ bytes, address, view: new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength) });
+
 const BUILT_RING = fileURLToPath(new URL('../../dist/src/platform/packet-ring.js', import.meta.url));
 
 /** One thread playing the reader: writes packets (a sequence number and a pattern) and meta bytes, publishes them. */
@@ -57,7 +67,7 @@ class TestProducer {
   publish(seq: number): void {
     const slot = this.producer.nextSlot;
     const length = packetLength(seq);
-    const at = slot * SLOT_SIZE;
+    const at = slot * this.memory.slotSize;
     new DataView(this.memory.slots, at, 4).setUint32(0, seq, true);
     this.slots.fill(seq & 0xff, at + 4, at + length);
     this.meta.set(metaOf(seq), slot * META_SIZE);
@@ -72,13 +82,13 @@ interface Received {
   seq: number;
   length: number;
   meta: string;
-  slot: TransportSlot;
+  slot: ViewSlot;
   /** control[TAIL] while the handler ran. */
   tail: number;
 }
 
 /** A handler that records each packet and checks its bytes. */
-function recorder(control: Int32Array, into: Received[]): (slot: TransportSlot, length: number, meta: Uint8Array) => void {
+function recorder(control: Int32Array, into: Received[]): (slot: ViewSlot, length: number, meta: Uint8Array) => void {
   return (slot, length, meta) => {
     const seq = slot.view.getUint32(0, true);
     const body = slot.bytes.subarray(4, length);
@@ -89,9 +99,9 @@ function recorder(control: Int32Array, into: Received[]): (slot: TransportSlot, 
 
 describe('PacketRing in one thread', () => {
   it('publish then drain: order, lengths and meta carried; slots released after each RELEASE_BATCH with flush first', () => {
-    const memory = createPacketRingMemory(META_SIZE);
+    const memory = createPacketRingMemory(LAYOUT, META_SIZE);
     const p = new TestProducer(memory);
-    const consumer = new PacketRingConsumer(memory, -1);
+    const consumer = new PacketRingConsumer(memory, -1, viewSlot);
     const total = 2 * RELEASE_BATCH + 17;
     for (let seq = 0; seq < total; seq++) p.publish(seq);
     expect(p.producer.free).toBe(RING_SLOTS - total);
@@ -110,12 +120,12 @@ describe('PacketRing in one thread', () => {
 
   it('the counters wrap as Int32 past 2^31 and past -1: slots, order and free space stay right', () => {
     for (const start of [2 ** 31 - 10, -5]) {
-      const memory = createPacketRingMemory(META_SIZE);
+      const memory = createPacketRingMemory(LAYOUT, META_SIZE);
       const control = new Int32Array(memory.control);
       control[HEAD] = start | 0;
       control[TAIL] = start | 0;
       const p = new TestProducer(memory);
-      const consumer = new PacketRingConsumer(memory, -1);
+      const consumer = new PacketRingConsumer(memory, -1, viewSlot);
       expect(p.producer.free).toBe(RING_SLOTS);
       const expectedSlots = Array.from({ length: 20 }, (_, i) => ((start + i) | 0) & (RING_SLOTS - 1));
       expect(p.producer.nextSlot).toBe(expectedSlots[0]);
@@ -133,11 +143,11 @@ describe('PacketRing in one thread', () => {
   });
 
   it('a full ring: no free slot; waitForRoom returns false at once when STOP is set (with or without room)', () => {
-    const memory = createPacketRingMemory(META_SIZE);
+    const memory = createPacketRingMemory(LAYOUT, META_SIZE);
     const p = new TestProducer(memory);
     for (let seq = 0; seq < RING_SLOTS; seq++) p.publish(seq);
     expect(p.producer.free).toBe(0);
-    const consumer = new PacketRingConsumer(memory, -1);
+    const consumer = new PacketRingConsumer(memory, -1, viewSlot);
     p.control[STOP] = 1;
     const started = Date.now();
     expect(p.producer.waitForRoom()).toBe(false);
@@ -155,9 +165,9 @@ describe('PacketRing in one thread', () => {
   });
 
   it('the doorbell rings once until the consumer drains, then once again', () => {
-    const memory = createPacketRingMemory(META_SIZE);
+    const memory = createPacketRingMemory(LAYOUT, META_SIZE);
     const p = new TestProducer(memory);
-    const consumer = new PacketRingConsumer(memory, -1);
+    const consumer = new PacketRingConsumer(memory, -1, viewSlot);
     p.publish(0);
     p.producer.ringDoorbell();
     p.publish(1);
@@ -173,13 +183,13 @@ describe('PacketRing in one thread', () => {
   });
 
   it('a handler that throws: the error reaches the caller, its packet is not seen again, the ring stays consistent', () => {
-    const memory = createPacketRingMemory(META_SIZE);
+    const memory = createPacketRingMemory(LAYOUT, META_SIZE);
     const p = new TestProducer(memory);
-    const consumer = new PacketRingConsumer(memory, -1);
+    const consumer = new PacketRingConsumer(memory, -1, viewSlot);
     for (let seq = 0; seq < 10; seq++) p.publish(seq);
     const seen: number[] = [];
     let flushes = 0;
-    const handler = (slot: TransportSlot) => {
+    const handler = (slot: ViewSlot) => {
       const seq = slot.view.getUint32(0, true);
       seen.push(seq);
       if (seq === 2) throw new Error('handler failed on packet 2');
@@ -195,9 +205,9 @@ describe('PacketRing in one thread', () => {
   });
 
   it('a backlog larger than one turn (RING_SLOTS) is worked off in further turns (setImmediate), in order', async () => {
-    const memory = createPacketRingMemory(META_SIZE);
+    const memory = createPacketRingMemory(LAYOUT, META_SIZE);
     const p = new TestProducer(memory);
-    const consumer = new PacketRingConsumer(memory, -1);
+    const consumer = new PacketRingConsumer(memory, -1, viewSlot);
     const total = RING_SLOTS + 3 * RELEASE_BATCH;
     let published = 0;
     const topUp = () => {
@@ -219,6 +229,51 @@ describe('PacketRing in one thread', () => {
   });
 });
 
+describe('PacketRing slot layout: the room its user asks for around each packet', () => {
+  it.each([
+    { headroom: 0, tailroom: 0 },
+    { headroom: 16, tailroom: 31 },
+    { headroom: 10, tailroom: 0 },
+    { headroom: 100, tailroom: 7 },
+  ])('headroom $headroom, tailroom $tailroom: slots of whole cache lines holding both and the largest packet; packets handed over at the headroom', (layout) => {
+    const memory = createPacketRingMemory(layout, META_SIZE, 3, 8);
+    expect(memory.slotSize).toBe(slotSizeFor(layout));
+    expect(memory.slotSize % 64).toBe(0);
+    expect(memory.slotSize).toBeGreaterThanOrEqual(layout.headroom + MAX_PACKET_SIZE + layout.tailroom);
+    expect(memory.slotSize - 64).toBeLessThan(layout.headroom + MAX_PACKET_SIZE + layout.tailroom);
+    expect(memory.packetCapacity).toBe(memory.slotSize - layout.headroom - layout.tailroom);
+    expect(memory.slots.byteLength).toBe((8 + 3) * memory.slotSize);
+    const wrapped: { offset: number; address: number }[] = [];
+    const consumer = new PacketRingConsumer(memory, 4096, (bytes, address) => {
+      wrapped.push({ offset: bytes.byteOffset, address });
+      return viewSlot(bytes, address);
+    });
+    // The wrapper ran once per slot, the spares included, over the slot's whole memory.
+    expect(wrapped).toEqual(Array.from({ length: 11 }, (_, i) => ({ offset: i * memory.slotSize, address: 4096 + i * memory.slotSize })));
+    expect(consumer.slots.map((slot) => slot.bytes.length)).toEqual(new Array(8).fill(memory.slotSize));
+    expect(consumer.spares).toHaveLength(3);
+    expect(consumer.headroom).toBe(layout.headroom);
+    // A reader puts each packet at the headroom; the consumer hands over the slot it lies in.
+    const producer = new PacketRingProducer(memory, () => undefined);
+    const slots = new Uint8Array(memory.slots);
+    for (let seq = 0; seq < 5; seq++) {
+      slots.fill(seq + 1, producer.nextSlot * memory.slotSize + layout.headroom, producer.nextSlot * memory.slotSize + layout.headroom + 20 + seq);
+      producer.publish(20 + seq);
+    }
+    const seen: string[] = [];
+    consumer.drain((slot, length) => {
+      const packet = slot.bytes.subarray(layout.headroom, layout.headroom + length);
+      seen.push(`${length}:${packet.every((b) => b === packet[0]) ? packet[0] : 'mixed'}:${slot.bytes.subarray(0, layout.headroom).every((b) => b === 0)}`);
+    }, () => undefined);
+    expect(seen).toEqual(['20:1:true', '21:2:true', '22:3:true', '23:4:true', '24:5:true']);
+  });
+
+  it('refuses a layout that is no whole number of bytes', () => {
+    expect(() => createPacketRingMemory({ headroom: -1, tailroom: 0 })).toThrow(RangeError);
+    expect(() => createPacketRingMemory({ headroom: 16, tailroom: 1.5 })).toThrow(/tailroom/);
+  });
+});
+
 describe('PacketRing with a real producer thread', () => {
   const workers: Worker[] = [];
   afterAll(async () => {
@@ -230,7 +285,7 @@ describe('PacketRing with a real producer thread', () => {
     if (!existsSync(BUILT_RING)) throw new Error(`${BUILT_RING} is missing: run \`npm run build\` first`);
     const code = `
       const { parentPort, workerData } = require('node:worker_threads');
-      import(workerData.url).then(({ PacketRingProducer, SLOT_SIZE }) => {
+      import(workerData.url).then(({ PacketRingProducer }) => {
         const { memory, count } = workerData;
         const producer = new PacketRingProducer(memory, () => parentPort.postMessage('ready'));
         const slots = new DataView(memory.slots);
@@ -243,8 +298,8 @@ describe('PacketRing with a real producer thread', () => {
           }
           const slot = producer.nextSlot;
           const length = 8 + (seq % 61);
-          slots.setUint32(slot * SLOT_SIZE, seq, true);
-          slots.setUint32(slot * SLOT_SIZE + length - 4, ~seq >>> 0, true);
+          slots.setUint32(slot * memory.slotSize, seq, true);
+          slots.setUint32(slot * memory.slotSize + length - 4, ~seq >>> 0, true);
           meta.setUint32(slot * memory.metaSize, (seq * 2654435761) >>> 0, true);
           producer.publish(length);
           producer.ringDoorbell();
@@ -259,11 +314,11 @@ describe('PacketRing with a real producer thread', () => {
 
   it('100,000 packets with sequence numbers arrive in order, none lost, none corrupted (the ring fills up on the way)', async () => {
     const COUNT = 100_000;
-    const memory = createPacketRingMemory(META_SIZE);
-    const consumer = new PacketRingConsumer(memory, -1);
+    const memory = createPacketRingMemory(LAYOUT, META_SIZE);
+    const consumer = new PacketRingConsumer(memory, -1, viewSlot);
     let next = 0;
     const problems: string[] = [];
-    const handle = (slot: TransportSlot, length: number, meta: Uint8Array) => {
+    const handle = (slot: ViewSlot, length: number, meta: Uint8Array) => {
       const seq = slot.view.getUint32(0, true);
       const ok =
         seq === next &&
@@ -311,8 +366,8 @@ describe('PacketRing with a real producer thread', () => {
   });
 
   it('a producer blocked on a full ring leaves when the consumer stops', async () => {
-    const memory = createPacketRingMemory(META_SIZE);
-    const consumer = new PacketRingConsumer(memory, -1);
+    const memory = createPacketRingMemory(LAYOUT, META_SIZE);
+    const consumer = new PacketRingConsumer(memory, -1, viewSlot);
     const worker = startProducer(memory, RING_SLOTS + 10);
     const result = await new Promise<{ stoppedAt?: number }>((resolve, reject) => {
       worker.on('error', reject);

@@ -49,8 +49,7 @@ import {
   setField,
 } from '../../src/tun/virtio-net.js';
 import { OffloadReader } from '../../src/tun/offload-reader.js';
-import { PacketRingConsumer, createPacketRingMemory } from '../../src/platform/packet-ring.js';
-import { TransportSlot } from '../../src/noise/transport-slot.js';
+import { PacketRingConsumer, createPacketRingMemory, plainSlot, type RingSlot } from '../../src/platform/packet-ring.js';
 import { destroyPair, runIperf, type IperfRun } from '../helpers/device-interop.js';
 import { Rng, bytesEqual, fuzzSeed, shortHex } from '../helpers/fuzz.js';
 import {
@@ -473,17 +472,20 @@ describe('splitTcpSegments against the segments built from the expected fields',
 
 describe('OffloadReader refuses super-packets whose virtio header would make one read cost thousands of sends', () => {
   /** Read `packet` through an OffloadReader as if the TUN gave it with a TCP GSO header of `gsoSize`; returns what the device got. */
-  function readThrough(packet: Uint8Array, gsoSize: number, csumStart: number): { delivered: number; reader: OffloadReader } {
-    const ring = new PacketRingConsumer(createPacketRingMemory(0, 4, 4), -1);
+  /** Room before the packet as a device that builds a 16-byte header there asks for it; the virtio header takes its last 10 bytes. */
+  const LAYOUT = { headroom: 16, tailroom: 31 };
+
+  function readThrough(packet: Uint8Array, gsoSize: number, csumStart: number): { delivered: number; reader: OffloadReader<RingSlot> } {
+    const ring = new PacketRingConsumer(createPacketRingMemory(LAYOUT, 0, 4, 4), -1, plainSlot);
     let delivered = 0;
     const reader = new OffloadReader(ring, () => delivered++, () => undefined);
     const slot = ring.slots[0]!;
-    const header = TransportSlot.PACKET_OFFSET - VIRTIO_NET_HDR_SIZE;
-    slot.bytes.fill(0, header, TransportSlot.PACKET_OFFSET);
+    const header = LAYOUT.headroom - VIRTIO_NET_HDR_SIZE;
+    slot.bytes.fill(0, header, LAYOUT.headroom);
     slot.bytes[header + GSO_TYPE] = (packet[0]! >> 4) === 4 ? VIRTIO_NET_HDR_GSO_TCPV4 : VIRTIO_NET_HDR_GSO_TCPV6;
     setField(slot.bytes, header + GSO_SIZE, gsoSize);
     setField(slot.bytes, header + CSUM_START, csumStart);
-    slot.packetArea.set(packet);
+    slot.bytes.set(packet, LAYOUT.headroom);
     reader.packet(slot, packet.length);
     return { delivered, reader };
   }
@@ -509,6 +511,13 @@ describe('OffloadReader refuses super-packets whose virtio header would make one
         expect(reader.oversegmented, context).toBe(segments === 0 ? 1 : 0);
       }
     }
+  });
+
+  it('needs headroom for its virtio header: a ring with less is refused at once, with the reason', () => {
+    const ring = new PacketRingConsumer(createPacketRingMemory({ headroom: VIRTIO_NET_HDR_SIZE - 1, tailroom: 0 }, 0, 1, 4), -1, plainSlot);
+    expect(() => new OffloadReader(ring, () => undefined, () => undefined)).toThrow(/no room for the 10-byte virtio_net_hdr/);
+    const fits = new PacketRingConsumer(createPacketRingMemory({ headroom: VIRTIO_NET_HDR_SIZE, tailroom: 0 }, 0, 1, 4), -1, plainSlot);
+    expect(new OffloadReader(fits, () => undefined, () => undefined).dropped).toBe(0);
   });
 });
 
