@@ -2,7 +2,8 @@
  * A TUN device in memory, for driving a Device without root: packets are
  * injected as the kernel would hand them over (plain, or in a ring-like slot
  * whose bytes past the packet are left from the previous one), and what the
- * device writes is kept.
+ * device writes is kept. With `shared`, slots live in a SharedArrayBuffer, as
+ * the I/O thread's ring slots do (crypto workers can reach them).
  */
 import { TransportSlot } from '../../src/noise/transport-slot.js';
 import type { TunDevice, TunHandlers } from '../../src/tun/tun.js';
@@ -14,10 +15,21 @@ export class MemoryTun implements TunDevice {
   readonly written: Uint8Array[] = [];
   private handlers: TunHandlers | null = null;
   private waiters: Array<() => void> = [];
-  /** One slot reused for every slotted packet, as a ring slot is reused. */
-  private readonly slot = new TransportSlot(new Uint8Array(SLOT_BYTES));
+  /** Slots reused for every slotted packet, as ring slots are reused; injectSlot uses the first. */
+  private readonly slots: TransportSlot[];
 
-  constructor(readonly mtu = 1420) {}
+  constructor(
+    readonly mtu = 1420,
+    options: { shared?: boolean; slots?: number } = {},
+  ) {
+    const count = options.slots ?? 1;
+    const memory = options.shared ? new SharedArrayBuffer(count * SLOT_BYTES) : new ArrayBuffer(count * SLOT_BYTES);
+    this.slots = Array.from({ length: count }, (_, i) => new TransportSlot(new Uint8Array(memory, i * SLOT_BYTES, SLOT_BYTES)));
+  }
+
+  private get slot(): TransportSlot {
+    return this.slots[0]!;
+  }
 
   start(handlers: TunHandlers): void {
     this.handlers = handlers;
@@ -35,6 +47,16 @@ export class MemoryTun implements TunDevice {
   injectSlot(packet: Uint8Array | null, length = packet?.length ?? 0): void {
     if (packet !== null) this.slot.packetArea.set(packet);
     this.handlers!.slotPacket!(this.slot, length);
+    this.handlers!.flush?.();
+  }
+
+  /** Packets through the slot fast path as one batch (one flush), as a ring drain hands them over; at most `slots` of them. */
+  injectSlots(packets: Uint8Array[]): void {
+    if (packets.length > this.slots.length) throw new RangeError(`${packets.length} packets for ${this.slots.length} slots`);
+    packets.forEach((packet, i) => {
+      this.slots[i]!.packetArea.set(packet);
+      this.handlers!.slotPacket!(this.slots[i]!, packet.length);
+    });
     this.handlers!.flush?.();
   }
 

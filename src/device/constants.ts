@@ -21,3 +21,30 @@ export const RATELIMIT_IPV6_PREFIX_BYTES = 8;
 export const UAPI_SOCKET_DIRECTORY = '/var/run/wireguard';
 /** wg's default when nothing is configured; 0 means "pick a free port". */
 export const DEFAULT_LISTEN_PORT = 0;
+
+/**
+ * Threads that run the packet AEAD beside the main thread (crypto-pool.ts),
+ * from this environment variable; 0 keeps it inline on the main thread.
+ */
+export const CRYPTO_WORKERS_ENV = 'TSWG_CRYPTO_WORKERS';
+/**
+ * 0: on a 2-core machine, where the I/O thread takes the other core, inline
+ * sealing beat every worker count (bench:crypto, BENCHMARKS.md).
+ */
+export const DEFAULT_CRYPTO_WORKERS = 0;
+/** More would only contend for cores and the job table. */
+export const MAX_CRYPTO_WORKERS = 64;
+/** Jobs the shared table holds: a batch larger than this is run in parts (a power of two). */
+export const CRYPTO_JOB_CAPACITY = 256;
+/**
+ * How long the main thread waits for a claimed job before it declares its
+ * worker stalled (dead), drops the job and replaces the worker. An AEAD takes
+ * microseconds; this only has to outlast a descheduled thread.
+ */
+export const CRYPTO_STALL_TIMEOUT_MS = 250;
+/** Times a worker looks for the next batch before it sleeps (each look costs a few ns). */
+export const CRYPTO_WORKER_SPIN_CHECKS = 20_000;
+/** The main thread's looks at DONE before it sleeps on it. */
+export const CRYPTO_MAIN_SPIN_CHECKS = 20_000;
+/** Crypto workers allocate almost nothing: small V8 heaps keep each thread's memory to what it uses. */
+export const CRYPTO_WORKER_RESOURCE_LIMITS = { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 32, codeRangeSizeMb: 8 } as const;

@@ -106,6 +106,8 @@ const MAX_PLAINTEXT_SIZE = MAX_MESSAGE_SIZE - MESSAGE_TRANSPORT_MIN_SIZE;
 export const OPEN_DECLINED = -1;
 /** openTransport(): the datagram did not authenticate; drop it. */
 export const OPEN_FAILED = -2;
+/** finishOpenTransport(): the counter was taken meanwhile (a replay within one batch); drop it. */
+export const OPEN_REPLAYED = -3;
 
 export class Tunnel {
   readonly identity: StaticIdentity;
@@ -254,6 +256,79 @@ export class Tunnel {
     for (let i = 0; i < 8; i++) nonce[4 + i] = bytes[8 + i]!;
     if (!this.identity.primitives.aeadOpenInPlace(keypair.receiveKey, nonce, slot.sealed(plaintextLength), slot.plaintext(plaintextLength))) return OPEN_FAILED;
     keypair.replay.check(counter);
+    this.rxBytes += length;
+    this.timers.anyAuthenticatedPacketTraversal(now);
+    this.timers.anyAuthenticatedPacketReceived();
+    if (plaintextLength > 0) this.timers.dataReceived(now);
+    return plaintextLength;
+  }
+
+  /**
+   * sealTransport without the AEAD, for a caller that seals elsewhere (a
+   * worker thread) and keeps packets in order itself: same declines, the
+   * same padding, header and counter (the nonce is 4 zero bytes and
+   * slot.bytes[8, 16)), the same accounting; the send key is copied into
+   * `keyOut`. Returns the padded plaintext's length (seal
+   * slot.plaintext(n) into slot.sealed(n); the datagram is n + OVERHEAD
+   * bytes), or 0 when encapsulate() must take the packet.
+   */
+  beginSealTransport(slot: TransportSlot, length: number, keyOut: Uint8Array): number {
+    const keypair = this.keypairs.current;
+    if (keypair === null || this.staged.length > 0 || length === 0 || length > MAX_PLAINTEXT_SIZE) return 0;
+    const now = this.clock.now();
+    const age = now - keypair.createdAt;
+    if (age >= REJECT_AFTER_TIME_MS || keypair.sendExhausted || keypair.rekeyDueAfterSend || (keypair.isInitiator && age > REKEY_AFTER_TIME_MS)) return 0;
+    const padded = paddedLength(length, this.mtu);
+    if (padded > slot.capacity) return 0;
+    const bytes = slot.bytes;
+    const start = TransportSlot.PACKET_OFFSET;
+    bytes.fill(0, start + length, start + padded);
+    bytes[0] = MESSAGE_TRANSPORT_TYPE;
+    bytes[1] = bytes[2] = bytes[3] = 0;
+    slot.view.setUint32(4, keypair.remoteIndex, true);
+    keypair.takeSendCounter(bytes);
+    keyOut.set(keypair.sendKey);
+    this.txBytes += padded + TransportSlot.OVERHEAD;
+    this.timers.anyAuthenticatedPacketTraversal(now);
+    this.timers.anyAuthenticatedPacketSent();
+    this.timers.dataSent(now);
+    return padded;
+  }
+
+  /**
+   * openTransport without the AEAD, for a caller that opens elsewhere: the
+   * same declines (OPEN_DECLINED, bytes intact), the replay window only
+   * asked, the receive key copied into `keyOut`. Returns the plaintext's
+   * length: open slot.sealed(n) into slot.plaintext(n) with the nonce 4 zero
+   * bytes and slot.bytes[8, 16), then call finishOpenTransport — in the
+   * order the datagrams arrived.
+   */
+  beginOpenTransport(slot: TransportSlot, length: number, keyOut: Uint8Array): number {
+    const bytes = slot.bytes;
+    const plaintextLength = length - TransportSlot.OVERHEAD;
+    if (plaintextLength < 0 || bytes[0] !== MESSAGE_TRANSPORT_TYPE || bytes[1] !== 0 || bytes[2] !== 0 || bytes[3] !== 0) return OPEN_DECLINED;
+    const keypair = this.keypairs.byLocalIndex(slot.view.getUint32(4, true));
+    if (keypair === null || keypair === this.keypairs.next) return OPEN_DECLINED;
+    const now = this.clock.now();
+    if (now - keypair.createdAt >= REJECT_AFTER_TIME_MS || this.rekeyOnReceiveDue(now)) return OPEN_DECLINED;
+    if (!keypair.replay.isFresh(slot.view.getBigUint64(8, true))) return OPEN_DECLINED;
+    keyOut.set(keypair.receiveKey);
+    return plaintextLength;
+  }
+
+  /**
+   * The datagram beginOpenTransport accepted authenticated: record its
+   * counter in the replay window and account for it. Returns the plaintext's
+   * length, or OPEN_REPLAYED when its counter came in meanwhile (the same
+   * counter twice in one batch) — or OPEN_FAILED when its session is gone —
+   * and the plaintext must be dropped.
+   */
+  finishOpenTransport(slot: TransportSlot, length: number): number {
+    const keypair = this.keypairs.byLocalIndex(slot.view.getUint32(4, true));
+    if (keypair === null) return OPEN_FAILED;
+    if (!keypair.replay.check(slot.view.getBigUint64(8, true))) return OPEN_REPLAYED;
+    const now = this.clock.now();
+    const plaintextLength = length - TransportSlot.OVERHEAD;
     this.rxBytes += length;
     this.timers.anyAuthenticatedPacketTraversal(now);
     this.timers.anyAuthenticatedPacketReceived();
