@@ -97,6 +97,7 @@ interface Harness {
   runBatch: BatchRunner;
   /** Packets opened intact so far (a check that the path did its work). */
   delivered(): number;
+  ready(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -131,6 +132,7 @@ function harness(workers: number, peers: number): Harness {
         next += count;
       },
       delivered: () => delivered,
+      ready: async () => undefined,
       close: async () => undefined,
     };
   }
@@ -156,6 +158,7 @@ function harness(workers: number, peers: number): Harness {
       next += count;
     },
     delivered: () => delivered,
+    ready: () => pool.ready(),
     close: () => pool.close(),
   };
 }
@@ -188,6 +191,7 @@ function stream(h: Harness, packets: number): { seal: number; open: number } {
 async function measure(workers: number, options: Options): Promise<WorkerResult> {
   const h = harness(workers, options.peers);
   try {
+    await h.ready();
     stream(h, CRYPTO_BENCH_WARMUP_PACKETS);
     const seal: number[] = [];
     const open: number[] = [];

@@ -39,9 +39,12 @@ export const CRYPTO_JOB_CAPACITY = 256;
 /**
  * How long the main thread waits for a claimed job before it declares its
  * worker stalled (dead), drops the job and replaces the worker. An AEAD takes
- * microseconds; this only has to outlast a descheduled thread.
+ * microseconds; this has to outlast a descheduled thread by far, because a
+ * frozen worker that thaws after it may still write into its abandoned slot.
  */
-export const CRYPTO_STALL_TIMEOUT_MS = 250;
+export const CRYPTO_STALL_TIMEOUT_MS = 1_000;
+/** Workers in a row that may die before they come online before the pool stops replacing them. */
+export const CRYPTO_WORKER_START_ATTEMPTS = 3;
 /** Times a worker looks for the next batch before it sleeps (each look costs a few ns). */
 export const CRYPTO_WORKER_SPIN_CHECKS = 20_000;
 /** The main thread's looks at DONE before it sleeps on it. */

@@ -12,7 +12,9 @@
  * is registered with the workers the first time a job names it. A worker
  * that stalls on a job past the stall timeout is terminated, its jobs are
  * abandoned (dropped, counted in `lost`), and every worker that exits is
- * replaced, with a log line.
+ * replaced, with a log line. The timeout is far beyond any AEAD: a worker
+ * frozen past it that thaws before its termination lands could still write
+ * into the slot of its abandoned job.
  */
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { defaultPrimitives } from '../noise/default-backend.js';
@@ -26,6 +28,7 @@ import {
   MAX_CRYPTO_WORKERS,
   CRYPTO_MAIN_SPIN_CHECKS,
   CRYPTO_STALL_TIMEOUT_MS,
+  CRYPTO_WORKER_START_ATTEMPTS,
   CRYPTO_WORKER_RESOURCE_LIMITS,
   CRYPTO_WORKER_SPIN_CHECKS,
 } from './constants.js';
@@ -38,15 +41,20 @@ export interface CryptoPoolOptions {
   log: Logger;
   /** The main thread's AEAD; the workers use the default backend (TSWG_CRYPTO reaches them too). */
   primitives?: Primitives;
+  /** 0: a job still running when this thread has none left to claim counts as stalled. */
   stallTimeoutMs?: number;
   /** Looks for the next batch before a worker sleeps; 0 sleeps at once. */
   workerSpinChecks?: number;
+  /** Looks at the batch's progress before this thread sleeps on it (and the stall timeout starts). */
+  mainSpinChecks?: number;
 }
 
 interface CryptoWorkerHandle {
   worker: Worker;
   port: MessagePort;
   online: boolean;
+  /** Settles when the worker's loop runs, or it exits first. */
+  started: Promise<void>;
 }
 
 export class CryptoPool {
@@ -59,6 +67,7 @@ export class CryptoPool {
   private readonly primitives: Primitives;
   private readonly stallTimeoutMs: number;
   private readonly workerSpinChecks: number;
+  private readonly mainSpinChecks: number;
   private readonly memory: CryptoJobMemory;
   private readonly table: CryptoJobTable;
   private readonly workers = new Map<number, CryptoWorkerHandle>();
@@ -69,6 +78,8 @@ export class CryptoPool {
   private batchStart = 0;
   private count = 0;
   private nextWorkerId = 1;
+  /** Workers in a row that exited before they came online. */
+  private startFailures = 0;
   private closed = false;
 
   constructor(options: CryptoPoolOptions) {
@@ -76,6 +87,7 @@ export class CryptoPool {
     this.primitives = options.primitives ?? defaultPrimitives;
     this.stallTimeoutMs = options.stallTimeoutMs ?? CRYPTO_STALL_TIMEOUT_MS;
     this.workerSpinChecks = options.workerSpinChecks ?? CRYPTO_WORKER_SPIN_CHECKS;
+    this.mainSpinChecks = options.mainSpinChecks ?? CRYPTO_MAIN_SPIN_CHECKS;
     this.memory = createCryptoJobMemory(CRYPTO_JOB_CAPACITY);
     this.table = new CryptoJobTable(this.memory);
     this.batchSlots = new Array<TransportSlot | null>(CRYPTO_JOB_CAPACITY).fill(null);
@@ -85,6 +97,11 @@ export class CryptoPool {
   /** Workers running now. */
   get size(): number {
     return this.workers.size;
+  }
+
+  /** Resolves once every worker started so far runs its loop (until then this thread does their share). */
+  async ready(): Promise<void> {
+    await Promise.all([...this.workers.values()].map((handle) => handle.started));
   }
 
   /** The running workers. */
@@ -134,11 +151,11 @@ export class CryptoPool {
     if (this.workers.size > 0) Atomics.notify(control, LIMIT);
     this.table.claimAndRun(0, this.primitives, this.slotOfPosition);
     let done = Atomics.load(control, DONE);
-    for (let spins = CRYPTO_MAIN_SPIN_CHECKS; done !== limit && spins > 0; spins--) done = Atomics.load(control, DONE);
+    for (let spins = this.mainSpinChecks; done !== limit && spins > 0; spins--) done = Atomics.load(control, DONE);
     if (done === limit) return;
     const deadline = performance.now() + this.stallTimeoutMs;
     for (;;) {
-      const left = deadline - performance.now();
+      const left = this.stallTimeoutMs <= 0 ? 0 : deadline - performance.now();
       if (left <= 0) {
         this.abandonStalled(limit);
         return;
@@ -212,21 +229,30 @@ export class CryptoPool {
       transferList: [port2],
       resourceLimits: CRYPTO_WORKER_RESOURCE_LIMITS,
     });
-    const handle: CryptoWorkerHandle = { worker, port: port1, online: false };
+    // The worker says so on its port once its loop runs (its modules can take a while to load).
+    const started = new Promise<void>((resolve) => {
+      port1.once('message', () => resolve());
+      worker.once('exit', () => resolve());
+    });
+    const handle: CryptoWorkerHandle = { worker, port: port1, online: false, started };
     this.workers.set(id, handle);
-    // A pool must not keep an otherwise idle process alive.
-    worker.unref();
-    port1.unref();
-    worker.once('online', () => (handle.online = true));
+    void started.then(() => {
+      // A pool must not keep an otherwise idle process alive (ready() waits for the start).
+      worker.unref();
+      port1.unref();
+      if (!this.workers.has(id)) return;
+      handle.online = true;
+      this.startFailures = 0;
+    });
     worker.on('error', (error) => this.log.error(`crypto worker ${id} failed: ${error.message}`));
     worker.once('exit', (code) => {
       port1.close();
       if (this.workers.get(id) !== handle) return;
       this.workers.delete(id);
       if (this.closed) return;
-      if (!handle.online) {
-        // It never started: another would fail the same way; this thread carries its share.
-        this.log.error(`crypto worker ${id} could not start (exit code ${code}); ${this.workers.size} worker(s) left`);
+      if (!handle.online && ++this.startFailures >= CRYPTO_WORKER_START_ATTEMPTS) {
+        // Workers die before they start: more would fail the same way; this thread carries their share.
+        this.log.error(`crypto worker ${id} could not start (exit code ${code}), ${this.startFailures} in a row; ${this.workers.size} worker(s) left`);
         return;
       }
       this.replaced++;

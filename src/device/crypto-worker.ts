@@ -3,6 +3,7 @@
  * runs the AEAD of whatever jobs it can claim, in place in the shared slots,
  * and sleeps again. New memory regions arrive as messages on its port; it
  * reads them synchronously when a job names a region it does not know yet.
+ * It says 'ready' on that port once, when its loop starts.
  */
 import { receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import { defaultPrimitives } from '../noise/default-backend.js';
@@ -55,6 +56,7 @@ function slotAt(position: number): TransportSlot | null {
 }
 
 const control = table.control;
+data.port.postMessage('ready');
 for (;;) {
   const limit = Atomics.load(control, LIMIT);
   if (Atomics.load(control, STOP) !== 0) break;

@@ -209,6 +209,40 @@ describe('crypto workers', () => {
     expect(ids).toEqual([...ids].sort((x, y) => x - y));
   });
 
+  it('drop and count the jobs of a worker that stalls past the timeout, terminate it and start another', async () => {
+    const lines: string[] = [];
+    const log: Logger = { verbose: () => undefined, error: (line) => lines.push(line) };
+    // The workers run the pure-JS backend (many times slower than this thread's libsodium) and the
+    // timeout is 0: a worker still busy when this thread runs out of jobs has stalled.
+    const saved = process.env.TSWG_CRYPTO;
+    process.env.TSWG_CRYPTO = 'noble';
+    const pool = new CryptoPool({ workers: 2, log, stallTimeoutMs: 0, mainSpinChecks: 0 });
+    if (saved === undefined) delete process.env.TSWG_CRYPTO;
+    else process.env.TSWG_CRYPTO = saved;
+    pools.push(pool);
+    const { a } = connectedPair();
+    const { batch, sealed, dropped } = recordingBatch(pool);
+    const size = 65_000;
+    const slotBytes = size + 64;
+    const memory = new SharedArrayBuffer(64 * slotBytes);
+    const big = Array.from({ length: 64 }, (_, i) => new TransportSlot(new Uint8Array(memory, i * slotBytes, slotBytes)));
+    let batches = 0;
+    // A worker might just have finished when this thread did; a few batches make a stall certain.
+    for (; batches < 10 && pool.lost === 0; batches++) {
+      await pool.ready();
+      big.forEach((slot, i) => expect(batch.seal(a, slot, size, i, null)).toBe(true));
+      batch.finish();
+    }
+    expect(pool.lost).toBeGreaterThan(0);
+    expect(dropped.length).toBe(pool.lost);
+    expect(dropped.every((d) => d.reason === 'lost')).toBe(true);
+    expect(sealed.length + dropped.length).toBe(64 * batches);
+    expect(lines.some((line) => line.includes('stalled'))).toBe(true);
+    for (let wait = 0; wait < 100 && (pool.replaced === 0 || pool.size < 2); wait++) await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(pool.replaced).toBeGreaterThan(0);
+    expect(pool.size).toBe(2);
+  });
+
   it('read the worker count from TSWG_CRYPTO_WORKERS, refusing nonsense with a log line', () => {
     const lines: string[] = [];
     const log: Logger = { verbose: () => undefined, error: (line) => lines.push(line) };
