@@ -140,6 +140,7 @@ export class Device implements UapiHandler {
     this.batchSender = new UdpBatchSender<Peer>(this.bind, this.log, (peer, bytes) => (peer.txBytes += bytes));
     const cryptoWorkers = options.cryptoWorkers ?? cryptoWorkersFromEnvironment(this.log);
     this.cryptoPool = cryptoWorkers > 0 ? new CryptoPool({ workers: cryptoWorkers, log: this.log }) : null;
+    if (cryptoWorkers > 0) this.log.verbose(`packet crypto on ${cryptoWorkers} worker thread(s) and the main thread`);
     this.transportBatch =
       this.cryptoPool === null
         ? null
