@@ -1,7 +1,7 @@
 /**
  * The job table the main thread and the crypto workers share: one AEAD each
  * (seal or open in place, in a slot of a registered shared memory region),
- * claimed one at a time. Both sides run jobs with the same code (runJob), so
+ * claimed a few at a time. Both sides run jobs with the same code (claimAndRun), so
  * a job is sealed identically wherever it runs.
  *
  * Positions grow without end (wrapping Int32) and map onto the table modulo
@@ -20,15 +20,19 @@ import { KEY_SIZE } from '../noise/constants.js';
 import type { Primitives } from '../noise/primitives.js';
 import type { TransportSlot } from '../noise/transport-slot.js';
 
+/** Int32 words in a 64-byte cache line: words that different threads write live a line apart. */
+const LINE_WORDS = 16;
 /** control[LIMIT]: the end of the published jobs (a position). */
 export const LIMIT = 0;
 /** control[NEXT]: the next position to claim. */
-export const NEXT = 1;
+export const NEXT = LINE_WORDS;
 /** control[DONE]: positions finished (or abandoned). */
-export const DONE = 2;
+export const DONE = 2 * LINE_WORDS;
 /** control[STOP]: non-zero once the workers should leave. */
-export const STOP = 3;
-const CONTROL_WORDS = 4;
+export const STOP = 3 * LINE_WORDS;
+const CONTROL_WORDS = 4 * LINE_WORDS;
+/** Positions one claim takes at most: fewer contended compare-and-swaps per job. */
+const CLAIM_CHUNK = 4;
 
 /** Per-job words. */
 const STATE = 0;
@@ -37,7 +41,8 @@ const REGION = 2;
 const OFFSET = 3;
 const SLOT_BYTES = 4;
 const PLAINTEXT_LENGTH = 5;
-const JOB_WORDS = 8;
+/** One job per cache line, so threads running neighbouring jobs do not share one. */
+const JOB_WORDS = LINE_WORDS;
 
 export const JOB_SEAL = 1;
 export const JOB_OPEN = 2;
@@ -147,15 +152,21 @@ export class CryptoJobTable {
     const control = this.control;
     let ran = 0;
     for (;;) {
-      const next = Atomics.load(control, NEXT);
-      if (((Atomics.load(control, LIMIT) - next) | 0) <= 0) return ran;
-      if (Atomics.compareExchange(control, NEXT, next, (next + 1) | 0) !== next) continue;
-      if (!this.transition(next, READY, CLAIMED + claimer)) continue; // abandoned meanwhile
-      const slot = slotAt(next);
-      const outcome = slot === null ? FAILED : this.run(next, slot, primitives);
-      ran++;
-      if (!this.transition(next, CLAIMED + claimer, outcome)) continue; // abandoned: the main thread counted it
-      if (((Atomics.add(control, DONE, 1) + 1 - Atomics.load(control, LIMIT)) | 0) === 0) Atomics.notify(control, DONE);
+      const first = Atomics.load(control, NEXT);
+      const available = (Atomics.load(control, LIMIT) - first) | 0;
+      if (available <= 0) return ran;
+      const end = (first + Math.min(available, CLAIM_CHUNK)) | 0;
+      if (Atomics.compareExchange(control, NEXT, first, end) !== first) continue;
+      let finished = 0;
+      for (let position = first; position !== end; position = (position + 1) | 0) {
+        if (!this.transition(position, READY, CLAIMED + claimer)) continue; // abandoned meanwhile
+        const slot = slotAt(position);
+        const outcome = slot === null ? FAILED : this.run(position, slot, primitives);
+        ran++;
+        // Abandoned while it ran: the main thread has counted it.
+        if (this.transition(position, CLAIMED + claimer, outcome)) finished++;
+      }
+      if (finished > 0 && ((Atomics.add(control, DONE, finished) + finished - Atomics.load(control, LIMIT)) | 0) === 0) Atomics.notify(control, DONE);
     }
   }
 
