@@ -34,6 +34,12 @@ export const CRYPTO_WORKERS_ENV = 'TSWG_CRYPTO_WORKERS';
 export const DEFAULT_CRYPTO_WORKERS = 0;
 /** More would only contend for cores and the job table. */
 export const MAX_CRYPTO_WORKERS = 64;
+/**
+ * A batch smaller than this is sealed or opened by the main thread alone:
+ * waking a worker costs more than a few AEADs, and a lone packet (a ping)
+ * keeps the latency of the inline path.
+ */
+export const CRYPTO_MIN_SHARED_BATCH = 8;
 /** Jobs the shared table holds: a batch larger than this is run in parts (a power of two). */
 export const CRYPTO_JOB_CAPACITY = 256;
 /**

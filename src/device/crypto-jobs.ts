@@ -170,6 +170,22 @@ export class CryptoJobTable {
     }
   }
 
+  /**
+   * Run the jobs [from, to) on this thread alone (a batch too small to share):
+   * NEXT moves past them before LIMIT does, so no worker can claim one.
+   */
+  runHere(from: number, to: number, claimer: number, primitives: Primitives, slotAt: (position: number) => TransportSlot | null): void {
+    const control = this.control;
+    Atomics.store(control, NEXT, to);
+    Atomics.store(control, LIMIT, to);
+    for (let position = from; position !== to; position = (position + 1) | 0) {
+      this.transition(position, READY, CLAIMED + claimer);
+      const slot = slotAt(position);
+      this.transition(position, CLAIMED + claimer, slot === null ? FAILED : this.run(position, slot, primitives));
+    }
+    Atomics.add(control, DONE, (to - from) | 0);
+  }
+
   /** The AEAD of one job, in place; the nonce is the counter already in the slot's header. */
   private run(position: number, slot: TransportSlot, primitives: Primitives): number {
     const at = (position & this.mask) * JOB_WORDS;

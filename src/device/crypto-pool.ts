@@ -23,6 +23,7 @@ import type { TransportSlot } from '../noise/transport-slot.js';
 import { workerScriptUrl } from '../platform/worker-script.js';
 import {
   CRYPTO_JOB_CAPACITY,
+  CRYPTO_MIN_SHARED_BATCH,
   CRYPTO_WORKERS_ENV,
   DEFAULT_CRYPTO_WORKERS,
   MAX_CRYPTO_WORKERS,
@@ -147,8 +148,12 @@ export class CryptoPool {
     if (this.count === 0) return;
     const control = this.table.control;
     const limit = (this.batchStart + this.count) | 0;
+    if (this.count < CRYPTO_MIN_SHARED_BATCH || this.workers.size === 0) {
+      this.table.runHere(this.batchStart, limit, 0, this.primitives, this.slotOfPosition);
+      return;
+    }
     Atomics.store(control, LIMIT, limit);
-    if (this.workers.size > 0) Atomics.notify(control, LIMIT);
+    Atomics.notify(control, LIMIT);
     this.table.claimAndRun(0, this.primitives, this.slotOfPosition);
     let done = Atomics.load(control, DONE);
     for (let spins = this.mainSpinChecks; done !== limit && spins > 0; spins--) done = Atomics.load(control, DONE);
