@@ -82,13 +82,6 @@ export function createCryptoJobMemory(capacity: number): CryptoJobMemory {
   };
 }
 
-/** Where a slot lives: a registered region (a SharedArrayBuffer) and the slot's place in it. */
-export interface SlotPlace {
-  region: number;
-  offset: number;
-  size: number;
-}
-
 export class CryptoJobTable {
   readonly control: Int32Array;
   private readonly jobs: Int32Array;
@@ -134,9 +127,17 @@ export class CryptoJobTable {
     return Atomics.compareExchange(this.jobs, (position & this.mask) * JOB_WORDS + STATE, from, to) === from;
   }
 
-  place(position: number): SlotPlace {
-    const at = (position & this.mask) * JOB_WORDS;
-    return { region: this.jobs[at + REGION]!, offset: this.jobs[at + OFFSET]!, size: this.jobs[at + SLOT_BYTES]! };
+  /** The region, offset and size of a job's slot (read apart: a worker allocates nothing per job). */
+  region(position: number): number {
+    return this.jobs[(position & this.mask) * JOB_WORDS + REGION]!;
+  }
+
+  offset(position: number): number {
+    return this.jobs[(position & this.mask) * JOB_WORDS + OFFSET]!;
+  }
+
+  slotSize(position: number): number {
+    return this.jobs[(position & this.mask) * JOB_WORDS + SLOT_BYTES]!;
   }
 
   /** Zero the keys of positions [from, to). */

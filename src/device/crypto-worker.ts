@@ -40,17 +40,19 @@ function addRegion(message: RegionMessage): void {
 for (const region of data.regions) addRegion(region);
 
 function slotAt(position: number): TransportSlot | null {
-  const place = table.place(position);
-  if (!regions.has(place.region)) {
+  const region = table.region(position);
+  const offset = table.offset(position);
+  const size = table.slotSize(position);
+  if (!regions.has(region)) {
     for (let message = receiveMessageOnPort(data.port); message !== undefined; message = receiveMessageOnPort(data.port)) addRegion(message.message as RegionMessage);
   }
-  const memory = regions.get(place.region);
-  if (memory === undefined || place.offset < 0 || place.size <= 0 || place.offset + place.size > memory.length) return null;
-  const inRegion = slots.get(place.region)!;
-  let slot = inRegion.get(place.offset);
-  if (slot === undefined || slot.bytes.length !== place.size) {
-    slot = new TransportSlot(memory.subarray(place.offset, place.offset + place.size));
-    inRegion.set(place.offset, slot);
+  const memory = regions.get(region);
+  if (memory === undefined || offset < 0 || size <= 0 || offset + size > memory.length) return null;
+  const inRegion = slots.get(region)!;
+  let slot = inRegion.get(offset);
+  if (slot === undefined || slot.bytes.length !== size) {
+    slot = new TransportSlot(memory.subarray(offset, offset + size));
+    inRegion.set(offset, slot);
   }
   return slot;
 }
