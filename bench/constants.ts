@@ -117,3 +117,16 @@ export const FLOOD_DISTINCT_INITIATIONS = 2_000;
 export const FLOOD_SOURCES = 64;
 /** The flooder sends a burst every this many ms. */
 export const FLOOD_TICK_MS = 5;
+
+// ---- bench:crypto ----
+/** Worker counts measured unless --workers says otherwise (0: inline on the main thread). */
+export const CRYPTO_BENCH_WORKERS_DEFAULT = '0,1,2,4,8';
+/** Rounds per worker count; each seals and opens this many packets. */
+export const CRYPTO_BENCH_ROUNDS_DEFAULT = 3;
+export const CRYPTO_BENCH_PACKETS_DEFAULT = 200_000;
+/** Peers the stream is spread over, round robin (each keeps its own counter and replay window). */
+export const CRYPTO_BENCH_PEERS_DEFAULT = 4;
+/** Packets per batch: what one drain of a packet ring hands the device before its flush. */
+export const CRYPTO_BENCH_BATCH = 64;
+/** Unmeasured packets before each worker count's rounds (JIT, worker start-up). */
+export const CRYPTO_BENCH_WARMUP_PACKETS = 20_000;

@@ -32,3 +32,39 @@ export const DEFAULT_LISTEN_PORT = 0;
 export const TUN_SLOT_LAYOUT: SlotLayout = { headroom: TransportSlot.PACKET_OFFSET, tailroom: PADDING_MULTIPLE - 1 + AEAD_TAG_SIZE };
 /** Received datagrams start their slots and open in place: the plaintext is shorter than the message. */
 export const UDP_SLOT_LAYOUT: SlotLayout = { headroom: 0, tailroom: 0 };
+
+/**
+ * Threads that run the packet AEAD beside the main thread (crypto-pool.ts),
+ * from this environment variable; 0 keeps it inline on the main thread.
+ */
+export const CRYPTO_WORKERS_ENV = 'TSWG_CRYPTO_WORKERS';
+/**
+ * 0: on a 2-core machine, where the I/O thread takes the other core, inline
+ * sealing beat every worker count (bench:crypto, BENCHMARKS.md).
+ */
+export const DEFAULT_CRYPTO_WORKERS = 0;
+/** More would only contend for cores and the job table. */
+export const MAX_CRYPTO_WORKERS = 64;
+/**
+ * A batch smaller than this is sealed or opened by the main thread alone:
+ * waking a worker costs more than a few AEADs, and a lone packet (a ping)
+ * keeps the latency of the inline path.
+ */
+export const CRYPTO_MIN_SHARED_BATCH = 8;
+/** Jobs the shared table holds: a batch larger than this is run in parts (a power of two). */
+export const CRYPTO_JOB_CAPACITY = 256;
+/**
+ * How long the main thread waits for a claimed job before it declares its
+ * worker stalled (dead), drops the job and replaces the worker. An AEAD takes
+ * microseconds; this has to outlast a descheduled thread by far, because a
+ * frozen worker that thaws after it may still write into its abandoned slot.
+ */
+export const CRYPTO_STALL_TIMEOUT_MS = 1_000;
+/** Workers in a row that may die before they come online before the pool stops replacing them. */
+export const CRYPTO_WORKER_START_ATTEMPTS = 3;
+/** Times a worker looks for the next batch before it sleeps (each look costs a few ns). */
+export const CRYPTO_WORKER_SPIN_CHECKS = 20_000;
+/** The main thread's looks at DONE before it sleeps on it. */
+export const CRYPTO_MAIN_SPIN_CHECKS = 20_000;
+/** Crypto workers allocate almost nothing: small V8 heaps keep each thread's memory to what it uses. */
+export const CRYPTO_WORKER_RESOURCE_LIMITS = { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 32, codeRangeSizeMb: 8 } as const;

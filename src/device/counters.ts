@@ -14,4 +14,10 @@ export class DeviceCounters {
   rateLimited = 0;
   /** Handshake messages with a valid MAC2 refused because this second's global handshake budget was spent. */
   overBudget = 0;
+  /** Transport data that did not authenticate (dropped by the crypto workers' path). */
+  transportForged = 0;
+  /** Transport data whose counter came twice within one batch of the crypto workers' path. */
+  transportReplayed = 0;
+  /** Packets dropped because the crypto worker holding them stalled or died. */
+  cryptoLost = 0;
 }

@@ -46,6 +46,8 @@ import { UdpBatchSender } from './udp-batch.js';
 import { endpointFromSockaddr, sockaddrMatches } from './sockaddr.js';
 import { DEFAULT_LISTEN_PORT, TUN_SLOT_LAYOUT } from './constants.js';
 import { DeviceCounters } from './counters.js';
+import { TransportBatch, type TransportDrop } from './crypto-batch.js';
+import { CryptoPool, cryptoWorkersFromEnvironment } from './crypto-pool.js';
 import { ipHeaderFits, trimIpPacket } from './ip-packet.js';
 import { peerLogName, type Logger } from './logger.js';
 import { Peer } from './peer.js';
@@ -88,6 +90,8 @@ export interface DeviceOptions {
   handshakeBudget?: number;
   /** Bytes of packets all peers together may hold while waiting for handshakes (MAX_STAGED_BYTES). */
   maxStagedBytes?: number;
+  /** Threads for the packet AEAD (0: inline); TSWG_CRYPTO_WORKERS when absent. */
+  cryptoWorkers?: number;
 }
 
 export class Device implements UapiHandler {
@@ -111,6 +115,9 @@ export class Device implements UapiHandler {
   readonly counters = new DeviceCounters();
   /** Packets waiting for handshakes, all peers together: bytes held and packets refused. */
   readonly staging: StagingBudget;
+  /** The crypto workers and the batch that keeps their packets in order; null when the AEAD runs inline. */
+  private readonly cryptoPool: CryptoPool | null;
+  private readonly transportBatch: TransportBatch<Peer, Endpoint | Uint8Array> | null;
   private closed = false;
   private closeListeners: Array<(error: Error | null) => void> = [];
 
@@ -131,6 +138,17 @@ export class Device implements UapiHandler {
       this.log,
     );
     this.batchSender = new UdpBatchSender<Peer>(this.bind, this.log, (peer, bytes) => (peer.txBytes += bytes));
+    const cryptoWorkers = options.cryptoWorkers ?? cryptoWorkersFromEnvironment(this.log);
+    this.cryptoPool = cryptoWorkers > 0 ? new CryptoPool({ workers: cryptoWorkers, log: this.log }) : null;
+    if (cryptoWorkers > 0) this.log.verbose(`packet crypto on ${cryptoWorkers} worker thread(s) and the main thread`);
+    this.transportBatch =
+      this.cryptoPool === null
+        ? null
+        : new TransportBatch<Peer, Endpoint | Uint8Array>(this.cryptoPool, {
+            sealed: (peer, slot, datagramLength, endpoint) => this.sealed(peer, slot, datagramLength, endpoint as Endpoint),
+            opened: (peer, slot, plaintextLength, source) => this.opened(peer, slot, plaintextLength, source as Uint8Array),
+            dropped: (peer, reason) => this.droppedTransport(peer, reason),
+          });
   }
 
   /** Bind the UDP port and start reading the TUN device. */
@@ -163,11 +181,17 @@ export class Device implements UapiHandler {
     this.identity = null;
     await this.bind.close();
     await this.tun.close();
+    await this.cryptoPool?.close();
     for (const listener of this.closeListeners) listener(error);
   }
 
   get listenPort(): number {
     return this.bind.port;
+  }
+
+  /** Threads running the packet AEAD now (0: inline on the main thread). */
+  get cryptoWorkers(): number {
+    return this.cryptoPool?.size ?? 0;
   }
 
   get peerCount(): number {
@@ -200,6 +224,10 @@ export class Device implements UapiHandler {
     const peer = this.allowedIps.lookupPacketDestination(slot.packetArea);
     if (peer === undefined || peer.tunnel === null) return;
     const endpoint = peer.endpoint;
+    if (this.transportBatch !== null && endpoint !== null) {
+      if (!this.transportBatch.seal(peer.tunnel, slot, length, peer, endpoint)) this.act(peer, peer.tunnel.encapsulate(slot.packetArea.subarray(0, length)), null);
+      return;
+    }
     const sealed = endpoint === null ? 0 : peer.tunnel.sealTransport(slot, length);
     if (sealed === 0) {
       this.act(peer, peer.tunnel.encapsulate(slot.packetArea.subarray(0, length)), null);
@@ -216,7 +244,14 @@ export class Device implements UapiHandler {
     this.peersWithNewTimers.push(peer);
   }
 
+  /** A datagram the crypto workers sealed, in its turn. */
+  private sealed(peer: Peer, slot: TransportSlot, datagramLength: number, endpoint: Endpoint): void {
+    this.batchSender.add(slot, datagramLength, endpoint, peer);
+    this.timersTouched(peer);
+  }
+
   private flushSends(): void {
+    this.transportBatch?.finish();
     this.batchSender.flush();
     for (const peer of this.peersWithNewTimers) {
       peer.timersDirty = false;
@@ -234,6 +269,8 @@ export class Device implements UapiHandler {
    */
   private receiveSlot(slot: TransportSlot, length: number, sourceSockaddr: Uint8Array): void {
     if (this.receiveTransport(slot, length, sourceSockaddr)) return;
+    // Handshakes may replace sessions: the packets before this one go first.
+    this.transportBatch?.finish();
     const source = endpointFromSockaddr(sourceSockaddr);
     if (source !== null) this.receiveDatagram(slot.bytes.slice(0, length), source);
   }
@@ -245,6 +282,7 @@ export class Device implements UapiHandler {
     const tunnel = this.indexTable.lookup(slot.view.getUint32(4, true));
     const peer = tunnel === undefined ? undefined : this.peerOfTunnel.get(tunnel);
     if (tunnel === undefined || peer === undefined || peer.tunnel !== tunnel) return false;
+    if (this.transportBatch !== null) return this.transportBatch.open(tunnel, slot, length, peer, sourceSockaddr);
     const plaintextLength = tunnel.openTransport(slot, length);
     if (plaintextLength === OPEN_FAILED) {
       this.log.verbose(`${peerLogName(peer.publicKey)}: DecryptionFailed: transport data did not authenticate`);
@@ -256,6 +294,20 @@ export class Device implements UapiHandler {
     this.timersTouched(peer);
     if (plaintextLength > 0) this.deliver(peer, slot.plaintext(plaintextLength));
     return true;
+  }
+
+  /** A datagram the crypto workers opened, in its turn (its counter is recorded now). */
+  private opened(peer: Peer, slot: TransportSlot, plaintextLength: number, sourceSockaddr: Uint8Array): void {
+    if (!sockaddrMatches(peer.endpoint, sourceSockaddr)) peer.endpoint = endpointFromSockaddr(sourceSockaddr) ?? peer.endpoint;
+    this.timersTouched(peer);
+    if (plaintextLength > 0) this.deliver(peer, slot.plaintext(plaintextLength));
+  }
+
+  private droppedTransport(peer: Peer, reason: TransportDrop): void {
+    if (reason === 'forged') this.counters.transportForged++;
+    else if (reason === 'replayed') this.counters.transportReplayed++;
+    else this.counters.cryptoLost++;
+    this.log.verbose(`peer ${peer.publicKeyHex.slice(0, 8)}: transport data dropped (${reason})`);
   }
 
   private receiveDatagram(data: Uint8Array, source: Endpoint): void {

@@ -23,5 +23,5 @@ export { ReplayWindow, REPLAY_WINDOW_SIZE } from './replay.js';
 export { PeerTimers, type TimerName } from './timers.js';
 export { TransportSlot } from './transport-slot.js';
 export { StagingBudget } from './staging-budget.js';
-export { Tunnel, padPacket, paddedLength, OPEN_DECLINED, OPEN_FAILED, type TunnelOptions, type TunnelOutput, type DecapsulateOptions } from './tunnel.js';
+export { Tunnel, padPacket, paddedLength, OPEN_DECLINED, OPEN_FAILED, OPEN_REPLAYED, type TunnelOptions, type TunnelOutput, type DecapsulateOptions } from './tunnel.js';
 export { systemClock, ManualClock, type Clock } from './clock.js';

@@ -105,6 +105,8 @@ const MAX_PLAINTEXT_SIZE = MAX_MESSAGE_SIZE - MESSAGE_TRANSPORT_MIN_SIZE;
 export const OPEN_DECLINED = -1;
 /** openTransport(): the datagram did not authenticate; drop it. */
 export const OPEN_FAILED = -2;
+/** finishOpenTransport(): the counter was taken meanwhile (a replay within one batch); drop it. */
+export const OPEN_REPLAYED = -3;
 
 export class Tunnel {
   readonly identity: StaticIdentity;
@@ -202,24 +204,10 @@ export class Tunnel {
    * due, or no room in the slot. Same bytes on the wire as encapsulate().
    */
   sealTransport(slot: TransportSlot, length: number): number {
-    if (this.staged.length > 0 || length === 0 || length > MAX_PLAINTEXT_SIZE) return 0;
     const now = this.clock.now();
-    const keypair = this.sendableKeypair(now);
-    // Declines where encapsulate() would also start a handshake after this packet: the fast path sends no initiation.
-    if (keypair === null || this.rekeyDueSending(keypair, now, true)) return 0;
+    const keypair = this.prepareTransport(slot, length, now);
+    if (keypair === null) return 0;
     const padded = paddedLength(length, this.mtu);
-    if (padded > slot.capacity) return 0;
-    const bytes = slot.bytes;
-    const start = TransportSlot.PACKET_OFFSET;
-    bytes.fill(0, start + length, start + padded);
-    bytes[0] = MESSAGE_TRANSPORT_TYPE;
-    bytes[1] = bytes[2] = bytes[3] = 0;
-    const receiver = keypair.remoteIndex;
-    bytes[4] = receiver & 0xff;
-    bytes[5] = (receiver >>> 8) & 0xff;
-    bytes[6] = (receiver >>> 16) & 0xff;
-    bytes[7] = receiver >>> 24;
-    keypair.takeSendCounter(bytes);
     this.identity.primitives.aeadSealInPlace(keypair.sendKey, keypair.sendNonce, slot.sealed(padded), slot.plaintext(padded));
     const datagramLength = padded + TransportSlot.OVERHEAD;
     this.transportSent(datagramLength, length, now);
@@ -236,22 +224,109 @@ export class Tunnel {
    * (drop it: the AEAD may have wiped the bytes).
    */
   openTransport(slot: TransportSlot, length: number): number {
-    const bytes = slot.bytes;
-    const plaintextLength = length - TransportSlot.OVERHEAD;
-    if (plaintextLength < 0 || bytes[0] !== MESSAGE_TRANSPORT_TYPE || bytes[1] !== 0 || bytes[2] !== 0 || bytes[3] !== 0) return OPEN_DECLINED;
-    const keypair = this.keypairs.byReceiverField(slot.view, 4);
-    if (keypair === null || this.awaitsConfirmation(keypair)) return OPEN_DECLINED;
     const now = this.clock.now();
-    if (this.expired(keypair, now) || this.rekeyOnReceiveDue(now)) return OPEN_DECLINED;
-    const counterLow = slot.view.getUint32(8, true);
-    const counterHigh = slot.view.getUint32(12, true);
-    if (!keypair.replay.isFreshWords(counterLow, counterHigh)) return OPEN_DECLINED;
+    const keypair = this.openableKeypair(slot, length, now);
+    if (keypair === null) return OPEN_DECLINED;
+    const plaintextLength = length - TransportSlot.OVERHEAD;
     const nonce = keypair.receiveNonce;
+    const bytes = slot.bytes;
     for (let i = 0; i < 8; i++) nonce[4 + i] = bytes[8 + i]!;
     if (!this.identity.primitives.aeadOpenInPlace(keypair.receiveKey, nonce, slot.sealed(plaintextLength), slot.plaintext(plaintextLength))) return OPEN_FAILED;
-    keypair.replay.checkWords(counterLow, counterHigh);
+    keypair.replay.checkWords(slot.view.getUint32(8, true), slot.view.getUint32(12, true));
     this.transportReceived(length, plaintextLength, now);
     return plaintextLength;
+  }
+
+  /**
+   * sealTransport without the AEAD, for a caller that seals elsewhere (a
+   * worker thread) and keeps packets in order itself: same declines, the
+   * same padding, header and counter (the nonce is 4 zero bytes and
+   * slot.bytes[8, 16)), the same accounting; the send key is copied into
+   * `keyOut`. Returns the padded plaintext's length (seal
+   * slot.plaintext(n) into slot.sealed(n); the datagram is n + OVERHEAD
+   * bytes), or 0 when encapsulate() must take the packet.
+   */
+  beginSealTransport(slot: TransportSlot, length: number, keyOut: Uint8Array): number {
+    const now = this.clock.now();
+    const keypair = this.prepareTransport(slot, length, now);
+    if (keypair === null) return 0;
+    keyOut.set(keypair.sendKey);
+    const padded = paddedLength(length, this.mtu);
+    this.transportSent(padded + TransportSlot.OVERHEAD, length, now);
+    return padded;
+  }
+
+  /**
+   * openTransport without the AEAD, for a caller that opens elsewhere: the
+   * same declines (OPEN_DECLINED, bytes intact), the replay window only
+   * asked, the receive key copied into `keyOut`. Returns the plaintext's
+   * length: open slot.sealed(n) into slot.plaintext(n) with the nonce 4 zero
+   * bytes and slot.bytes[8, 16), then call finishOpenTransport — in the
+   * order the datagrams arrived.
+   */
+  beginOpenTransport(slot: TransportSlot, length: number, keyOut: Uint8Array): number {
+    const keypair = this.openableKeypair(slot, length, this.clock.now());
+    if (keypair === null) return OPEN_DECLINED;
+    keyOut.set(keypair.receiveKey);
+    return length - TransportSlot.OVERHEAD;
+  }
+
+  /**
+   * The datagram beginOpenTransport accepted authenticated: record its
+   * counter in the replay window and account for it. Returns the plaintext's
+   * length, or OPEN_REPLAYED when its counter came in meanwhile (the same
+   * counter twice in one batch) — or OPEN_FAILED when its session is gone —
+   * and the plaintext must be dropped.
+   */
+  finishOpenTransport(slot: TransportSlot, length: number): number {
+    const keypair = this.keypairs.byReceiverField(slot.view, 4);
+    if (keypair === null) return OPEN_FAILED;
+    if (!keypair.replay.checkWords(slot.view.getUint32(8, true), slot.view.getUint32(12, true))) return OPEN_REPLAYED;
+    const plaintextLength = length - TransportSlot.OVERHEAD;
+    this.transportReceived(length, plaintextLength, this.clock.now());
+    return plaintextLength;
+  }
+
+  /**
+   * Both seal fast paths: the keypair to seal under, with the packet padded
+   * and the header and counter written in front of it; null when
+   * encapsulate() must take the packet (packets already waiting, no usable
+   * session, a rekey due — the fast path sends no initiation — or no room).
+   */
+  private prepareTransport(slot: TransportSlot, length: number, now: number): Keypair | null {
+    if (this.staged.length > 0 || length === 0 || length > MAX_PLAINTEXT_SIZE) return null;
+    const keypair = this.sendableKeypair(now);
+    if (keypair === null || this.rekeyDueSending(keypair, now, true)) return null;
+    const padded = paddedLength(length, this.mtu);
+    if (padded > slot.capacity) return null;
+    const bytes = slot.bytes;
+    const start = TransportSlot.PACKET_OFFSET;
+    bytes.fill(0, start + length, start + padded);
+    bytes[0] = MESSAGE_TRANSPORT_TYPE;
+    bytes[1] = bytes[2] = bytes[3] = 0;
+    const receiver = keypair.remoteIndex;
+    bytes[4] = receiver & 0xff;
+    bytes[5] = (receiver >>> 8) & 0xff;
+    bytes[6] = (receiver >>> 16) & 0xff;
+    bytes[7] = receiver >>> 24;
+    keypair.takeSendCounter(bytes);
+    return keypair;
+  }
+
+  /**
+   * Both open fast paths: the keypair a transport message in slot.bytes[0,
+   * length) opens under, or null when decapsulate() must take it (not a
+   * transport message, an unknown index, a keypair still to confirm, an
+   * expired session, a rekey to start, a counter already seen).
+   */
+  private openableKeypair(slot: TransportSlot, length: number, now: number): Keypair | null {
+    const bytes = slot.bytes;
+    if (length < TransportSlot.OVERHEAD || bytes[0] !== MESSAGE_TRANSPORT_TYPE || bytes[1] !== 0 || bytes[2] !== 0 || bytes[3] !== 0) return null;
+    const keypair = this.keypairs.byReceiverField(slot.view, 4);
+    if (keypair === null || this.awaitsConfirmation(keypair)) return null;
+    if (this.expired(keypair, now) || this.rekeyOnReceiveDue(now)) return null;
+    if (!keypair.replay.isFreshWords(slot.view.getUint32(8, true), slot.view.getUint32(12, true))) return null;
+    return keypair;
   }
 
   /** Start a handshake now (subject to the one-per-REKEY_TIMEOUT limit). */
