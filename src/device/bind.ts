@@ -11,13 +11,16 @@ import { lastErrno, loadLibc, loadNetlinkLibc } from '../platform/libc.js';
 import { addressOf } from '../platform/native-memory.js';
 import { PacketRingConsumer, createPacketRingMemory, type SlotHandler } from '../platform/packet-ring.js';
 import { openRawUdpSocket, setSocketMark, type RawUdpSocket } from '../platform/udp-socket.js';
+import { enableUdpOffloads, type UdpOffloads } from '../platform/udp-offload.js';
+import { UdpReceiveCounters } from '../platform/udp-gro.js';
+import { RECEIVE_META_SIZE } from '../platform/udp-receiver.js';
 import type { Endpoint } from './addr.js';
 import type { Logger } from './logger.js';
-import { SOCKADDR_ROOM, sockaddrOf } from './sockaddr.js';
+import { sockaddrOf } from './sockaddr.js';
 
 /** What the bind hands each received datagram to; see PacketRingConsumer.drain. */
 export interface DatagramHandlers {
-  /** A datagram in slot.bytes[0, length); `source` is the sender's sockaddr. */
+  /** A datagram in slot.bytes[0, length); its meta bytes start with the sender's sockaddr (layout: platform/udp-receiver.ts). */
   datagram: SlotHandler;
   /** After each batch (the device sends what the batch produced). */
   flush(): void;
@@ -37,19 +40,25 @@ const ANY_PORT_ATTEMPTS = 10;
 class Listener {
   private readonly ring: PacketRingConsumer;
   private readonly source: { thread: IoThread; id: number };
+  /** What each family's socket offloads; index 0 is IPv4, 1 IPv6. */
+  readonly offloads: [UdpOffloads, UdpOffloads];
 
   constructor(
     readonly v4: RawUdpSocket | null,
     readonly v6: RawUdpSocket | null,
     handlers: DatagramHandlers,
     log: Logger,
+    counters: UdpReceiveCounters,
   ) {
-    const memory = createPacketRingMemory(SOCKADDR_ROOM);
+    const none: UdpOffloads = { segmentation: false, coalescing: false };
+    this.offloads = [v4 === null ? none : enableUdpOffloads(v4.fd), v6 === null ? none : enableUdpOffloads(v6.fd)];
+    log.verbose(`UDP offloads: ${this.offloads.map((o, i) => `IPv${i === 0 ? 4 : 6} GSO ${o.segmentation ? 'on' : 'off'}, GRO ${o.coalescing ? 'on' : 'off'}`).join('; ')}`);
+    const memory = createPacketRingMemory(RECEIVE_META_SIZE);
     const ring = new PacketRingConsumer(memory, addressOf(new Uint8Array(memory.slots, 0, 1)));
     this.ring = ring;
     const fds = [v4, v6].filter((socket): socket is RawUdpSocket => socket !== null).map((socket) => socket.fd);
     this.source = IoThread.add(
-      { kind: 'recvmmsg', fds, ring: memory },
+      { kind: 'recvmmsg', fds, ring: memory, counters: counters.memory },
       {
         doorbell: () => ring.drain(handlers.datagram, handlers.flush),
         closed: (reason) => {
@@ -70,6 +79,10 @@ class Listener {
 
 export class UdpBind {
   private listener: Listener | null = null;
+  /** Per family (IPv4, IPv6): a GSO send failed with EIO, so none are tried again (also on a new port). */
+  private readonly segmentationFailed = [false, false];
+  /** What the receive side dropped or split, over every port this bind had. */
+  readonly receiveCounters = new UdpReceiveCounters();
   port = 0;
   fwmark = 0;
 
@@ -86,9 +99,27 @@ export class UdpBind {
   async open(port: number): Promise<void> {
     const { v4, v6 } = this.bindBoth(port);
     const old = this.listener;
-    this.listener = new Listener(v4, v6, this.handlers, this.log);
+    this.listener = new Listener(v4, v6, this.handlers, this.log, this.receiveCounters);
     this.port = (v4 ?? v6)!.port;
     await old?.close();
+  }
+
+  /** May sends of this family carry a UDP_SEGMENT size (GSO)? */
+  segmentation(family: 4 | 6): boolean {
+    const index = family === 4 ? 0 : 1;
+    return !this.segmentationFailed[index] && (this.listener?.offloads[index].segmentation ?? false);
+  }
+
+  /**
+   * A GSO send failed with EIO: the route's device cannot checksum
+   * (wireguard-go's answer is the same): send datagram by datagram from now
+   * on, and say so once.
+   */
+  stopSegmentation(family: 4 | 6): void {
+    const index = family === 4 ? 0 : 1;
+    if (this.segmentationFailed[index]) return;
+    this.segmentationFailed[index] = true;
+    this.log.error(`UDP GSO send failed with EIO (no checksum offload on the way out?); IPv${family} sends go one datagram at a time from now on`);
   }
 
   /** The raw socket fd of a family (for sendmmsg), or null when that socket is not open. */

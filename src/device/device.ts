@@ -53,6 +53,7 @@ import { HandshakeBudget, HandshakeLoad, RateLimiter, rateLimitKey } from './rat
 import { UapiError, type UapiDeviceState, type UapiSetRequest } from './uapi.js';
 import type { UapiHandler } from './uapi-server.js';
 import { PlatformError } from '../platform/errors.js';
+import type { UdpReceiveCounters } from '../platform/udp-gro.js';
 
 const EADDRINUSE = 98;
 const HANDSHAKE_MESSAGE_NAMES: Record<number, string> = {
@@ -160,6 +161,11 @@ export class Device implements UapiHandler {
     await this.bind.close();
     await this.tun.close();
     for (const listener of this.closeListeners) listener(error);
+  }
+
+  /** The UDP receive side's GRO figures and drops (joined datagrams split, malformed, truncated, no ring room). */
+  get udpReceiveCounters(): UdpReceiveCounters {
+    return this.bind.receiveCounters;
   }
 
   get listenPort(): number {
