@@ -17,6 +17,11 @@ import { RECEIVE_META_SIZE } from '../platform/udp-receiver.js';
 import type { Endpoint } from './addr.js';
 import type { Logger } from './logger.js';
 import { sockaddrOf } from './sockaddr.js';
+import { SOURCE_GONE_ERRORS } from './sticky-source.js';
+import { MessageVector } from '../platform/message-vector.js';
+import { MAX_PACKET_SIZE } from '../platform/packet-ring.js';
+import { CONTROL_ROOM, writePacketInfo, type LocalSource } from '../platform/udp-control-message.js';
+import { enablePacketInfo } from '../platform/udp-offload.js';
 
 /** What the bind hands each received datagram to; see PacketRingConsumer.drain. */
 export interface DatagramHandlers {
@@ -26,6 +31,12 @@ export interface DatagramHandlers {
   flush(): void;
   /** Receiving stopped for good (the sockets failed); the bind is dead, not closed by us. */
   closed?(error: UdpBindError): void;
+}
+
+/** Where a send should leave from, and what to do when that address is gone. */
+export interface SourceRoute {
+  source: LocalSource;
+  gone(): void;
 }
 
 /** The UDP side died under the device (not a close we asked for). */
@@ -50,6 +61,10 @@ class Listener {
     log: Logger,
     counters: UdpReceiveCounters,
   ) {
+    for (const [socket, family] of [[v4, 4], [v6, 6]] as const) {
+      const refused = socket === null ? null : enablePacketInfo(socket.fd, family);
+      if (refused !== null) log.verbose(`no packet info on the IPv${family} socket (${refused}): replies leave from the address the kernel picks`);
+    }
     const none: UdpOffloads = { segmentation: false, coalescing: false };
     this.offloads = [v4 === null ? none : enableUdpOffloads(v4.fd), v6 === null ? none : enableUdpOffloads(v6.fd)];
     log.verbose(`UDP offloads: ${this.offloads.map((o, i) => `IPv${i === 0 ? 4 : 6} GSO ${o.segmentation ? 'on' : 'off'}, GRO ${o.coalescing ? 'on' : 'off'}`).join('; ')}`);
@@ -79,6 +94,8 @@ class Listener {
 
 export class UdpBind {
   private listener: Listener | null = null;
+  /** Pinned room for a single send with a source address (made on first use). */
+  private single: { vector: MessageVector; buffer: Uint8Array } | null = null;
   /** Per family (IPv4, IPv6): a GSO send failed with EIO, so none are tried again (also on a new port). */
   private readonly segmentationFailed = [false, false];
   /** What the receive side dropped or split, over every port this bind had. */
@@ -135,15 +152,32 @@ export class UdpBind {
   /**
    * Send a datagram now (the socket is non-blocking; a full buffer drops it,
    * as a congested link would). `sent` runs when the kernel took it,
-   * `failed` when it did not (also logged).
+   * `failed` when it did not (also logged). With `route`, it leaves from
+   * route.source; when that source is gone, route.gone() runs and the
+   * kernel picks the source instead.
    */
-  send(datagram: Uint8Array, endpoint: Endpoint, sent?: () => void, failed?: (error: Error) => void): void {
+  send(datagram: Uint8Array, endpoint: Endpoint, sent?: () => void, failed?: (error: Error) => void, route?: SourceRoute): void {
     const fd = this.fd(endpoint.family);
     if (fd === null) {
       const message = `no IPv${endpoint.family} socket to send to ${endpoint.address}`;
       this.log.verbose(message);
       failed?.(new Error(message));
       return;
+    }
+    if (route !== undefined && route.source.family === endpoint.family) {
+      if (this.sendFrom(fd, datagram, endpoint, route.source)) {
+        sent?.();
+        return;
+      }
+      const { errno, code } = lastErrno();
+      if (!SOURCE_GONE_ERRORS.has(errno)) {
+        const message = `send to ${endpoint.address}:${endpoint.port} failed: ${code}`;
+        this.log.verbose(message);
+        failed?.(new Error(message));
+        return;
+      }
+      this.log.verbose(`the source address for ${endpoint.address}:${endpoint.port} is gone (${code}); the kernel picks one`);
+      route.gone();
     }
     const sockaddr = sockaddrOf(endpoint);
     if (loadNetlinkLibc().sendto(fd, datagram, datagram.length, 0, sockaddr, sockaddr.length) < 0) {
@@ -153,6 +187,17 @@ export class UdpBind {
       return;
     }
     sent?.();
+  }
+
+  /** One datagram with an IP_PKTINFO / IPV6_PKTINFO source, copied into pinned memory for sendmmsg. False on failure (errno set). */
+  private sendFrom(fd: number, datagram: Uint8Array, endpoint: Endpoint, source: LocalSource): boolean {
+    const single = (this.single ??= { vector: new MessageVector(1, CONTROL_ROOM), buffer: new Uint8Array(new SharedArrayBuffer(MAX_PACKET_SIZE)) });
+    single.buffer.set(datagram);
+    const { vector } = single;
+    vector.setBuffer(0, addressOf(single.buffer), datagram.length);
+    vector.setName(0, sockaddrOf(endpoint));
+    vector.setControlLength(0, writePacketInfo(vector.dataView, vector.controlOffset(0), source));
+    return loadLibc().sendmmsg(fd, vector.bytes, 1, 0) === 1;
   }
 
   async close(): Promise<void> {

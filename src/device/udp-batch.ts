@@ -20,6 +20,7 @@ import { RELEASE_BATCH } from '../platform/packet-ring.js';
 import { CONTROL_ROOM, writePacketInfo, writeSegmentSize, type LocalSource } from '../platform/udp-control-message.js';
 import { gsoMaxBytes, gsoRunLength } from '../platform/udp-gso.js';
 import { sockaddrOf } from './sockaddr.js';
+import { SOURCE_GONE_ERRORS } from './sticky-source.js';
 
 /** Datagrams per sendmmsg call: the packet ring releases slots after batches of this size. */
 export const BATCH_SIZE = RELEASE_BATCH;
@@ -80,6 +81,11 @@ class FamilyBatch<Owner> {
     return message;
   }
 
+  /** Datagrams from `from` on that were to leave from `source` leave from the kernel's choice instead. */
+  dropSource(source: LocalSource, from: number): void {
+    for (let i = from; i < this.count; i++) if (this.sources[i] === source) this.sources[i] = null;
+  }
+
   forget(): void {
     for (let i = 0; i < this.count; i++) {
       this.owners[i] = null;
@@ -100,6 +106,8 @@ export class UdpBatchSender<Owner> {
     private readonly log: Logger,
     /** Called for each datagram the kernel took (the device counts tx bytes there). */
     private readonly sent: SentCallback<Owner>,
+    /** The source address given for an owner's datagrams is gone (the device forgets it); they go again from the kernel's choice. */
+    private readonly sourceGone: (owner: Owner) => void = () => undefined,
   ) {}
 
   /**
@@ -109,7 +117,8 @@ export class UdpBatchSender<Owner> {
    */
   add(slot: TransportSlot, length: number, endpoint: Endpoint, owner: Owner, source: LocalSource | null = null): void {
     if (slot.address < 0) {
-      this.bind.send(slot.bytes.subarray(0, length), endpoint, () => this.sent(owner, length));
+      const route = source === null ? undefined : { source, gone: () => this.sourceGone(owner) };
+      this.bind.send(slot.bytes.subarray(0, length), endpoint, () => this.sent(owner, length), undefined, route);
       return;
     }
     const batch = this.batches[endpoint.family === 4 ? 0 : 1];
@@ -142,10 +151,18 @@ export class UdpBatchSender<Owner> {
         continue;
       }
       const { errno, code } = fd === null ? { errno: 0, code: 'no socket' } : lastErrno();
+      const first = batch.firsts[message]!;
       if (errno === EIO && batch.runs[message]! > 1) {
         // The way out cannot checksum a GSO send: no more of them, and these go again without.
         this.bind.stopSegmentation(batch.family);
-        return batch.firsts[message]!;
+        return first;
+      }
+      const source = batch.sources[first];
+      if (source !== null && source !== undefined && SOURCE_GONE_ERRORS.has(errno)) {
+        this.log.verbose(`the source address for ${batch.endpoints[first]!.address} is gone (${code}); the kernel picks one`);
+        this.sourceGone(batch.owners[first]!);
+        batch.dropSource(source, first);
+        return first;
       }
       this.log.verbose(`sendmmsg of ${messageCount - message} message(s) failed (${code}); sending the first one datagram by datagram`);
       this.sendOneByOne(batch, message);
@@ -164,7 +181,9 @@ export class UdpBatchSender<Owner> {
     for (let i = first; i < first + batch.runs[message]!; i++) {
       const owner = batch.owners[i]!;
       const length = batch.lengths[i]!;
-      this.bind.send(batch.slots[i]!.bytes.subarray(0, length), batch.endpoints[i]!, () => this.sent(owner, length));
+      const source = batch.sources[i];
+      const route = source === null || source === undefined ? undefined : { source, gone: () => this.sourceGone(owner) };
+      this.bind.send(batch.slots[i]!.bytes.subarray(0, length), batch.endpoints[i]!, () => this.sent(owner, length), undefined, route);
     }
   }
 }
