@@ -164,7 +164,8 @@ export class UdpBind {
       failed?.(new Error(message));
       return;
     }
-    if (route !== undefined && route.source.family === endpoint.family) {
+    // A datagram too big for the pinned room goes the plain way, where the kernel refuses it with EMSGSIZE.
+    if (route !== undefined && route.source.family === endpoint.family && datagram.length <= MAX_PACKET_SIZE) {
       if (this.sendFrom(fd, datagram, endpoint, route.source)) {
         sent?.();
         return;
