@@ -12,7 +12,8 @@ import { closeSync, openSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { UdpBind } from '../../src/device/bind.js';
 import { UdpBatchSender } from '../../src/device/udp-batch.js';
-import { sockaddrOf } from '../../src/device/sockaddr.js';
+import { endpointFromSockaddr, sockaddrOf } from '../../src/device/sockaddr.js';
+import { localSourceOf } from '../../src/device/sticky-source.js';
 import type { Logger } from '../../src/device/logger.js';
 import { TransportSlot } from '../../src/noise/transport-slot.js';
 import { CLONE_NEWNET, MSG_DONTWAIT, loadLibc, loadNetlinkLibc } from '../../src/platform/libc.js';
@@ -292,6 +293,47 @@ describe('GSO and GRO on the real kernel (loopback)', () => {
       expect(arrived.map((d) => [d.bytes.length, d.bytes[0], d.bytes[d.bytes.length - 1]])).toEqual(lengths.map((length, i) => [length, i + 1, i + 1]));
     } finally {
       loadLibc().close(receiver.fd);
+      await bind.close();
+    }
+  });
+});
+
+describe('the device UDP receive side (I/O thread) with GRO', () => {
+  it('a joined datagram reaches the handler as the datagrams sent, each with the sender and the local address', async () => {
+    const arrived: { bytes: Uint8Array; sender: string; local: string }[] = [];
+    const bind = new UdpBind(
+      {
+        datagram: (slot, length, meta) => {
+          const sender = endpointFromSockaddr(meta);
+          const local = localSourceOf(meta, null);
+          arrived.push({ bytes: slot.bytes.slice(0, length), sender: `${sender?.address}:${sender?.port}`, local: local === null ? '' : [...local.address].join('.') });
+        },
+        flush: () => undefined,
+      },
+      silentTestLogger().logger,
+    );
+    await bind.open(0);
+    const sender = openRawUdpSocket(4, 0);
+    try {
+      const offload = udpOffloadWanted();
+      const payload = new Uint8Array(new SharedArrayBuffer(20 * 1200 + 77));
+      for (let i = 0; i < payload.length; i++) payload[i] = (i * 13 + (i >> 8)) & 0xff;
+      const vector = new MessageVector(1, CONTROL_ROOM);
+      vector.setBuffer(0, addressOf(payload), payload.length);
+      vector.setName(0, sockaddr4('127.0.0.1', bind.port));
+      vector.setControlLength(0, writeSegmentSize(vector.dataView, vector.controlOffset(0), 1200));
+      expect(loadLibc().sendmmsg(sender.fd, vector.bytes, 1, 0)).toBe(1);
+      const deadline = Date.now() + 5000;
+      while (arrived.length < 21 && Date.now() < deadline) await settle();
+      expect(arrived.map((d) => d.bytes.length)).toEqual([...new Array<number>(20).fill(1200), 77]);
+      expect(Buffer.concat(arrived.map((d) => d.bytes)).equals(payload)).toBe(true);
+      expect(new Set(arrived.map((d) => `${d.sender} ${d.local}`))).toEqual(new Set([`127.0.0.1:${sender.port} 127.0.0.1`]));
+      // With GRO on the kernel handed over one datagram and the I/O thread split it; without, 21 arrived.
+      const counters = bind.receiveCounters;
+      expect([counters.coalesced, counters.segments]).toEqual(offload ? [1, 21] : [0, 0]);
+      expect([counters.malformed, counters.truncated, counters.overflow]).toEqual([0, 0, 0]);
+    } finally {
+      loadLibc().close(sender.fd);
       await bind.close();
     }
   });
