@@ -128,15 +128,16 @@ export class UdpBind {
   }
 
   /**
-   * A GSO send failed with EIO: the route's device cannot checksum
-   * (wireguard-go's answer is the same): send datagram by datagram from now
-   * on, and say so once.
+   * A GSO send failed with EIO: the way out cannot take it (a device without
+   * checksum offload before Linux 6.11, which checksums in software since;
+   * an IPsec route): send datagram by datagram from now on and say so once,
+   * as wireguard-go does.
    */
   stopSegmentation(family: 4 | 6): void {
     const index = family === 4 ? 0 : 1;
     if (this.segmentationFailed[index]) return;
     this.segmentationFailed[index] = true;
-    this.log.error(`UDP GSO send failed with EIO (no checksum offload on the way out?); IPv${family} sends go one datagram at a time from now on`);
+    this.log.error(`UDP GSO send failed with EIO (no checksum offload or an IPsec route on the way out?); IPv${family} sends go one datagram at a time from now on`);
   }
 
   /** The raw socket fd of a family (for sendmmsg), or null when that socket is not open. */
