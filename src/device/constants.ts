@@ -39,10 +39,15 @@ export const UDP_SLOT_LAYOUT: SlotLayout = { headroom: 0, tailroom: 0 };
  */
 export const CRYPTO_WORKERS_ENV = 'TSWG_CRYPTO_WORKERS';
 /**
- * 0: on a 2-core machine, where the I/O thread takes the other core, inline
- * sealing beat every worker count (bench:crypto, BENCHMARKS.md).
+ * Below this many cores the default is 0 workers: on 2 cores, where the I/O
+ * thread takes the other core, inline sealing beat every worker count end to
+ * end (BENCHMARKS.md).
  */
-export const DEFAULT_CRYPTO_WORKERS = 0;
+export const CRYPTO_WORKERS_MIN_CORES = 4;
+/** Cores the default leaves to the main thread and the I/O thread. */
+export const CRYPTO_WORKERS_RESERVED_CORES = 2;
+/** The default never goes past this: on 16 cores bench:crypto peaked at 8 workers and fell at 12. */
+export const CRYPTO_WORKERS_DEFAULT_MAX = 8;
 /** More would only contend for cores and the job table. */
 export const MAX_CRYPTO_WORKERS = 64;
 /**

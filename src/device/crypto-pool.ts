@@ -16,6 +16,7 @@
  * frozen past it that thaws before its termination lands could still write
  * into the slot of its abandoned job.
  */
+import { availableParallelism } from 'node:os';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { defaultPrimitives } from '../noise/default-backend.js';
 import type { Primitives } from '../noise/primitives.js';
@@ -25,7 +26,9 @@ import {
   CRYPTO_JOB_CAPACITY,
   CRYPTO_MIN_SHARED_BATCH,
   CRYPTO_WORKERS_ENV,
-  DEFAULT_CRYPTO_WORKERS,
+  CRYPTO_WORKERS_DEFAULT_MAX,
+  CRYPTO_WORKERS_MIN_CORES,
+  CRYPTO_WORKERS_RESERVED_CORES,
   MAX_CRYPTO_WORKERS,
   CRYPTO_MAIN_SPIN_CHECKS,
   CRYPTO_STALL_TIMEOUT_MS,
@@ -271,13 +274,24 @@ export class CryptoPool {
  * The worker count TSWG_CRYPTO_WORKERS asks for: a whole number from 0 to
  * MAX_CRYPTO_WORKERS. Anything else is logged and the default serves.
  */
-export function cryptoWorkersFromEnvironment(log: Logger, value: string | undefined = process.env[CRYPTO_WORKERS_ENV]): number {
-  if (value === undefined || value.trim() === '') return DEFAULT_CRYPTO_WORKERS;
+/**
+ * The worker count when none is configured: none below
+ * CRYPTO_WORKERS_MIN_CORES cores, else every core but the main thread's and
+ * the I/O thread's, up to CRYPTO_WORKERS_DEFAULT_MAX.
+ */
+export function defaultCryptoWorkers(cores: number = availableParallelism()): number {
+  if (cores < CRYPTO_WORKERS_MIN_CORES) return 0;
+  return Math.min(cores - CRYPTO_WORKERS_RESERVED_CORES, CRYPTO_WORKERS_DEFAULT_MAX);
+}
+
+export function cryptoWorkersFromEnvironment(log: Logger, value: string | undefined = process.env[CRYPTO_WORKERS_ENV], cores: number = availableParallelism()): number {
+  const fallback = defaultCryptoWorkers(cores);
+  if (value === undefined || value.trim() === '') return fallback;
   const text = value.trim();
   const workers = Number(text);
   if (!/^\d+$/.test(text) || workers > MAX_CRYPTO_WORKERS) {
-    log.error(`${CRYPTO_WORKERS_ENV}=${value}: not a worker count from 0 to ${MAX_CRYPTO_WORKERS}; using ${DEFAULT_CRYPTO_WORKERS}`);
-    return DEFAULT_CRYPTO_WORKERS;
+    log.error(`${CRYPTO_WORKERS_ENV}=${value}: not a worker count from 0 to ${MAX_CRYPTO_WORKERS}; using ${fallback}`);
+    return fallback;
   }
   return workers;
 }

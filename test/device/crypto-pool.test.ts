@@ -6,7 +6,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { TransportBatch, type TransportDrop } from '../../src/device/crypto-batch.js';
-import { CryptoPool, cryptoWorkersFromEnvironment } from '../../src/device/crypto-pool.js';
+import { CryptoPool, cryptoWorkersFromEnvironment, defaultCryptoWorkers } from '../../src/device/crypto-pool.js';
 import { silentLogger, type Logger } from '../../src/device/logger.js';
 import { ManualClock } from '../../src/noise/clock.js';
 import { StaticIdentity } from '../../src/noise/identity.js';
@@ -253,12 +253,17 @@ describe('crypto workers', () => {
   it('read the worker count from TSWG_CRYPTO_WORKERS, refusing nonsense with a log line', () => {
     const lines: string[] = [];
     const log: Logger = { verbose: () => undefined, error: (line) => lines.push(line) };
-    expect(cryptoWorkersFromEnvironment(log, undefined)).toBe(0);
-    expect(cryptoWorkersFromEnvironment(log, '3')).toBe(3);
+    expect(cryptoWorkersFromEnvironment(log, undefined, 2)).toBe(0);
+    expect(cryptoWorkersFromEnvironment(log, undefined, 16)).toBe(8);
+    expect(cryptoWorkersFromEnvironment(log, '3', 16)).toBe(3);
     expect(cryptoWorkersFromEnvironment(log, ' 0 ')).toBe(0);
     expect(lines).toEqual([]);
-    for (const bad of ['-1', 'two', '1.5', '100000']) expect(cryptoWorkersFromEnvironment(log, bad)).toBe(0);
+    for (const bad of ['-1', 'two', '1.5', '100000']) expect(cryptoWorkersFromEnvironment(log, bad, 2)).toBe(0);
     expect(lines).toHaveLength(4);
     expect(lines[0]).toContain('TSWG_CRYPTO_WORKERS=-1');
+  });
+
+  it('choose the default from the core count: none below 4 cores, then all but two, at most 8', () => {
+    expect([1, 2, 3, 4, 6, 10, 16, 64].map((cores) => defaultCryptoWorkers(cores))).toEqual([0, 0, 0, 2, 4, 8, 8, 8]);
   });
 });
