@@ -44,6 +44,8 @@ import { AllowedIps } from './allowed-ips.js';
 import { UdpBind } from './bind.js';
 import { UdpBatchSender } from './udp-batch.js';
 import { endpointFromSockaddr, sockaddrMatches } from './sockaddr.js';
+import { localSourceOf, sameLocalSource } from './sticky-source.js';
+import type { LocalSource } from '../platform/udp-control-message.js';
 import { DEFAULT_LISTEN_PORT, TUN_SLOT_LAYOUT } from './constants.js';
 import { DeviceCounters } from './counters.js';
 import { TransportBatch, type TransportDrop } from './crypto-batch.js';
@@ -55,6 +57,7 @@ import { HandshakeBudget, HandshakeLoad, RateLimiter, rateLimitKey } from './rat
 import { UapiError, type UapiDeviceState, type UapiSetRequest } from './uapi.js';
 import type { UapiHandler } from './uapi-server.js';
 import { PlatformError } from '../platform/errors.js';
+import type { UdpReceiveCounters } from '../platform/udp-gro.js';
 
 const EADDRINUSE = 98;
 const HANDSHAKE_MESSAGE_NAMES: Record<number, string> = {
@@ -137,7 +140,12 @@ export class Device implements UapiHandler {
       },
       this.log,
     );
-    this.batchSender = new UdpBatchSender<Peer>(this.bind, this.log, (peer, bytes) => (peer.txBytes += bytes));
+    this.batchSender = new UdpBatchSender<Peer>(
+      this.bind,
+      this.log,
+      (peer, bytes) => (peer.txBytes += bytes),
+      (peer) => this.setLocalSource(peer, null),
+    );
     const cryptoWorkers = options.cryptoWorkers ?? cryptoWorkersFromEnvironment(this.log);
     this.cryptoPool = cryptoWorkers > 0 ? new CryptoPool({ workers: cryptoWorkers, log: this.log }) : null;
     if (cryptoWorkers > 0) this.log.verbose(`packet crypto on ${cryptoWorkers} worker thread(s) and the main thread`);
@@ -183,6 +191,11 @@ export class Device implements UapiHandler {
     await this.tun.close();
     await this.cryptoPool?.close();
     for (const listener of this.closeListeners) listener(error);
+  }
+
+  /** The UDP receive side's GRO figures and drops (joined datagrams split, malformed, truncated, no ring room). */
+  get udpReceiveCounters(): UdpReceiveCounters {
+    return this.bind.receiveCounters;
   }
 
   get listenPort(): number {
@@ -233,7 +246,7 @@ export class Device implements UapiHandler {
       this.act(peer, peer.tunnel.encapsulate(slot.packetArea.subarray(0, length)), null);
       return;
     }
-    this.batchSender.add(slot, sealed, endpoint!, peer);
+    this.batchSender.add(slot, sealed, endpoint!, peer, peer.localSource);
     this.timersTouched(peer);
   }
 
@@ -246,7 +259,7 @@ export class Device implements UapiHandler {
 
   /** A datagram the crypto workers sealed, in its turn. */
   private sealed(peer: Peer, slot: TransportSlot, datagramLength: number, endpoint: Endpoint): void {
-    this.batchSender.add(slot, datagramLength, endpoint, peer);
+    this.batchSender.add(slot, datagramLength, endpoint, peer, peer.localSource);
     this.timersTouched(peer);
   }
 
@@ -267,22 +280,22 @@ export class Device implements UapiHandler {
    * fast path (opened in place, no copy); everything else, and transport
    * data the fast path declines, is copied out for the ordinary path.
    */
-  private receiveSlot(slot: TransportSlot, length: number, sourceSockaddr: Uint8Array): void {
-    if (this.receiveTransport(slot, length, sourceSockaddr)) return;
+  private receiveSlot(slot: TransportSlot, length: number, meta: Uint8Array): void {
+    if (this.receiveTransport(slot, length, meta)) return;
     // Handshakes may replace sessions: the packets before this one go first.
     this.transportBatch?.finish();
-    const source = endpointFromSockaddr(sourceSockaddr);
-    if (source !== null) this.receiveDatagram(slot.bytes.slice(0, length), source);
+    const source = endpointFromSockaddr(meta);
+    if (source !== null) this.receiveDatagram(slot.bytes.slice(0, length), source, localSourceOf(meta, null));
   }
 
   /** The receive fast path; false hands the datagram, untouched, to receiveDatagram. */
-  private receiveTransport(slot: TransportSlot, length: number, sourceSockaddr: Uint8Array): boolean {
+  private receiveTransport(slot: TransportSlot, length: number, meta: Uint8Array): boolean {
     const bytes = slot.bytes;
     if (length < MESSAGE_TRANSPORT_MIN_SIZE || bytes[0] !== MESSAGE_TRANSPORT_TYPE || bytes[1] !== 0 || bytes[2] !== 0 || bytes[3] !== 0) return false;
     const tunnel = this.indexTable.lookup(slot.view.getUint32(4, true));
     const peer = tunnel === undefined ? undefined : this.peerOfTunnel.get(tunnel);
     if (tunnel === undefined || peer === undefined || peer.tunnel !== tunnel) return false;
-    if (this.transportBatch !== null) return this.transportBatch.open(tunnel, slot, length, peer, sourceSockaddr);
+    if (this.transportBatch !== null) return this.transportBatch.open(tunnel, slot, length, peer, meta);
     const plaintextLength = tunnel.openTransport(slot, length);
     if (plaintextLength === OPEN_FAILED) {
       this.log.verbose(`${peerLogName(peer.publicKey)}: DecryptionFailed: transport data did not authenticate`);
@@ -290,15 +303,19 @@ export class Device implements UapiHandler {
     }
     if (plaintextLength < 0) return false;
     // Authenticated: the peer may have roamed.
-    if (!sockaddrMatches(peer.endpoint, sourceSockaddr)) peer.endpoint = endpointFromSockaddr(sourceSockaddr) ?? peer.endpoint;
+    if (!sockaddrMatches(peer.endpoint, meta)) peer.endpoint = endpointFromSockaddr(meta) ?? peer.endpoint;
+    const local = localSourceOf(meta, peer.localSource);
+    if (local !== peer.localSource) this.setLocalSource(peer, local);
     this.timersTouched(peer);
     if (plaintextLength > 0) this.deliver(peer, slot.plaintext(plaintextLength));
     return true;
   }
 
   /** A datagram the crypto workers opened, in its turn (its counter is recorded now). */
-  private opened(peer: Peer, slot: TransportSlot, plaintextLength: number, sourceSockaddr: Uint8Array): void {
-    if (!sockaddrMatches(peer.endpoint, sourceSockaddr)) peer.endpoint = endpointFromSockaddr(sourceSockaddr) ?? peer.endpoint;
+  private opened(peer: Peer, slot: TransportSlot, plaintextLength: number, meta: Uint8Array): void {
+    if (!sockaddrMatches(peer.endpoint, meta)) peer.endpoint = endpointFromSockaddr(meta) ?? peer.endpoint;
+    const local = localSourceOf(meta, peer.localSource);
+    if (local !== peer.localSource) this.setLocalSource(peer, local);
     this.timersTouched(peer);
     if (plaintextLength > 0) this.deliver(peer, slot.plaintext(plaintextLength));
   }
@@ -307,21 +324,21 @@ export class Device implements UapiHandler {
     if (reason === 'forged') this.counters.transportForged++;
     else if (reason === 'replayed') this.counters.transportReplayed++;
     else this.counters.cryptoLost++;
-    this.log.verbose(`peer ${peer.publicKeyHex.slice(0, 8)}: transport data dropped (${reason})`);
+    this.log.verbose(`${peerLogName(peer.publicKey)}: transport data dropped (${reason})`);
   }
 
-  private receiveDatagram(data: Uint8Array, source: Endpoint): void {
+  private receiveDatagram(data: Uint8Array, source: Endpoint, local: LocalSource | null): void {
     switch (messageType(data)) {
       case 'initiation':
-        this.receiveInitiation(data, source);
+        this.receiveInitiation(data, source, local);
         return;
       case 'response':
         if (!this.admitHandshake(data, source)) return;
-        this.receiveForIndex(data, source);
+        this.receiveForIndex(data, source, local);
         return;
       case 'cookie-reply':
       case 'transport':
-        this.receiveForIndex(data, source);
+        this.receiveForIndex(data, source, local);
         return;
       default:
         for (const interceptor of this.interceptors) if (interceptor(data, source)) return;
@@ -367,7 +384,7 @@ export class Device implements UapiHandler {
     return true;
   }
 
-  private receiveInitiation(data: Uint8Array, source: Endpoint): void {
+  private receiveInitiation(data: Uint8Array, source: Endpoint, local: LocalSource | null): void {
     if (!this.admitHandshake(data, source)) return;
     const message = parseInitiation(data)!;
     const start = readInitiation(this.identity!, message);
@@ -382,10 +399,10 @@ export class Device implements UapiHandler {
       return;
     }
     // MACs were checked above (with the load state); the tunnel re-checks MAC1 only.
-    this.act(peer, peer.tunnel.handleReadInitiation(data, start), source);
+    this.act(peer, peer.tunnel.handleReadInitiation(data, start), source, local);
   }
 
-  private receiveForIndex(data: Uint8Array, source: Endpoint): void {
+  private receiveForIndex(data: Uint8Array, source: Endpoint, local: LocalSource | null): void {
     // The receiver index follows the sender index in a response, and the type in the others.
     const receiverOffset = data[0] === MESSAGE_RESPONSE_TYPE ? 8 : 4;
     const receiver = new DataView(data.buffer, data.byteOffset + receiverOffset, 4).getUint32(0, true);
@@ -396,25 +413,34 @@ export class Device implements UapiHandler {
       this.log.verbose(`dropped a datagram for unknown receiver index ${receiver} from ${source.address}:${source.port}`);
       return;
     }
-    this.act(peer, tunnel.decapsulate(data), source);
+    this.act(peer, tunnel.decapsulate(data), source, local);
   }
 
-  /** Carry out what a Tunnel asked for. `source` is where the datagram came from, if any. */
-  private act(peer: Peer, out: TunnelOutput, source: Endpoint | null): void {
-    if (out.error !== null) this.log.verbose(`peer ${peer.publicKeyHex.slice(0, 8)}: ${out.error.code}: ${out.error.message}`);
+  /** Carry out what a Tunnel asked for. `source` is where the datagram came from, if any, and `local` where it arrived. */
+  private act(peer: Peer, out: TunnelOutput, source: Endpoint | null, local: LocalSource | null = null): void {
+    if (out.error !== null) this.log.verbose(`${peerLogName(peer.publicKey)}: ${out.error.code}: ${out.error.message}`);
     if (out.cookieReply !== null && source !== null) this.bind.send(out.cookieReply, source);
-    if (out.authenticated && source !== null && !endpointsEqual(peer.endpoint, source)) peer.endpoint = source;
+    if (out.authenticated && source !== null) {
+      if (!endpointsEqual(peer.endpoint, source)) peer.endpoint = source;
+      if (!sameLocalSource(peer.localSource, local)) this.setLocalSource(peer, local);
+    }
     if (out.network.length > 0) {
       if (peer.endpoint === null) this.log.verbose(`${peerLogName(peer.publicKey)} has no endpoint; ${out.network.length} datagram(s) dropped`);
       else {
         for (const datagram of out.network) {
-          if (datagram[0] !== MESSAGE_TRANSPORT_TYPE) this.log.verbose(`peer ${peer.publicKeyHex.slice(0, 8)}: sending ${HANDSHAKE_MESSAGE_NAMES[datagram[0]!] ?? 'message'} to ${formatEndpoint(peer.endpoint)}`);
-          this.bind.send(datagram, peer.endpoint, () => (peer.txBytes += datagram.length));
+          if (datagram[0] !== MESSAGE_TRANSPORT_TYPE) this.log.verbose(`${peerLogName(peer.publicKey)}: sending ${HANDSHAKE_MESSAGE_NAMES[datagram[0]!] ?? 'message'} to ${formatEndpoint(peer.endpoint)}`);
+          this.bind.send(datagram, peer.endpoint, () => (peer.txBytes += datagram.length), undefined, peer.sourceRoute ?? undefined);
         }
       }
     }
     if (out.tunnel !== null) this.deliver(peer, out.tunnel);
     this.scheduleTimers(peer);
+  }
+
+  /** Remember where the peer's packets arrive (null: let the kernel choose), as a route for the bind's single sends too. */
+  private setLocalSource(peer: Peer, local: LocalSource | null): void {
+    peer.localSource = local;
+    peer.sourceRoute = local === null ? null : { source: local, gone: () => this.setLocalSource(peer, null) };
   }
 
   private deliver(peer: Peer, plaintext: Uint8Array): void {
@@ -482,7 +508,10 @@ export class Device implements UapiHandler {
   setPeerEndpoint(publicKey: Uint8Array, endpoint: Endpoint): boolean {
     const peer = this.peers.get(Buffer.from(publicKey).toString('hex'));
     if (peer === undefined) return false;
-    if (!endpointsEqual(peer.endpoint, endpoint)) peer.tunnel?.endpointChanged();
+    if (!endpointsEqual(peer.endpoint, endpoint)) {
+      peer.tunnel?.endpointChanged();
+      this.setLocalSource(peer, null);
+    }
     peer.endpoint = endpoint;
     return true;
   }
@@ -579,7 +608,10 @@ export class Device implements UapiHandler {
       this.rebuildTunnel(peer);
     }
     if (change.presharedKey !== undefined) peer.setPresharedKey(change.presharedKey);
-    if (change.endpoint !== undefined) peer.endpoint = change.endpoint;
+    if (change.endpoint !== undefined) {
+      if (!endpointsEqual(peer.endpoint, change.endpoint)) this.setLocalSource(peer, null);
+      peer.endpoint = change.endpoint;
+    }
     if (change.replaceAllowedIps) this.allowedIps.removeByPeer(peer);
     for (const cidr of change.allowedIps) this.allowedIps.insert(cidr, peer);
     if (change.persistentKeepaliveInterval !== undefined) {

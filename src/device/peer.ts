@@ -6,6 +6,7 @@
 import { wipe } from '../noise/bytes.js';
 import { KEY_SIZE, Tunnel, type IndexTable, type StagingBudget, type StaticIdentity } from '../noise/index.js';
 import type { Endpoint } from './addr.js';
+import type { LocalSource } from '../platform/udp-control-message.js';
 
 const NO_PRESHARED_KEY = new Uint8Array(KEY_SIZE);
 
@@ -13,6 +14,10 @@ export class Peer {
   readonly publicKeyHex: string;
   tunnel: Tunnel | null = null;
   endpoint: Endpoint | null = null;
+  /** The local address (and interface) the peer's packets arrive on: ours leave from it (sticky-source.ts). */
+  localSource: LocalSource | null = null;
+  /** localSource as a bind route, made when it changes (so sends allocate nothing). */
+  sourceRoute: { source: LocalSource; gone(): void } | null = null;
   presharedKey: Uint8Array = NO_PRESHARED_KEY;
   persistentKeepaliveInterval = 0;
   /** The pending updateTimers() call and the deadline it is for. */

@@ -11,12 +11,18 @@ export interface ReadSourceSpec {
   headerSize: number;
 }
 
-/** Datagrams received with recvmmsg(2) from one or more UDP sockets; the sender's sockaddr goes to the slot's meta bytes. */
+/**
+ * Datagrams received with recvmmsg(2) from one or more UDP sockets; the
+ * sender's sockaddr and the local address go to the slot's meta bytes
+ * (udp-receiver.ts), joined (GRO) datagrams are split.
+ */
 export interface ReceiveSourceSpec {
   kind: 'recvmmsg';
   id: number;
   fds: number[];
   ring: PacketRingMemory;
+  /** The UdpReceiveCounters' memory (udp-gro.ts). */
+  counters: SharedArrayBuffer;
 }
 
 export type SourceSpec = ReadSourceSpec | ReceiveSourceSpec;

@@ -2,7 +2,7 @@
  * The I/O thread: one worker that blocks in poll(2) on every packet source
  * the process has (the TUN fd, the UDP sockets) and a wake-up pipe, and reads
  * what is ready straight into each source's shared packet ring
- * (packet-ring.ts) — read(2) for TUN, recvmmsg(2) for UDP — ringing one
+ * (packet-ring.ts) — read(2) for TUN, recvmmsg(2) for UDP (udp-receiver.ts) — ringing one
  * doorbell per batch (wake-word.ts). One thread for all of them: a V8 isolate per reader
  * would cost ~9 MB each, and the work per packet here is a syscall.
  *
@@ -12,11 +12,10 @@
  * arrive as messages; the owner writes to the wake-up pipe after posting one.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { EAGAIN, EINTR, MSG_DONTWAIT, POLLERR, POLLHUP, POLLIN, POLLNVAL, lastErrno, loadLibc } from './libc.js';
-import { MessageVector } from './message-vector.js';
-import { addressOf } from './native-memory.js';
-import { MAX_PACKET_SIZE, PacketRingProducer, RELEASE_BATCH } from './packet-ring.js';
+import { EAGAIN, EINTR, POLLERR, POLLHUP, POLLIN, POLLNVAL, lastErrno, loadLibc } from './libc.js';
+import { PacketRingProducer } from './packet-ring.js';
 import { COMMANDS_SENT, type Command, type IoWorkerData, type Report, type SourceSpec } from './io-thread-protocol.js';
+import { udpReceiver } from './udp-receiver.js';
 import { WakeSignal } from './wake-word.js';
 
 /** Packets taken from one source per wake-up before others get a turn (bounds latency). */
@@ -24,10 +23,6 @@ const READ_BATCH = 64;
 const POLLFD_SIZE = 8;
 const RING_FULL_POLL_MS = 2;
 const WAKE_BUFFER_SIZE = 64;
-const EBADF = 9;
-const EINVAL = 22;
-const ENOTSOCK = 88;
-const FATAL_SOCKET_ERRORS = new Set([EBADF, EINVAL, ENOTSOCK]);
 
 const libc = loadLibc();
 const report = (message: Report) => parentPort!.postMessage(message);
@@ -69,35 +64,9 @@ function readSource(spec: SourceSpec & { kind: 'read' }, producer: PacketRingPro
   };
 }
 
-function receiveSource(spec: SourceSpec & { kind: 'recvmmsg' }, producer: PacketRingProducer): Source['read'] {
-  const slotsAddress = addressOf(new Uint8Array(spec.ring.slots, 0, 1));
-  const meta = new Uint8Array(spec.ring.meta);
-  const messages = new MessageVector(RELEASE_BATCH);
-  return (fd) => {
-    const count = Math.min(RELEASE_BATCH, producer.free);
-    if (count === 0) return null;
-    for (let i = 0; i < count; i++) {
-      messages.resetForReceive(i);
-      messages.setBuffer(i, slotsAddress + producer.slotAhead(i) * spec.ring.slotSize + spec.ring.headroom, MAX_PACKET_SIZE);
-    }
-    const received = libc.recvmmsg(fd, messages.bytes, count, MSG_DONTWAIT, null);
-    if (received < 0) {
-      // Only a socket that is no socket any more ends the source; anything else (a queued ICMP error) is passing.
-      const { errno, code } = lastErrno();
-      return FATAL_SOCKET_ERRORS.has(errno) ? `recvmmsg failed: ${code}` : null;
-    }
-    for (let i = 0; i < received; i++) {
-      meta.set(messages.name(i), producer.nextSlot * spec.ring.metaSize);
-      producer.publish(messages.transferred(i));
-    }
-    if (received > 0) producer.ringDoorbell();
-    return null;
-  };
-}
-
 function openSource(spec: SourceSpec): Source {
   const producer = new PacketRingProducer(spec.ring, () => wakeSignal.wake());
-  const read = spec.kind === 'read' ? readSource(spec, producer) : receiveSource(spec, producer);
+  const read = spec.kind === 'read' ? readSource(spec, producer) : udpReceiver(spec, producer);
   return { spec, fds: spec.kind === 'read' ? [spec.fd] : spec.fds, producer, read };
 }
 

@@ -1,8 +1,10 @@
 /**
- * struct mmsghdr[] for sendmmsg(2) / recvmmsg(2), each with one iovec and
- * room for a socket address, in pinned memory (a SharedArrayBuffer) so the
- * pointers inside stay valid. Built once; filling an entry writes a few
- * words and allocates nothing. Layouts are those of x86-64 and arm64 Linux.
+ * struct mmsghdr[] for sendmmsg(2) / recvmmsg(2), each with one iovec,
+ * room for a socket address and optionally for control messages, in pinned
+ * memory (a SharedArrayBuffer) so the pointers inside stay valid. Built
+ * once; filling an entry writes a few words and allocates nothing. An entry
+ * may also take a run of the iovecs (one datagram each) for a UDP GSO send.
+ * Layouts are those of x86-64 and arm64 Linux.
  */
 import { addressOf, writePointer } from './native-memory.js';
 
@@ -15,6 +17,8 @@ const MSG_NAME = 0;
 const MSG_NAMELEN = 8;
 const MSG_IOV = 16;
 const MSG_IOVLEN = 24;
+const MSG_CONTROL = 32;
+const MSG_CONTROLLEN = 40;
 const MSG_FLAGS = 48;
 const MSG_LEN = 56;
 const IOV_BASE = 0;
@@ -27,20 +31,62 @@ export class MessageVector {
   private readonly iovecs: number;
   private readonly names: number;
   private readonly nameViews: Uint8Array[];
+  private readonly controls: number;
+  private readonly base: number;
+  private readonly tails: Uint8Array[];
 
-  constructor(readonly capacity: number) {
+  /** `controlRoom`: bytes of control messages each entry may carry (0: none). */
+  constructor(
+    readonly capacity: number,
+    readonly controlRoom = 0,
+  ) {
     this.iovecs = capacity * MMSGHDR_SIZE;
     this.names = this.iovecs + capacity * IOVEC_SIZE;
-    this.bytes = new Uint8Array(new SharedArrayBuffer(this.names + capacity * NAME_ROOM));
+    this.controls = this.names + capacity * NAME_ROOM;
+    this.bytes = new Uint8Array(new SharedArrayBuffer(this.controls + capacity * controlRoom));
     this.view = new DataView(this.bytes.buffer);
-    const base = addressOf(this.bytes);
+    const base = (this.base = addressOf(this.bytes));
     for (let i = 0; i < capacity; i++) {
       writePointer(this.view, i * MMSGHDR_SIZE + MSG_NAME, base + this.names + i * NAME_ROOM);
       writePointer(this.view, i * MMSGHDR_SIZE + MSG_IOV, base + this.iovecs + i * IOVEC_SIZE);
       this.view.setUint32(i * MMSGHDR_SIZE + MSG_IOVLEN, 1, true);
       this.view.setUint32(i * MMSGHDR_SIZE + MSG_NAMELEN, NAME_ROOM, true);
+      if (controlRoom > 0) writePointer(this.view, i * MMSGHDR_SIZE + MSG_CONTROL, base + this.controls + i * controlRoom);
     }
     this.nameViews = Array.from({ length: capacity }, (_, i) => this.bytes.subarray(this.names + i * NAME_ROOM, this.names + (i + 1) * NAME_ROOM));
+    this.tails = Array.from({ length: capacity }, (_, i) => this.bytes.subarray(i * MMSGHDR_SIZE));
+  }
+
+  /** The vector from entry i on (to pass to sendmmsg when entries before i are done). */
+  from(i: number): Uint8Array {
+    return this.tails[i]!;
+  }
+
+  /** Entry i sends the `count` iovecs from `first` on as one message (each set with setBuffer). */
+  useBuffers(i: number, first: number, count: number): void {
+    writePointer(this.view, i * MMSGHDR_SIZE + MSG_IOV, this.base + this.iovecs + first * IOVEC_SIZE);
+    this.view.setUint32(i * MMSGHDR_SIZE + MSG_IOVLEN, count, true);
+  }
+
+  /** A view of the whole vector, for writing control messages at controlOffset(i). */
+  get dataView(): DataView {
+    return this.view;
+  }
+
+  /** Where entry i's control room starts in dataView. */
+  controlOffset(i: number): number {
+    return this.controls + i * this.controlRoom;
+  }
+
+  /** Entry i carries `length` bytes of control messages (0: none). */
+  setControlLength(i: number, length: number): void {
+    this.view.setUint32(i * MMSGHDR_SIZE + MSG_CONTROLLEN, length, true);
+    this.view.setUint32(i * MMSGHDR_SIZE + MSG_CONTROLLEN + 4, 0, true);
+  }
+
+  /** Bytes of control messages the kernel left in entry i (after receiving). */
+  controlLength(i: number): number {
+    return this.view.getUint32(i * MMSGHDR_SIZE + MSG_CONTROLLEN, true);
   }
 
   /** Entry i's buffer: `length` bytes at native `address`. */
@@ -58,6 +104,7 @@ export class MessageVector {
   /** Before receiving into entry i: the kernel may write a whole name and flags. */
   resetForReceive(i: number): void {
     this.view.setUint32(i * MMSGHDR_SIZE + MSG_NAMELEN, NAME_ROOM, true);
+    if (this.controlRoom > 0) this.setControlLength(i, this.controlRoom);
     this.view.setUint32(i * MMSGHDR_SIZE + MSG_FLAGS, 0, true);
   }
 
@@ -71,7 +118,7 @@ export class MessageVector {
     return this.view.getUint32(i * MMSGHDR_SIZE + MSG_LEN, true);
   }
 
-  /** msg_flags after receiving (MSG_TRUNC: the datagram did not fit). */
+  /** msg_flags after receiving (MSG_TRUNC: the datagram did not fit; MSG_CTRUNC: its control messages did not). */
   flags(i: number): number {
     return this.view.getInt32(i * MMSGHDR_SIZE + MSG_FLAGS, true);
   }

@@ -54,10 +54,15 @@ export function setSocketMark(fd: number, mark: number): void {
 }
 
 /**
- * Socket buffers for a tunnel's UDP socket (wireguard-go uses 7 MiB too). The
- * kernel default (~208 KiB, about 90 full-size datagrams) overflows whenever
- * the event loop pauses for a moment, and every overflow is a lost packet
- * that TCP inside the tunnel answers by halving its window.
+ * Socket buffers for a tunnel's UDP socket: 7 MiB asked, which the kernel
+ * doubles for its bookkeeping (`ss -uam` shows rb14680064 / tb14680064). The
+ * kernel default (net.core.rmem_default / wmem_default, 212992 bytes, about
+ * 90 full-size datagrams) overflows whenever the event loop pauses for a
+ * moment, and every overflow is a lost packet that TCP inside the tunnel
+ * answers by halving its window. The wireguard-go we compare against
+ * (Debian 0.0.20220316) runs with that default (rb212992 / tb212992); its
+ * 7 MiB (SO_RCVBUF/SO_SNDBUF, then the *FORCE options) came with later
+ * releases.
  */
 export const UDP_SOCKET_BUFFER_BYTES = 7 << 20;
 
