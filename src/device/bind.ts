@@ -75,7 +75,7 @@ class Listener {
     this.ring = ring;
     const fds = [v4, v6].filter((socket): socket is RawUdpSocket => socket !== null).map((socket) => socket.fd);
     this.source = IoThread.add(
-      { kind: 'recvmmsg', fds, ring: memory, counters: counters.memory },
+      { kind: 'recvmmsg', fds, ring: memory, counters: counters.memory, coalescing: this.offloads.some((o) => o.coalescing) },
       {
         doorbell: () => ring.drain(handlers.datagram, handlers.flush),
         closed: (reason) => {

@@ -23,6 +23,8 @@ export interface ReceiveSourceSpec {
   ring: PacketRingMemory;
   /** The UdpReceiveCounters' memory (udp-gro.ts). */
   counters: SharedArrayBuffer;
+  /** Whether any of the sockets has UDP_GRO on: one received datagram may then fill up to UDP_GRO_MAX_SEGMENTS slots. */
+  coalescing: boolean;
 }
 
 export type SourceSpec = ReadSourceSpec | ReceiveSourceSpec;

@@ -23,7 +23,7 @@ export interface SourceHandlers {
 }
 
 /** A source as its owner describes it (the thread assigns ids). */
-export type SourceOptions = { kind: 'read'; fd: number; ring: PacketRingMemory; headerSize: number } | { kind: 'recvmmsg'; fds: number[]; ring: PacketRingMemory; counters: SharedArrayBuffer };
+export type SourceOptions = { kind: 'read'; fd: number; ring: PacketRingMemory; headerSize: number } | { kind: 'recvmmsg'; fds: number[]; ring: PacketRingMemory; counters: SharedArrayBuffer; coalescing: boolean };
 
 export class IoThread {
   private static current: IoThread | null = null;

@@ -16,6 +16,7 @@ import { EAGAIN, EINTR, POLLERR, POLLHUP, POLLIN, POLLNVAL, lastErrno, loadLibc 
 import { PacketRingProducer } from './packet-ring.js';
 import { COMMANDS_SENT, type Command, type IoWorkerData, type Report, type SourceSpec } from './io-thread-protocol.js';
 import { udpReceiver } from './udp-receiver.js';
+import { slotsPerReceive } from './udp-gro.js';
 import { WakeSignal } from './wake-word.js';
 
 /** Packets taken from one source per wake-up before others get a turn (bounds latency). */
@@ -33,6 +34,8 @@ interface Source {
   /** The fds polled for it. */
   fds: readonly number[];
   producer: PacketRingProducer;
+  /** Free slots a read needs (a UDP datagram the kernel joined fills up to UDP_GRO_MAX_SEGMENTS); with fewer the ring counts as full. */
+  room: number;
   /** Reads one fd's ready packets; returns a reason when the source is gone for good. */
   read(fd: number): string | null;
 }
@@ -67,7 +70,8 @@ function readSource(spec: SourceSpec & { kind: 'read' }, producer: PacketRingPro
 function openSource(spec: SourceSpec): Source {
   const producer = new PacketRingProducer(spec.ring, () => wakeSignal.wake());
   const read = spec.kind === 'read' ? readSource(spec, producer) : udpReceiver(spec, producer);
-  return { spec, fds: spec.kind === 'read' ? [spec.fd] : spec.fds, producer, read };
+  const room = spec.kind === 'read' ? 1 : slotsPerReceive(spec.coalescing, spec.ring.slotCount);
+  return { spec, fds: spec.kind === 'read' ? [spec.fd] : spec.fds, producer, room, read };
 }
 
 async function run({ wakeFd, control: controlBuffer, sources: initial }: IoWorkerData): Promise<void> {
@@ -104,7 +108,7 @@ async function run({ wakeFd, control: controlBuffer, sources: initial }: IoWorke
     polledFds.length = 0;
     let anyFull = false;
     for (const source of sources.values()) {
-      if (source.producer.free === 0) {
+      if (source.producer.free < source.room) {
         anyFull = true;
         source.producer.ringDoorbell();
         continue;

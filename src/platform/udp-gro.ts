@@ -6,11 +6,28 @@
  * slot per datagram, in order, in place: a datagram that was not joined
  * stays where it landed, segments are copied into the slots after it. What
  * cannot be right (a segment size of 0 or past the datagram's end, a
- * datagram or its control data cut short) is dropped and counted; segments
- * the ring has no room for are dropped and counted too, as a full kernel
- * queue would drop them.
+ * datagram or its control data cut short) is dropped and counted. The
+ * reader (udp-receiver.ts) asks the kernel for no more datagrams than the
+ * free slots hold at UDP_GRO_MAX_SEGMENTS each, so the ring never runs out
+ * of room for a split; should it anyway (a kernel that joins more), what
+ * does not fit is dropped and counted as overflow.
  */
 import { NOT_COALESCED } from './udp-control-message.js';
+
+/**
+ * The most datagrams the kernel joins into one (UDP_GRO_CNT_MAX in
+ * include/net/udp.h, since UDP GRO came in Linux 5.0): a received datagram
+ * fills at most this many slots once split.
+ */
+export const UDP_GRO_MAX_SEGMENTS = 64;
+
+/**
+ * Slots a received datagram may need once split: UDP_GRO_MAX_SEGMENTS where
+ * the kernel may join datagrams, else 1 (never more than the ring has).
+ */
+export function slotsPerReceive(coalescing: boolean, slotCount: number): number {
+  return coalescing ? Math.min(UDP_GRO_MAX_SEGMENTS, slotCount) : 1;
+}
 
 /** A datagram that must be dropped: its segment size cannot describe it. */
 export const MALFORMED = -1;
@@ -73,7 +90,7 @@ export class UdpReceiveCounters {
     return this.words[TRUNCATED_DROPS]!;
   }
 
-  /** Datagrams dropped because the ring had no slot left for them. */
+  /** Datagrams dropped because the ring had no slot left for them (none while joins stay within UDP_GRO_MAX_SEGMENTS). */
   get overflow(): number {
     return this.words[OVERFLOW_DROPS]!;
   }
@@ -103,8 +120,6 @@ export class SegmentSplitter {
   malformed = 0;
   truncatedDrops = 0;
   overflow = 0;
-  /** The most datagrams one received datagram held in the last split (at least 1). */
-  largestRun = 1;
   private readonly counts: Int32Array;
   private readonly starts: Int32Array;
   private readonly mask: number;
@@ -131,7 +146,6 @@ export class SegmentSplitter {
    */
   split(first: number, count: number, room: number): number {
     this.coalesced = this.segments = this.malformed = this.truncatedDrops = this.overflow = 0;
-    this.largestRun = 1;
     // Drop what cannot be split, closing the gaps: afterwards the k-th kept datagram is in slot first + k.
     let kept = 0;
     for (let i = 0; i < count; i++) {
@@ -152,7 +166,6 @@ export class SegmentSplitter {
         this.segmentSizes[kept] = this.segmentSizes[i]!;
       }
       this.counts[kept] = n;
-      if (n > this.largestRun) this.largestRun = n;
       if (this.segmentSizes[kept] !== NOT_COALESCED) {
         this.coalesced++;
         this.segments += n;

@@ -11,7 +11,7 @@ import { addressOf } from './native-memory.js';
 import { RELEASE_BATCH, type PacketRingProducer } from './packet-ring.js';
 import type { ReceiveSourceSpec } from './io-thread-protocol.js';
 import { CONTROL_ROOM, MSG_CTRUNC, emptyReceivedControl, parseReceivedControl } from './udp-control-message.js';
-import { SegmentSplitter, UdpReceiveCounters } from './udp-gro.js';
+import { SegmentSplitter, UdpReceiveCounters, slotsPerReceive } from './udp-gro.js';
 
 // A received datagram's meta bytes.
 /** The sender's sockaddr_in / sockaddr_in6 at offset 0. */
@@ -43,11 +43,14 @@ export function udpReceiver(spec: ReceiveSourceSpec, producer: PacketRingProduce
   const counters = new UdpReceiveCounters(spec.counters);
   const control = emptyReceivedControl();
   const withLocal = metaSize >= RECEIVE_META_SIZE;
+  const perDatagram = slotsPerReceive(spec.coalescing, spec.ring.slotCount);
   return (fd) => {
     const free = producer.free;
-    if (free === 0) return null;
-    // Leave room for each datagram to hold as many as the largest of the last batch did.
-    const count = Math.min(RELEASE_BATCH, free, Math.max(1, Math.floor(free / splitter.largestRun)));
+    // Only as many datagrams as the free slots hold however many segments each carries: the splitter never
+    // runs out of room, so nothing the kernel queued is lost here (the I/O thread polls this source only
+    // while at least perDatagram slots are free; a fuller ring leaves datagrams in the socket's buffer).
+    const count = Math.min(RELEASE_BATCH, Math.floor(free / perDatagram));
+    if (count === 0) return null;
     for (let i = 0; i < count; i++) {
       messages.resetForReceive(i);
       messages.setBuffer(i, slotsAddress + producer.slotAhead(i) * slotSize + headroom, packetCapacity);

@@ -342,6 +342,58 @@ describe('the device UDP receive side (I/O thread) with GRO', () => {
       await bind.close();
     }
   });
+
+  it('joined datagrams behind a full ring of single ones: all arrive, in order, none dropped for want of slots', async () => {
+    // The ring fills with single datagrams while the handler holds the main thread; joined ones of 64 queue behind
+    // them. Each read must take only as many as the free slots hold once split (a read sized by earlier batches of
+    // single datagrams dropped most of each joined one).
+    const SINGLES = 600;
+    const JOINED = 20;
+    const SEGMENT = 1000;
+    const total = SINGLES + JOINED * UDP_GSO_MAX_SEGMENTS;
+    const arrived: number[] = [];
+    const sender = openRawUdpSocket(4, 0);
+    let target: Uint8Array = new Uint8Array(0);
+    const send = (first: number, segments: number) => {
+      const payload = new Uint8Array(new SharedArrayBuffer(segments * SEGMENT));
+      const view = new DataView(payload.buffer);
+      for (let k = 0; k < segments; k++) view.setUint32(k * SEGMENT, first + k, true);
+      const vector = new MessageVector(1, CONTROL_ROOM);
+      vector.setBuffer(0, addressOf(payload), payload.length);
+      vector.setName(0, target);
+      vector.setControlLength(0, segments > 1 ? writeSegmentSize(vector.dataView, vector.controlOffset(0), SEGMENT) : 0);
+      expect(loadLibc().sendmmsg(sender.fd, vector.bytes, 1, 0)).toBe(1);
+    };
+    const bind = new UdpBind(
+      {
+        datagram: (slot, length) => {
+          arrived.push(length === SEGMENT ? slot.view.getUint32(0, true) : -length);
+          if (arrived.length !== 1) return;
+          // Hold the main thread: the I/O thread fills the ring with single datagrams, the rest wait in the socket.
+          for (let i = 1; i <= SINGLES; i++) send(i, 1);
+          Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 200);
+          for (let j = 0; j < JOINED; j++) send(1 + SINGLES + j * UDP_GSO_MAX_SEGMENTS, UDP_GSO_MAX_SEGMENTS);
+        },
+        flush: () => undefined,
+      },
+      silentTestLogger().logger,
+    );
+    await bind.open(0);
+    target = sockaddr4('127.0.0.1', bind.port);
+    try {
+      send(0, 1);
+      const deadline = Date.now() + 10_000;
+      while (arrived.length < total + 1 && Date.now() < deadline) await settle();
+      const counters = bind.receiveCounters;
+      expect([counters.malformed, counters.truncated, counters.overflow]).toEqual([0, 0, 0]);
+      expect(arrived.length).toBe(total + 1);
+      expect(arrived.every((sequence, i) => sequence === i)).toBe(true);
+      if (udpOffloadWanted()) expect([counters.coalesced, counters.segments]).toEqual([JOINED, JOINED * UDP_GSO_MAX_SEGMENTS]);
+    } finally {
+      loadLibc().close(sender.fd);
+      await bind.close();
+    }
+  });
 });
 
 function silentTestLogger(): { logger: Logger; errors: string[] } {
