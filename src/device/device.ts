@@ -302,16 +302,15 @@ export class Device implements UapiHandler {
       return true;
     }
     if (plaintextLength < 0) return false;
-    // Authenticated: the peer may have roamed.
-    if (!sockaddrMatches(peer.endpoint, meta)) peer.endpoint = endpointFromSockaddr(meta) ?? peer.endpoint;
-    const local = localSourceOf(meta, peer.localSource);
-    if (local !== peer.localSource) this.setLocalSource(peer, local);
-    this.timersTouched(peer);
-    if (plaintextLength > 0) this.deliver(peer, slot.plaintext(plaintextLength));
+    this.opened(peer, slot, plaintextLength, meta);
     return true;
   }
 
-  /** A datagram the crypto workers opened, in its turn (its counter is recorded now). */
+  /**
+   * A transport datagram that authenticated (inline, or from the crypto
+   * workers in its turn): the peer may have roamed, to another endpoint or
+   * local address; then the plaintext goes to the TUN device.
+   */
   private opened(peer: Peer, slot: TransportSlot, plaintextLength: number, meta: Uint8Array): void {
     if (!sockaddrMatches(peer.endpoint, meta)) peer.endpoint = endpointFromSockaddr(meta) ?? peer.endpoint;
     const local = localSourceOf(meta, peer.localSource);
