@@ -56,16 +56,15 @@ import { Peer } from './peer.js';
 import { HandshakeBudget, HandshakeLoad, RateLimiter, rateLimitKey } from './ratelimiter.js';
 import { UapiError, type UapiDeviceState, type UapiSetRequest } from './uapi.js';
 import type { UapiHandler } from './uapi-server.js';
+import { EADDRINUSE, EIO } from '../platform/errno.js';
 import { PlatformError } from '../platform/errors.js';
 import type { UdpReceiveCounters } from '../platform/udp-gro.js';
 
-const EADDRINUSE = 98;
 const HANDSHAKE_MESSAGE_NAMES: Record<number, string> = {
   [MESSAGE_INITIATION_TYPE]: 'handshake initiation',
   [MESSAGE_RESPONSE_TYPE]: 'handshake response',
   [MESSAGE_COOKIE_REPLY_TYPE]: 'cookie reply',
 };
-const EIO = 5;
 
 /**
  * A handler for datagrams on the WireGuard port that are not WireGuard

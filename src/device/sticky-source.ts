@@ -6,13 +6,10 @@
  * expects. When that address is gone, sends fall back to the kernel's
  * choice and the next packet from the peer sets it again.
  */
+import { EADDRNOTAVAIL, EINVAL, ENETUNREACH, ENODEV } from '../platform/errno.js';
 import type { LocalSource } from '../platform/udp-control-message.js';
 import { META_INTERFACE_INDEX, META_LOCAL_ADDRESS, META_LOCAL_FAMILY } from '../platform/udp-receiver.js';
 
-const EINVAL = 22;
-const ENODEV = 19;
-const ENETUNREACH = 101;
-const EADDRNOTAVAIL = 99;
 
 /** Errors of a send from a remembered source that say the source (its address or interface) is gone. */
 export const SOURCE_GONE_ERRORS: ReadonlySet<number> = new Set([EINVAL, EADDRNOTAVAIL, ENETUNREACH, ENODEV]);

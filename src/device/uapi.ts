@@ -30,15 +30,19 @@
 import { AddressError, bytesToIp, formatCidr, ipToBytes, parseCidr, parseEndpoint } from './addr.js';
 import type { Cidr, Endpoint } from './addr.js';
 import { decodeHexKey } from '../noise/keys.js';
+import { EADDRINUSE, EINVAL, EIO, EMSGSIZE, EPROTO } from '../platform/errno.js';
 
-/** Positive errno values used on the UAPI (Linux numbering, as wireguard-go's ipc package). */
+/** ENOANO is Linux's 55; Node's errno table leaves it out. */
+const ENOANO = 55;
+
+/** Positive errno values used on the UAPI (the system's numbering, as wireguard-go's ipc package). */
 export const Errno = {
-  EIO: 5,
-  EINVAL: 22,
-  ENOANO: 55,
-  EPROTO: 71,
-  EMSGSIZE: 90,
-  EADDRINUSE: 98,
+  EIO,
+  EINVAL,
+  ENOANO,
+  EPROTO,
+  EMSGSIZE,
+  EADDRINUSE,
 } as const;
 
 export class UapiError extends Error {

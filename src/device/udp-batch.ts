@@ -14,6 +14,7 @@ import type { Endpoint } from './addr.js';
 import type { UdpBind } from './bind.js';
 import type { Logger } from './logger.js';
 import type { TransportSlot } from '../noise/transport-slot.js';
+import { EIO } from '../platform/errno.js';
 import { loadLibc, lastErrno } from '../platform/libc.js';
 import { MessageVector } from '../platform/message-vector.js';
 import { RELEASE_BATCH } from '../platform/packet-ring.js';
@@ -24,8 +25,6 @@ import { SOURCE_GONE_ERRORS } from './sticky-source.js';
 
 /** Datagrams per sendmmsg call: the packet ring releases slots after batches of this size. */
 export const BATCH_SIZE = RELEASE_BATCH;
-
-const EIO = 5;
 
 export type SentCallback<Owner> = (owner: Owner, bytes: number) => void;
 

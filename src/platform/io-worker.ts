@@ -12,7 +12,8 @@
  * arrive as messages; the owner writes to the wake-up pipe after posting one.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { EAGAIN, EINTR, POLLERR, POLLHUP, POLLIN, POLLNVAL, lastErrno, loadLibc } from './libc.js';
+import { EAGAIN, EINTR } from './errno.js';
+import { POLLERR, POLLHUP, POLLIN, POLLNVAL, lastErrno, loadLibc } from './libc.js';
 import { PacketRingProducer } from './packet-ring.js';
 import { COMMANDS_SENT, type Command, type IoWorkerData, type Report, type SourceSpec } from './io-thread-protocol.js';
 import { udpReceiver } from './udp-receiver.js';

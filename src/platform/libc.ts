@@ -73,8 +73,6 @@ export const POLLIN = 0x1;
 export const POLLERR = 0x8;
 export const POLLHUP = 0x10;
 export const POLLNVAL = 0x20;
-export const EAGAIN = 11;
-export const EINTR = 4;
 /** struct ifreq: a 16-byte name and a 24-byte union. */
 export const IFREQ_SIZE = 40;
 

@@ -5,6 +5,7 @@
  * split into one slot each (udp-gro.ts). Each slot's meta bytes get the
  * sender's sockaddr and the local address, laid out as below.
  */
+import { EBADF, EINVAL, ENOTSOCK } from './errno.js';
 import { MSG_DONTWAIT, MSG_TRUNC, lastErrno, loadLibc } from './libc.js';
 import { MessageVector, NAME_ROOM } from './message-vector.js';
 import { addressOf } from './native-memory.js';
@@ -25,9 +26,6 @@ export const META_LOCAL_ADDRESS = NAME_ROOM + 8;
 /** Meta bytes per received datagram. */
 export const RECEIVE_META_SIZE = 64;
 
-const EBADF = 9;
-const EINVAL = 22;
-const ENOTSOCK = 88;
 const FATAL_SOCKET_ERRORS = new Set([EBADF, EINVAL, ENOTSOCK]);
 
 /** Returns the reader of one of the source's fds: null, or why the source is gone for good. */

@@ -26,6 +26,7 @@ import {
   type NetlinkMessage,
 } from '../../src/platform/netlink/codec.js';
 import * as C from '../../src/platform/netlink/constants.js';
+import { EBADMSG } from '../../src/platform/errno.js';
 import { formatIp, parseIp } from '../../src/platform/netlink/ip-address.js';
 import { Rng } from '../helpers/fuzz.js';
 
@@ -204,7 +205,7 @@ describe('decoding', () => {
       }
       expect(caught, what).toBeInstanceOf(NetlinkDecodeError);
       expect(caught, what).toBeInstanceOf(NetlinkError);
-      expect((caught as NetlinkError).errno, what).toBe(C.EBADMSG);
+      expect((caught as NetlinkError).errno, what).toBe(EBADMSG);
     }
   });
 

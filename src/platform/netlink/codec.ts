@@ -15,11 +15,11 @@
  * errno EBADMSG), never a RangeError or TypeError. The fuzz test in
  * test/platform/netlink-fuzz.test.ts holds the decoder to that.
  */
+import { EBADMSG } from '../errno.js';
 import { NetlinkError } from '../errors.js';
 import {
   AF_INET,
   AF_INET6,
-  EBADMSG,
   IFADDRMSG_LEN,
   IFA_ADDRESS,
   IFA_FLAGS,

@@ -137,18 +137,5 @@ export const RT_SCOPE_NOWHERE = 255;
 export const RTN_UNICAST = 1;
 export const RTN_LOCAL = 2;
 
-// ---- errno values the helpers interpret ------------------------------------
-export const ENOENT = 2;
-export const ESRCH = 3;
-export const EINTR = 4;
-export const ENODEV = 19;
-export const EEXIST = 17;
-export const EINVAL = 22;
-export const EAGAIN = 11;
-export const EBADMSG = 74;
-export const EMSGSIZE = 90;
-export const EADDRNOTAVAIL = 99;
-export const ETIMEDOUT = 110;
-
 /** IFNAMSIZ - 1: the longest interface name the kernel accepts. */
 export const MAX_IFNAME_LEN = 15;

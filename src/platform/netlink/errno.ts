@@ -4,24 +4,25 @@
  */
 import { constants as osConstants } from 'node:os';
 import { getSystemErrorMap } from 'node:util';
+import { EACCES, EADDRNOTAVAIL, EBUSY, EEXIST, EINVAL, ENETUNREACH, ENOBUFS, ENODEV, ENOENT, EOPNOTSUPP, EPERM, ERANGE, ESRCH, ETIMEDOUT } from '../errno.js';
 import { NetlinkError } from '../errors.js';
 
 /** glibc's strerror() text for the errnos RTNETLINK answers most (what `ip` prints). */
 const MESSAGES: Record<number, string> = {
-  1: 'Operation not permitted',
-  2: 'No such file or directory',
-  3: 'No such process',
-  13: 'Permission denied',
-  16: 'Device or resource busy',
-  17: 'File exists',
-  19: 'No such device',
-  22: 'Invalid argument',
-  34: 'Numerical result out of range',
-  95: 'Operation not supported',
-  99: 'Cannot assign requested address',
-  101: 'Network is unreachable',
-  105: 'No buffer space available',
-  110: 'Connection timed out',
+  [EPERM]: 'Operation not permitted',
+  [ENOENT]: 'No such file or directory',
+  [ESRCH]: 'No such process',
+  [EACCES]: 'Permission denied',
+  [EBUSY]: 'Device or resource busy',
+  [EEXIST]: 'File exists',
+  [ENODEV]: 'No such device',
+  [EINVAL]: 'Invalid argument',
+  [ERANGE]: 'Numerical result out of range',
+  [EOPNOTSUPP]: 'Operation not supported',
+  [EADDRNOTAVAIL]: 'Cannot assign requested address',
+  [ENETUNREACH]: 'Network is unreachable',
+  [ENOBUFS]: 'No buffer space available',
+  [ETIMEDOUT]: 'Connection timed out',
 };
 
 let names: Map<number, string> | null = null;

@@ -59,12 +59,6 @@ import {
   AF_INET,
   AF_INET6,
   AF_UNSPEC,
-  EADDRNOTAVAIL,
-  EEXIST,
-  EINVAL,
-  ENODEV,
-  ENOENT,
-  ESRCH,
   IFA_ADDRESS,
   IFA_BROADCAST,
   IFA_LOCAL,
@@ -106,6 +100,7 @@ import {
   RT_TABLE_MAIN,
   VETH_INFO_PEER,
 } from './constants.js';
+import { EADDRNOTAVAIL, EEXIST, EINVAL, ENODEV, ENOENT, ESRCH } from '../errno.js';
 import { errnoName } from './errno.js';
 import { parseIp, type ParsedIp } from './ip-address.js';
 import { NetlinkSocket, type NetlinkSocketOptions } from './socket.js';

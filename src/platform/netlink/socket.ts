@@ -25,8 +25,6 @@
 import { NetlinkError } from '../errors.js';
 import {
   AF_NETLINK,
-  EAGAIN,
-  EINTR,
   MSG_TRUNC,
   NETLINK_ROUTE,
   SOCK_CLOEXEC,
@@ -41,7 +39,8 @@ import {
   loadNetlinkLibc,
 } from '../libc.js';
 import { ReplyCollector, encodeMessage, type AttributeSpec, type NetlinkMessage } from './codec.js';
-import { EBADMSG, EMSGSIZE, ETIMEDOUT, NETLINK_CAP_ACK, NETLINK_EXT_ACK, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, SOCKADDR_NL_LEN } from './constants.js';
+import { EAGAIN, EBADMSG, EINTR, EMSGSIZE, ETIMEDOUT } from '../errno.js';
+import { NETLINK_CAP_ACK, NETLINK_EXT_ACK, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, SOCKADDR_NL_LEN } from './constants.js';
 import { errnoName, kernelError } from './errno.js';
 
 export interface NetlinkSocketOptions {
