@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { writeFileAtomic } from './atomic-file.js';
 import { encodeKey, generatePrivateKey, publicKeyOf, decodeKey } from '../noise/keys.js';
 import { DATA_DIR_MODE, INSTANCE_ID_BYTES, STATE_FILE_MODE, STATE_FILE_NAME, STATE_VERSION } from './constants.js';
-import { makeDirectory } from './directories.js';
+import { makeDirectory } from '../platform/directories.js';
 import { OverlayError } from './errors.js';
 
 export interface NodeState {
