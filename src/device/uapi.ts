@@ -29,6 +29,7 @@
  */
 import { AddressError, bytesToIp, formatCidr, ipToBytes, parseCidr, parseEndpoint } from './addr.js';
 import type { Cidr, Endpoint } from './addr.js';
+import { KEY_SIZE } from '../noise/constants.js';
 import { decodeHexKey } from '../noise/keys.js';
 import { EADDRINUSE, EINVAL, EIO, EMSGSIZE, EPROTO } from '../platform/errno.js';
 
@@ -105,7 +106,6 @@ export interface UapiDeviceState {
   peers: UapiPeerState[];
 }
 
-const KEY_SIZE = 32;
 const DEVICE_KEYS = new Set(['private_key', 'listen_port', 'fwmark', 'replace_peers']);
 const PEER_KEYS = new Set([
   'remove',

@@ -261,3 +261,10 @@ export const NETWORKD_DIR = 'etc/systemd/network';
 export const NETWORKD_DROPIN_NAME = '00-tswg-unmanaged.network';
 export const NETWORKMANAGER_DIR = 'etc/NetworkManager/conf.d';
 export const NETWORKMANAGER_DROPIN_NAME = 'tswg-unmanaged.conf';
+
+/** UAPI's persistent_keepalive_interval is a u16. */
+export const MAX_KEEPALIVE_SECS = 65_535;
+/** The longest name in text form (RFC 1035: 255 octets on the wire); service and deployment names are held to it too. */
+export const MAX_NAME_LENGTH = 253;
+/** The sysctl the node and attach turn on for routing, and restore. */
+export const IPV4_FORWARD_KEY = 'net.ipv4.ip_forward';

@@ -68,6 +68,8 @@ import {
   GLOBAL_SUFFIX,
   MAX_UDP_PORT,
   HOST_ADAPTER_DISABLED_NAME,
+  IPV4_FORWARD_KEY,
+  MAX_KEEPALIVE_SECS,
   OVERLAY_MTU,
 } from './constants.js';
 import { OverlayError } from './errors.js';
@@ -86,9 +88,6 @@ import { NodeFirewall } from './firewall/node-firewall.js';
 import { RemoteIsolation, type IsolationNetworks } from './firewall/remote-isolation.js';
 import { emptyStatus, peersFromDevice, type PeerStatusView, type StatusSnapshot } from './status.js';
 
-const IPV4_FORWARD_KEY = 'net.ipv4.ip_forward';
-/** UAPI's persistent_keepalive_interval is a u16. */
-const MAX_KEEPALIVE_SECS = 65_535;
 
 export interface OverlayEngineOptions {
   dataDir: string;

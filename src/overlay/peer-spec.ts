@@ -10,14 +10,13 @@
 import { AddressError, formatCidr, parseCidr, parseEndpoint, type Cidr, type Endpoint } from '../device/addr.js';
 import { candidatesFromWire, type Candidate } from '../nat/candidates.js';
 import { decodeKey } from '../noise/keys.js';
+import { MAX_KEEPALIVE_SECS } from './constants.js';
 import { OverlayError } from './errors.js';
 import type { UapiPeerChange } from '../device/uapi.js';
 import type { PeerSpec } from './protocol.js';
 
 export type { PeerSpec } from './protocol.js';
 
-/** UAPI's persistent_keepalive_interval is a u16. */
-const MAX_KEEPALIVE_SECS = 65_535;
 
 export interface PeerInfo {
   publicKey: Uint8Array;

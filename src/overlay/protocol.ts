@@ -24,7 +24,7 @@ import type { CandidateWire } from '../nat/candidates.js';
 import { NatConfigError, natConfigFromSpec, type NatConfigSpec } from '../nat/config.js';
 import type { NatStatusWire } from '../nat/maintenance.js';
 import { decodeKey } from '../noise/keys.js';
-import { DEFAULT_WG_PORT, MAX_CONTROL_LINE_BYTES, MAX_CONTROL_RESPONSE_BYTES, MAX_PID, ROAMING_ENDPOINT } from './constants.js';
+import { DEFAULT_WG_PORT, MAX_CONTROL_LINE_BYTES, MAX_CONTROL_RESPONSE_BYTES, MAX_NAME_LENGTH, MAX_PID, ROAMING_ENDPOINT } from './constants.js';
 import type { FirewallStatusView } from './firewall/firewall.js';
 
 export type { NatConfigSpec } from '../nat/config.js';
@@ -474,7 +474,6 @@ export function checkCidr(value: string, path: string): string {
 /** Names of deployments, instances and services become parts of interface names: no dots (sysctl paths), slashes or spaces. */
 const NAME_PATTERN = /^[A-Za-z0-9_-]+$/;
 const NAME_TEXT = 'a name of letters, digits, "-" and "_"';
-const MAX_NAME_LENGTH = 253;
 
 /** A domain name: dot-separated labels of letters, digits, "-" and "_" (a trailing dot allowed). */
 const DNS_DOMAIN_PATTERN = /^(?:[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.)*[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.?$/;

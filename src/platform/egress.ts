@@ -28,15 +28,9 @@
  */
 import dgram from 'node:dgram';
 import { NetworkConfigError, PlatformError } from './errors.js';
+import { IFF_UP, RT_SCOPE_UNIVERSE, RT_TABLE_MAIN } from './netlink/constants.js';
 import { dumpAddresses, dumpLinks, dumpRoutes } from './netlink/index.js';
 import type { AddressEntry, IpVersion, LinkEntry, RouteEntry } from './netlink/types.js';
-
-/** The main routing table (rtm_table / RTA_TABLE). */
-const RT_TABLE_MAIN = 254;
-/** ifa_scope of globally valid addresses. */
-const RT_SCOPE_UNIVERSE = 0;
-/** ifi_flags bit of an administratively up link. */
-const IFF_UP = 0x1;
 
 /**
  * Interface-name prefixes that are virtual for egress detection: loopback

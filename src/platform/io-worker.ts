@@ -13,7 +13,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { EAGAIN, EINTR } from './errno.js';
-import { POLLERR, POLLHUP, POLLIN, POLLNVAL, lastErrno, loadLibc } from './libc.js';
+import { POLLERR, POLLFD_SIZE, POLLHUP, POLLIN, POLLNVAL, lastErrno, loadLibc } from './libc.js';
 import { PacketRingProducer } from './packet-ring.js';
 import { COMMANDS_SENT, type Command, type IoWorkerData, type Report, type SourceSpec } from './io-thread-protocol.js';
 import { udpReceiver } from './udp-receiver.js';
@@ -22,7 +22,6 @@ import { WakeSignal } from './wake-word.js';
 
 /** Packets taken from one source per wake-up before others get a turn (bounds latency). */
 const READ_BATCH = 64;
-const POLLFD_SIZE = 8;
 const RING_FULL_POLL_MS = 2;
 const WAKE_BUFFER_SIZE = 64;
 

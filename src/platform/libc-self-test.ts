@@ -12,6 +12,7 @@ import {
   loadLibc,
   loadNetlinkLibc,
   O_CLOEXEC,
+  POLLFD_SIZE,
   POLLIN,
   SOCK_CLOEXEC,
   SOCK_DGRAM,
@@ -24,8 +25,6 @@ export class LibcSelfTestError extends PlatformError {
   override name = 'LibcSelfTestError';
 }
 
-/** struct pollfd: int fd, short events, short revents. */
-const POLLFD_SIZE = 8;
 const PROBE_BYTE = 0x5a;
 
 function failure(step: string, detail: string): LibcSelfTestError {

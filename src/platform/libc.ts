@@ -69,6 +69,8 @@ export const IPV6_V6ONLY = 26;
 export const IFNAMSIZ = 16;
 export const O_NONBLOCK = 0o4000;
 export const O_CLOEXEC = 0o2000000;
+/** struct pollfd: int fd, short events, short revents. */
+export const POLLFD_SIZE = 8;
 export const POLLIN = 0x1;
 export const POLLERR = 0x8;
 export const POLLHUP = 0x10;

@@ -6,10 +6,10 @@
  * Layouts are those of x86-64 and arm64 Linux: a 16-byte header (size_t
  * length, int level, int type), data, padding to 8 bytes.
  */
+import { IPPROTO_IPV6 } from './libc.js';
 
 export const IPPROTO_IP = 0;
 export const IP_PKTINFO = 8;
-export const IPPROTO_IPV6 = 41;
 export const IPV6_RECVPKTINFO = 49;
 export const IPV6_PKTINFO = 50;
 export const SOL_UDP = 17;

@@ -5,8 +5,8 @@
  * one, with their size in a UDP_GRO control message). Also the packet info
  * that says which local address each datagram arrived on.
  */
-import { lastErrno, loadLibc } from './libc.js';
-import { IPPROTO_IP, IPPROTO_IPV6, IPV6_RECVPKTINFO, IP_PKTINFO, SOL_UDP, UDP_GRO, UDP_SEGMENT } from './udp-control-message.js';
+import { IPPROTO_IPV6, lastErrno, loadLibc } from './libc.js';
+import { IPPROTO_IP, IPV6_RECVPKTINFO, IP_PKTINFO, SOL_UDP, UDP_GRO, UDP_SEGMENT } from './udp-control-message.js';
 
 /** TSWG_UDP_OFFLOAD=0 turns the UDP offloads off (to compare, or for a kernel or NIC that mishandles them). */
 export function udpOffloadWanted(): boolean {

@@ -11,8 +11,7 @@
  */
 import type { Logger } from '../../device/logger.js';
 import { readSysctl, setIpv6Forwarding, setSysctl } from '../../platform/index.js';
-
-const IPV4_FORWARD_KEY = 'net.ipv4.ip_forward';
+import { IPV4_FORWARD_KEY } from '../constants.js';
 
 function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);

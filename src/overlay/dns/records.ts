@@ -18,11 +18,9 @@
 import type { Answer } from 'dns-packet';
 import { isIP } from 'node:net';
 import { bytesToIp, ipToBytes } from '../../device/addr.js';
-import { DNS_NEGATIVE_TTL_SECS, DNS_RECORD_TTL_SECS } from '../constants.js';
+import { DNS_NEGATIVE_TTL_SECS, DNS_RECORD_TTL_SECS, MAX_NAME_LENGTH } from '../constants.js';
 import { OverlayError } from '../errors.js';
 
-/** The longest name in text form (RFC 1035: 255 octets on the wire). */
-const MAX_NAME_LENGTH = 253;
 /** A label: letters, digits, "-" inside, "_" allowed for service-style names; 1..63 characters. */
 const LABEL_PATTERN = /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/;
 /** SOA timers (refresh, retry, expire): nobody transfers this zone, so only the minimum matters. */

@@ -1,8 +1,12 @@
 /**
  * RTNETLINK protocol constants, named as in the Linux UAPI headers
  * (linux/netlink.h, linux/rtnetlink.h, linux/if_link.h, linux/if_addr.h,
- * linux/veth.h). Only what this layer uses.
+ * linux/veth.h). Only what this layer uses; the socket-level ones shared
+ * with other system calls live in ../libc.ts.
  */
+import { IFNAMSIZ } from '../libc.js';
+
+export { AF_INET, AF_INET6 } from '../libc.js';
 
 // ---- struct sizes ----------------------------------------------------------
 export const NLMSG_ALIGNTO = 4;
@@ -68,8 +72,6 @@ export const RTM_GETROUTE = 26;
 
 // ---- address families -------------------------------------------------------
 export const AF_UNSPEC = 0;
-export const AF_INET = 2;
-export const AF_INET6 = 10;
 
 // ---- link attributes (IFLA_*) -----------------------------------------------
 export const IFLA_ADDRESS = 1;
@@ -138,4 +140,4 @@ export const RTN_UNICAST = 1;
 export const RTN_LOCAL = 2;
 
 /** IFNAMSIZ - 1: the longest interface name the kernel accepts. */
-export const MAX_IFNAME_LEN = 15;
+export const MAX_IFNAME_LEN = IFNAMSIZ - 1;
