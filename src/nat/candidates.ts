@@ -18,6 +18,7 @@
  * verbatim from the wire: it is the advertiser's own ordering.
  */
 import { isVirtualInterface } from '../platform/egress.js';
+import { IFF_UP, RT_SCOPE_UNIVERSE } from '../platform/netlink/constants.js';
 import { dumpAddresses, dumpLinks } from '../platform/netlink/index.js';
 import type { AddressEntry, LinkEntry } from '../platform/netlink/types.js';
 import { AddressError, formatEndpoint, parseEndpoint, type Endpoint } from '../device/addr.js';
@@ -139,10 +140,6 @@ export function pairCandidates(local: readonly Candidate[], remote: readonly Can
 
 // ---- host candidates ---------------------------------------------------------
 
-/** ifa_scope of globally valid addresses. */
-const RT_SCOPE_UNIVERSE = 0;
-/** ifi_flags bit of an administratively up link. */
-const IFF_UP = 0x1;
 /** Link kinds that are tunnels of ours or others', whatever their name. */
 const VIRTUAL_LINK_KINDS = new Set(['tun', 'wireguard', 'vxlan', 'gre', 'ipip', 'sit']);
 

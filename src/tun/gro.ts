@@ -26,10 +26,8 @@ import {
   VIRTIO_NET_HDR_SIZE,
   setField,
 } from './virtio-net.js';
+import { TCP_ACK, TCP_PROTOCOL, TCP_PSH } from './constants.js';
 
-const TCP_PROTOCOL = 6;
-const TCP_ACK = 0x10;
-const TCP_PSH = 0x08;
 /** Most a coalesced packet may carry (the IP length fields are 16 bits). */
 const MAX_COALESCED = 65_535;
 /** Runs kept open at once; more are written as they come. */

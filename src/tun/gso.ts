@@ -6,11 +6,8 @@
  * Copies use copyWithin inside one buffer, so nothing is allocated.
  */
 import { finish, get16, pseudoHeaderSum, put16, setIpv4HeaderChecksum, sumWords } from './checksum.js';
+import { TCP_CWR, TCP_FIN, TCP_PROTOCOL, TCP_PSH } from './constants.js';
 
-const TCP_PROTOCOL = 6;
-const TCP_FIN = 0x01;
-const TCP_PSH = 0x08;
-const TCP_CWR = 0x80;
 const TCP_CHECKSUM_OFFSET = 16;
 
 /** Where segments go: reserve() gives the offset (in the same buffer) of room for the next one, commit() hands it on. */
