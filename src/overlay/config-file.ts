@@ -59,7 +59,7 @@ export interface NodeConfig {
 }
 
 /** Check a parsed document; throws ProtocolError naming the field (no file name). */
-export function validateNodeConfig(document: unknown): NodeConfig {
+function validateNodeConfig(document: unknown): NodeConfig {
   const reader = objectAt(document, '');
   const config: NodeConfig = {
     deployment: nameField(reader, 'deployment'),

@@ -11,11 +11,6 @@ export const DEFAULT_CLUSTER_CIDR = '10.200.0.0/16';
 export const NODE_RESERVED_OFFSET = 1;
 /** The first address handed to a container: slice base + 2. */
 export const FIRST_CONTAINER_OFFSET = 2;
-/**
- * The seeds hard-code the global device's prefix to /16 whatever the cluster
- * prefix is; kept as the fallback when the cluster CIDR cannot supply one.
- */
-export const GLOBAL_OVERLAY_PREFIX_LEN = 16;
 
 // ---- service subnets and dedicated devices -----------------------------------
 
@@ -41,10 +36,8 @@ export const MAX_UDP_PORT = 65535;
 export const DEFAULT_WG_PORT = 51820;
 /** WireGuard inside a mesh: 1500 − 80 bytes of WireGuard/UDP/IPv6 overhead; an untuned MTU blackholes packets. */
 export const OVERLAY_MTU = 1420;
-/** Persistent keepalive of overlay peers (the 75 s stale cutoff below is 3 × this). */
+/** Persistent keepalive of overlay peers. */
 export const DEFAULT_PERSISTENT_KEEPALIVE_SECS = 25;
-/** A peer without a handshake for this long is reconnected by the NAT tick (3 × 25 s keepalive). */
-export const HANDSHAKE_STALE_SECS = 75;
 /** The endpoint text that means "no endpoint yet" (a roaming peer) in a PeerSpec. */
 export const ROAMING_ENDPOINT = '0.0.0.0:0';
 /** Environment variables that mean rootless mode (unspecified local endpoint, no iptables). */
@@ -98,8 +91,6 @@ export const MAX_CONTROL_RESPONSE_BYTES = 64 * 1024 * 1024;
 export const SHUTDOWN_QUEUE_WAIT_MS = 1000;
 /** A second device failure within this long after a restart is not retried: the node exits 1. */
 export const DEVICE_RESTART_WINDOW_MS = 60_000;
-/** Peer scope of a request that names none. */
-export const DEFAULT_SCOPE = 'global';
 
 // ---- containers ----------------------------------------------------------------
 

@@ -358,7 +358,7 @@ export type ResponseType = Response['type'];
 type JsonObject = Record<string, unknown>;
 
 /** A value as an error message shows it: JSON, shortened. */
-export function describeValue(value: unknown): string {
+function describeValue(value: unknown): string {
   if (value === undefined) return 'nothing';
   let text: string;
   try {
@@ -492,7 +492,7 @@ export function nameField(reader: ObjectReader, key: string): string {
 }
 
 /** "global" (any case; the default) or {"service": "name"}. */
-export function parseScope(value: unknown, path: string): PeerScope {
+function parseScope(value: unknown, path: string): PeerScope {
   if (value === undefined || value === null) return 'global';
   if (typeof value === 'string' && value.toLowerCase() === 'global') return 'global';
   if (isObject(value)) {
@@ -559,7 +559,7 @@ export function parseNatSpec(value: unknown, path: string): NatConfigSpec {
 }
 
 /** "auto" (the default), "shared" or "dedicated", in any case. */
-export function parseMode(value: unknown, path: string): OverlayMode {
+function parseMode(value: unknown, path: string): OverlayMode {
   if (value === undefined || value === null) return 'auto';
   if (typeof value === 'string') {
     const mode = value.toLowerCase() as OverlayMode;
@@ -569,7 +569,7 @@ export function parseMode(value: unknown, path: string): OverlayMode {
 }
 
 /** {"linuxPid": N}, {"guestManaged": "<id>"} or {"hostShared": "<id>"}. */
-export function parseAttachHandle(value: unknown, path: string): AttachHandle {
+function parseAttachHandle(value: unknown, path: string): AttachHandle {
   const expected = '{"linuxPid": <pid>}, {"guestManaged": "<id>"} or {"hostShared": "<id>"}';
   if (!isObject(value) || Object.keys(value).length !== 1) fail(path, expected, value);
   const reader = new ObjectReader(value, path);

@@ -141,7 +141,7 @@ export function formatHandshakeAge(latestHandshake: number, nowSecs: number): st
 }
 
 /** Columns padded to their widest cell; the last column is not padded. */
-export function formatTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
+function formatTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
   const widths = header.map((title, i) => Math.max(title.length, ...rows.map((row) => (row[i] ?? '').length)));
   const line = (cells: readonly string[]): string =>
     cells
@@ -200,7 +200,7 @@ export function formatStatusTable(status: StatusSnapshot, nowSecs: number = Date
 }
 
 /** "etcd, healthy, member, revision 42"; "etcd, DEGRADED (etcd unreachable, known peers kept), …" during an outage. */
-export function describeMembership(view: MembershipStatusView): string {
+function describeMembership(view: MembershipStatusView): string {
   if (view.backend === 'static') return 'static (config file and control API)';
   const health = view.healthy ? 'healthy' : 'DEGRADED (etcd unreachable, known peers kept)';
   return `${view.backend}, ${health}, ${view.member ? 'member' : 'not yet a member'}, revision ${view.revision ?? NONE}`;
