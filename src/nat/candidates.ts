@@ -109,7 +109,7 @@ export function orderCandidates(candidates: readonly Candidate[], maxPairs: numb
 }
 
 /**
- * Pair our candidates with a peer's (ICE §6.1.2): a pair is usable when both
+ * Pair our candidates with a peer's (ICE, RFC 8445 §6.1.2): a pair is usable when both
  * sides have the same address family. Sorted by the RFC 8445 pair priority
  * 2^32·min(G,D) + 2·max(G,D) + (G>D ? 1 : 0), with us as the controlling side
  * (G = ours); at most `maxPairs`. A WireGuard device has one socket, so the

@@ -1,9 +1,8 @@
 /**
- * Every number and name of the overlay node in one place (seeds CATALOG §1,
- * §2c, §4, §5, §6). Values the seeds leave open are chosen here, with why.
+ * Every number and name of the overlay node in one place, each with why.
  */
 
-// ---- cluster addressing (§4) -------------------------------------------------
+// ---- cluster addressing ------------------------------------------------------
 
 /** The cluster CIDR until SetupGlobalOverlay names one (Status reports it before setup). */
 export const DEFAULT_CLUSTER_CIDR = '10.200.0.0/16';
@@ -30,9 +29,9 @@ export const DEDICATED_PORT_BAND_SIZE = 64;
 /** The highest UDP port; the band is cut there. */
 export const MAX_UDP_PORT = 65535;
 
-// ---- WireGuard device (§1) ---------------------------------------------------
+// ---- WireGuard device --------------------------------------------------------
 
-/** zlayer_core::DEFAULT_WG_PORT is not in the seeds; the tests use 51820 (WireGuard's customary port). */
+/** The global device's listen port unless configured: WireGuard's customary port. */
 export const DEFAULT_WG_PORT = 51820;
 /** WireGuard inside a mesh: 1500 − 80 bytes of WireGuard/UDP/IPv6 overhead; an untuned MTU blackholes packets. */
 export const OVERLAY_MTU = 1420;
@@ -43,7 +42,7 @@ export const ROAMING_ENDPOINT = '0.0.0.0:0';
 /** Environment variables that mean rootless mode (unspecified local endpoint, no iptables). */
 export const ROOTLESS_ENV_VARS: readonly string[] = Object.freeze(['TSWG_ROOTLESS', 'ZLAYER_ROOTLESS']);
 
-// ---- interface names (§2c) ---------------------------------------------------
+// ---- interface names ---------------------------------------------------------
 
 /** IFNAMSIZ − 1: the longest Linux interface name. */
 export const MAX_IFNAME_LEN = 15;

@@ -1,5 +1,5 @@
 /**
- * Deterministic interface names (seeds CATALOG §2c, make_interface_name):
+ * Deterministic interface names, the same as ZLayer's for the same parts:
  * "zl-" + parts joined by "-" (+ "-" + suffix) when that fits in 15 bytes,
  * else a hash of the parts and the suffix.
  *
@@ -97,7 +97,7 @@ function byteLength(text: string): number {
 
 /**
  * The interface name for `parts` and `suffix`: never longer than 15 bytes,
- * always starting with "zl-", deterministic (catalog §2c):
+ * always starting with "zl-", deterministic:
  *  - "zl-" + parts.join("-") + ("-" + suffix if any), when it fits;
  *  - else, with a suffix, "zl-" + hash[..15-4-len(suffix)] + "-" + suffix;
  *  - else (no suffix, or a suffix of 11 bytes or more) "zl-" + hash[..12].

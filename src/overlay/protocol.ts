@@ -1,6 +1,6 @@
 /**
- * The control API of `tswg node`: one JSON object per line each way (seeds
- * CATALOG §6, zlayer_types::overlayd, with camelCase fields).
+ * The control API of `tswg node`: one JSON object per line each way, the
+ * requests and answers of ZLayer's overlay daemon with camelCase fields.
  *
  * A request is `{"type": "<Variant>", …fields}`; parseRequest checks it
  * against a schema written out below (no schema library: the shapes are
@@ -16,7 +16,7 @@
  * 51820, .hostAdapterMandatory false; AllocateIp.joinGlobal false;
  * scope "global"; PeerSpec.endpoint "0.0.0.0:0" (roaming), .allowedIps "",
  * .persistentKeepaliveSecs 0, .candidates []. PeerSpec.allowedIps may also be
- * sent as an array of strings; it is joined with "," (the seeds' form).
+ * sent as an array of strings; it is joined with "," (the string form).
  */
 import { isIP } from 'node:net';
 import { AddressError, parseCidr } from '../device/addr.js';
@@ -70,7 +70,7 @@ export interface PeerStatusView {
   connectionType?: string;
 }
 
-/** The Status answer (seeds' StatusSnapshot, global part). */
+/** The Status answer: the global overlay's snapshot. */
 export interface StatusSnapshot {
   /** Name of the global device; null before setup. */
   interface: string | null;
@@ -459,7 +459,7 @@ function checkKey(value: string, path: string): string {
   return value;
 }
 
-/** "invalid CIDR …" is the seeds' wording (AddAllowedIp); prefixed with the field. */
+/** "invalid CIDR …", the wording clients know from AddAllowedIp; prefixed with the field. */
 export function checkCidr(value: string, path: string): string {
   try {
     parseCidr(value.trim());

@@ -1,7 +1,7 @@
 /**
  * The node's state in its data directory: identity (keys, instance id),
  * the global overlay's settings and the IP assignments, so a restarted node
- * keeps its key, interface name and IP (issue 7).
+ * keeps its key, interface name and IP.
  *
  * Writes are atomic: the JSON goes to a temporary file in the same
  * directory (mode 0600, it holds the private key), is fsynced, renamed over
