@@ -1,6 +1,5 @@
 /**
- * Candidates: the wire conversion (seeds test candidate_wire_conversions_round_trip:
- * "bogus" types and bad addresses become null), RFC 8445 priorities,
+ * Candidates: the wire conversion (round trips; "bogus" types and bad addresses become null), RFC 8445 priorities,
  * ordering and the pair cap, host-candidate selection over netlink dumps
  * (pure, plus the real dump of this namespace), and a fuzz run of the wire parser.
  */

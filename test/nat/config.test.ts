@@ -1,6 +1,6 @@
 /**
- * NatConfig defaults and the wire spec conversion (seeds CATALOG §5, test
- * nat_config_spec_to_config_fills_defaults_and_copies), plus the errors a
+ * NatConfig defaults and the wire spec conversion (defaults filled in, the
+ * rest copied), plus the errors a
  * malformed spec gets and a fuzz run over random JSON-ish specs.
  */
 import { describe, expect, it } from 'vitest';

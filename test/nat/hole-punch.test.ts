@@ -7,8 +7,8 @@
  * handshake followed by a packet through the tunnel.
  *
  * Also NatTraversal and NatMaintenance in process (a loopback STUN server):
- * the status view before and after (seeds: nat_status_request_returns_wire_snapshot,
- * add_peer_records_candidates_and_remove_clears_them), a disabled config, a
+ * the status view before and after (the wire snapshot; a peer's candidates
+ * recorded on add and cleared on remove), a disabled config, a
  * failed first gather retried on the next tick, the relay server start (and
  * its failure, which only warns), and the 75 s reconnect rule.
  */

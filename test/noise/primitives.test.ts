@@ -272,18 +272,18 @@ describe.each(BACKENDS)('$name backend', (p) => {
   });
 
   describe('X25519 (RFC 7748)', () => {
-    it.each(RFC7748_5_2.map((v, i) => ({ ...v, i: i + 1 })))('§5.2 scalar multiplication vector $i', (v) => {
+    it.each(RFC7748_5_2.map((v, i) => ({ ...v, i: i + 1 })))('RFC 7748 §5.2 scalar multiplication vector $i', (v) => {
       expect(toHex(p.x25519(fromHex(v.scalar), fromHex(v.u)))).toBe(v.out);
     });
 
-    it('§5.2 iterated test, one iteration (k = u = 9)', () => {
+    it('RFC 7748 §5.2 iterated test, one iteration (k = u = 9)', () => {
       const nine = fromHex(RFC7748_ITER_1.k);
       expect(toHex(p.x25519(nine, nine))).toBe(RFC7748_ITER_1.out);
       // u = 9 is the base point, so this is also the public key of scalar 9.
       expect(toHex(p.x25519PublicKey(nine))).toBe(RFC7748_ITER_1.out);
     });
 
-    it('§6.1 Diffie-Hellman: public keys and the shared secret', () => {
+    it('RFC 7748 §6.1 Diffie-Hellman: public keys and the shared secret', () => {
       const v = RFC7748_6_1;
       const alice = fromHex(v.alicePrivate);
       const bob = fromHex(v.bobPrivate);

@@ -1,5 +1,5 @@
 /**
- * SO_BINDTODEVICE (src/platform/bind-to-device.ts), catalog §3.
+ * SO_BINDTODEVICE (src/platform/bind-to-device.ts).
  *
  * - Unprivileged checks: name validation happens before any system call,
  *   descriptor resolution errors.

@@ -1,9 +1,8 @@
 /**
- * Physical-egress detection (src/platform/egress.ts), catalog §3 and the
- * egress tests of §9.
+ * Physical-egress detection (src/platform/egress.ts).
  *
- * - Unprivileged: isVirtualInterface (the seed's three tests plus the
- *   catalog's prefix-matching consequences), the pure selection
+ * - Unprivileged: isVirtualInterface (its prefix list and what plain prefix
+ *   matching implies), the pure selection
  *   (selectPhysicalEgress and its parts) over fake dumps, and
  *   detectPhysicalEgress with an injected source, logger and UDP-connect.
  * - Privileged (root; fails, never skips, without it): detectPhysicalEgress
@@ -11,8 +10,8 @@
  *   by a small Node process started with `ip netns exec` against the built
  *   dist/ (run `npm run build` first) so that the default wiring (RTNETLINK
  *   and UDP-connect of the process's own namespace) is what runs; the key
- *   scenario also in-process through withNetns(); and the seed's
- *   `detect_physical_egress_on_linux` in the test's own namespace.
+ *   scenario also in-process through withNetns(); and detection in the
+ *   test's own namespace, whatever it holds.
  */
 import { readdirSync, statSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -56,7 +55,7 @@ function addr(index: number, address: string, scope = 0): EgressAddress {
 const LO = link(1, 'lo');
 const LO_ADDRESSES = [addr(1, '127.0.0.1', SCOPE_HOST), addr(1, '::1', SCOPE_HOST)];
 
-// ---- isVirtualInterface (seed tests + catalog consequences) -------------------------
+// ---- isVirtualInterface (the prefix list and what prefix matching implies) ----------
 
 describe('isVirtualInterface', () => {
   test('virtual_interfaces_are_detected', () => {
@@ -91,7 +90,7 @@ describe('isVirtualInterface', () => {
     }
   });
 
-  test('the prefix list is exactly the catalog list', () => {
+  test('the prefix list is exactly the VPN-mesh, container and tunnel prefixes', () => {
     expect([...VIRTUAL_INTERFACE_PREFIXES]).toEqual(['lo', 'wt', 'wg', 'zl-', 'utun', 'tun', 'tap', 'docker', 'br-', 'veth', 'nb']);
     expect(Object.isFrozen(VIRTUAL_INTERFACE_PREFIXES)).toBe(true);
   });
@@ -176,7 +175,7 @@ describe('selectPhysicalEgress', () => {
     expect(selectPhysicalEgress(routes, links, addresses)?.egress).toEqual({ interface: 'enp3s0', ip: '203.0.113.7' });
   });
 
-  test('catalog: br0, virbr0, cni0 are physical and can win', () => {
+  test('bridges such as br0, virbr0, cni0 are not on the list: they count as physical and can win', () => {
     for (const name of ['br0', 'virbr0', 'cni0', 'cali0', 'flannel.1']) {
       const selection = selectPhysicalEgress([route(3, 0), route(2, 10)], [link(2, name), link(3, 'wg0')], [addr(2, '192.0.2.1'), addr(3, '10.8.0.1')]);
       expect(selection?.egress, name).toEqual({ interface: name, ip: '192.0.2.1' });
@@ -420,7 +419,7 @@ describe('detectPhysicalEgress (injected dumps)', () => {
     expect(logger.warnings).toHaveLength(1);
   });
 
-  test('everything fails: NetworkConfigError with the catalog message and both causes', async () => {
+  test('everything fails: NetworkConfigError with its fixed message and both causes', async () => {
     const logger = recorder();
     const udpConnect = async (family: 4 | 6): Promise<string> => {
       throw Object.assign(new Error(`connect ENETUNREACH (IPv${family})`), { code: 'ENETUNREACH' });
@@ -652,9 +651,9 @@ describe('detectPhysicalEgress in scratch namespaces (root)', () => {
     }
   });
 
-  // The seed's own test, in the test's namespace: Ok must be a non-loopback IP and
-  // a non-virtual interface (when named); Err (no egress at all) is accepted, as
-  // the seed does, but must be the typed error.
+  // In the test's own namespace, whatever it holds: Ok must be a non-loopback IP and
+  // a non-virtual interface (when named); Err (no egress at all) is accepted, since
+  // a machine may have none, but must be the typed error.
   test('detect_physical_egress_on_linux', async () => {
     const logger = recorder();
     try {
