@@ -45,7 +45,7 @@ export function candidatePriority(type: CandidateType, family: 4 | 6 = 4): numbe
   return TYPE_PREFERENCE[type] * 2 ** 24 + localPreference * 2 ** 8 + (256 - COMPONENT_ID);
 }
 
-/** A candidate with its computed priority (the reference's Candidate::new). */
+/** A candidate with its RFC 8445 priority computed from its type and family. */
 export function makeCandidate(type: CandidateType, address: Endpoint): Candidate {
   return { type, address: { ...address }, priority: candidatePriority(type, address.family) };
 }

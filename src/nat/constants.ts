@@ -6,7 +6,7 @@
 
 // ---- configuration defaults (the control plane fixes only "enabled, Google STUN") ----
 
-/** The public STUN server of NatConfig's default, as in the reference system. */
+/** The public STUN server of NatConfig's default, the one the control plane assumes. */
 export const DEFAULT_STUN_SERVER = 'stun.l.google.com:19302';
 export const DEFAULT_STUN_SERVER_LABEL = 'google';
 /**

@@ -1,5 +1,5 @@
 /**
- * The NAT maintenance tick (the reference's nat_maintenance_tick, NatTick)
+ * The NAT maintenance tick (the NatTick request)
  * and the NAT status view (NatStatusWire), for a node's global device.
  *
  * tick():

@@ -13,9 +13,9 @@ export const FIRST_CONTAINER_OFFSET = 2;
 
 // ---- service subnets and dedicated devices -----------------------------------
 
-/** One IPv4 service subnet: 62 usable addresses; the older /28 ran out under CI churn in the Rust reference. */
+/** One IPv4 service subnet: 62 usable addresses; a /28 runs out under container churn. */
 export const SERVICE_SUBNET_PREFIX_V4 = 26;
-/** One IPv6 service subnet: 256 addresses, the IPv6 counterpart the Rust reference pairs with /26. */
+/** One IPv6 service subnet: 256 addresses, the IPv6 counterpart of the /26. */
 export const SERVICE_SUBNET_PREFIX_V6 = 120;
 /**
  * Registry key of the node-wide shared bridge's subnet. Service names are

@@ -7,7 +7,7 @@
  * (0, 0); hashing a `&str` writes its UTF-8 bytes then one 0xff byte
  * (core's `write_str`: 0xff never occurs in UTF-8, so the encoding is
  * prefix-free). The hash is rendered as `{:x}` (lower-case hex, no padding).
- * Reproducing it exactly keeps the names of hosts set up by the reference
+ * Reproducing it exactly keeps the names of hosts set up by ZLayer's own
  * daemon (test/overlay/core-naming.test.ts checks names printed by rustc).
  */
 import {

@@ -3,8 +3,8 @@
  * test/, bench/, scripts/ and examples/ say why in the project's own words.
  * They do not point at the notes it was built from (a catalog and its
  * sections, "the seeds"), at the Rust sources it is compatible with (crate
- * paths, versions, `.rs` files), or at tracker numbers: none of these is
- * something a reader of this repository can open.
+ * paths, versions, `.rs` files, "the reference system"), or at tracker
+ * numbers: none of these is something a reader of this repository can open.
  *
  * Section signs stay where they cite something public: an RFC or the
  * WireGuard paper, named on the same line before the section.
@@ -47,6 +47,7 @@ const RULES: readonly Rule[] = [
   { name: 'the seeds the code was built from', find: matching(/\bseeds\b|\bseeds'|\b[Ss]eed (?:tests?|behaviou?rs?)\b|\((?:the )?seeds?: (?!number\b|bigint\b)|\b[Tt]he seed(?:'s| (?:used|skips|does|makes?)\b)|\bas the seeds?\b|\bseed-style\b/) },
   { name: 'a section of something unnamed', find: uncitedSection },
   { name: 'a tracker number', find: matching(/\b[Ii]ssues? ?#?\d+/) },
+  { name: 'a reference nobody can open', find: matching(/\breference system\b|\bRust reference\b|\breference daemon\b/) },
   { name: 'a Rust source as a citation', find: matching(/\bzlayer[\w-]*(?:::\w+| \d+\.\d+\.\d+)|\b[\w-]+\.rs\b/) },
 ];
 
@@ -77,6 +78,8 @@ describe('the rules catch what they should (made-up lines)', () => {
     '/** What the control plane sends (zlayer_types::nat_wire::NatConfigSpec). */',
     "describe('seed tests (overlay netlink)', () => {",
     "// The seed skips this, but the kernel refuses it",
+    ' * virtual interfaces (the reference system\'s `egress.rs`).',
+    ' * (the Rust reference gives both base + 1).',
   ])('%s', (line) => {
     expect(offences(line)).not.toEqual([]);
   });
