@@ -8,13 +8,13 @@
  * sysctls). Everything it changes is recorded and reverted by teardown.
  *
  * handle() never throws: every failure becomes Err{message}, whose text is
- * the one ZLayer's control plane knows where it has one ("global overlay not set up", "no dedicated
+ * fixed where clients match on it ("global overlay not set up", "no dedicated
  * overlay for service …", "invalid CIDR …", "invalid peer endpoint …").
  * Callers must not run two handle() calls at once (the control server and the
  * daemon serialise them), except NatTick: the control server runs it beside
  * the queue (it can take seconds), and natTick runs one at a time itself.
  *
- * Where tswg departs on purpose from what an orchestrator may have known:
+ * Choices made on purpose:
  *  - the global device's prefix is the cluster prefix, not a hard-coded /16;
  *  - keys and the instance id persist in the data directory, so a restarted
  *    node keeps its public key, interface name and node IP;

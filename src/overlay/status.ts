@@ -1,7 +1,8 @@
 /**
  * The node's status: the peer-status parser for `wg`-style dumps, the Status
- * snapshot built from the device's own UAPI state, and the tables `tswg node status|peers|nat` print
- * for people (scripts use --json, which is the Status answer as is).
+ * snapshot built from the device's own UAPI state, and the tables
+ * `tswg node status|peers|nat` print for people (scripts use --json, which
+ * is the Status answer as is).
  */
 import { formatCidr, formatEndpoint } from '../device/addr.js';
 import type { UapiDeviceState } from '../device/uapi.js';

@@ -13,7 +13,7 @@
  *   scenario also in-process through withNetns(); and detection in the
  *   test's own namespace, whatever it holds.
  */
-import { readdirSync, statSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import {
   VIRTUAL_INTERFACE_PREFIXES,
@@ -32,6 +32,7 @@ import { NetworkConfigError, PlatformError } from '../../src/platform/errors.js'
 import { closeDefaultRtnetlink } from '../../src/platform/netlink/index.js';
 import { withNetns } from '../../src/platform/netns.js';
 import { cleanup, createNamespace, execIn, ip, leftovers, requireCommands, requireRoot } from '../../scripts/lib/netns.js';
+import { requireFreshDist } from '../helpers/fresh-dist.js';
 
 // ---- fakes -----------------------------------------------------------------------
 
@@ -453,24 +454,12 @@ describe('detectPhysicalEgress (injected dumps)', () => {
 
 const distEgress = new URL('../../dist/src/platform/egress.js', import.meta.url);
 
-/** Fail clearly when dist/ is missing or older than the sources the child process runs. */
-function requireFreshDist(): void {
+/** The modules the child process runs: egress detection and everything it imports. */
+function egressModules(): string[] {
   const netlink = readdirSync(new URL('../../src/platform/netlink/', import.meta.url))
     .filter((file) => file.endsWith('.ts'))
-    .map((file) => `netlink/${file.slice(0, -3)}`);
-  const pairs = ['egress', 'errors', 'libc', ...netlink].map((name) => [
-    new URL(`../../src/platform/${name}.ts`, import.meta.url),
-    new URL(`../../dist/src/platform/${name}.js`, import.meta.url),
-  ]);
-  for (const [source, built] of pairs as [URL, URL][]) {
-    let builtTime: number;
-    try {
-      builtTime = statSync(built).mtimeMs;
-    } catch {
-      throw new Error(`${built.pathname} is missing: run \`npm run build\` first (npm test does)`);
-    }
-    if (statSync(source).mtimeMs > builtTime) throw new Error(`${built.pathname} is older than its source: run \`npm run build\` first`);
-  }
+    .map((file) => `platform/netlink/${file.slice(0, -3)}`);
+  return ['platform/egress', 'platform/errors', 'platform/libc', ...netlink];
 }
 
 interface ChildResult {
@@ -517,7 +506,7 @@ describe('detectPhysicalEgress in scratch namespaces (root)', () => {
   beforeAll(() => {
     requireRoot('the egress namespace tests');
     requireCommands('ip');
-    requireFreshDist();
+    requireFreshDist(egressModules());
   });
 
   afterAll(() => {
