@@ -1,5 +1,5 @@
 /**
- * The overlay node's control API under load (issue 7's figures):
+ * The overlay node's control API under load:
  *  - AddPeer requests per second while the node grows to N peers (default
  *    5,000), measured per batch of 1,000, one request at a time over one
  *    connection (what an orchestrator's reconcile loop does), and pipelined

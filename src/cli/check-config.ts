@@ -8,10 +8,10 @@ import { DEFAULT_WG_PORT } from '../overlay/constants.js';
 import { loadNodeConfig, type NodeConfig } from '../overlay/config-file.js';
 import { UsageError } from './key-commands.js';
 
-export const CHECK_CONFIG_USAGE = 'Usage: tswg node check-config FILE';
+const CHECK_CONFIG_USAGE = 'Usage: tswg node check-config FILE';
 
 /** What a valid configuration sets up, one `name  value` line each. */
-export function describeNodeConfig(path: string, config: NodeConfig): string {
+function describeNodeConfig(path: string, config: NodeConfig): string {
   const rows: Array<[string, string]> = [
     ['deployment', config.deployment],
     ['instance id', config.instanceId ?? "(the data directory's)"],

@@ -41,7 +41,7 @@ function version(): string {
   return `tswg v${pkg.version}\n`;
 }
 
-export async function main(argv: string[]): Promise<number> {
+async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (command === undefined) {
     process.stderr.write(USAGE);

@@ -32,22 +32,22 @@ Exit status: 0 when at least one server answered, 1 when none did, 2 on bad argu
 LOG_LEVEL=verbose logs every request and dropped response on stderr.
 `;
 
-export type MappingBehavior = 'endpoint-independent' | 'endpoint-dependent' | 'unknown';
+type MappingBehavior = 'endpoint-independent' | 'endpoint-dependent' | 'unknown';
 
-export interface NetcheckArgs {
+interface NetcheckArgs {
   servers: string[];
   json: boolean;
   timeoutMs: number;
 }
 
-export interface ServerReport {
+interface ServerReport {
   server: string;
   mapped: string | null;
   error?: string;
   rttMs: number | null;
 }
 
-export interface NetcheckReport {
+interface NetcheckReport {
   mapped: string | null;
   mappingBehavior: MappingBehavior;
   servers: ServerReport[];
@@ -56,10 +56,10 @@ export interface NetcheckReport {
 }
 
 /** A UsageError (exit 2) that runNetcheck reports with the netcheck usage text. */
-export class NetcheckUsageError extends UsageError {}
+class NetcheckUsageError extends UsageError {}
 
 /** Parse the arguments after `netcheck`; null means --help. Throws NetcheckUsageError. */
-export function parseNetcheckArgs(argv: string[]): NetcheckArgs | null {
+function parseNetcheckArgs(argv: string[]): NetcheckArgs | null {
   const args: NetcheckArgs = { servers: [], json: false, timeoutMs: DEFAULT_NETCHECK_TIMEOUT_MS };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
@@ -104,7 +104,7 @@ export function parseNetcheckArgs(argv: string[]): NetcheckArgs | null {
 }
 
 /** endpoint-independent / endpoint-dependent from the answers of distinct servers; unknown with fewer than two. */
-export function mappingBehavior(answers: Array<{ server: Endpoint; mapped: Endpoint }>): MappingBehavior {
+function mappingBehavior(answers: Array<{ server: Endpoint; mapped: Endpoint }>): MappingBehavior {
   const distinct = new Map<string, string>();
   for (const { server, mapped } of answers) distinct.set(formatEndpoint(server), formatEndpoint(mapped));
   if (distinct.size < 2) return 'unknown';
@@ -114,7 +114,7 @@ export function mappingBehavior(answers: Array<{ server: Endpoint; mapped: Endpo
 const message = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 
 /** Ask every server from one socket. Servers that fail to resolve or answer get an error entry. */
-export async function netcheck(args: NetcheckArgs): Promise<NetcheckReport & { localPort: number }> {
+async function netcheck(args: NetcheckArgs): Promise<NetcheckReport & { localPort: number }> {
   const log = createLogger(parseLogLevel(process.env.LOG_LEVEL), 'netcheck');
   // The socket's family follows the first server that resolves; the others are resolved in that family.
   const resolved: Array<Endpoint | Error> = [];

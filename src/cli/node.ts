@@ -26,7 +26,7 @@ import { formatNatStatusTable, formatPeersTable, formatServicesTable, formatStat
 import { runCheckConfig } from './check-config.js';
 import { CliError, UsageError } from './key-commands.js';
 
-export const NODE_USAGE = `Usage: tswg node --data-dir DIR [--config FILE] [--control SOCKET] [--metrics HOST:PORT] [--no-firewall]
+const NODE_USAGE = `Usage: tswg node --data-dir DIR [--config FILE] [--control SOCKET] [--metrics HOST:PORT] [--no-firewall]
        tswg node status|peers|nat [--control SOCKET] [--json] [--watch SECONDS]
        tswg node add-peer --public-key KEY --endpoint IP:PORT --allowed-ips CIDR[,CIDR...] [--keepalive N] [--control SOCKET] [--json]
        tswg node remove-peer --public-key KEY [--control SOCKET] [--json]
@@ -157,7 +157,7 @@ const COMMAND_FLAGS: Partial<Record<ClientCommand, readonly string[]>> = {
 const COMMAND_BOOLEANS: Partial<Record<ClientCommand, readonly string[]>> = { attach: ['--join-global', '--ephemeral'] };
 
 /** "red=10.200.2.2,10.200.2.3;blue=10.200.2.4" → {red: [...], blue: [...]}; "none" → {}. The node checks names and addresses. */
-export function networksFlag(text: string): Record<string, string[]> {
+function networksFlag(text: string): Record<string, string[]> {
   const networks: Record<string, string[]> = {};
   if (text === 'none') return networks;
   for (const entry of text.split(';')) {
@@ -217,7 +217,7 @@ export function parseNodeDaemonArgs(argv: readonly string[]): NodeDaemonArgs {
 }
 
 /** The request a client command sends (after checking its flags). */
-export function clientRequest(command: ClientCommand, flags: Map<string, string>): Request {
+function clientRequest(command: ClientCommand, flags: Map<string, string>): Request {
   const required = (flag: string): string => {
     const value = flags.get(flag);
     if (value === undefined) throw new UsageError(`tswg node ${command} needs ${flag}`);

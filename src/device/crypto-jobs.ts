@@ -25,7 +25,7 @@ const LINE_WORDS = 16;
 /** control[LIMIT]: the end of the published jobs (a position). */
 export const LIMIT = 0;
 /** control[NEXT]: the next position to claim. */
-export const NEXT = LINE_WORDS;
+const NEXT = LINE_WORDS;
 /** control[DONE]: positions finished (or abandoned). */
 export const DONE = 2 * LINE_WORDS;
 /** control[STOP]: non-zero once the workers should leave. */
@@ -56,7 +56,7 @@ export const FORGED = 3;
 /** Its claimer stalled; the main thread gave up on it. */
 export const ABANDONED = 4;
 /** The claimer could not run it (its slot's memory unknown there). */
-export const FAILED = 5;
+const FAILED = 5;
 export const CLAIMED = 16;
 
 const NONCE_SIZE = 12;

@@ -19,7 +19,7 @@ export function parseLogLevel(text: string | undefined): LogLevel {
 }
 
 /** LOG_FORMAT: `json` for one JSON object per line; anything else is wireguard-go's text. */
-export function parseLogFormat(text: string | undefined): LogFormat {
+function parseLogFormat(text: string | undefined): LogFormat {
   return text?.toLowerCase() === 'json' ? 'json' : 'text';
 }
 

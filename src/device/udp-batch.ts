@@ -24,7 +24,7 @@ import { sockaddrOf } from './sockaddr.js';
 import { SOURCE_GONE_ERRORS } from './sticky-source.js';
 
 /** Datagrams per sendmmsg call: the packet ring releases slots after batches of this size. */
-export const BATCH_SIZE = RELEASE_BATCH;
+const BATCH_SIZE = RELEASE_BATCH;
 
 export type SentCallback<Owner> = (owner: Owner, bytes: number) => void;
 

@@ -46,7 +46,7 @@ export function candidatePriority(type: CandidateType, family: 4 | 6 = 4): numbe
   return TYPE_PREFERENCE[type] * 2 ** 24 + localPreference * 2 ** 8 + (256 - COMPONENT_ID);
 }
 
-/** A candidate with its computed priority (the reference's Candidate::new). */
+/** A candidate with its RFC 8445 priority computed from its type and family. */
 export function makeCandidate(type: CandidateType, address: Endpoint): Candidate {
   return { type, address: { ...address }, priority: candidatePriority(type, address.family) };
 }
@@ -110,7 +110,7 @@ export function orderCandidates(candidates: readonly Candidate[], maxPairs: numb
 }
 
 /**
- * Pair our candidates with a peer's (ICE §6.1.2): a pair is usable when both
+ * Pair our candidates with a peer's (ICE, RFC 8445 §6.1.2): a pair is usable when both
  * sides have the same address family. Sorted by the RFC 8445 pair priority
  * 2^32·min(G,D) + 2·max(G,D) + (G>D ? 1 : 0), with us as the controlling side
  * (G = ours); at most `maxPairs`. A WireGuard device has one socket, so the

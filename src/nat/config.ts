@@ -1,7 +1,7 @@
 /**
  * NAT traversal configuration: the in-memory NatConfig, its defaults, and the
  * wire form NatConfigSpec (camelCase JSON, as the control plane sends it)
- * with the reference system's conversion rules (seeds CATALOG §5):
+ * with the conversion rules the control plane expects:
  *  - zero or empty stunServers, holePunchTimeoutSecs,
  *    stunRefreshIntervalSecs and maxCandidatePairs take the defaults;
  *  - relayServer.maxSessions 0 → 100;
@@ -9,12 +9,12 @@
  *    enabled = false but keeps the default STUN server);
  *  - relayServer.authCredential is stripped off into clusterRelayCredential.
  * A spec with a wrongly typed field is refused with an error naming the field.
- * Beyond the seeds, a relayServer needs an authCredential of at least 16
+ * Stricter than the control plane: a relayServer needs an authCredential of at least 16
  * bytes: its port is open to anyone, and an empty credential made it an open
  * relay.
  *
- * Beyond the seeds: `relays`, the built-in relay servers this node registers
- * with (and advertises as relay candidates). The seeds' relayServer is a
+ * An addition to the control plane's spec: `relays`, the built-in relay servers
+ * this node registers with (and advertises as relay candidates). relayServer is a
  * relay this node *runs*; a node behind NAT needs to know one it can *use*.
  */
 import {
@@ -61,7 +61,7 @@ export interface NatConfig {
   relayServer?: RelayServerConfig;
   /** The shared secret of built-in relays (client and server): at least 16 random bytes; a relay server refuses to start without it. */
   clusterRelayCredential?: string;
-  /** Built-in relay servers ("host:port") to register with and advertise (not in the seeds). */
+  /** Built-in relay servers ("host:port") to register with and advertise (a tswg addition to the spec). */
   relays?: string[];
 }
 
@@ -92,7 +92,7 @@ export interface RelayServerSpec {
   authCredential?: string | null;
 }
 
-/** What the control plane sends (zlayer_types::nat_wire::NatConfigSpec in camelCase). Missing fields read as zero / empty. */
+/** What the control plane sends (the NatConfigSpec of ZLayer's control plane, in camelCase). Missing fields read as zero / empty. */
 export interface NatConfigSpec {
   enabled?: boolean;
   stunServers?: string[];
@@ -109,7 +109,7 @@ export class NatConfigError extends Error {
   override readonly name = 'NatConfigError';
 }
 
-/** Convert a spec (already JSON-parsed, so untrusted) to a NatConfig by the catalog's rules; throws NatConfigError naming the bad field. */
+/** Convert a spec (already JSON-parsed, so untrusted) to a NatConfig by the rules above; throws NatConfigError naming the bad field. */
 export function natConfigFromSpec(spec: unknown): NatConfig {
   if (typeof spec !== 'object' || spec === null || Array.isArray(spec)) throw new NatConfigError('NAT config spec must be an object');
   const s = spec as Record<string, unknown>;
@@ -185,7 +185,7 @@ function nonNegativeInteger(value: unknown, field: string): number | undefined {
   return value;
 }
 
-/** Zero or missing → the default (the seeds' "zero falls back" rule). */
+/** Zero or missing → the default (a zero means "not set" on the wire). */
 function positiveOr(value: unknown, field: string, fallback: number): number {
   const n = nonNegativeInteger(value, field);
   return n === undefined || n === 0 ? fallback : n;

@@ -4,9 +4,9 @@
  * their own protocol constants beside their code (stun/, turn/, relay/).
  */
 
-// ---- configuration defaults (the seeds give only "enabled, Google STUN") ----
+// ---- configuration defaults (the control plane fixes only "enabled, Google STUN") ----
 
-/** The public STUN server of NatConfig's default, as in the reference system. */
+/** The public STUN server of NatConfig's default, the one the control plane assumes. */
 export const DEFAULT_STUN_SERVER = 'stun.l.google.com:19302';
 export const DEFAULT_STUN_SERVER_LABEL = 'google';
 /**
@@ -20,7 +20,7 @@ export const DEFAULT_HOLE_PUNCH_TIMEOUT_SECS = 10;
 export const DEFAULT_STUN_REFRESH_INTERVAL_SECS = 30;
 /** Candidates of one peer tried per connect attempt, best first (ICE's default check list is far longer; a node rarely has more than a handful). */
 export const DEFAULT_MAX_CANDIDATE_PAIRS = 10;
-/** The seeds' default_max_relay_sessions(): relay max_sessions 0 means this. */
+/** Relay sessions when max_sessions is 0 (unset on the wire). */
 export const DEFAULT_MAX_RELAY_SESSIONS = 100;
 
 // ---- candidate priorities (RFC 8445 §5.1.2.1) -------------------------------

@@ -1,5 +1,5 @@
 /**
- * The NAT maintenance tick (the reference's nat_maintenance_tick, NatTick)
+ * The NAT maintenance tick (the NatTick request)
  * and the NAT status view (NatStatusWire), for a node's global device.
  *
  * tick():
@@ -22,7 +22,7 @@
  * an empty or all-invalid list removes the entry. removePeer() forgets the
  * candidates and the connection type. setConfig() replaces the config; a
  * running traversal with another config is closed so the next tick starts
- * over with the new one (null keeps the earlier config, as the seeds do).
+ * over with the new one (null keeps the earlier config: the control plane sends null for "unchanged").
  */
 import { formatEndpoint } from '../device/addr.js';
 import type { Device } from '../device/device.js';

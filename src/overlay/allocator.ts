@@ -1,5 +1,5 @@
 /**
- * The node-slice IP allocator (seeds CATALOG §4, the server-local IpAllocator):
+ * The node-slice IP allocator, one per node and local to it:
  *  - the node's own IP is slice base + 1, deterministic and never handed out;
  *  - containers get base + 2, base + 3, …; released addresses are reused
  *    first, most recently released first (LIFO);
@@ -7,15 +7,15 @@
  *    "IP allocator exhausted: next address {a} is outside slice {cidr}";
  *  - release is idempotent and ignores the node IP. IPv4 and IPv6.
  *
- * Fixed from the seeds (which push any released address into the pool, and
- * advance the counter on a failed allocation):
+ * Two traps avoided on purpose (pushing any released address into the pool,
+ * and advancing the counter on a failed allocation):
  *  - release ignores addresses this allocator did not hand out (or claim),
  *    so a stray ReleaseIp cannot make the counter and the pool hand out the
  *    same address twice;
  *  - a failed allocation leaves the counter alone, so the error names the
  *    first address past the slice every time.
  *  - a slice too small to hold the node IP is refused up front.
- * claim() (not in the seeds) marks an address as taken, for restoring the
+ * claim() marks an address as taken, for restoring the
  * assignments a restarted node saved.
  */
 import { AddressError, bytesToIp, formatCidr, ipToBytes, parseCidr, type Cidr } from '../device/addr.js';
@@ -39,7 +39,7 @@ export function bigIntToBytes(value: bigint, length: number): Uint8Array {
   return out;
 }
 
-/** Parse a CIDR with the seeds' error wording. */
+/** Parse a CIDR; the error wording is the one ZLayer's control plane expects. */
 export function parseCidrOrThrow(text: string): Cidr {
   try {
     return parseCidr(text);

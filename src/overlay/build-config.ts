@@ -1,6 +1,6 @@
 /**
- * The decisions of the seeds' build_config and host-adapter handling
- * (catalog §1), as pure functions so they are tested without a device:
+ * The decisions behind the global device's configuration and the host
+ * adapter, as pure functions so they are tested without a device:
  *  - the global device's local endpoint: the physical egress address when
  *    its family matches the overlay IP's, else the family's unspecified
  *    address (a mismatch is worth a warning); rootless always unspecified,
@@ -20,12 +20,12 @@ function familyOf(ip: string, what: string): IpFamily {
   throw new OverlayError(`${what} ${ip} is not an IP address`);
 }
 
-/** Rootless mode forces the unspecified local endpoint (seeds' rootless_forces_unspecified). */
+/** Rootless mode forces the unspecified local endpoint (egress detection under rootless networking finds a meaningless address). */
 export function rootlessForcesUnspecified(rootless: boolean): boolean {
   return rootless;
 }
 
-/** Whether the environment asks for rootless mode (TSWG_ROOTLESS or the seeds' ZLAYER_ROOTLESS set, even empty). */
+/** Whether the environment asks for rootless mode (TSWG_ROOTLESS, or ZLAYER_ROOTLESS as ZLayer sets it; set, even empty). */
 export function rootlessFromEnvironment(env: NodeJS.ProcessEnv = process.env): boolean {
   return ROOTLESS_ENV_VARS.some((name) => env[name] !== undefined);
 }
@@ -52,7 +52,7 @@ export function localEndpointFor(
   return { family, address: egress.address, port };
 }
 
-/** Whether failing to create the host adapter aborts setup (seeds' host_adapter_failure_is_fatal). */
+/** Whether failing to create the host adapter aborts setup. */
 export function hostAdapterFailureFatal(mandatory: boolean, platform: NodeJS.Platform = process.platform): boolean {
   return platform === 'linux' || mandatory;
 }

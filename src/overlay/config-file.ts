@@ -1,6 +1,6 @@
 /**
  * `tswg node --config FILE`: the node's settings and its peers in one YAML
- * or JSON file, so a small mesh comes up with no orchestrator (issue 7).
+ * or JSON file, so a small mesh comes up with no orchestrator.
  *
  *   deployment: demo                 # required: part of the interface name
  *   instanceId: node1                # optional: default the data dir's random id
@@ -59,7 +59,7 @@ export interface NodeConfig {
 }
 
 /** Check a parsed document; throws ProtocolError naming the field (no file name). */
-export function validateNodeConfig(document: unknown): NodeConfig {
+function validateNodeConfig(document: unknown): NodeConfig {
   const reader = objectAt(document, '');
   const config: NodeConfig = {
     deployment: nameField(reader, 'deployment'),

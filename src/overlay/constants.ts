@@ -1,9 +1,8 @@
 /**
- * Every number and name of the overlay node in one place (seeds CATALOG §1,
- * §2c, §4, §5, §6). Values the seeds leave open are chosen here, with why.
+ * Every number and name of the overlay node in one place, each with why.
  */
 
-// ---- cluster addressing (§4) -------------------------------------------------
+// ---- cluster addressing ------------------------------------------------------
 
 /** The cluster CIDR until SetupGlobalOverlay names one (Status reports it before setup). */
 export const DEFAULT_CLUSTER_CIDR = '10.200.0.0/16';
@@ -11,17 +10,12 @@ export const DEFAULT_CLUSTER_CIDR = '10.200.0.0/16';
 export const NODE_RESERVED_OFFSET = 1;
 /** The first address handed to a container: slice base + 2. */
 export const FIRST_CONTAINER_OFFSET = 2;
-/**
- * The seeds hard-code the global device's prefix to /16 whatever the cluster
- * prefix is; kept as the fallback when the cluster CIDR cannot supply one.
- */
-export const GLOBAL_OVERLAY_PREFIX_LEN = 16;
 
 // ---- service subnets and dedicated devices -----------------------------------
 
-/** One IPv4 service subnet: 62 usable addresses; the older /28 ran out under CI churn in the Rust reference. */
+/** One IPv4 service subnet: 62 usable addresses; a /28 runs out under container churn. */
 export const SERVICE_SUBNET_PREFIX_V4 = 26;
-/** One IPv6 service subnet: 256 addresses, the IPv6 counterpart the Rust reference pairs with /26. */
+/** One IPv6 service subnet: 256 addresses, the IPv6 counterpart of the /26. */
 export const SERVICE_SUBNET_PREFIX_V6 = 120;
 /**
  * Registry key of the node-wide shared bridge's subnet. Service names are
@@ -35,22 +29,20 @@ export const DEDICATED_PORT_BAND_SIZE = 64;
 /** The highest UDP port; the band is cut there. */
 export const MAX_UDP_PORT = 65535;
 
-// ---- WireGuard device (§1) ---------------------------------------------------
+// ---- WireGuard device --------------------------------------------------------
 
-/** zlayer_core::DEFAULT_WG_PORT is not in the seeds; the tests use 51820 (WireGuard's customary port). */
+/** The global device's listen port unless configured: WireGuard's customary port. */
 export const DEFAULT_WG_PORT = 51820;
 /** WireGuard inside a mesh: 1500 − 80 bytes of WireGuard/UDP/IPv6 overhead; an untuned MTU blackholes packets. */
 export const OVERLAY_MTU = 1420;
-/** Persistent keepalive of overlay peers (the 75 s stale cutoff below is 3 × this). */
+/** Persistent keepalive of overlay peers. */
 export const DEFAULT_PERSISTENT_KEEPALIVE_SECS = 25;
-/** A peer without a handshake for this long is reconnected by the NAT tick (3 × 25 s keepalive). */
-export const HANDSHAKE_STALE_SECS = 75;
 /** The endpoint text that means "no endpoint yet" (a roaming peer) in a PeerSpec. */
 export const ROAMING_ENDPOINT = '0.0.0.0:0';
 /** Environment variables that mean rootless mode (unspecified local endpoint, no iptables). */
 export const ROOTLESS_ENV_VARS: readonly string[] = Object.freeze(['TSWG_ROOTLESS', 'ZLAYER_ROOTLESS']);
 
-// ---- interface names (§2c) ---------------------------------------------------
+// ---- interface names ---------------------------------------------------------
 
 /** IFNAMSIZ − 1: the longest Linux interface name. */
 export const MAX_IFNAME_LEN = 15;
@@ -98,8 +90,6 @@ export const MAX_CONTROL_RESPONSE_BYTES = 64 * 1024 * 1024;
 export const SHUTDOWN_QUEUE_WAIT_MS = 1000;
 /** A second device failure within this long after a restart is not retried: the node exits 1. */
 export const DEVICE_RESTART_WINDOW_MS = 60_000;
-/** Peer scope of a request that names none. */
-export const DEFAULT_SCOPE = 'global';
 
 // ---- containers ----------------------------------------------------------------
 

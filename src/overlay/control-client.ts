@@ -9,7 +9,7 @@ import net from 'node:net';
 import { MAX_CONTROL_RESPONSE_BYTES } from './constants.js';
 import { encodeRequest, parseResponse, type Request, type Response } from './protocol.js';
 
-export class ControlClientError extends Error {
+class ControlClientError extends Error {
   override readonly name = 'ControlClientError';
 }
 

@@ -1,6 +1,6 @@
 /**
- * The overlay node's engine: the node-level half of the seeds' OverlaydServer
- * (CATALOG §1, §4, §5, §6 and the global parts of §7), one request at a time.
+ * The overlay node's engine: the node-level requests of the control API
+ * (global overlay, IPs, peers, NAT, status, shutdown), one request at a time.
  *
  * It owns the node's one global WireGuard device: a LinuxTun, a Device and
  * its UapiServer in this process (so `wg show zl-…-g` works), plus the
@@ -8,22 +8,21 @@
  * sysctls). Everything it changes is recorded and reverted by teardown.
  *
  * handle() never throws: every failure becomes Err{message}, whose text is
- * the seeds' where they have one ("global overlay not set up", "no dedicated
+ * fixed where clients match on it ("global overlay not set up", "no dedicated
  * overlay for service …", "invalid CIDR …", "invalid peer endpoint …").
  * Callers must not run two handle() calls at once (the control server and the
  * daemon serialise them), except NatTick: the control server runs it beside
  * the queue (it can take seconds), and natTick runs one at a time itself.
  *
- * Seed behaviours changed on purpose (the issue asks for the listed seed bugs
- * fixed):
+ * Choices made on purpose:
  *  - the global device's prefix is the cluster prefix, not a hard-coded /16;
  *  - keys and the instance id persist in the data directory, so a restarted
  *    node keeps its public key, interface name and node IP;
  *  - a repeated SetupGlobalOverlay with the same slice keeps the allocations
- *    (the seeds recreate the allocator and wipe them); a different slice on
+ *    (recreating the allocator would wipe them); a different slice on
  *    a live device is refused ("tear it down first") instead of silently
  *    re-binding the allocator under live assignments.
- *  - the VM-only rule (§6): a Global-scope peer change on a node whose setup
+ *  - the VM-only rule: a Global-scope peer change on a node whose setup
  *    degraded to "(host-adapter-disabled)" is skipped with a log line and Ok.
  *    On Linux a host-adapter failure is always fatal (hostAdapterFailureFatal),
  *    so this only happens elsewhere; before any setup the answer is
@@ -181,7 +180,7 @@ export class OverlayEngine {
   private natConfig: NatConfig | null = null;
   /** AddPeer's wire candidates per base64 key (replayed into NatMaintenance when it starts). */
   private readonly peerCandidates = new Map<string, readonly unknown[]>();
-  /** SetLocalWgPubkey records it, as the seeds do (the orchestrator's view of this node's key). */
+  /** SetLocalWgPubkey records it: the orchestrator's view of this node's key, reported back in Status. */
   private localWgPubkey: string | null = null;
   private readonly services: ServiceOverlays;
   private readonly attachments: ContainerAttachments;
@@ -678,7 +677,7 @@ export class OverlayEngine {
       await addRouteViaDev(dest, g.clusterCidr.prefixLength, name);
       g.changes.routes.push({ dest, prefixLen: g.clusterCidr.prefixLength, dev: name });
     } catch (error) {
-      // The address brings the kernel's own prefix route for the cluster; that one is fine (transport.rs swallows EEXIST too).
+      // The address brings the kernel's own prefix route for the cluster; that one is fine (EEXIST for it is expected, not a failure).
       if ((error as { code?: string }).code !== 'EEXIST') throw error;
     }
     if (!this.rootless) await this.enableForwarding(g);
@@ -694,7 +693,7 @@ export class OverlayEngine {
           try {
             before = await readSysctl(IPV4_FORWARD_KEY);
           } catch {
-            before = '0'; // the seeds read a failure as "0"
+            before = '0'; // unreadable counts as off: teardown restores 0
           }
           this.sysctlSnapshot.save(before);
         }
@@ -823,7 +822,7 @@ export class OverlayEngine {
   }
 
   private async addPeer(spec: Extract<Request, { type: 'AddPeer' }>['peer'], scope: PeerScope | undefined): Promise<void> {
-    // The spec is parsed first, so a bad endpoint is an error whatever the scope (as in the seeds).
+    // The spec is parsed first, so a bad endpoint is an error whatever the scope: the answer does not depend on which device would take the peer.
     const info = peerSpecToInfo(spec);
     if (info.persistentKeepaliveSecs > MAX_KEEPALIVE_SECS) {
       throw new OverlayError(`invalid persistent keepalive ${info.persistentKeepaliveSecs}: at most ${MAX_KEEPALIVE_SECS} seconds`);

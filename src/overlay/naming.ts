@@ -1,5 +1,5 @@
 /**
- * Deterministic interface names (seeds CATALOG §2c, make_interface_name):
+ * Deterministic interface names, the same as ZLayer's for the same parts:
  * "zl-" + parts joined by "-" (+ "-" + suffix) when that fits in 15 bytes,
  * else a hash of the parts and the suffix.
  *
@@ -7,7 +7,7 @@
  * (0, 0); hashing a `&str` writes its UTF-8 bytes then one 0xff byte
  * (core's `write_str`: 0xff never occurs in UTF-8, so the encoding is
  * prefix-free). The hash is rendered as `{:x}` (lower-case hex, no padding).
- * Reproducing it exactly keeps the names of hosts set up by the reference
+ * Reproducing it exactly keeps the names of hosts set up by ZLayer's own
  * daemon (test/overlay/core-naming.test.ts checks names printed by rustc).
  */
 import {
@@ -97,7 +97,7 @@ function byteLength(text: string): number {
 
 /**
  * The interface name for `parts` and `suffix`: never longer than 15 bytes,
- * always starting with "zl-", deterministic (catalog §2c):
+ * always starting with "zl-", deterministic:
  *  - "zl-" + parts.join("-") + ("-" + suffix if any), when it fits;
  *  - else, with a suffix, "zl-" + hash[..15-4-len(suffix)] + "-" + suffix;
  *  - else (no suffix, or a suffix of 11 bytes or more) "zl-" + hash[..12].

@@ -1,11 +1,11 @@
 /**
  * A peer as the control plane sends it (PeerSpec: strings) → what the device
  * needs (PeerInfo: key bytes, a parsed endpoint, CIDRs, NAT candidates).
- * The seeds' peer_spec_to_info, with its error wording:
+ * The error wording is the one the control plane knows:
  *   "invalid peer endpoint {e}: …", "invalid CIDR {c}: …".
  * "0.0.0.0:0" (or "[::]:0", or "") means no endpoint yet: the peer roams in.
  * Candidates of unknown type or with a bad address are dropped, not refused
- * (catalog §5: they come from other nodes' gathering).
+ * (they come from other nodes' gathering, which this node cannot vouch for).
  */
 import { AddressError, formatCidr, parseCidr, parseEndpoint, type Cidr, type Endpoint } from '../device/addr.js';
 import { candidatesFromWire, type Candidate } from '../nat/candidates.js';
@@ -24,7 +24,7 @@ export interface PeerInfo {
   /** null: no endpoint yet (roaming; the peer's first handshake sets it). */
   endpoint: Endpoint | null;
   allowedIps: Cidr[];
-  /** The spec's allowedIps string, verbatim (the seeds keep it as given). */
+  /** The spec's allowedIps string, verbatim, so Status reports what was sent. */
   allowedIpsText: string;
   /** 0 = off. */
   persistentKeepaliveSecs: number;
@@ -68,7 +68,7 @@ export function parseAllowedIps(text: string): Cidr[] {
   return out;
 }
 
-/** Convert a PeerSpec; throws OverlayError naming the bad key, endpoint or CIDR. The endpoint is checked first (as the seeds do). */
+/** Convert a PeerSpec; throws OverlayError naming the bad key, endpoint or CIDR. The endpoint is checked first, so a bad one is always the error named. */
 export function peerSpecToInfo(spec: PeerSpec): PeerInfo {
   const endpoint = parsePeerEndpoint(spec.endpoint);
   let publicKey: Uint8Array;

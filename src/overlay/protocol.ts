@@ -1,6 +1,6 @@
 /**
- * The control API of `tswg node`: one JSON object per line each way (seeds
- * CATALOG §6, zlayer_types::overlayd, with camelCase fields).
+ * The control API of `tswg node`: one JSON object per line each way, the
+ * requests and answers of ZLayer's overlay daemon with camelCase fields.
  *
  * A request is `{"type": "<Variant>", …fields}`; parseRequest checks it
  * against a schema written out below (no schema library: the shapes are
@@ -16,7 +16,7 @@
  * 51820, .hostAdapterMandatory false; AllocateIp.joinGlobal false;
  * scope "global"; PeerSpec.endpoint "0.0.0.0:0" (roaming), .allowedIps "",
  * .persistentKeepaliveSecs 0, .candidates []. PeerSpec.allowedIps may also be
- * sent as an array of strings; it is joined with "," (the seeds' form).
+ * sent as an array of strings; it is joined with "," (the string form).
  */
 import { isIP } from 'node:net';
 import { AddressError, parseCidr } from '../device/addr.js';
@@ -70,7 +70,7 @@ export interface PeerStatusView {
   connectionType?: string;
 }
 
-/** The Status answer (seeds' StatusSnapshot, global part). */
+/** The Status answer: the global overlay's snapshot. */
 export interface StatusSnapshot {
   /** Name of the global device; null before setup. */
   interface: string | null;
@@ -358,7 +358,7 @@ export type ResponseType = Response['type'];
 type JsonObject = Record<string, unknown>;
 
 /** A value as an error message shows it: JSON, shortened. */
-export function describeValue(value: unknown): string {
+function describeValue(value: unknown): string {
   if (value === undefined) return 'nothing';
   let text: string;
   try {
@@ -459,7 +459,7 @@ function checkKey(value: string, path: string): string {
   return value;
 }
 
-/** "invalid CIDR …" is the seeds' wording (AddAllowedIp); prefixed with the field. */
+/** "invalid CIDR …", the wording clients know from AddAllowedIp; prefixed with the field. */
 export function checkCidr(value: string, path: string): string {
   try {
     parseCidr(value.trim());
@@ -491,7 +491,7 @@ export function nameField(reader: ObjectReader, key: string): string {
 }
 
 /** "global" (any case; the default) or {"service": "name"}. */
-export function parseScope(value: unknown, path: string): PeerScope {
+function parseScope(value: unknown, path: string): PeerScope {
   if (value === undefined || value === null) return 'global';
   if (typeof value === 'string' && value.toLowerCase() === 'global') return 'global';
   if (isObject(value)) {
@@ -558,7 +558,7 @@ export function parseNatSpec(value: unknown, path: string): NatConfigSpec {
 }
 
 /** "auto" (the default), "shared" or "dedicated", in any case. */
-export function parseMode(value: unknown, path: string): OverlayMode {
+function parseMode(value: unknown, path: string): OverlayMode {
   if (value === undefined || value === null) return 'auto';
   if (typeof value === 'string') {
     const mode = value.toLowerCase() as OverlayMode;
@@ -568,7 +568,7 @@ export function parseMode(value: unknown, path: string): OverlayMode {
 }
 
 /** {"linuxPid": N}, {"guestManaged": "<id>"} or {"hostShared": "<id>"}. */
-export function parseAttachHandle(value: unknown, path: string): AttachHandle {
+function parseAttachHandle(value: unknown, path: string): AttachHandle {
   const expected = '{"linuxPid": <pid>}, {"guestManaged": "<id>"} or {"hostShared": "<id>"}';
   if (!isObject(value) || Object.keys(value).length !== 1) fail(path, expected, value);
   const reader = new ObjectReader(value, path);

@@ -1,7 +1,7 @@
 /**
  * The node's state in its data directory: identity (keys, instance id),
  * the global overlay's settings and the IP assignments, so a restarted node
- * keeps its key, interface name and IP (issue 7).
+ * keeps its key, interface name and IP.
  *
  * Writes are atomic: the JSON goes to a temporary file in the same
  * directory (mode 0600, it holds the private key), is fsynced, renamed over
@@ -66,7 +66,7 @@ export function readJsonFile<T>(path: string): T | null {
 }
 
 /** Where JSON.parse gave up, as "not valid JSON at byte N" (no content of the file). */
-export function jsonErrorPlace(text: string, error: unknown): string {
+function jsonErrorPlace(text: string, error: unknown): string {
   const position = /at position (\d+)/.exec(errorText(error));
   if (position !== null) return `not valid JSON at byte ${Buffer.byteLength(text.slice(0, Number(position[1])), 'utf8')}`;
   if (/end of JSON input/i.test(errorText(error))) return `not valid JSON: it ends early, at byte ${Buffer.byteLength(text, 'utf8')}`;
@@ -74,7 +74,7 @@ export function jsonErrorPlace(text: string, error: unknown): string {
 }
 
 /** A fresh identity: new keys and a random instance id. */
-export function newNodeState(): NodeState {
+function newNodeState(): NodeState {
   const privateKey = generatePrivateKey();
   return {
     version: STATE_VERSION,
@@ -89,7 +89,7 @@ const OPTIONAL_STRINGS = ['deployment', 'interfaceName', 'clusterCidr', 'sliceCi
 const OPTIONAL_NUMBERS = ['wgPort', 'localNodeId'] as const;
 
 /** Check a parsed state file; throws OverlayError naming the file and the field. */
-export function validateNodeState(value: unknown, path: string): NodeState {
+function validateNodeState(value: unknown, path: string): NodeState {
   const bad = (what: string): never => {
     throw new OverlayError(`${path} is corrupt: ${what}; move it away to start with a fresh identity`);
   };

@@ -1,8 +1,8 @@
 /**
- * The node's status: the seeds' peer-status parser for `wg`-style dumps
- * (catalog §6 parse_peer_status), the Status snapshot built from the
- * device's own UAPI state, and the tables `tswg node status|peers|nat` print
- * for people (scripts use --json, which is the Status answer as is).
+ * The node's status: the peer-status parser for `wg`-style dumps, the Status
+ * snapshot built from the device's own UAPI state, and the tables
+ * `tswg node status|peers|nat` print for people (scripts use --json, which
+ * is the Status answer as is).
  */
 import { formatCidr, formatEndpoint } from '../device/addr.js';
 import type { UapiDeviceState } from '../device/uapi.js';
@@ -12,7 +12,7 @@ import type { MembershipStatusView, NatStatusWire, PeerStatusView, StatusSnapsho
 
 export type { PeerStatusView, StatusSnapshot } from './protocol.js';
 
-/** One peer block of a dump, as the seeds' PeerStatus. */
+/** One peer block of a dump. */
 export interface ParsedPeer {
   publicKey: string;
   /** "" when the block has none. */
@@ -24,7 +24,7 @@ export interface ParsedPeer {
 }
 
 /**
- * Split a `key=value` dump into peer blocks (catalog §6): lines are trimmed
+ * Split a `key=value` dump into peer blocks: lines are trimmed
  * and split at the first "="; lines without "=" are ignored; public_key or
  * peer opens a block; endpoint, allowed_ip / allowed_ips and latest_handshake
  * / last_handshake_time_sec fill it; keys before the first peer (the
@@ -80,7 +80,7 @@ function parseUnsigned(text: string): number {
   return Number.isSafeInteger(value) ? value : 0;
 }
 
-/** Status before SetupGlobalOverlay: no interface, node IP or key; the cluster CIDR is already known (catalog §4). */
+/** Status before SetupGlobalOverlay: no interface, node IP or key; the cluster CIDR is already known (the default until setup names one). */
 export function emptyStatus(clusterCidr: string | null = DEFAULT_CLUSTER_CIDR): StatusSnapshot {
   return { interface: null, nodeIp: null, publicKey: null, overlayCidr: clusterCidr, sliceCidr: null, peerCount: 0, serviceCount: 0, peers: [], services: [], dedicatedServices: [] };
 }
@@ -141,7 +141,7 @@ export function formatHandshakeAge(latestHandshake: number, nowSecs: number): st
 }
 
 /** Columns padded to their widest cell; the last column is not padded. */
-export function formatTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
+function formatTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
   const widths = header.map((title, i) => Math.max(title.length, ...rows.map((row) => (row[i] ?? '').length)));
   const line = (cells: readonly string[]): string =>
     cells
@@ -200,7 +200,7 @@ export function formatStatusTable(status: StatusSnapshot, nowSecs: number = Date
 }
 
 /** "etcd, healthy, member, revision 42"; "etcd, DEGRADED (etcd unreachable, known peers kept), …" during an outage. */
-export function describeMembership(view: MembershipStatusView): string {
+function describeMembership(view: MembershipStatusView): string {
   if (view.backend === 'static') return 'static (config file and control API)';
   const health = view.healthy ? 'healthy' : 'DEGRADED (etcd unreachable, known peers kept)';
   return `${view.backend}, ${health}, ${view.member ? 'member' : 'not yet a member'}, revision ${view.revision ?? NONE}`;

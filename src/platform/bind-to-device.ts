@@ -99,8 +99,8 @@ function interfaceNameBytes(ifname: string): Uint8Array {
  * - ENODEV (no such interface in the socket's namespace): InterfaceNotFoundError;
  * - anything else: NetworkConfigError naming the interface and the errno.
  *
- * Linux only: elsewhere it does nothing (as the reference system does on
- * platforms without an equivalent; macOS' IP_BOUND_IF is not implemented).
+ * Linux only: elsewhere it does nothing (a platform without an equivalent
+ * keeps the default routing; macOS' IP_BOUND_IF is not implemented).
  */
 export function bindToDevice(socket: DeviceBindableSocket, ifname: string): void {
   const value = interfaceNameBytes(ifname);

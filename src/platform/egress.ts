@@ -1,7 +1,7 @@
 /**
  * Physical-egress detection: the real NIC this host uses to reach the
  * outside world, and its source address, ignoring VPN-mesh and other
- * virtual interfaces (the reference system's `egress.rs`).
+ * virtual interfaces.
  *
  * Why: the usual "UDP-connect to 8.8.8.8 and read the local address" trick
  * reports the source address of the default route, which on a mesh-joined

@@ -1,5 +1,5 @@
 /**
- * Typed errors of the platform layer, the kinds the reference system uses:
+ * Typed errors of the platform layer, one kind per way a step can fail:
  * each names the interface, file or operation involved.
  */
 export class PlatformError extends Error {
@@ -53,8 +53,7 @@ export class NetlinkError extends PlatformError {
 }
 
 /**
- * A network-configuration step failed (the reference system's
- * `OverlayError::NetworkConfig`): egress detection found nothing usable, a
+ * A network-configuration step failed: egress detection found nothing usable, a
  * route dump failed, an interface name is unusable for SO_BINDTODEVICE, ...
  */
 export class NetworkConfigError extends PlatformError {

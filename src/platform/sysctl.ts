@@ -14,8 +14,8 @@
  *
  * IPv6 forwarding is enabled per interface (setIpv6Forwarding), never through
  * net.ipv6.conf.all.forwarding: writing that one resets accept_ra / autoconf
- * on every interface, so the public NIC drops its RA default route (the seeds
- * saw SSH stall). setSysctl refuses that key.
+ * on every interface, so the public NIC drops its RA default route (SSH to
+ * the host stalls). setSysctl refuses that key.
  *
  * Errors: IoError (with the errno name as code) when the file cannot be read
  * or written, or the key is malformed; PlatformError for the refused key.

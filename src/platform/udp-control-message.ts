@@ -11,7 +11,7 @@ import { IPPROTO_IPV6 } from './libc.js';
 export const IPPROTO_IP = 0;
 export const IP_PKTINFO = 8;
 export const IPV6_RECVPKTINFO = 49;
-export const IPV6_PKTINFO = 50;
+const IPV6_PKTINFO = 50;
 export const SOL_UDP = 17;
 export const UDP_SEGMENT = 103;
 export const UDP_GRO = 104;
@@ -29,7 +29,7 @@ function align(length: number): number {
 }
 
 /** CMSG_SPACE: what a message with `dataLength` bytes of data takes in a control buffer. */
-export function controlSpace(dataLength: number): number {
+function controlSpace(dataLength: number): number {
   return CMSG_HEADER_SIZE + align(dataLength);
 }
 

@@ -19,7 +19,7 @@ import { NOT_COALESCED } from './udp-control-message.js';
  * include/net/udp.h, since UDP GRO came in Linux 5.0): a received datagram
  * fills at most this many slots once split.
  */
-export const UDP_GRO_MAX_SEGMENTS = 64;
+const UDP_GRO_MAX_SEGMENTS = 64;
 
 /**
  * Slots a received datagram may need once split: UDP_GRO_MAX_SEGMENTS where

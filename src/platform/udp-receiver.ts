@@ -16,7 +16,7 @@ import { SegmentSplitter, UdpReceiveCounters, slotsPerReceive } from './udp-gro.
 
 // A received datagram's meta bytes.
 /** The sender's sockaddr_in / sockaddr_in6 at offset 0. */
-export const META_SENDER = 0;
+const META_SENDER = 0;
 /** 0: the local address is not known; 4 or 6. */
 export const META_LOCAL_FAMILY = NAME_ROOM;
 /** The index of the interface it arrived on (u32, little endian). */

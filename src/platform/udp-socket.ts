@@ -64,7 +64,7 @@ export function setSocketMark(fd: number, mark: number): void {
  * 7 MiB (SO_RCVBUF/SO_SNDBUF, then the *FORCE options) came with later
  * releases.
  */
-export const UDP_SOCKET_BUFFER_BYTES = 7 << 20;
+const UDP_SOCKET_BUFFER_BYTES = 7 << 20;
 
 /**
  * Ask for big send and receive buffers: the *FORCE options pass net.core.

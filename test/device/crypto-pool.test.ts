@@ -14,6 +14,7 @@ import { generatePrivateKey } from '../../src/noise/keys.js';
 import { parseTransportHeader } from '../../src/noise/messages.js';
 import { TransportSlot } from '../../src/noise/transport-slot.js';
 import { Tunnel } from '../../src/noise/tunnel.js';
+import { Rng } from '../helpers/fuzz.js';
 
 const SLOT_BYTES = 4096;
 const MTU = 1420;
@@ -125,11 +126,8 @@ describe('crypto workers', () => {
     const senders = pairs.map((pair) => pair.a);
     const receivers = pairs.map((pair) => pair.b);
     const { batch, sealed, opened, dropped } = recordingBatch(pool);
-    let seed = 7;
-    const random = (n: number) => {
-      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
-      return seed % n;
-    };
+    const rng = new Rng(7);
+    const random = (n: number): number => rng.int(n);
     const count = 3000;
     const packets = Array.from({ length: count }, (_, i) => packet(i, 20 + random(1401)));
     const peerOf = packets.map(() => random(pairs.length));

@@ -22,6 +22,11 @@ export class Rng {
     return (t ^ (t >>> 14)) >>> 0;
   }
 
+  /** A uniformly random unsigned 64-bit integer. */
+  u64(): bigint {
+    return (BigInt(this.u32()) << 32n) | BigInt(this.u32());
+  }
+
   /** A float in [0, 1). */
   float(): number {
     return this.u32() / 4294967296;

@@ -1,7 +1,7 @@
 /**
  * Shared fixtures for the handshake, cookie and message tests
- * (test/noise/{handshake,cookie,messages,replay}.test.ts): hex helpers, a
- * seeded PRNG, scripted randomness for deterministic transcripts, and a
+ * (test/noise/{handshake,cookie,messages,fast-path}.test.ts): hex helpers,
+ * scripted randomness for deterministic transcripts, and a
  * pair of Tunnels wired to one ManualClock.
  */
 import { NoiseError } from '../../src/noise/errors.js';
@@ -47,36 +47,6 @@ export function thrown(fn: () => unknown): unknown {
 
 export function errorCode(out: TunnelOutput): string | null {
   return out.error?.code ?? null;
-}
-
-/** Seeded PRNG (sfc32) to choose reproducible test inputs; not for cryptography. */
-export class Prng {
-  private a = 0x9e3779b9;
-  private b = 0x243f6a88;
-  private c = 0xb7e15162;
-  private d: number;
-  constructor(seed: number) {
-    this.d = seed >>> 0;
-    for (let i = 0; i < 20; i++) this.u32();
-  }
-  u32(): number {
-    const t = (((this.a + this.b) | 0) + this.d) | 0;
-    this.d = (this.d + 1) | 0;
-    this.a = this.b ^ (this.b >>> 9);
-    this.b = (this.c + (this.c << 3)) | 0;
-    this.c = (this.c << 21) | (this.c >>> 11);
-    this.c = (this.c + t) | 0;
-    return t >>> 0;
-  }
-  /** Integer in [0, n), n < 2^32. */
-  int(n: number): number {
-    return this.u32() % n;
-  }
-  bytes(n: number): Uint8Array {
-    const out = new Uint8Array(n);
-    for (let i = 0; i < n; i++) out[i] = this.u32() & 0xff;
-    return out;
-  }
 }
 
 /**

@@ -30,21 +30,10 @@ import {
   systemClock,
 } from '../../src/noise/index.js';
 import type { Rng } from './fuzz.js';
+import { LOW_ORDER_POINTS, NON_CANONICAL_LOW_ORDER_POINTS, pointBytes } from './low-order-points.js';
 
-export const LOW_ORDER_POINTS: readonly Uint8Array[] = [
-  '0000000000000000000000000000000000000000000000000000000000000000',
-  '0100000000000000000000000000000000000000000000000000000000000000',
-  'e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800',
-  '5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157',
-  'ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
-  'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
-  'eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
-  'cdeb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b880',
-  '4c9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f11d7',
-  'd9ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff',
-  'daffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff',
-  'dbffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff',
-].map((hex) => new Uint8Array(Buffer.from(hex, 'hex')));
+/** Every encoding of a small-order point, canonical or not, as key bytes. */
+const LOW_ORDER_KEYS: readonly Uint8Array[] = [...LOW_ORDER_POINTS, ...NON_CANONICAL_LOW_ORDER_POINTS].map(pointBytes);
 
 const u32le = (bytes: Uint8Array, offset: number): number => new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(offset, true);
 
@@ -244,7 +233,7 @@ export class HostileFactory {
         out[88 + rng.int(28)]! ^= 1 << rng.int(8);
         break;
       case 3:
-        out.set(rng.pick(LOW_ORDER_POINTS), 8);
+        out.set(rng.pick(LOW_ORDER_KEYS), 8);
         break;
       case 4:
         out.set(rng.bytes(32), 8);
@@ -261,7 +250,7 @@ export class HostileFactory {
     const rng = this.rng;
     const out = header(MESSAGE_RESPONSE_TYPE, MESSAGE_RESPONSE_SIZE, rng);
     setU32le(out, 8, rng.chance(0.25) && this.liveIndices.length > 0 ? rng.pick(this.liveIndices) : this.randomDeadIndex());
-    if (rng.chance(0.2)) out.set(rng.pick(LOW_ORDER_POINTS), 12);
+    if (rng.chance(0.2)) out.set(rng.pick(LOW_ORDER_KEYS), 12);
     return this.stampMac1(out);
   }
 

@@ -32,6 +32,15 @@ export class FakeTun implements TunDevice {
     return true;
   }
   async close(): Promise<void> {}
+  /** The packets written so far, once there are at least `count`. */
+  async waitForPackets(count: number, timeoutMs = 5000): Promise<Uint8Array[]> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.written.length < count) {
+      if (Date.now() > deadline) throw new Error(`expected ${count} packet(s) on the fake TUN, got ${this.written.length}`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    return this.written;
+  }
 }
 
 export interface LoopbackNode {

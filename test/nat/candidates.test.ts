@@ -1,10 +1,10 @@
 /**
- * Candidates: the wire conversion (seeds test candidate_wire_conversions_round_trip:
- * "bogus" types and bad addresses become null), RFC 8445 priorities,
+ * Candidates: the wire conversion (round trips; "bogus" types and bad addresses become null), RFC 8445 priorities,
  * ordering and the pair cap, host-candidate selection over netlink dumps
  * (pure, plus the real dump of this namespace), and a fuzz run of the wire parser.
  */
 import { describe, expect, it } from 'vitest';
+import { Rng } from '../helpers/fuzz.js';
 import {
   candidateFromWire,
   candidatePriority,
@@ -69,14 +69,8 @@ describe('wire conversion', () => {
 
   it('never throws on random input (fuzz)', () => {
     const alphabet = '0123456789abcdef.:[]%x -';
-    let seed = 99;
-    const random = (n: number): number => {
-      // xorshift32: the low bits of a power-of-two LCG cycle too quickly.
-      seed ^= seed << 13;
-      seed ^= seed >>> 17;
-      seed ^= seed << 5;
-      return (seed >>> 0) % n;
-    };
+    const rng = new Rng(99);
+    const random = (n: number): number => rng.int(n);
     let valid = 0;
     for (let i = 0; i < 5000; i++) {
       let address = '';

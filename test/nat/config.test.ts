@@ -1,9 +1,10 @@
 /**
- * NatConfig defaults and the wire spec conversion (seeds CATALOG §5, test
- * nat_config_spec_to_config_fills_defaults_and_copies), plus the errors a
+ * NatConfig defaults and the wire spec conversion (defaults filled in, the
+ * rest copied), plus the errors a
  * malformed spec gets and a fuzz run over random JSON-ish specs.
  */
 import { describe, expect, it } from 'vitest';
+import { Rng } from '../helpers/fuzz.js';
 import {
   DEFAULT_HOLE_PUNCH_TIMEOUT_SECS,
   DEFAULT_MAX_CANDIDATE_PAIRS,
@@ -123,14 +124,8 @@ describe('natConfigFromSpec', () => {
   it('never throws anything but NatConfigError on random input (fuzz)', () => {
     const values: unknown[] = [0, 1, -1, 2.5, 'x', '', true, false, null, undefined, [], ['a'], [1], {}, { addr: 'a', username: 'b', credential: 'c' }];
     const keys = ['enabled', 'stunServers', 'turnServers', 'holePunchTimeoutSecs', 'stunRefreshIntervalSecs', 'maxCandidatePairs', 'relayServer', 'relays'];
-    let seed = 12345;
-    const random = (n: number): number => {
-      // xorshift32: the low bits of a power-of-two LCG cycle too quickly.
-      seed ^= seed << 13;
-      seed ^= seed >>> 17;
-      seed ^= seed << 5;
-      return (seed >>> 0) % n;
-    };
+    const rng = new Rng(12345);
+    const random = (n: number): number => rng.int(n);
     let accepted = 0;
     for (let i = 0; i < 3000; i++) {
       const spec: Record<string, unknown> = {};

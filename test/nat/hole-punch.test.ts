@@ -7,12 +7,13 @@
  * handshake followed by a packet through the tunnel.
  *
  * Also NatTraversal and NatMaintenance in process (a loopback STUN server):
- * the status view before and after (seeds: nat_status_request_returns_wire_snapshot,
- * add_peer_records_candidates_and_remove_clears_them), a disabled config, a
+ * the status view before and after (the wire snapshot; a peer's candidates
+ * recorded on add and cleared on remove), a disabled config, a
  * failed first gather retried on the next tick, the relay server start (and
  * its failure, which only warns), and the 75 s reconnect rule.
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import { Rng } from '../helpers/fuzz.js';
 import { makeCandidate, type Candidate } from '../../src/nat/candidates.js';
 import { devicePort } from '../../src/nat/datagram-port.js';
 import { ConnectError, ProbeResponder, classifyConnection, connectToPeer, decodeProbe, encodeProbe } from '../../src/nat/hole-punch.js';
@@ -81,13 +82,8 @@ describe('probe messages', () => {
   });
 
   it('decodeProbe never throws on random bytes and accepts only well-formed probes (fuzz)', () => {
-    let seed = 7;
-    const random = (n: number): number => {
-      seed ^= seed << 13;
-      seed ^= seed >>> 17;
-      seed ^= seed << 5;
-      return (seed >>> 0) % n;
-    };
+    const rng = new Rng(7);
+    const random = (n: number): number => rng.int(n);
     const valid = encodeProbe({ kind: 'answer', sender: new Uint8Array(32).fill(4), target: new Uint8Array(32).fill(5), transaction: new Uint8Array(8).fill(6) });
     for (let i = 0; i < 5000; i++) {
       const bytes = random(2) === 0 ? new Uint8Array(valid) : new Uint8Array(random(100));

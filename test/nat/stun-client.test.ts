@@ -31,7 +31,7 @@ import {
   type StunAttribute,
 } from '../../src/nat/stun/message.js';
 import { generatePrivateKey, publicKeyOf } from '../../src/noise/index.js';
-import type { TunDevice, TunHandlers } from '../../src/tun/tun.js';
+import { FakeTun } from '../helpers/nat-loopback.js';
 import {
   addressAndUp,
   cleanup,
@@ -308,32 +308,6 @@ describe('parseStunServer / resolveStunServer', () => {
 });
 
 // ---- real coturn ------------------------------------------------------------
-
-class FakeTun implements TunDevice {
-  readonly name = 'fake0';
-  readonly mtu = 1420;
-  readonly written: Uint8Array[] = [];
-  private handlers: TunHandlers | null = null;
-  start(handlers: TunHandlers): void {
-    this.handlers = handlers;
-  }
-  inject(packet: Uint8Array): void {
-    this.handlers!.packet(packet);
-  }
-  write(packet: Uint8Array): boolean {
-    this.written.push(new Uint8Array(packet));
-    return true;
-  }
-  async close(): Promise<void> {}
-  async waitForPackets(count: number, timeoutMs = 5000): Promise<Uint8Array[]> {
-    const deadline = Date.now() + timeoutMs;
-    while (this.written.length < count) {
-      if (Date.now() > deadline) throw new Error(`expected ${count} packet(s) on the fake TUN, got ${this.written.length}`);
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-    return this.written;
-  }
-}
 
 describe('StunClient against coturn in a namespace', () => {
   let serverNamespace: string;

@@ -59,10 +59,10 @@ const RFC5769_IPV4_RESPONSE = new Uint8Array(
 
 function seedMessages(rng: Rng): Uint8Array[] {
   const id = (): Uint8Array => rng.bytes(12);
-  const seeds: Uint8Array[] = [RFC5769_IPV4_RESPONSE];
+  const corpus: Uint8Array[] = [RFC5769_IPV4_RESPONSE];
   const txid = id();
-  seeds.push(encodeStunMessage({ type: StunMessageType.BindingRequest, transactionId: id(), attributes: [] }, { fingerprint: true }));
-  seeds.push(
+  corpus.push(encodeStunMessage({ type: StunMessageType.BindingRequest, transactionId: id(), attributes: [] }, { fingerprint: true }));
+  corpus.push(
     encodeStunMessage(
       {
         type: StunMessageType.BindingSuccess,
@@ -76,7 +76,7 @@ function seedMessages(rng: Rng): Uint8Array[] {
       { integrityKey: KEY, fingerprint: true },
     ),
   );
-  seeds.push(
+  corpus.push(
     encodeStunMessage(
       {
         type: stunMessageType(StunMethod.Allocate, StunClass.ErrorResponse),
@@ -91,7 +91,7 @@ function seedMessages(rng: Rng): Uint8Array[] {
     ),
   );
   const allocateId = id();
-  seeds.push(
+  corpus.push(
     encodeStunMessage(
       {
         type: stunMessageType(StunMethod.Allocate, StunClass.SuccessResponse),
@@ -105,7 +105,7 @@ function seedMessages(rng: Rng): Uint8Array[] {
       { integrityKey: KEY },
     ),
   );
-  return seeds;
+  return corpus;
 }
 
 /** A STUN header with a correct length field and cookie, then random attribute-shaped bytes. */
@@ -151,16 +151,16 @@ function lieAboutLength(rng: Rng, input: Uint8Array): Uint8Array {
   return out;
 }
 
-function candidate(rng: Rng, seeds: readonly Uint8Array[]): Uint8Array {
+function candidate(rng: Rng, corpus: readonly Uint8Array[]): Uint8Array {
   const kind = rng.int(10);
   if (kind === 0) return rng.bytes(rng.int(120));
   if (kind === 1) return headerValidSoup(rng);
-  if (kind === 2) return lieAboutLength(rng, rng.pick(seeds));
+  if (kind === 2) return lieAboutLength(rng, rng.pick(corpus));
   if (kind === 3) {
-    const seed = rng.pick(seeds);
+    const seed = rng.pick(corpus);
     return seed.slice(0, rng.int(seed.length));
   }
-  return mutate(rng, rng.pick(seeds), { fields: [{ offset: 2, length: 2 }, { offset: 8, length: 12 }], maxLength: 2000 });
+  return mutate(rng, rng.pick(corpus), { fields: [{ offset: 2, length: 2 }, { offset: 8, length: 12 }], maxLength: 2000 });
 }
 
 /** Half the time flip bytes in place (the length still matches, so the datagram reaches the decoder), else any mutation or a length lie. */
@@ -189,10 +189,10 @@ describe(`STUN fuzz (FUZZ_SEED=${SEED})`, () => {
   it(`the codec throws nothing but StunError on ${CODEC_ITERATIONS} random and mutated inputs`, () => {
     console.log(`STUN fuzz seed ${SEED}`);
     const rng = new Rng(SEED);
-    const seeds = seedMessages(rng);
+    const corpus = seedMessages(rng);
     let decoded = 0;
     for (let i = 0; i < CODEC_ITERATIONS; i++) {
-      const input = present(rng, candidate(rng, seeds));
+      const input = present(rng, candidate(rng, corpus));
       const looksLikeStun = isStunMessage(input);
       let ok = false;
       onlyStunError(
@@ -235,7 +235,7 @@ describe(`STUN fuzz (FUZZ_SEED=${SEED})`, () => {
     };
     const errors: string[] = [];
     const client = new StunClient(port, { rtoMs: 60_000, log: { verbose: () => undefined, error: (m) => errors.push(m) } });
-    const seeds = seedMessages(rng);
+    const corpus = seedMessages(rng);
 
     let settledEarly = 0;
     let consumed = 0;
@@ -272,7 +272,7 @@ describe(`STUN fuzz (FUZZ_SEED=${SEED})`, () => {
         await startRequest();
       }
       // Mostly mutations of a valid answer to the pending request (its transaction id), sometimes anything.
-      const base = rng.chance(0.7) ? genuineAnswer(pending!.request) : candidate(rng, seeds);
+      const base = rng.chance(0.7) ? genuineAnswer(pending!.request) : candidate(rng, corpus);
       const input = present(rng, mutateForClient(rng, base));
       const from: Endpoint = rng.chance(0.85) ? SERVER : rng.pick([{ ...SERVER, port: 3479 }, { family: 4, address: '192.0.2.11', port: 3478 }, { family: 6, address: '::ffff:c000:20a', port: 3478 }]);
       let result: boolean;

@@ -3,7 +3,7 @@
  *
  * The four messages of RFC 5769 ("Test Vectors for STUN") are included byte
  * for byte: decoding them, their XOR-MAPPED-ADDRESS, MESSAGE-INTEGRITY
- * (short-term password, and the long-term key of §2.4) and FINGERPRINT must
+ * (short-term password, and the long-term key of RFC 5769 §2.4) and FINGERPRINT must
  * come out as the RFC states, and re-encoding must reproduce them exactly.
  * Then round trips, and every error path: each throws StunError naming the
  * problem.
@@ -101,7 +101,7 @@ function expectStunError(action: () => unknown, pattern: RegExp): void {
 }
 
 describe('RFC 5769 test vectors', () => {
-  it('§2.1 sample request: attributes, short-term MESSAGE-INTEGRITY and FINGERPRINT', () => {
+  it('RFC 5769 §2.1 sample request: attributes, short-term MESSAGE-INTEGRITY and FINGERPRINT', () => {
     expect(isStunMessage(RFC5769_REQUEST)).toBe(true);
     const message = decodeStunMessage(RFC5769_REQUEST);
     expect(message.type).toBe(StunMessageType.BindingRequest);
@@ -129,7 +129,7 @@ describe('RFC 5769 test vectors', () => {
     expect(() => decodeStunMessage(again)).not.toThrow();
   });
 
-  it('§2.2 IPv4 response: XOR-MAPPED-ADDRESS 192.0.2.1:32853, integrity, fingerprint', () => {
+  it('RFC 5769 §2.2 IPv4 response: XOR-MAPPED-ADDRESS 192.0.2.1:32853, integrity, fingerprint', () => {
     const message = decodeStunMessage(RFC5769_IPV4_RESPONSE);
     expect(message.type).toBe(StunMessageType.BindingSuccess);
     expect(decodeText(findAttribute(message, StunAttributeType.Software)!)).toBe('test vector');
@@ -144,7 +144,7 @@ describe('RFC 5769 test vectors', () => {
     expect(toHex(again.subarray(36, 48))).toBe(toHex(RFC5769_IPV4_RESPONSE.subarray(36, 48)));
   });
 
-  it('§2.3 IPv6 response: XOR-MAPPED-ADDRESS [2001:db8:1234:5678:11:2233:4455:6677]:32853', () => {
+  it('RFC 5769 §2.3 IPv6 response: XOR-MAPPED-ADDRESS [2001:db8:1234:5678:11:2233:4455:6677]:32853', () => {
     const message = decodeStunMessage(RFC5769_IPV6_RESPONSE);
     const mapped = { family: 6, address: '2001:db8:1234:5678:11:2233:4455:6677', port: 32853 } as const;
     const value = findAttribute(message, StunAttributeType.XorMappedAddress)!;
@@ -154,7 +154,7 @@ describe('RFC 5769 test vectors', () => {
     expect(verifyMessageIntegrity(RFC5769_IPV6_RESPONSE, utf8('wrong'))).toBe(false);
   });
 
-  it('§2.4 long-term credentials: key MD5(user:realm:pass), MESSAGE-INTEGRITY, byte-exact re-encode', () => {
+  it('RFC 5769 §2.4 long-term credentials: key MD5(user:realm:pass), MESSAGE-INTEGRITY, byte-exact re-encode', () => {
     const message = decodeStunMessage(RFC5769_LONG_TERM_REQUEST);
     const username = '\u30de\u30c8\u30ea\u30c3\u30af\u30b9'; // マトリックス
     expect(decodeText(findAttribute(message, StunAttributeType.Username)!)).toBe(username);

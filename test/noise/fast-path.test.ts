@@ -35,7 +35,8 @@ import { sodiumBackend } from '../../src/noise/sodium-backend.js';
 import type { TimerName } from '../../src/noise/timers.js';
 import { TransportSlot } from '../../src/noise/transport-slot.js';
 import { OPEN_DECLINED, OPEN_FAILED, Tunnel, paddedLength, type TunnelOutput } from '../../src/noise/tunnel.js';
-import { Prng, completeHandshake, errorCode, hex, makePair, newIdentity, only, type Pair } from '../helpers/handshake-fixtures.js';
+import { Rng } from '../helpers/fuzz.js';
+import { completeHandshake, errorCode, hex, makePair, newIdentity, only, type Pair } from '../helpers/handshake-fixtures.js';
 
 const TIMER_NAMES: readonly TimerName[] = ['retransmit-handshake', 'send-keepalive', 'new-handshake', 'zero-key-material', 'persistent-keepalive'];
 /** Packets per MTU setting and backend in the seal comparison (two MTUs: ≥ 2000 per backend). */
@@ -50,8 +51,8 @@ const JUNK = 0xee;
 
 let prngSeed = 0x1234;
 /** A fresh seeded PRNG for tests that need a few random bytes. */
-function seededPrng(): Prng {
-  return new Prng(prngSeed++);
+function seededPrng(): Rng {
+  return new Rng(prngSeed++);
 }
 
 const backends = availableBackends.map((backend) => [backend.name, backend] as const);
@@ -64,7 +65,7 @@ function sessionPair(primitives: Primitives, mtu = 0): Pair {
   return pair;
 }
 
-function randomPacket(prng: Prng, size: number): Uint8Array {
+function randomPacket(prng: Rng, size: number): Uint8Array {
   const packet = prng.bytes(size);
   packet[0] = 0x45;
   return packet;
@@ -137,7 +138,7 @@ describe.each(backends)('%s: sealTransport ≡ encapsulate', (_name, backend) =>
   it.each([0, 1420])(`${SEAL_PACKETS_PER_MTU} random packets of 1..${MAX_TEST_PACKET} bytes, mtu %i: same bytes, counter, txBytes and timers`, (mtu) => {
     const pair = sessionPair(backend, mtu);
     pair.a.persistentKeepaliveSeconds = 25; // so the traversal timer moves too
-    const prng = new Prng(0xfa57 + mtu);
+    const prng = new Rng(0xfa57 + mtu);
     const reusedSlot = new TransportSlot(new Uint8Array(BIG_SLOT_SIZE));
     for (let i = 0; i < SEAL_PACKETS_PER_MTU; i++) {
       pair.clock.advance(prng.int(20));
@@ -181,7 +182,7 @@ describe.each(backends)('%s: sealTransport ≡ encapsulate', (_name, backend) =>
 });
 
 describe('sealTransport declines (returns 0, changes nothing) where encapsulate has more to do', () => {
-  const prng = new Prng(0xdec1);
+  const prng = new Rng(0xdec1);
   const backend = availableBackends[0]!;
 
   /** sealTransport that must decline: it returns 0 and leaves counter, txBytes, timers and slot bytes alone. */
@@ -295,7 +296,7 @@ type StreamKind = 'fresh' | 'replay' | 'tampered' | 'forged-counter' | 'unknown-
 
 describe.each(backends)('%s: openTransport ≡ decapsulate', (_name, backend) => {
   it('a random stream (reordered, replayed, tampered) through both paths interleaved, against a decapsulate-only twin', () => {
-    const prng = new Prng(0x0be7);
+    const prng = new Rng(0x0be7);
     const pair = sessionPair(backend);
     const receiver = pair.b;
     // The twin: same identity, the same session keys, only ever decapsulate().
@@ -547,7 +548,7 @@ describe('Keypair send counter in two 32-bit words', () => {
     }
     // Same high word as a limit, low word above/below; and random 64-bit values.
     probes.push(REKEY_AFTER_MESSAGES | 0xffff_ffffn, REJECT_AFTER_MESSAGES & ~0xffff_ffffn, REJECT_AFTER_MESSAGES - 0x1_0000_0000n);
-    const random = new Prng(0xc0de);
+    const random = new Rng(0xc0de);
     for (let i = 0; i < 2000; i++) probes.push((BigInt(random.u32()) << 32n) | BigInt(random.u32()), (1n << 60n) + BigInt(random.u32()));
     for (const value of probes) {
       keypair.sendCounter = value;
@@ -563,7 +564,7 @@ describe('Keypair send counter in two 32-bit words', () => {
 describe('Keypairs.byReceiverField (the receive fast path) ≡ byLocalIndex', () => {
   it('indices at 0, around 2^30, 2^31 and 2^32 - 1, and each of them with one bit flipped', () => {
     const edges = [0, 1, 2 ** 30 - 1, 2 ** 30, 2 ** 31 - 1, 2 ** 31, 2 ** 31 + 1, 2 ** 32 - 2, 2 ** 32 - 1];
-    const random = new Prng(0x1dec);
+    const random = new Rng(0x1dec);
     for (let run = 0; run < 20; run++) {
       const keypairs = new Keypairs();
       const pick = () => (run < 9 ? edges[(run + random.int(3)) % edges.length]! : random.u32());
@@ -597,7 +598,7 @@ describe('ReplayWindow.isFresh', () => {
   }
 
   it('answers what check() would, and changes nothing (random counter sequences, against a check()-only copy)', () => {
-    const random = new Prng(0xf7e5);
+    const random = new Rng(0xf7e5);
     for (let run = 0; run < 20; run++) {
       const asked = new ReplayWindow();
       const reference = new ReplayWindow();

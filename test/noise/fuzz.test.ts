@@ -69,6 +69,7 @@ import {
   type TunnelOutput,
 } from '../../src/noise/index.js';
 import { Rng, bytesEqual, fuzzSeed, hex, mutate, mutateOnce, present, shortHex, type Field, type MutationContext } from '../helpers/fuzz.js';
+import { LOW_ORDER_POINTS, pointBytes } from '../helpers/low-order-points.js';
 
 const SEED = fuzzSeed();
 const PARSER_MIN_INPUTS = 100_000;
@@ -359,20 +360,12 @@ function fieldsOf(bytes: Uint8Array): Field[] {
   }
 }
 
-const LOW_ORDER_POINTS = [
-  '0000000000000000000000000000000000000000000000000000000000000000',
-  '0100000000000000000000000000000000000000000000000000000000000000',
-  'e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800',
-  '5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157',
-  'ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
-  'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
-  'eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
-].map((h) => new Uint8Array(Buffer.from(h, 'hex')));
+const LOW_ORDER_KEYS = LOW_ORDER_POINTS.map(pointBytes);
 
 const SPECIAL_COUNTERS = [0n, 1n, 2n, 8191n, 8192n, 1n << 32n, REJECT_AFTER_MESSAGES - 1n, REJECT_AFTER_MESSAGES, (1n << 64n) - 1n];
 
 function mutationContext(bytes: Uint8Array, indices: readonly number[]): MutationContext {
-  return { fields: fieldsOf(bytes), indices, keys: LOW_ORDER_POINTS, counters: bytes[0] === 4 ? SPECIAL_COUNTERS : [] };
+  return { fields: fieldsOf(bytes), indices, keys: LOW_ORDER_KEYS, counters: bytes[0] === 4 ? SPECIAL_COUNTERS : [] };
 }
 
 /** The lengths around each exact size, and the transport bounds. */

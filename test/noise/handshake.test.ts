@@ -40,15 +40,15 @@ import {
   makePair,
   newIdentity,
   only,
-  Prng,
   scriptedPrimitives,
   thrown,
 } from '../helpers/handshake-fixtures.js';
-import { LOW_ORDER_POINTS } from './vectors.js';
+import { Rng } from '../helpers/fuzz.js';
+import { LOW_ORDER_POINTS } from '../helpers/low-order-points.js';
 
 // ------------------------------------------------------------------ helpers
 
-const rng = new Prng(0x5eed);
+const rng = new Rng(0x5eed);
 
 function packet(length: number): Uint8Array {
   const p = rng.bytes(length);
@@ -962,7 +962,7 @@ describe('receiver indices', () => {
     const idA = newIdentity(clock);
     const pairs = [0, 1, 2].map(() => makePair({ clock, identityA: idA, indexTableA: tableA }));
     const tunnelsA = pairs.map((p) => p.a);
-    const local = new Prng(42);
+    const local = new Rng(42);
 
     const sessions = new Set<number>();
     const checkTable = () => {

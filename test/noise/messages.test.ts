@@ -28,9 +28,10 @@ import {
   type HandshakeInitiation,
   type HandshakeResponse,
 } from '../../src/noise/messages.js';
-import { hex, makePair, only, Prng } from '../helpers/handshake-fixtures.js';
+import { Rng } from '../helpers/fuzz.js';
+import { hex, makePair, only } from '../helpers/handshake-fixtures.js';
 
-const rng = new Prng(0xc0dec);
+const rng = new Rng(0xc0dec);
 
 function sampleInitiation(): HandshakeInitiation {
   return {

@@ -36,7 +36,6 @@ import {
   BLAKE2S_MAC16_KEY32,
   HMAC_BLAKE2S,
   KDF_VECTORS,
-  LOW_ORDER_POINTS,
   RFC7748_5_2,
   RFC7748_6_1,
   RFC7748_ITER_1,
@@ -44,6 +43,8 @@ import {
   RFC8439_A_5,
   XCHACHA_A_3_1,
 } from './vectors.js';
+import { Rng } from '../helpers/fuzz.js';
+import { LOW_ORDER_POINTS } from '../helpers/low-order-points.js';
 
 // ---------------------------------------------------------------- helpers
 
@@ -91,51 +92,6 @@ function materialize(spec: ByteSpec): Uint8Array {
   return concatBytes(...Array.from({ length: spec.repeat ?? 1 }, () => one));
 }
 
-/**
- * sfc32: a small seeded PRNG so the cross-check inputs are reproducible.
- * Not for cryptography; it only chooses test inputs.
- */
-class Prng {
-  private a: number;
-  private b: number;
-  private c: number;
-  private d: number;
-  constructor(seed: number) {
-    this.a = 0x9e3779b9;
-    this.b = 0x243f6a88;
-    this.c = 0xb7e15162;
-    this.d = seed >>> 0;
-    for (let i = 0; i < 20; i++) this.u32();
-  }
-  u32(): number {
-    const t = (((this.a + this.b) | 0) + this.d) | 0;
-    this.d = (this.d + 1) | 0;
-    this.a = this.b ^ (this.b >>> 9);
-    this.b = (this.c + (this.c << 3)) | 0;
-    this.c = (this.c << 21) | (this.c >>> 11);
-    this.c = (this.c + t) | 0;
-    return t >>> 0;
-  }
-  /** Integer in [0, n). */
-  int(n: number): number {
-    return this.u32() % n;
-  }
-  bytes(n: number): Uint8Array {
-    const out = new Uint8Array(n);
-    for (let i = 0; i < n; i += 4) {
-      let v = this.u32();
-      for (let j = i; j < Math.min(i + 4, n); j++) {
-        out[j] = v & 0xff;
-        v >>>= 8;
-      }
-    }
-    return out;
-  }
-  u64(): bigint {
-    return (BigInt(this.u32()) << 32n) | BigInt(this.u32());
-  }
-}
-
 const MAX_U64 = (1n << 64n) - 1n;
 
 /** Counters worth hitting on purpose: both ends of the range and the 32-bit seams. */
@@ -155,7 +111,7 @@ const EDGE_COUNTERS: readonly bigint[] = [
   MAX_U64,
 ];
 
-function counterFor(prng: Prng, i: number): bigint {
+function counterFor(prng: Rng, i: number): bigint {
   if (i < EDGE_COUNTERS.length) return EDGE_COUNTERS[i]!;
   switch (prng.int(4)) {
     case 0:
@@ -316,18 +272,18 @@ describe.each(BACKENDS)('$name backend', (p) => {
   });
 
   describe('X25519 (RFC 7748)', () => {
-    it.each(RFC7748_5_2.map((v, i) => ({ ...v, i: i + 1 })))('§5.2 scalar multiplication vector $i', (v) => {
+    it.each(RFC7748_5_2.map((v, i) => ({ ...v, i: i + 1 })))('RFC 7748 §5.2 scalar multiplication vector $i', (v) => {
       expect(toHex(p.x25519(fromHex(v.scalar), fromHex(v.u)))).toBe(v.out);
     });
 
-    it('§5.2 iterated test, one iteration (k = u = 9)', () => {
+    it('RFC 7748 §5.2 iterated test, one iteration (k = u = 9)', () => {
       const nine = fromHex(RFC7748_ITER_1.k);
       expect(toHex(p.x25519(nine, nine))).toBe(RFC7748_ITER_1.out);
       // u = 9 is the base point, so this is also the public key of scalar 9.
       expect(toHex(p.x25519PublicKey(nine))).toBe(RFC7748_ITER_1.out);
     });
 
-    it('§6.1 Diffie-Hellman: public keys and the shared secret', () => {
+    it('RFC 7748 §6.1 Diffie-Hellman: public keys and the shared secret', () => {
       const v = RFC7748_6_1;
       const alice = fromHex(v.alicePrivate);
       const bob = fromHex(v.bobPrivate);
@@ -391,7 +347,7 @@ describe.each(BACKENDS)('$name backend', (p) => {
     });
 
     it('hashing several parts equals hashing their concatenation', () => {
-      const prng = new Prng(0x5eed_0001);
+      const prng = new Rng(0x5eed_0001);
       for (const total of [0, 1, 3, 63, 64, 65, 128, 129, 1000]) {
         const data = prng.bytes(total);
         const whole = toHex(p.hash(data));
@@ -505,7 +461,7 @@ describe('nodeBackend agrees with nobleBackend on random inputs', () => {
   const ITERATIONS = 2000;
 
   it(`aeadSeal / aeadOpen on ${ITERATIONS} random (key, counter, plaintext 0..1500, ad 0..64)`, () => {
-    const prng = new Prng(0xaead);
+    const prng = new Rng(0xaead);
     for (let i = 0; i < ITERATIONS; i++) {
       const key = prng.bytes(32);
       const counter = counterFor(prng, i);
@@ -534,7 +490,7 @@ describe('nodeBackend agrees with nobleBackend on random inputs', () => {
 
   it(`xaeadSeal / xaeadOpen on ${ITERATIONS} random inputs`, () => {
     // nodeBackend borrows these from @noble (Node has no XChaCha20); this pins that the wiring stays equivalent.
-    const prng = new Prng(0x8aead);
+    const prng = new Rng(0x8aead);
     for (let i = 0; i < ITERATIONS; i++) {
       const key = prng.bytes(32);
       const nonce = prng.bytes(24);
@@ -552,7 +508,7 @@ describe('nodeBackend agrees with nobleBackend on random inputs', () => {
   // keep the file well inside its time budget on a 2-core machine.
   const X25519_ITERATIONS = 500;
   it(`x25519 / x25519PublicKey on ${X25519_ITERATIONS} random key pairs`, () => {
-    const prng = new Prng(0x25519);
+    const prng = new Rng(0x25519);
     for (let i = 0; i < X25519_ITERATIONS; i++) {
       // Unclamped random private keys: both backends must clamp the same way.
       const a = prng.bytes(32);
@@ -572,7 +528,7 @@ describe('nodeBackend agrees with nobleBackend on random inputs', () => {
 
   it(`the sodium backend's x25519 / x25519PublicKey agree with noble on ${X25519_ITERATIONS} random key pairs`, () => {
     const sodium = sodiumBackend!;
-    const prng = new Prng(0x50d1);
+    const prng = new Rng(0x50d1);
     for (let i = 0; i < X25519_ITERATIONS; i++) {
       const a = prng.bytes(32);
       const b = prng.bytes(32);
@@ -585,7 +541,7 @@ describe('nodeBackend agrees with nobleBackend on random inputs', () => {
   });
 
   it(`hash on ${ITERATIONS} random inputs of 0..1500 bytes, in 1..4 parts`, () => {
-    const prng = new Prng(0xb1a4e);
+    const prng = new Rng(0xb1a4e);
     for (let i = 0; i < ITERATIONS; i++) {
       const data = prng.bytes(prng.int(1501));
       const parts: Uint8Array[] = [];
@@ -604,7 +560,7 @@ describe('nodeBackend agrees with nobleBackend on random inputs', () => {
   });
 
   it(`hmac on ${ITERATIONS} random keys (0..100 bytes) and messages (0..1500 bytes, 1..3 parts)`, () => {
-    const prng = new Prng(0x4ac);
+    const prng = new Rng(0x4ac);
     for (let i = 0; i < ITERATIONS; i++) {
       const key = prng.bytes(i % 4 === 0 ? prng.int(101) : 32);
       const data = prng.bytes(prng.int(1501));
@@ -618,7 +574,7 @@ describe('nodeBackend agrees with nobleBackend on random inputs', () => {
 
   it(`mac on ${ITERATIONS} random keys (16 or 32 bytes) and messages (0..300 bytes)`, () => {
     // nodeBackend.mac is @noble's (Node has no keyed BLAKE2s); the reference here is a direct @noble call.
-    const prng = new Prng(0x3ac);
+    const prng = new Rng(0x3ac);
     for (let i = 0; i < ITERATIONS; i++) {
       const key = prng.bytes(i % 2 === 0 ? 16 : 32);
       const data = prng.bytes(prng.int(301));
@@ -629,7 +585,7 @@ describe('nodeBackend agrees with nobleBackend on random inputs', () => {
   });
 
   it('kdf3 agrees across backends on random inputs', () => {
-    const prng = new Prng(0x4df);
+    const prng = new Rng(0x4df);
     for (let i = 0; i < 200; i++) {
       const key = prng.bytes(32);
       const input = prng.bytes(prng.int(2) === 0 ? 32 : prng.int(200));
@@ -657,7 +613,7 @@ describe('keys', () => {
   const alicePrivate = fromHex(RFC7748_6_1.alicePrivate);
 
   it('encodeKey / decodeKey round-trip as 44-character padded base64', () => {
-    const prng = new Prng(0x6e7);
+    const prng = new Rng(0x6e7);
     for (let i = 0; i < 200; i++) {
       const key = i === 0 ? new Uint8Array(32) : i === 1 ? new Uint8Array(32).fill(0xff) : prng.bytes(32);
       const text = encodeKey(key);
@@ -728,7 +684,7 @@ describe('keys', () => {
   });
 
   it('clampPrivateKey clears bits 0-2 and 255, sets bit 254, keeps the rest, in place', () => {
-    const prng = new Prng(0xc1a);
+    const prng = new Rng(0xc1a);
     for (let i = 0; i < 500; i++) {
       const original = i === 0 ? new Uint8Array(32).fill(0xff) : i === 1 ? new Uint8Array(32) : prng.bytes(32);
       const key = Uint8Array.from(original);

@@ -99,22 +99,6 @@ export const RFC7748_6_1 = {
   shared: '4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742',
 } as const;
 
-/**
- * u-coordinates of small order (the list libsodium and the WireGuard kernel
- * module reject): 0, 1, the two points of order 8, p-1, p (= 0) and p+1 (= 1).
- * X25519 with any of them gives the all-zero shared secret. Python's
- * `cryptography` (OpenSSL) refuses every one of them, with and without bit 255 set.
- */
-export const LOW_ORDER_POINTS = [
-  '0000000000000000000000000000000000000000000000000000000000000000',
-  '0100000000000000000000000000000000000000000000000000000000000000',
-  'e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800',
-  '5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157',
-  'ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
-  'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
-  'eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
-] as const;
-
 /** BLAKE2s-256 unkeyed: RFC 7693 Appendix B ("abc"); "" and the fox checked with python hashlib.blake2s. */
 export const BLAKE2S_256 = [
   { input: 'abc', out: '508c5e8c327c14e2e1a72ba34eeb452f37458b209ed63a294d999b4c86675982' },

@@ -1,6 +1,6 @@
 /**
- * The node-slice allocator (catalog §4): the seeds' node_ip_is_first_usable_and_reserved,
- * node_ip_ipv6_is_first_usable and allocate_and_release_ip_round_trip, the
+ * The node-slice allocator: the node IP is the first usable address and
+ * reserved (IPv4 and IPv6), allocate and release round trip, the
  * exhaustion message, LIFO reuse, and the fixes (stray release, slice too small).
  */
 import { describe, expect, it } from 'vitest';
@@ -75,7 +75,7 @@ describe('IpAllocator', () => {
     expect(new Set(got).size).toBe(10);
   });
 
-  it('exhaustion: a /29 gives .2 to .6, then the seeds message; the broadcast address is never handed out', () => {
+  it('exhaustion: a /29 gives .2 to .6, then the exhaustion message; the broadcast address is never handed out', () => {
     const alloc = new IpAllocator('10.0.0.0/29');
     expect(Array.from({ length: 5 }, () => alloc.allocate())).toEqual(['10.0.0.2', '10.0.0.3', '10.0.0.4', '10.0.0.5', '10.0.0.6']);
     expect(() => alloc.allocate()).toThrow(new OverlayError('IP allocator exhausted: next address 10.0.0.7 is outside slice 10.0.0.0/29'));

@@ -1,5 +1,5 @@
 /**
- * The seeds' build_config decisions and host-adapter decision (catalog §1, §9).
+ * The global device's configuration decisions and the host-adapter decision.
  */
 import { describe, expect, it } from 'vitest';
 import { hostAdapterFailureFatal, localEndpointFor, rootlessForcesUnspecified, rootlessFromEnvironment } from '../../src/overlay/build-config.js';

@@ -1,13 +1,13 @@
 /**
- * Interface names (catalog §2c) and the SipHash under them.
+ * Interface names and the SipHash under them.
  *  - SipHash-2-4 against the 64 reference vectors of the SipHash paper's
  *    implementation (key 00..0f, message 00..i-1), and SipHash-1-3 against
  *    the 64 vectors of Rust's libcore test_siphash_1_3 (same key and
  *    messages; bytes of the little-endian u64): the round counts are
  *    parameters, so both check one implementation.
- *  - Names and full hashes printed by rustc 1.95 for the seeds'
+ *  - Names and full hashes printed by rustc 1.95 for ZLayer's
  *    make_interface_name with std's DefaultHasher: ours match Rust's exactly.
- *  - The seeds' interface_name_never_exceeds_limit and _is_deterministic.
+ *  - Names never exceed the limit and are deterministic.
  */
 import { describe, expect, it } from 'vitest';
 import { globalInterfaceName, makeInterfaceName, rustDefaultHashOfStrings, sipHash } from '../../src/overlay/naming.js';
@@ -32,7 +32,7 @@ const SIPHASH_2_4 = [
   0x6ca4ecb15c5f91e1n, 0x9f626da15c9625f3n, 0xe51b38608ef25f57n, 0x958a324ceb064572n,
 ];
 
-// Rust libcore test_siphash_1_3 (also the siphasher crate's tests.rs): output bytes, little endian.
+// Rust libcore test_siphash_1_3 (also the siphasher crate's tests): output bytes, little endian.
 const SIPHASH_1_3_LE = [
   'dcc40f055801acab', '93ca577df39bf4c9', '4dd4c74d029bcb82', 'fbf7dde7b80af88b', '2883d388605775cf', '673b53492fd5f9de',
   'a7229fc5502b0dc5', '4011b19b987d92d3', '8e9a298d11959036', 'e43d066cb38ea425', '7f09ff92ee85de79', '52c34df9c118c170',
@@ -49,7 +49,7 @@ const SIPHASH_1_3_LE = [
 const leHexToU64 = (hex: string): bigint => Buffer.from(hex, 'hex').readBigUInt64LE(0);
 
 /**
- * Printed by rustc 1.95.0 running the seeds' make_interface_name verbatim
+ * Printed by rustc 1.95.0 running ZLayer's make_interface_name verbatim
  * (std::collections::hash_map::DefaultHasher) and `format!("{:x}", finish())`
  * of the same hasher: [parts, suffix, name, full hash].
  */
@@ -95,7 +95,7 @@ describe('makeInterfaceName matches Rust DefaultHasher', () => {
   });
 });
 
-describe('makeInterfaceName (seeds tests)', () => {
+describe('makeInterfaceName: length limit and determinism', () => {
   it('interface_name_never_exceeds_limit', () => {
     const cases: [string[], string][] = [
       [['a'], 'g'],

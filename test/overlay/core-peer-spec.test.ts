@@ -1,6 +1,6 @@
 /**
- * PeerSpec → PeerInfo (seeds peer_spec_to_info_parses_endpoint_and_keepalive,
- * peer_spec_to_info_rejects_bad_endpoint) and candidate wire conversion.
+ * PeerSpec → PeerInfo (endpoint and keepalive parsed, a bad endpoint
+ * refused in the control plane's wording) and candidate wire conversion.
  */
 import { describe, expect, it } from 'vitest';
 import { decodeKey } from '../../src/noise/keys.js';
@@ -29,7 +29,7 @@ describe('peerSpecToInfo', () => {
     expect(info.candidates).toEqual([]);
   });
 
-  it('peer_spec_to_info_rejects_bad_endpoint (seeds wording)', () => {
+  it('a bad endpoint is refused as "invalid peer endpoint …"', () => {
     expect(() => peerSpecToInfo(spec({ endpoint: 'not-a-socket-addr' }))).toThrow(OverlayError);
     expect(() => peerSpecToInfo(spec({ endpoint: 'not-a-socket-addr' }))).toThrow(/^invalid peer endpoint not-a-socket-addr: /);
     expect(() => peerSpecToInfo(spec({ endpoint: '1.2.3.4' }))).toThrow(/^invalid peer endpoint 1\.2\.3\.4: /);
@@ -39,7 +39,7 @@ describe('peerSpecToInfo', () => {
     expect(() => peerSpecToInfo(spec({ endpoint: '0.0.0.0:51820' }))).toThrow(/unspecified address/);
   });
 
-  it('the endpoint is checked before the key (as the seeds: a bad endpoint always errors)', () => {
+  it('the endpoint is checked before the key (a bad endpoint is always the error named)', () => {
     expect(() => peerSpecToInfo(spec({ endpoint: 'bad', publicKey: 'also-bad' }))).toThrow(/^invalid peer endpoint bad/);
   });
 

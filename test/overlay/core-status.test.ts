@@ -1,6 +1,6 @@
 /**
- * Status: the seeds' parse_peer_status_splits_blocks and
- * status_snapshot_before_setup_is_empty, the snapshot built from a device's
+ * Status: a dump split into peer blocks, the empty snapshot before setup,
+ * the snapshot built from a device's
  * UAPI state (also via the real UAPI get codec), and the people tables.
  */
 import { describe, expect, it } from 'vitest';

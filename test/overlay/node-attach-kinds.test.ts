@@ -1,10 +1,9 @@
 /**
  * One `tswg node` in a namespace: the attach kinds besides a Linux process,
  * recorded isolation membership, pool exhaustion, and the revert of
- * everything on Shutdown (the Rust reference's privileged server tests:
- * guest_attach_allocates_config_and_detach_releases,
- * attach_linux_isolated_network_records_membership,
- * shutdown_teardown_reverts_resources_and_ip_forward).
+ * everything on Shutdown: a guest attach allocates its config and detach
+ * releases it, an isolated network's membership is recorded, and teardown
+ * reverts every resource and ip_forward.
  *
  * Needs root and a built dist/ (`npm run build`); fails, never skips.
  */

@@ -1,6 +1,6 @@
 /**
  * OverlayEngine without a global overlay (no root needed, nothing on the
- * host changes): the seeds' §9 server tests that concern the node engine —
+ * host changes): what the node engine answers without a device —
  * status before setup, scope errors through dispatch, endpoint-first
  * parsing, the allocator behind AllocateIp/ReleaseIp with its assignments
  * persisted across a restart, NatStatus/NatTick before setup, Shutdown.
@@ -70,7 +70,7 @@ describe('OverlayEngine before SetupGlobalOverlay', () => {
     expect(await errOf(engine, { type: 'RemoveAllowedIp', pubkey: KEY, cidr: '10.1.0.0/24', scope: 'global' })).toBe('global overlay not set up');
   });
 
-  it('answers a service scope with the seeds\' exact message (add_peer_service_scope_before_setup_errors_via_dispatch)', async () => {
+  it('answers a service scope before setup with the exact message the control plane knows', async () => {
     const engine = engineIn(freshDir());
     expect(await errOf(engine, { type: 'AddPeer', peer: peer(), scope: { service: 'web' } })).toBe('no dedicated overlay for service web');
     expect(await errOf(engine, { type: 'RemovePeer', pubkey: KEY, scope: { service: 'db' } })).toBe('no dedicated overlay for service db');

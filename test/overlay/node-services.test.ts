@@ -263,7 +263,7 @@ describe('service overlays and containers across two nodes', () => {
     expect(execIn(null, 'stat', ['-c', '%a', keyFile]).trim()).toBe('600');
     expect(execIn(null, 'cat', [join(a.dataDir, 'services.json')])).not.toMatch(/privateKey|PrivateKey/);
 
-    // The Rust reference's orphan set, with zl-prod-0-gone-d shortened: at 16 bytes no kernel link can carry that name.
+    // Live, protected and orphan names mixed, with zl-prod-0-gone-d shortened: at 16 bytes no kernel link can carry that name.
     for (const name of ['zl-prod-0-web-b', 'zl-prod-0-api-b', 'zl-prod-0-db-d', 'zl-1ca4568944-b', 'zl-81c6bc17c7-b', 'zl-prod-0-old-d', 'zl-not-a-bridge']) {
       ip(a.namespace, 'link', 'add', name, 'type', 'bridge');
     }

@@ -1,6 +1,6 @@
 /**
- * Orphan bridge selection for PruneOrphanBridges (the Rust reference's
- * orphan_bridge_selection, with its exact live / protected / link sets),
+ * Orphan bridge selection for PruneOrphanBridges (with exact live /
+ * protected / link sets),
  * mapping a name back to its service, the -b/-d/-sh name helpers, and the
  * owner-key namespaces (isolation_owner_key_distinct_from_service_owner_key).
  */

@@ -1,5 +1,5 @@
 /**
- * SO_BINDTODEVICE (src/platform/bind-to-device.ts), catalog §3.
+ * SO_BINDTODEVICE (src/platform/bind-to-device.ts).
  *
  * - Unprivileged checks: name validation happens before any system call,
  *   descriptor resolution errors.
@@ -18,7 +18,7 @@
  *   removing the pinning needs CAP_NET_RAW).
  */
 import dgram from 'node:dgram';
-import { closeSync, openSync, statSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
 import { release } from 'node:os';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { MAX_INTERFACE_NAME_BYTES, bindToDevice, boundDevice, socketDescriptor } from '../../src/platform/bind-to-device.js';
@@ -42,6 +42,7 @@ import {
   type Subnet30,
   type VethPair,
 } from '../../scripts/lib/netns.js';
+import { requireFreshDist } from '../helpers/fresh-dist.js';
 
 function bindDgram(type: 'udp4' | 'udp6'): Promise<dgram.Socket> {
   const socket = dgram.createSocket(type);
@@ -152,20 +153,6 @@ socket.on('message', (message) => process.stdout.write('got:' + message.toString
 socket.bind(Number(process.env.TSWG_PORT), () => process.stdout.write('ready\\n'));
 `;
 
-function requireFreshDist(): void {
-  for (const name of ['bind-to-device', 'errors', 'libc']) {
-    const source = new URL(`../../src/platform/${name}.ts`, import.meta.url);
-    const built = new URL(`../../dist/src/platform/${name}.js`, import.meta.url);
-    let builtTime: number;
-    try {
-      builtTime = statSync(built).mtimeMs;
-    } catch {
-      throw new Error(`${built.pathname} is missing: run \`npm run build\` first (npm test does)`);
-    }
-    if (statSync(source).mtimeMs > builtTime) throw new Error(`${built.pathname} is older than its source: run \`npm run build\` first`);
-  }
-}
-
 /** Linux >= 5.7 lets an unprivileged process pin a socket that is not pinned yet. */
 function unprivilegedFirstPinAllowed(): boolean {
   const [major = 0, minor = 0] = release().split(/[.-]/).map(Number);
@@ -184,7 +171,7 @@ describe('bindToDevice against the kernel (root)', () => {
   beforeAll(async () => {
     requireRoot('the SO_BINDTODEVICE tests');
     requireCommands('ip', 'setpriv');
-    requireFreshDist();
+    requireFreshDist(['platform/bind-to-device', 'platform/errors', 'platform/libc']);
     nsA = createNamespace();
     nsB = createNamespace();
     vethA = createVethPair(nsA);

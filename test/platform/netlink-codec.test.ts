@@ -4,6 +4,7 @@
  * state machine, and address text <-> bytes.
  */
 import { describe, expect, test } from 'vitest';
+import { concatBytes } from '../../src/noise/bytes.js';
 import { NetlinkError } from '../../src/platform/errors.js';
 import {
   NetlinkDecodeError,
@@ -32,23 +33,13 @@ import { Rng } from '../helpers/fuzz.js';
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
-
 function errorMessage(seq: number, error: number, flags = 0, tlvs: Uint8Array = new Uint8Array(0)): Uint8Array {
   const body = new Uint8Array(4 + 16);
   const dv = new DataView(body.buffer);
   dv.setInt32(0, error, true);
   dv.setUint32(4, 16, true); // echoed header: nlmsg_len 16
   dv.setUint32(12, seq, true);
-  return encodeMessage({ type: C.NLMSG_ERROR, flags, seq, header: concat(body, tlvs) });
+  return encodeMessage({ type: C.NLMSG_ERROR, flags, seq, header: concatBytes(body, tlvs) });
 }
 
 describe('addresses as text', () => {
@@ -165,7 +156,7 @@ describe('decoding', () => {
   const done = encodeMessage({ type: C.NLMSG_DONE, flags: C.NLM_F_MULTI, seq: 9, header: new Uint8Array(4) });
 
   test('a multipart datagram: link, address, route, done', () => {
-    const messages = decodeMessages(concat(link, address, route, done));
+    const messages = decodeMessages(concatBytes(link, address, route, done));
     expect(messages.map((m) => m.type)).toEqual([C.RTM_NEWLINK, C.RTM_NEWADDR, C.RTM_NEWROUTE, C.NLMSG_DONE]);
     expect(decodeLink(messages[0]!)).toEqual({ index: 4, name: 'eth0', flags: C.IFF_UP | C.IFF_LOWER_UP, type: 1, mtu: 1500, master: 9, kind: 'veth' });
     expect(decodeAddress(messages[1]!)).toEqual({ index: 4, family: 4, address: '10.0.0.1', prefixLength: 24, scope: 0, flags: 0x80, label: 'eth0' });
@@ -233,7 +224,7 @@ describe('ReplyCollector', () => {
 
   test('ack mode: messages before the ACK, late replies to other requests ignored', () => {
     const c = new ReplyCollector(10, 55, 'ack');
-    expect(c.feed(concat(errorMessage(9, -19), msg(C.RTM_NEWLINK, 10, 0, 55)))).toBe(false);
+    expect(c.feed(concatBytes(errorMessage(9, -19), msg(C.RTM_NEWLINK, 10, 0, 55)))).toBe(false);
     expect(c.feed(msg(C.RTM_NEWLINK, 10, 0, 56))).toBe(false); // another port
     expect(c.feed(errorMessage(10, 0))).toBe(true);
     expect(c.errno).toBe(0);
@@ -242,8 +233,8 @@ describe('ReplyCollector', () => {
 
   test('dump mode: DONE ends it; DUMP_INTR is noted; an error ends it with errno', () => {
     const c = new ReplyCollector(3, 0, 'dump');
-    expect(c.feed(concat(msg(C.RTM_NEWLINK, 3, C.NLM_F_MULTI), msg(C.RTM_NEWLINK, 3, C.NLM_F_MULTI | C.NLM_F_DUMP_INTR)))).toBe(false);
-    expect(c.feed(concat(encodeMessage({ type: C.NLMSG_DONE, flags: C.NLM_F_MULTI, seq: 3, header: new Uint8Array(4) }), msg(C.RTM_NEWLINK, 3)))).toBe(true);
+    expect(c.feed(concatBytes(msg(C.RTM_NEWLINK, 3, C.NLM_F_MULTI), msg(C.RTM_NEWLINK, 3, C.NLM_F_MULTI | C.NLM_F_DUMP_INTR)))).toBe(false);
+    expect(c.feed(concatBytes(encodeMessage({ type: C.NLMSG_DONE, flags: C.NLM_F_MULTI, seq: 3, header: new Uint8Array(4) }), msg(C.RTM_NEWLINK, 3)))).toBe(true);
     expect(c.messages).toHaveLength(2);
     expect(c.interrupted).toBe(true);
     const e = new ReplyCollector(4, 0, 'dump');

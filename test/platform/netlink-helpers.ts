@@ -1,12 +1,12 @@
 /**
  * Shared pieces of the privileged netlink / netns / sysctl suites: scratch
- * namespaces, `ip -j` queries inside them, and seed-style random link names.
+ * namespaces, `ip -j` queries inside them, and random link names.
  */
 import { closeSync, openSync } from 'node:fs';
 import { createNamespace, execIn, ip, listNamespaces, run } from '../../scripts/lib/netns.js';
 import { withNetns, type NetnsContext } from '../../src/platform/netns.js';
 
-/** The seeds' 6-character base36 suffix, random enough for parallel runs. */
+/** A 6-character base36 suffix, random enough for parallel runs. */
 export function randSuffix(): string {
   let out = '';
   for (let i = 0; i < 6; i++) out += '0123456789abcdefghijklmnopqrstuvwxyz'[Math.floor(Math.random() * 36)];

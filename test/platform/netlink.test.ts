@@ -3,10 +3,10 @@
  * network namespace of its own (made with `ip netns add`, driven through
  * withNetns), with every effect checked against `ip -j` output.
  *
- * Ports the seeds' netlink tests (seeds/CATALOG.md §9: 001's
- * set_mtu_on_missing_link_errors_cleanly and 003's seven privileged tests),
- * with one end of a veth pair where the seeds make a dummy link (this
- * kernel has no dummy driver), then covers every other helper.
+ * First the cases an overlay node meets every day (a missing link named in
+ * the error, veth pairs, bridges, addresses, routes), with one end of a veth
+ * pair where a dummy link would do (this kernel has no dummy driver), then
+ * every other helper.
  *
  * Needs root; fails (never skips) without it.
  */
@@ -56,7 +56,7 @@ async function expectNetlinkErrno(promise: Promise<unknown>, errno: number, text
   return error as NetlinkError;
 }
 
-describe('seed tests (overlay 0.12.8 netlink.rs, overlayd 0.13.0 netlink.rs)', () => {
+describe('what an overlay node relies on', () => {
   test('set_mtu_on_missing_link_errors_cleanly: NotFound naming the link, here and in a namespace', async () => {
     await expectNotFound(netlink.setLinkMtuByName('zl-no-such-iface-xyz', 1420), 'zl-no-such-iface-xyz');
     const s = fresh();
@@ -176,7 +176,7 @@ describe('seed tests (overlay 0.12.8 netlink.rs, overlayd 0.13.0 netlink.rs)', (
       await s.run(async (ns) => {
         await ns.createVethPair(vethHost, vethPeer);
         await ns.createBridge(bridge);
-        // The seed skips this, but the kernel refuses a route through a down device
+        // Up first: the kernel refuses a route through a down device
         // (ENETDOWN, "Device for nexthop is not up"); in the daemon the host veth is up.
         await ns.setLinkUpByName(vethHost);
         await ns.replaceRouteViaDev('10.222.0.7', 32, vethHost);
@@ -248,7 +248,7 @@ describe('links', () => {
     });
   });
 
-  test('createBridge succeeds over an existing non-bridge link (no kind check, as the seed)', async () => {
+  test('createBridge succeeds over an existing non-bridge link (no kind check: an existing name is taken as done)', async () => {
     const s = fresh();
     const suffix = randSuffix();
     await s.run(async (ns) => {

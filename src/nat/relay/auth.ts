@@ -2,7 +2,7 @@
  * The relay's keys and tags.
  *
  *  - The cluster key: BLAKE2b-256 of the credential's UTF-8 bytes with the
- *    16-byte personalisation "tswg-relay-auth1" (seed: derive_auth_key). It
+ *    16-byte personalisation "tswg-relay-auth1". It
  *    admits nodes of the cluster and tags HELLO, CHALLENGE, REFUSED and
  *    NOT-REGISTERED. A relay port is open to the world, so the credential must
  *    be a real secret: relayCredentialProblem() refuses short or degenerate ones.

@@ -104,7 +104,7 @@ export const SESSION_IDLE_MS = 180_000;
 export const MAX_REGISTRATIONS = 10_000;
 /** Used cookies remembered at most (one-time use); past it REGISTERs are refused until the sweep frees some. */
 export const MAX_USED_COOKIES = 16_384;
-/** Default and "0" value of max_sessions (seed: max_sessions == 0 → 100). */
+/** Default and "0" value of max_sessions: 0 on the wire means unset. */
 export const DEFAULT_MAX_SESSIONS = 100;
 /** How often the server sweeps expired registrations, sessions, cookies and rate buckets (never per datagram). */
 export const SERVER_SWEEP_INTERVAL_MS = 2_000;

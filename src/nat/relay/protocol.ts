@@ -1,6 +1,5 @@
 /**
- * The wire protocol of the built-in relay (UDP), version 2. The seeds name the
- * relay and its BLAKE2b-derived key but not its messages; this is tswg's own
+ * The wire protocol of the built-in relay (UDP), version 2: tswg's own
  * format (nodes all run tswg; version 1 is not understood).
  *
  * Every message starts with a kind byte in 0xF1..0xF9, a range no WireGuard

@@ -1,5 +1,5 @@
 /**
- * The built-in relay server (seed: RelayServer). A node registers in two
+ * The built-in relay server. A node registers in two
  * round trips (protocol.ts): HELLO → CHALLENGE proves it receives at its
  * source address, REGISTER proves its WireGuard static key to this relay
  * process; only then is a registration created or moved. Afterwards the

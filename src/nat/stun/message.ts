@@ -143,7 +143,7 @@ export function encodeStunMessage(message: StunMessage, options: EncodeOptions =
     at += STUN_ATTRIBUTE_HEADER_LENGTH + padded(attribute.value.length); // padding stays zero
   }
   if (options.integrityKey !== undefined) {
-    // §14.5: the length field covers MESSAGE-INTEGRITY but not what follows it.
+    // RFC 8489 §14.5: the length field covers MESSAGE-INTEGRITY but not what follows it.
     writeUint16(out, 2, at - STUN_HEADER_LENGTH + integrityLength);
     const mac = hmacSha1(options.integrityKey, out.subarray(0, at));
     writeUint16(out, at, StunAttributeType.MessageIntegrity);

@@ -12,7 +12,7 @@ import { HOST_VETH_PREFIX, PENDING_VETH_PREFIX } from '../constants.js';
 const VETH_NAME = new RegExp(`^(?:${HOST_VETH_PREFIX}|${PENDING_VETH_PREFIX})(\\d+)-[a-z]+$`);
 
 /** The PID in a veth-<pid>-<tag> or vc-<pid>-<tag> name, null for any other name. */
-export function vethPid(name: string): number | null {
+function vethPid(name: string): number | null {
   const match = VETH_NAME.exec(name);
   return match === null ? null : Number(match[1]);
 }

@@ -45,7 +45,7 @@ export interface VethPlan {
 }
 
 export const hostVethName = (pid: number, tag: string): string => `${HOST_VETH_PREFIX}${pid}-${tag}`;
-export const pendingVethName = (pid: number, tag: string): string => `${PENDING_VETH_PREFIX}${pid}-${tag}`;
+const pendingVethName = (pid: number, tag: string): string => `${PENDING_VETH_PREFIX}${pid}-${tag}`;
 
 function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);

@@ -43,7 +43,7 @@ export function canonicalName(name: string): string {
 }
 
 /** Throws OverlayError naming `what` unless `name` is a valid domain name (already canonical). */
-export function checkDomainName(name: string, what: string): void {
+function checkDomainName(name: string, what: string): void {
   if (name === '' || name.length > MAX_NAME_LENGTH) {
     throw new OverlayError(`invalid DNS ${what} ${JSON.stringify(name)}: expected 1..${MAX_NAME_LENGTH} characters`);
   }

@@ -29,7 +29,7 @@ export interface HostTools {
   plainIptables: 'nft' | 'legacy' | null;
 }
 
-export async function hostTools(): Promise<HostTools> {
+async function hostTools(): Promise<HostTools> {
   const plain = findTool('iptables');
   let plainIptables: HostTools['plainIptables'] = null;
   if (plain !== null) {

@@ -47,7 +47,7 @@ function replaceTable(family: string, body: string[] | null): string[] {
 }
 
 /** The `inet tswg` table's body. */
-export function renderInetTable(plan: RulePlan): string[] {
+function renderInetTable(plan: RulePlan): string[] {
   const { sets, rules } = isolation(plan);
   const p = l3(plan);
   const overlay = OVERLAY_IFNAME_WILDCARDS_NFT;

@@ -41,7 +41,7 @@ function describe(error: unknown): string {
 }
 
 /** The backends for a detected tool, the active one first. */
-export function backendsFor(name: BackendName): FirewallBackend[] {
+function backendsFor(name: BackendName): FirewallBackend[] {
   const nft = findTool('nft');
   const backends: FirewallBackend[] = [];
   if (name === 'nftables') backends.push(new NftablesBackend(nft!, { inet: true }));

@@ -60,7 +60,7 @@ function describe(error: unknown): string {
 }
 
 /** The client a config asks for (reads the TLS files: an OverlayError names one that cannot be read). */
-export function clientOptions(config: EtcdMembershipConfig): EtcdClientOptions {
+function clientOptions(config: EtcdMembershipConfig): EtcdClientOptions {
   const options: EtcdClientOptions = { endpoints: config.endpoints };
   if (config.username !== undefined) options.username = config.username;
   if (config.password !== undefined) options.password = config.password;

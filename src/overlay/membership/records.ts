@@ -114,7 +114,7 @@ function stringField(object: Record<string, unknown>, field: string, key: string
 }
 
 /** Canonical text of a CIDR with an explicit prefix length; RecordError otherwise. */
-export function canonicalCidr(text: unknown, where: string): string {
+function canonicalCidr(text: unknown, where: string): string {
   if (typeof text !== 'string' || !text.includes('/')) throw new RecordError(`${where}: expected a CIDR like 10.200.1.0/26, got ${JSON.stringify(text)}`);
   try {
     return formatCidr(parseCidr(text));
@@ -124,7 +124,7 @@ export function canonicalCidr(text: unknown, where: string): string {
   }
 }
 
-export function checkPublicKey(text: unknown, where: string): string {
+function checkPublicKey(text: unknown, where: string): string {
   if (typeof text !== 'string') throw new RecordError(`${where}: expected a base64 public key`);
   try {
     decodeKey(text);

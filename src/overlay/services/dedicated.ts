@@ -3,7 +3,7 @@
  * (kept in a key file across restarts), its own UDP port from the band just
  * above the global port, and its own address — subnet base + 2 as a /32,
  * because base + 1 is the gateway on the service's bridge and two interfaces
- * must not claim one address (the Rust reference gives both base + 1).
+ * must not claim one address.
  *
  * Peers of the service on other nodes are added to this device (Service-scope
  * AddPeer / AddAllowedIp); syncRoutes() then routes every allowed IP of

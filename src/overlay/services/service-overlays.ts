@@ -13,8 +13,8 @@
  * (AddAllowedIp {this node's key, subnet} on each of them).
  *
  * Service overlays need the global overlay (its cluster CIDR, slice and
- * node IP decide the subnets): the Rust reference builds its registry on a
- * default CIDR when a service comes first and never rebuilds it.
+ * node IP decide the subnets): a registry built on a default CIDR, because a
+ * service came first, would never be rebuilt.
  *
  * A service's record (mode, subnet, a dedicated device's interface, port and
  * public key) is saved before the kernel is touched and removed when a setup

@@ -36,7 +36,7 @@ export interface ServicesDocument {
   services: SavedService[];
 }
 
-export function emptyServicesDocument(): ServicesDocument {
+function emptyServicesDocument(): ServicesDocument {
   return { version: 1, services: [] };
 }
 

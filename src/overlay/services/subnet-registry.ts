@@ -1,8 +1,7 @@
 /**
  * Service subnets: one block of the cluster CIDR (a /26, or a /120 for IPv6)
- * per (service, nodeKey). The Rust reference's ServiceSubnetRegistry is not in
- * its sources; this is the same contract (assign / release / reserve /
- * snapshot) with the block choice designed here:
+ * per (service, nodeKey): assign / release / reserve / snapshot, with the
+ * block chosen so:
  *
  *  - nodes assign independently (there is no cluster-wide coordination yet),
  *    so the first probed block comes from a hash of (service, nodeKey) rather

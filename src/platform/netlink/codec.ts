@@ -65,7 +65,7 @@ const NLA_F_NESTED = 0x8000;
 const NLA_F_NET_BYTEORDER = 0x4000;
 const NLA_TYPE_MASK = ~(NLA_F_NESTED | NLA_F_NET_BYTEORDER) & 0xffff;
 
-export function align4(n: number): number {
+function align4(n: number): number {
   return (n + NLA_ALIGNTO - 1) & ~(NLA_ALIGNTO - 1);
 }
 

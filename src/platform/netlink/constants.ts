@@ -9,7 +9,6 @@ import { IFNAMSIZ } from '../libc.js';
 export { AF_INET, AF_INET6 } from '../libc.js';
 
 // ---- struct sizes ----------------------------------------------------------
-export const NLMSG_ALIGNTO = 4;
 export const NLA_ALIGNTO = 4;
 /** struct nlmsghdr: len u32, type u16, flags u16, seq u32, pid u32. */
 export const NLMSG_HDRLEN = 16;
@@ -21,8 +20,6 @@ export const IFINFOMSG_LEN = 16;
 export const IFADDRMSG_LEN = 8;
 /** struct rtmsg: family, dst_len, src_len, tos, table, protocol, scope, type (u8 each), flags u32. */
 export const RTMSG_LEN = 12;
-/** struct nlmsgerr: error i32 followed by the offending nlmsghdr (at least). */
-export const NLMSGERR_LEN = 4 + NLMSG_HDRLEN;
 /** struct sockaddr_nl: family u16, pad u16, pid u32, groups u32. */
 export const SOCKADDR_NL_LEN = 12;
 
@@ -35,11 +32,10 @@ export const NLMSG_OVERRUN = 4;
 export const NLM_F_REQUEST = 0x01;
 export const NLM_F_MULTI = 0x02;
 export const NLM_F_ACK = 0x04;
-export const NLM_F_ECHO = 0x08;
 export const NLM_F_DUMP_INTR = 0x10;
 // Modifiers to GET requests
-export const NLM_F_ROOT = 0x100;
-export const NLM_F_MATCH = 0x200;
+const NLM_F_ROOT = 0x100;
+const NLM_F_MATCH = 0x200;
 export const NLM_F_DUMP = NLM_F_ROOT | NLM_F_MATCH;
 // Modifiers to NEW requests
 export const NLM_F_REPLACE = 0x100;
@@ -51,12 +47,10 @@ export const NLM_F_ACK_TLVS = 0x200;
 
 /** Extended-ack attributes after a struct nlmsgerr (NLM_F_ACK_TLVS). */
 export const NLMSGERR_ATTR_MSG = 1;
-export const NLMSGERR_ATTR_OFFS = 2;
 
 /** setsockopt(SOL_NETLINK, ...) */
 export const NETLINK_CAP_ACK = 10;
 export const NETLINK_EXT_ACK = 11;
-export const NETLINK_GET_STRICT_CHK = 12;
 
 // ---- rtnetlink message types -----------------------------------------------
 export const RTM_NEWLINK = 16;
@@ -74,13 +68,10 @@ export const RTM_GETROUTE = 26;
 export const AF_UNSPEC = 0;
 
 // ---- link attributes (IFLA_*) -----------------------------------------------
-export const IFLA_ADDRESS = 1;
 export const IFLA_IFNAME = 3;
 export const IFLA_MTU = 4;
-export const IFLA_LINK = 5;
 export const IFLA_MASTER = 10;
 export const IFLA_LINKINFO = 18;
-export const IFLA_NET_NS_PID = 19;
 export const IFLA_EXT_MASK = 29;
 export const IFLA_NET_NS_FD = 28;
 
@@ -97,12 +88,6 @@ export const RTEXT_FILTER_SKIP_STATS = 1 << 3;
 
 // ---- interface flags (ifi_flags) --------------------------------------------
 export const IFF_UP = 0x1;
-export const IFF_BROADCAST = 0x2;
-export const IFF_LOOPBACK = 0x8;
-export const IFF_POINTOPOINT = 0x10;
-export const IFF_RUNNING = 0x40;
-export const IFF_NOARP = 0x80;
-export const IFF_MULTICAST = 0x1000;
 export const IFF_LOWER_UP = 0x10000;
 
 // ---- address attributes (IFA_*) ---------------------------------------------
@@ -114,30 +99,22 @@ export const IFA_FLAGS = 8;
 
 // ---- route attributes (RTA_*) and rtmsg fields --------------------------------
 export const RTA_DST = 1;
-export const RTA_SRC = 2;
-export const RTA_IIF = 3;
 export const RTA_OIF = 4;
 export const RTA_GATEWAY = 5;
 export const RTA_PRIORITY = 6;
 export const RTA_PREFSRC = 7;
 export const RTA_TABLE = 15;
 
-export const RT_TABLE_UNSPEC = 0;
 export const RT_TABLE_MAIN = 254;
-export const RT_TABLE_LOCAL = 255;
 
 export const RTPROT_UNSPEC = 0;
-export const RTPROT_KERNEL = 2;
-export const RTPROT_BOOT = 3;
 export const RTPROT_STATIC = 4;
 
 export const RT_SCOPE_UNIVERSE = 0;
 export const RT_SCOPE_LINK = 253;
 export const RT_SCOPE_HOST = 254;
-export const RT_SCOPE_NOWHERE = 255;
 
 export const RTN_UNICAST = 1;
-export const RTN_LOCAL = 2;
 
 /** IFNAMSIZ - 1: the longest interface name the kernel accepts. */
 export const MAX_IFNAME_LEN = IFNAMSIZ - 1;

@@ -37,7 +37,7 @@ export function errnoName(errno: number): string {
 }
 
 /** 'File exists' for 17. */
-export function errnoMessage(errno: number): string {
+function errnoMessage(errno: number): string {
   const known = MESSAGES[errno];
   if (known !== undefined) return known;
   const fromLibuv = getSystemErrorMap().get(-errno);

@@ -1,7 +1,7 @@
 /**
  * RTNETLINK for tswg: an AF_NETLINK socket through koffi (socket.ts), a pure
- * codec (codec.ts), and the link / address / route / bridge helpers of the
- * reference system (rtnetlink.ts), here as module-level async functions that
+ * codec (codec.ts), and the link / address / route / bridge helpers an
+ * overlay node needs (rtnetlink.ts), here as module-level async functions that
  * act on the process's own network namespace. To act inside another
  * namespace use withNetns() from ../netns.ts, whose callback receives the same
  * helpers as methods.

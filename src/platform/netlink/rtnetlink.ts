@@ -1,12 +1,11 @@
 /**
- * Rtnetlink: the link / address / route helpers of the reference system
- * (zlayer-overlay 0.12.8 and zlayer-overlayd 0.13.0 `netlink.rs`), as methods
- * over one NETLINK_ROUTE socket. The module-level functions in index.ts call
+ * Rtnetlink: the link / address / route / bridge helpers an overlay node
+ * needs, as methods over one NETLINK_ROUTE socket. The module-level functions in index.ts call
  * the same methods on a default instance in the process's own namespace;
  * withNetns() (../netns.ts) hands its callback an instance whose socket was
  * created inside another namespace.
  *
- * Semantics (seeds/CATALOG.md §2), by errno rather than by message text:
+ * Semantics, by errno rather than by message text:
  *  - a link is looked up by name with RTM_GETLINK + IFLA_IFNAME; ENODEV (or a
  *    name no link can have: empty or longer than 15 bytes) means absent;
  *  - absent link: NotFoundError naming it, except where the helper is
@@ -19,16 +18,15 @@
  *  - every other failure is a NetlinkError carrying the errno, the operation
  *    and the kernel's extended-ack text when it sent one.
  *
- * Deviations from the seeds, on purpose:
+ * Choices made on purpose:
  *  - bridgeMemberCount counts the links whose IFLA_MASTER is the bridge (one
  *    RTM_GETLINK dump) instead of listing /sys/class/net/<br>/brif, and
  *    setBridgeStp sets IFLA_BR_STP_STATE through RTM_NEWLINK instead of writing
  *    /sys/class/net/<br>/bridge/stp_state. Same kernel effect, but sysfs shows
  *    the namespace sysfs was mounted in, not the caller's, so the sysfs way
- *    would be wrong inside withNetns. (The seed used sysfs only because its
- *    rtnetlink crate could not change IFLA_BR_STP_STATE after creation.)
+ *    would be wrong inside withNetns.
  *    A link that is absent or not a bridge is NotFound for setBridgeStp (as a
- *    missing bridge/ directory was) and 0 members for bridgeMemberCount.
+ *    missing bridge/ directory would be) and 0 members for bridgeMemberCount.
  *  - deleteRouteViaDev sends rtm_protocol 0 (match any) so it also removes a
  *    route that `ip route add` installed (proto boot); the rest of the match
  *    is the install's: destination, output interface, link scope, no source.
@@ -37,7 +35,8 @@
  *    with errno EINVAL, raised before anything is sent.
  *
  * Routes are installed in the main table with rtm_protocol RTPROT_STATIC
- * (what the seeds' rtnetlink crate sends) and type unicast.
+ * (a route someone configured, not one the kernel or a daemon derived) and
+ * type unicast.
  */
 import { closeSync, openSync } from 'node:fs';
 import { IoError, NetlinkError, NotFoundError } from '../errors.js';

@@ -73,7 +73,7 @@ export interface AddressEntry {
   label?: string;
 }
 
-/** `listAllLinks()` result element (the catalog's shape). */
+/** `listAllLinks()` result element: a link's name and index. */
 export interface LinkNameIndex {
   index: number;
   name: string;
