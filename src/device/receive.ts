@@ -143,7 +143,7 @@ export class ReceivePath {
   private receiveTransport(slot: TransportSlot, length: number, meta: Uint8Array): boolean {
     const bytes = slot.bytes;
     if (length < MESSAGE_TRANSPORT_MIN_SIZE || bytes[0] !== MESSAGE_TRANSPORT_TYPE || bytes[1] !== 0 || bytes[2] !== 0 || bytes[3] !== 0) return false;
-    const tunnel = this.indexTable.lookup(slot.view.getUint32(4, true));
+    const tunnel = this.indexTable.lookupReceiverField(slot.view, 4);
     const peer = tunnel === undefined ? undefined : this.peerOfTunnel.get(tunnel);
     if (tunnel === undefined || peer === undefined || peer.tunnel !== tunnel) return false;
     if (this.transportBatch !== null) return this.transportBatch.open(tunnel, slot, length, peer, meta);
