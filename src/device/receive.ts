@@ -149,6 +149,7 @@ export class ReceivePath {
     if (this.transportBatch !== null) return this.transportBatch.open(tunnel, slot, length, peer, meta);
     const plaintextLength = tunnel.openTransport(slot, length);
     if (plaintextLength === OPEN_FAILED) {
+      this.counters.transportForged++;
       this.log.verbose(`${peerLogName(peer.publicKey)}: DecryptionFailed: transport data did not authenticate`);
       return true;
     }
@@ -279,6 +280,9 @@ export class ReceivePath {
       this.log.verbose(`dropped a datagram for unknown receiver index ${receiver} from ${source.address}:${source.port}`);
       return;
     }
-    this.act(peer, tunnel.decapsulate(data), source, local);
+    const out = tunnel.decapsulate(data);
+    // Counted as the fast paths count it: a session's data that did not authenticate.
+    if (data[0] === MESSAGE_TRANSPORT_TYPE && out.error?.code === 'DecryptionFailed') this.counters.transportForged++;
+    this.act(peer, out, source, local);
   }
 }
