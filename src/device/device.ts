@@ -27,7 +27,7 @@ import { endpointsEqual, formatEndpoint, type Endpoint } from './addr.js';
 import { AllowedIps } from './allowed-ips.js';
 import { UdpBind } from './bind.js';
 import { UdpBatchSender } from './udp-batch.js';
-import { sameLocalSource } from './sticky-source.js';
+import { replyRoute, sameLocalSource } from './sticky-source.js';
 import type { LocalSource } from '../platform/udp-control-message.js';
 import { DEFAULT_LISTEN_PORT, TUN_SLOT_LAYOUT } from './constants.js';
 import { DeviceCounters } from './counters.js';
@@ -209,7 +209,7 @@ export class Device implements UapiHandler {
   /** Carry out what a Tunnel asked for. `source` is where the datagram came from, if any, and `local` where it arrived. */
   private act(peer: Peer, out: TunnelOutput, source: Endpoint | null, local: LocalSource | null): void {
     if (out.error !== null) this.log.verbose(`${peerLogName(peer.publicKey)}: ${out.error.code}: ${out.error.message}`);
-    if (out.cookieReply !== null && source !== null) this.bind.send(out.cookieReply, source);
+    if (out.cookieReply !== null && source !== null) this.bind.send(out.cookieReply, source, undefined, undefined, replyRoute(local));
     if (out.authenticated && source !== null) {
       if (!endpointsEqual(peer.endpoint, source)) peer.endpoint = source;
       if (!sameLocalSource(peer.localSource, local)) peer.setLocalSource(local);

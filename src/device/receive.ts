@@ -47,7 +47,7 @@ import type { Peer } from './peer.js';
 import { rateLimitKey, type HandshakeBudget, type HandshakeLoad, type RateLimiter } from './ratelimiter.js';
 import type { TunnelOutputHandler } from './send.js';
 import { endpointFromSockaddr, sockaddrMatches } from './sockaddr.js';
-import { localSourceOf } from './sticky-source.js';
+import { localSourceOf, replyRoute } from './sticky-source.js';
 import type { PeerTimers } from './timers.js';
 import type { LocalSource } from '../platform/udp-control-message.js';
 
@@ -199,7 +199,7 @@ export class ReceivePath {
         this.receiveInitiation(data, source, local);
         return;
       case 'response':
-        if (!this.admitHandshake(data, source)) return;
+        if (!this.admitHandshake(data, source, local)) return;
         this.receiveForIndex(data, source, local);
         return;
       case 'cookie-reply':
@@ -215,9 +215,10 @@ export class ReceivePath {
   /**
    * MAC1; then, under load, MAC2, the source's rate limit and the global
    * budget. Returns false (after sending a cookie reply when that is the
-   * answer) to drop; true means the message may cost X25519 work.
+   * answer, from the address the message arrived on) to drop; true means
+   * the message may cost X25519 work.
    */
-  private admitHandshake(data: Uint8Array, source: Endpoint): boolean {
+  private admitHandshake(data: Uint8Array, source: Endpoint, local: LocalSource | null): boolean {
     const identity = this.identity();
     if (identity === null) return false;
     const checker = identity.cookieChecker;
@@ -235,7 +236,7 @@ export class ReceivePath {
     const sourceBytes = endpointBytes(source);
     if (!checker.checkMac2(data, sourceBytes)) {
       const senderIndex = new DataView(data.buffer, data.byteOffset + 4, 4).getUint32(0, true);
-      this.bind.send(checker.createReply(data, senderIndex, sourceBytes), source);
+      this.bind.send(checker.createReply(data, senderIndex, sourceBytes), source, undefined, undefined, replyRoute(local));
       this.counters.cookieReplies++;
       return false;
     }
@@ -252,7 +253,7 @@ export class ReceivePath {
   }
 
   private receiveInitiation(data: Uint8Array, source: Endpoint, local: LocalSource | null): void {
-    if (!this.admitHandshake(data, source)) return;
+    if (!this.admitHandshake(data, source, local)) return;
     const message = parseInitiation(data)!;
     const start = readInitiation(this.identity()!, message);
     if (start === null) {

@@ -214,6 +214,29 @@ describe('a handshake flood', () => {
   }, 20_000);
 });
 
+describe('cookie replies', () => {
+  it('leave from the local address the handshake message was sent to, as transport replies do', async () => {
+    // Always under load: every initiation without MAC2 is answered with a cookie reply.
+    const node = await makeNode({ underLoadThreshold: 0 });
+    const replies: Array<{ type: string; from: string }> = [];
+    const socket = dgram.createSocket('udp4');
+    socket.on('message', (message, remote) => replies.push({ type: messageType(new Uint8Array(message)), from: remote.address }));
+    await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+    const peer = new CorePeer(socket, node);
+    await node.device.set({ replacePeers: false, peers: [{ publicKey: peer.identity.publicKey, remove: false, updateOnly: false, replaceAllowedIps: false, allowedIps: [] }] });
+
+    // Both addresses are the device's (loopback); for a reply to 127.0.0.1 the kernel alone would pick 127.0.0.1.
+    for (const [i, local] of ['127.0.0.2', '127.0.0.1', '127.0.0.3'].entries()) {
+      socket.send(peer.initiation(), node.device.listenPort, local);
+      const deadline = Date.now() + 3000;
+      while (replies.length <= i && Date.now() < deadline) await sleep(10);
+      expect(replies[i]).toEqual({ type: 'cookie-reply', from: local });
+    }
+    expect(node.device.counters.cookieReplies).toBe(3);
+    socket.close();
+  });
+});
+
 describe('forged transport data', () => {
   /** Wait until `condition` holds (polled), or fail after `ms`. */
   async function until(condition: () => boolean, ms: number, what: string): Promise<void> {
