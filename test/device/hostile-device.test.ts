@@ -218,7 +218,7 @@ describe('cookie replies', () => {
   it('leave from the local address the handshake message was sent to, as transport replies do', async () => {
     // Always under load: every initiation without MAC2 is answered with a cookie reply.
     const node = await makeNode({ underLoadThreshold: 0 });
-    const replies: Array<{ type: string; from: string }> = [];
+    const replies: Array<{ type: string | null; from: string }> = [];
     const socket = dgram.createSocket('udp4');
     socket.on('message', (message, remote) => replies.push({ type: messageType(new Uint8Array(message)), from: remote.address }));
     await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
