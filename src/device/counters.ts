@@ -14,7 +14,7 @@ export class DeviceCounters {
   rateLimited = 0;
   /** Handshake messages with a valid MAC2 refused because this second's global handshake budget was spent. */
   overBudget = 0;
-  /** Transport data that did not authenticate (dropped by the crypto workers' path). */
+  /** Transport data for a live session that did not authenticate, on every receive path (inline, crypto workers, reference). */
   transportForged = 0;
   /** Transport data whose counter came twice within one batch of the crypto workers' path. */
   transportReplayed = 0;

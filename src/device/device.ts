@@ -1,77 +1,51 @@
 /**
  * The device: one TUN interface, one UDP port, many peers.
  *
- * Outbound: TUN packet → allowed-IPs lookup of its destination → the peer's
- * Tunnel → UDP datagrams to the peer's endpoint.
- * Inbound: UDP datagram → message type → (handshake) MAC checks, cookies
- * under load, the initiator's static key names the peer; (others) the
- * receiver index names the peer → Tunnel → IP packet, whose inner source
- * must be in that peer's allowed IPs → TUN.
- * Timers: each peer's next deadline is one setTimeout calling updateTimers.
- *
- * The I/O thread fills shared rings (TUN and UDP); everything here runs on
- * the main thread, in batches. Data packets take the fast paths — sealed or
- * opened in place in their ring slot (Tunnel.sealTransport/openTransport),
- * sent with one sendmmsg per batch, timers rescheduled once per batch. The
- * rest goes through the reference path: the Tunnel returns what to send and
- * the device is a switch over its outputs (ARCHITECTURE.md, the boringtun model).
+ * This file holds the device's lifecycle, its peers and their configuration
+ * (UAPI get/set, the NAT traversal hooks), and the switch that carries out a
+ * Tunnel's outputs on the reference path (ARCHITECTURE.md, the boringtun
+ * model). The data path is in its parts: send.ts (TUN → allowed IPs → seal →
+ * UDP batch), receive.ts (UDP → receiver index or handshake → open → TUN) and
+ * timers.ts (each peer's next deadline, one setTimeout). The I/O thread fills
+ * shared rings (TUN and UDP); everything here runs on the main thread.
  */
 import {
   IndexTable,
-  MESSAGE_COOKIE_REPLY_TYPE,
-  MESSAGE_INITIATION_TYPE,
-  MESSAGE_RESPONSE_TYPE,
-  MESSAGE_TRANSPORT_MIN_SIZE,
   MESSAGE_TRANSPORT_TYPE,
   NoiseError,
-  OPEN_FAILED,
   StagingBudget,
   StaticIdentity,
-  messageType,
-  parseInitiation,
-  readInitiation,
   systemClock,
   TransportSlot,
-  wipeInitiationStart,
   type Clock,
   type Tunnel,
   type TunnelOutput,
 } from '../noise/index.js';
 import { isAllZero } from '../noise/bytes.js';
 import type { TunDevice } from '../tun/tun.js';
-import { endpointBytes, endpointsEqual, formatEndpoint, type Endpoint } from './addr.js';
+import { endpointsEqual, formatEndpoint, type Endpoint } from './addr.js';
 import { AllowedIps } from './allowed-ips.js';
 import { UdpBind } from './bind.js';
 import { UdpBatchSender } from './udp-batch.js';
-import { endpointFromSockaddr, sockaddrMatches } from './sockaddr.js';
-import { localSourceOf, sameLocalSource } from './sticky-source.js';
+import { replyRoute, sameLocalSource } from './sticky-source.js';
 import type { LocalSource } from '../platform/udp-control-message.js';
 import { DEFAULT_LISTEN_PORT, TUN_SLOT_LAYOUT } from './constants.js';
 import { DeviceCounters } from './counters.js';
-import { TransportBatch, type TransportDrop } from './crypto-batch.js';
+import { TransportBatch } from './crypto-batch.js';
 import { CryptoPool, cryptoWorkersFromEnvironment } from './crypto-pool.js';
-import { ipHeaderFits, trimIpPacket } from './ip-packet.js';
 import { peerLogName, type Logger } from './logger.js';
 import { Peer } from './peer.js';
-import { HandshakeBudget, HandshakeLoad, RateLimiter, rateLimitKey } from './ratelimiter.js';
+import { HandshakeBudget, HandshakeLoad, RateLimiter } from './ratelimiter.js';
+import { HANDSHAKE_MESSAGE_NAMES, ReceivePath, type DatagramInterceptor } from './receive.js';
+import { SendPath } from './send.js';
+import { PeerTimers } from './timers.js';
 import { UapiError, type UapiDeviceState, type UapiSetRequest } from './uapi.js';
 import type { UapiHandler } from './uapi-server.js';
 import { EADDRINUSE, EIO } from '../platform/errno.js';
 import { PlatformError } from '../platform/errors.js';
 import type { UdpReceiveCounters } from '../platform/udp-gro.js';
 
-const HANDSHAKE_MESSAGE_NAMES: Record<number, string> = {
-  [MESSAGE_INITIATION_TYPE]: 'handshake initiation',
-  [MESSAGE_RESPONSE_TYPE]: 'handshake response',
-  [MESSAGE_COOKIE_REPLY_TYPE]: 'cookie reply',
-};
-
-/**
- * A handler for datagrams on the WireGuard port that are not WireGuard
- * messages (STUN replies, relay and punch messages). Returns true when it
- * consumed the datagram; unconsumed ones are dropped with a log line.
- */
-export type DatagramInterceptor = (datagram: Uint8Array, source: Endpoint) => boolean;
+export type { DatagramInterceptor } from './receive.js';
 
 /** What NAT traversal and the overlay node read of a peer. */
 export interface PeerStatus {
@@ -106,20 +80,16 @@ export class Device implements UapiHandler {
   private readonly allowedIps = new AllowedIps<Peer>();
   private readonly indexTable = new IndexTable<Tunnel>();
   private readonly bind: UdpBind;
-  private readonly handshakeLoad: HandshakeLoad;
-  private readonly handshakeBudget: HandshakeBudget;
-  private readonly rateLimiter = new RateLimiter();
   private readonly interceptors: DatagramInterceptor[] = [];
-  private readonly batchSender: UdpBatchSender<Peer>;
-  /** Peers whose timers the fast path touched since the last flush. */
-  private readonly peersWithNewTimers: Peer[] = [];
+  private readonly timers: PeerTimers;
+  private readonly sendPath: SendPath;
+  private readonly receivePath: ReceivePath;
   /** Drops and refusals by reason. */
   readonly counters = new DeviceCounters();
   /** Packets waiting for handshakes, all peers together: bytes held and packets refused. */
   readonly staging: StagingBudget;
-  /** The crypto workers and the batch that keeps their packets in order; null when the AEAD runs inline. */
+  /** The crypto workers; null when the AEAD runs inline. */
   private readonly cryptoPool: CryptoPool | null;
-  private readonly transportBatch: TransportBatch<Peer, Endpoint | Uint8Array> | null;
   private closed = false;
   private closeListeners: Array<(error: Error | null) => void> = [];
 
@@ -127,48 +97,69 @@ export class Device implements UapiHandler {
     this.tun = options.tun;
     this.log = options.log;
     this.clock = options.clock ?? systemClock;
-    this.handshakeLoad = new HandshakeLoad(options.underLoadThreshold);
-    this.handshakeBudget = new HandshakeBudget(options.handshakeBudget);
     this.staging = new StagingBudget(options.maxStagedBytes);
+    const act = (peer: Peer, out: TunnelOutput, source: Endpoint | null, local: LocalSource | null): void => this.act(peer, out, source, local);
+    this.timers = new PeerTimers(this.clock, (peer, out) => this.act(peer, out, null, null));
     this.bind = new UdpBind(
       {
-        datagram: (slot, length, source) => this.receiveSlot(slot, length, source),
-        flush: () => this.flushSends(),
+        datagram: (slot, length, source) => this.receivePath.receiveSlot(slot, length, source),
+        flush: () => this.sendPath.flush(),
         // A device without its UDP port is dead: close it, so onClose listeners hear why.
         closed: (error) => void this.close(error),
       },
       this.log,
     );
-    this.batchSender = new UdpBatchSender<Peer>(
+    const batchSender = new UdpBatchSender<Peer>(
       this.bind,
       this.log,
       (peer, bytes) => (peer.txBytes += bytes),
-      (peer) => this.setLocalSource(peer, null),
+      (peer) => peer.setLocalSource(null),
     );
     const cryptoWorkers = options.cryptoWorkers ?? cryptoWorkersFromEnvironment(this.log);
     this.cryptoPool = cryptoWorkers > 0 ? new CryptoPool({ workers: cryptoWorkers, log: this.log }) : null;
     if (cryptoWorkers > 0) this.log.verbose(`packet crypto on ${cryptoWorkers} worker thread(s) and the main thread`);
-    this.transportBatch =
+    const transportBatch =
       this.cryptoPool === null
         ? null
         : new TransportBatch<Peer, Endpoint | Uint8Array>(this.cryptoPool, {
-            sealed: (peer, slot, datagramLength, endpoint) => this.sealed(peer, slot, datagramLength, endpoint as Endpoint),
-            opened: (peer, slot, plaintextLength, source) => this.opened(peer, slot, plaintextLength, source as Uint8Array),
-            dropped: (peer, reason) => this.droppedTransport(peer, reason),
+            sealed: (peer, slot, datagramLength, endpoint) => this.sendPath.sealed(peer, slot, datagramLength, endpoint as Endpoint),
+            opened: (peer, slot, plaintextLength, source) => this.receivePath.opened(peer, slot, plaintextLength, source as Uint8Array),
+            dropped: (peer, reason) => this.receivePath.droppedTransport(peer, reason),
           });
+    const { allowedIps, counters, timers } = this;
+    this.sendPath = new SendPath({ allowedIps, batchSender, transportBatch, timers, counters, act });
+    this.receivePath = new ReceivePath({
+      identity: () => this.identity,
+      peers: this.peers,
+      indexTable: this.indexTable,
+      peerOfTunnel: this.peerOfTunnel,
+      allowedIps,
+      transportBatch,
+      timers,
+      counters,
+      handshakeLoad: new HandshakeLoad(options.underLoadThreshold),
+      handshakeBudget: new HandshakeBudget(options.handshakeBudget),
+      rateLimiter: new RateLimiter(),
+      interceptors: this.interceptors,
+      bind: this.bind,
+      tun: this.tun,
+      log: this.log,
+      clock: this.clock,
+      act,
+    });
   }
 
   /** Bind the UDP port and start reading the TUN device. */
   async start(): Promise<void> {
     await this.bind.open(DEFAULT_LISTEN_PORT);
     this.tun.start({
-      packet: (packet) => this.sendPacket(packet),
+      packet: (packet) => this.sendPath.sendPacket(packet),
       slots: {
         layout: TUN_SLOT_LAYOUT,
         wrap: (bytes, address) => new TransportSlot(bytes, address),
-        packet: (slot, length) => this.sendSlotPacket(slot, length),
+        packet: (slot, length) => this.sendPath.sendSlotPacket(slot, length),
       },
-      flush: () => this.flushSends(),
+      flush: () => this.sendPath.flush(),
       closed: (error) => void this.close(error),
     });
     this.log.verbose(`device started, UDP port ${this.bind.port}`);
@@ -183,6 +174,7 @@ export class Device implements UapiHandler {
   async close(error: Error | null = null): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.timers.stop();
     for (const peer of this.peers.values()) peer.remove();
     this.identity?.destroy();
     this.identity = null;
@@ -210,217 +202,15 @@ export class Device implements UapiHandler {
     return this.peers.size;
   }
 
-  // ---- outbound ----------------------------------------------------------
-
-  private sendPacket(packet: Uint8Array): void {
-    if (!ipHeaderFits(packet, packet.length)) {
-      this.counters.tunMalformed++;
-      return;
-    }
-    const peer = this.allowedIps.lookupPacketDestination(packet);
-    if (peer === undefined || peer.tunnel === null) return;
-    this.act(peer, peer.tunnel.encapsulate(packet), null);
-  }
-
-  /**
-   * The fast path for packets the TUN driver read into a ring slot: seal in
-   * place and queue for sendmmsg; anything unusual (no session yet, a rekey
-   * due) takes the ordinary path above with a copy.
-   */
-  private sendSlotPacket(slot: TransportSlot, length: number): void {
-    // packetArea runs to the slot's end: past `length` lie a previous packet's bytes, never to be routed on.
-    if (!ipHeaderFits(slot.packetArea, length)) {
-      this.counters.tunMalformed++;
-      return;
-    }
-    const peer = this.allowedIps.lookupPacketDestination(slot.packetArea);
-    if (peer === undefined || peer.tunnel === null) return;
-    const endpoint = peer.endpoint;
-    if (this.transportBatch !== null && endpoint !== null) {
-      if (!this.transportBatch.seal(peer.tunnel, slot, length, peer, endpoint)) this.act(peer, peer.tunnel.encapsulate(slot.packetArea.subarray(0, length)), null);
-      return;
-    }
-    const sealed = endpoint === null ? 0 : peer.tunnel.sealTransport(slot, length);
-    if (sealed === 0) {
-      this.act(peer, peer.tunnel.encapsulate(slot.packetArea.subarray(0, length)), null);
-      return;
-    }
-    this.batchSender.add(slot, sealed, endpoint!, peer, peer.localSource);
-    this.timersTouched(peer);
-  }
-
-  /** The fast paths moved this peer's timers: reschedule once, at the end of the batch. */
-  private timersTouched(peer: Peer): void {
-    if (peer.timersDirty) return;
-    peer.timersDirty = true;
-    this.peersWithNewTimers.push(peer);
-  }
-
-  /** A datagram the crypto workers sealed, in its turn. */
-  private sealed(peer: Peer, slot: TransportSlot, datagramLength: number, endpoint: Endpoint): void {
-    this.batchSender.add(slot, datagramLength, endpoint, peer, peer.localSource);
-    this.timersTouched(peer);
-  }
-
-  private flushSends(): void {
-    this.transportBatch?.finish();
-    this.batchSender.flush();
-    for (const peer of this.peersWithNewTimers) {
-      peer.timersDirty = false;
-      this.scheduleTimers(peer);
-    }
-    this.peersWithNewTimers.length = 0;
-  }
-
-  // ---- inbound -----------------------------------------------------------
-
-  /**
-   * A datagram the UDP reader put in a ring slot. Transport data takes the
-   * fast path (opened in place, no copy); everything else, and transport
-   * data the fast path declines, is copied out for the ordinary path.
-   */
-  private receiveSlot(slot: TransportSlot, length: number, meta: Uint8Array): void {
-    if (this.receiveTransport(slot, length, meta)) return;
-    // Handshakes may replace sessions: the packets before this one go first.
-    this.transportBatch?.finish();
-    const source = endpointFromSockaddr(meta);
-    if (source !== null) this.receiveDatagram(slot.bytes.slice(0, length), source, localSourceOf(meta, null));
-  }
-
-  /** The receive fast path; false hands the datagram, untouched, to receiveDatagram. */
-  private receiveTransport(slot: TransportSlot, length: number, meta: Uint8Array): boolean {
-    const bytes = slot.bytes;
-    if (length < MESSAGE_TRANSPORT_MIN_SIZE || bytes[0] !== MESSAGE_TRANSPORT_TYPE || bytes[1] !== 0 || bytes[2] !== 0 || bytes[3] !== 0) return false;
-    const tunnel = this.indexTable.lookup(slot.view.getUint32(4, true));
-    const peer = tunnel === undefined ? undefined : this.peerOfTunnel.get(tunnel);
-    if (tunnel === undefined || peer === undefined || peer.tunnel !== tunnel) return false;
-    if (this.transportBatch !== null) return this.transportBatch.open(tunnel, slot, length, peer, meta);
-    const plaintextLength = tunnel.openTransport(slot, length);
-    if (plaintextLength === OPEN_FAILED) {
-      this.log.verbose(`${peerLogName(peer.publicKey)}: DecryptionFailed: transport data did not authenticate`);
-      return true;
-    }
-    if (plaintextLength < 0) return false;
-    this.opened(peer, slot, plaintextLength, meta);
-    return true;
-  }
-
-  /**
-   * A transport datagram that authenticated (inline, or from the crypto
-   * workers in its turn): the peer may have roamed, to another endpoint or
-   * local address; then the plaintext goes to the TUN device.
-   */
-  private opened(peer: Peer, slot: TransportSlot, plaintextLength: number, meta: Uint8Array): void {
-    if (!sockaddrMatches(peer.endpoint, meta)) peer.endpoint = endpointFromSockaddr(meta) ?? peer.endpoint;
-    const local = localSourceOf(meta, peer.localSource);
-    if (local !== peer.localSource) this.setLocalSource(peer, local);
-    this.timersTouched(peer);
-    if (plaintextLength > 0) this.deliver(peer, slot.plaintext(plaintextLength));
-  }
-
-  private droppedTransport(peer: Peer, reason: TransportDrop): void {
-    if (reason === 'forged') this.counters.transportForged++;
-    else if (reason === 'replayed') this.counters.transportReplayed++;
-    else this.counters.cryptoLost++;
-    this.log.verbose(`${peerLogName(peer.publicKey)}: transport data dropped (${reason})`);
-  }
-
-  private receiveDatagram(data: Uint8Array, source: Endpoint, local: LocalSource | null): void {
-    switch (messageType(data)) {
-      case 'initiation':
-        this.receiveInitiation(data, source, local);
-        return;
-      case 'response':
-        if (!this.admitHandshake(data, source)) return;
-        this.receiveForIndex(data, source, local);
-        return;
-      case 'cookie-reply':
-      case 'transport':
-        this.receiveForIndex(data, source, local);
-        return;
-      default:
-        for (const interceptor of this.interceptors) if (interceptor(data, source)) return;
-        this.log.verbose(`dropped a malformed datagram of ${data.length} bytes from ${source.address}:${source.port}`);
-    }
-  }
-
-  /**
-   * MAC1; then, under load, MAC2, the source's rate limit and the global
-   * budget. Returns false (after sending a cookie reply when that is the
-   * answer) to drop; true means the message may cost X25519 work.
-   */
-  private admitHandshake(data: Uint8Array, source: Endpoint): boolean {
-    if (this.identity === null) return false;
-    const checker = this.identity.cookieChecker;
-    if (!checker.checkMac1(data)) {
-      this.log.verbose(`dropped a handshake message with an invalid MAC1 from ${source.address}`);
-      return false;
-    }
-    const now = this.clock.now();
-    const busy = this.handshakeLoad.record(now);
-    // Not under load: the budget alone decides; the message that finds it dry is treated as under load.
-    if (!busy && !this.handshakeBudget.spent(now) && this.handshakeBudget.take(now)) {
-      this.counters.handshakesAdmitted++;
-      return true;
-    }
-    const sourceBytes = endpointBytes(source);
-    if (!checker.checkMac2(data, sourceBytes)) {
-      const senderIndex = new DataView(data.buffer, data.byteOffset + 4, 4).getUint32(0, true);
-      this.bind.send(checker.createReply(data, senderIndex, sourceBytes), source);
-      this.counters.cookieReplies++;
-      return false;
-    }
-    if (!this.rateLimiter.allow(rateLimitKey(source), now)) {
-      this.counters.rateLimited++;
-      return false;
-    }
-    if (!this.handshakeBudget.take(now)) {
-      this.counters.overBudget++;
-      return false;
-    }
-    this.counters.handshakesAdmitted++;
-    return true;
-  }
-
-  private receiveInitiation(data: Uint8Array, source: Endpoint, local: LocalSource | null): void {
-    if (!this.admitHandshake(data, source)) return;
-    const message = parseInitiation(data)!;
-    const start = readInitiation(this.identity!, message);
-    if (start === null) {
-      this.log.verbose(`dropped an initiation from ${source.address} that did not decrypt`);
-      return;
-    }
-    const peer = this.peers.get(Buffer.from(start.peerPublicKey).toString('hex'));
-    if (peer === undefined || peer.tunnel === null) {
-      wipeInitiationStart(start);
-      this.log.verbose(`dropped an initiation from an unknown peer at ${source.address}`);
-      return;
-    }
-    // MACs were checked above (with the load state); the tunnel re-checks MAC1 only.
-    this.act(peer, peer.tunnel.handleReadInitiation(data, start), source, local);
-  }
-
-  private receiveForIndex(data: Uint8Array, source: Endpoint, local: LocalSource | null): void {
-    // The receiver index follows the sender index in a response, and the type in the others.
-    const receiverOffset = data[0] === MESSAGE_RESPONSE_TYPE ? 8 : 4;
-    const receiver = new DataView(data.buffer, data.byteOffset + receiverOffset, 4).getUint32(0, true);
-    if (data[0] !== MESSAGE_TRANSPORT_TYPE) this.log.verbose(`received ${HANDSHAKE_MESSAGE_NAMES[data[0]!]} for index ${receiver} from ${formatEndpoint(source)}`);
-    const tunnel = this.indexTable.lookup(receiver);
-    const peer = tunnel === undefined ? undefined : this.peerOfTunnel.get(tunnel);
-    if (peer === undefined || peer.tunnel !== tunnel) {
-      this.log.verbose(`dropped a datagram for unknown receiver index ${receiver} from ${source.address}:${source.port}`);
-      return;
-    }
-    this.act(peer, tunnel.decapsulate(data), source, local);
-  }
+  // ---- the reference path ----------------------------------------------
 
   /** Carry out what a Tunnel asked for. `source` is where the datagram came from, if any, and `local` where it arrived. */
-  private act(peer: Peer, out: TunnelOutput, source: Endpoint | null, local: LocalSource | null = null): void {
+  private act(peer: Peer, out: TunnelOutput, source: Endpoint | null, local: LocalSource | null): void {
     if (out.error !== null) this.log.verbose(`${peerLogName(peer.publicKey)}: ${out.error.code}: ${out.error.message}`);
-    if (out.cookieReply !== null && source !== null) this.bind.send(out.cookieReply, source);
+    if (out.cookieReply !== null && source !== null) this.bind.send(out.cookieReply, source, undefined, undefined, replyRoute(local));
     if (out.authenticated && source !== null) {
       if (!endpointsEqual(peer.endpoint, source)) peer.endpoint = source;
-      if (!sameLocalSource(peer.localSource, local)) this.setLocalSource(peer, local);
+      if (!sameLocalSource(peer.localSource, local)) peer.setLocalSource(local);
     }
     if (out.network.length > 0) {
       if (peer.endpoint === null) this.log.verbose(`${peerLogName(peer.publicKey)} has no endpoint; ${out.network.length} datagram(s) dropped`);
@@ -431,45 +221,8 @@ export class Device implements UapiHandler {
         }
       }
     }
-    if (out.tunnel !== null) this.deliver(peer, out.tunnel);
-    this.scheduleTimers(peer);
-  }
-
-  /** Remember where the peer's packets arrive (null: let the kernel choose), as a route for the bind's single sends too. */
-  private setLocalSource(peer: Peer, local: LocalSource | null): void {
-    peer.localSource = local;
-    peer.sourceRoute = local === null ? null : { source: local, gone: () => this.setLocalSource(peer, null) };
-  }
-
-  private deliver(peer: Peer, plaintext: Uint8Array): void {
-    const packet = trimIpPacket(plaintext);
-    if (packet === null) {
-      this.log.verbose(`${peerLogName(peer.publicKey)} sent a packet that is not IPv4/IPv6`);
-      return;
-    }
-    if (this.allowedIps.lookupPacketSource(packet) !== peer) {
-      this.log.verbose(`${peerLogName(peer.publicKey)} sent a packet from a source outside its allowed IPs`);
-      return;
-    }
-    this.tun.write(packet);
-  }
-
-  // ---- timers ------------------------------------------------------------
-
-  private scheduleTimers(peer: Peer): void {
-    const tunnel = peer.tunnel;
-    if (tunnel === null || this.closed) return;
-    const deadline = tunnel.nextDeadline();
-    if (deadline === null) return;
-    // A pending earlier (or equal) timeout will reschedule when it fires.
-    if (peer.timerDeadline !== null && peer.timerDeadline <= deadline) return;
-    peer.cancelTimer();
-    peer.timerDeadline = deadline;
-    peer.timer = setTimeout(() => {
-      peer.timer = null;
-      peer.timerDeadline = null;
-      if (peer.tunnel === tunnel) this.act(peer, tunnel.updateTimers(), null);
-    }, Math.max(0, Math.ceil(deadline - this.clock.now())));
+    if (out.tunnel !== null) this.receivePath.deliver(peer, out.tunnel);
+    this.timers.schedule(peer);
   }
 
   // ---- NAT traversal hooks -----------------------------------------------
@@ -508,7 +261,7 @@ export class Device implements UapiHandler {
     if (peer === undefined) return false;
     if (!endpointsEqual(peer.endpoint, endpoint)) {
       peer.tunnel?.endpointChanged();
-      this.setLocalSource(peer, null);
+      peer.setLocalSource(null);
     }
     peer.endpoint = endpoint;
     return true;
@@ -524,7 +277,7 @@ export class Device implements UapiHandler {
     if (peer === undefined || peer.tunnel === null || peer.endpoint === null) return false;
     const out = peer.tunnel.initiateHandshake();
     const sent = out.network.length > 0;
-    this.act(peer, out, null);
+    this.act(peer, out, null, null);
     return sent;
   }
 
@@ -607,7 +360,7 @@ export class Device implements UapiHandler {
     }
     if (change.presharedKey !== undefined) peer.setPresharedKey(change.presharedKey);
     if (change.endpoint !== undefined) {
-      if (!endpointsEqual(peer.endpoint, change.endpoint)) this.setLocalSource(peer, null);
+      if (!endpointsEqual(peer.endpoint, change.endpoint)) peer.setLocalSource(null);
       peer.endpoint = change.endpoint;
     }
     if (change.replaceAllowedIps) this.allowedIps.removeByPeer(peer);
@@ -616,7 +369,7 @@ export class Device implements UapiHandler {
       const wasOff = peer.persistentKeepaliveInterval === 0;
       peer.setPersistentKeepalive(change.persistentKeepaliveInterval);
       // Like wireguard-go: turning keepalive on sends one now, which starts a handshake.
-      if (wasOff && change.persistentKeepaliveInterval > 0 && peer.tunnel !== null) this.act(peer, peer.tunnel.sendKeepalive(), null);
+      if (wasOff && change.persistentKeepaliveInterval > 0 && peer.tunnel !== null) this.act(peer, peer.tunnel.sendKeepalive(), null, null);
     }
   }
 

@@ -7,6 +7,7 @@ import { wipe } from '../noise/bytes.js';
 import { KEY_SIZE, Tunnel, type IndexTable, type StagingBudget, type StaticIdentity } from '../noise/index.js';
 import type { Endpoint } from './addr.js';
 import type { LocalSource } from '../platform/udp-control-message.js';
+import { cancelPeerTimer } from './timers.js';
 
 const NO_PRESHARED_KEY = new Uint8Array(KEY_SIZE);
 
@@ -20,10 +21,10 @@ export class Peer {
   sourceRoute: { source: LocalSource; gone(): void } | null = null;
   presharedKey: Uint8Array = NO_PRESHARED_KEY;
   persistentKeepaliveInterval = 0;
-  /** The pending updateTimers() call and the deadline it is for. */
+  /** The pending updateTimers() call and the deadline it is for (timers.ts arms and disarms it). */
   timer: NodeJS.Timeout | null = null;
   timerDeadline: number | null = null;
-  /** Set while the device's fast path owes this peer a timer reschedule (see Device.flushSends). */
+  /** Set while a fast path owes this peer a timer reschedule (PeerTimers.touched). */
   timersDirty = false;
   // Counters of tunnels this peer had before the current one.
   private rxBefore = 0;
@@ -75,9 +76,18 @@ export class Peer {
     if (this.tunnel !== null) this.tunnel.persistentKeepaliveSeconds = seconds;
   }
 
+  /**
+   * Remember where the peer's packets arrive (null: let the kernel choose),
+   * also as a route for the bind's single sends.
+   */
+  setLocalSource(local: LocalSource | null): void {
+    this.localSource = local;
+    this.sourceRoute = local === null ? null : { source: local, gone: () => this.setLocalSource(null) };
+  }
+
   /** Forget sessions and timers (peer removed, or its tunnel is being replaced). */
   dropTunnel(): void {
-    this.cancelTimer();
+    cancelPeerTimer(this);
     if (this.tunnel === null) return;
     this.rxBefore += this.tunnel.rxBytes;
     this.lastHandshakeBefore = this.tunnel.lastHandshakeWallTime || this.lastHandshakeBefore;
@@ -95,11 +105,5 @@ export class Peer {
   private wipePresharedKey(): void {
     // The shared all-zero default needs no wiping (and must stay zero).
     if (this.presharedKey !== NO_PRESHARED_KEY) wipe(this.presharedKey);
-  }
-
-  cancelTimer(): void {
-    if (this.timer !== null) clearTimeout(this.timer);
-    this.timer = null;
-    this.timerDeadline = null;
   }
 }

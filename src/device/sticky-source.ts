@@ -8,6 +8,7 @@
  */
 import { EADDRNOTAVAIL, EINVAL, ENETUNREACH, ENODEV } from '../platform/errno.js';
 import type { LocalSource } from '../platform/udp-control-message.js';
+import type { SourceRoute } from './bind.js';
 import { META_INTERFACE_INDEX, META_LOCAL_ADDRESS, META_LOCAL_FAMILY } from '../platform/udp-receiver.js';
 
 
@@ -39,3 +40,15 @@ export function sameLocalSource(a: LocalSource | null, b: LocalSource | null): b
   if (a === null || b === null || a.family !== b.family || a.interfaceIndex !== b.interfaceIndex) return false;
   return a.address.every((byte, i) => byte === b.address[i]);
 }
+
+/**
+ * The route for an answer to a datagram that arrived on `local` and belongs
+ * to no session (a cookie reply): it leaves from that address too; none
+ * when the kernel did not say. When the address is gone there is nothing to
+ * forget, and the kernel picks the source.
+ */
+export function replyRoute(local: LocalSource | null): SourceRoute | undefined {
+  return local === null ? undefined : { source: local, gone: forgetNothing };
+}
+
+function forgetNothing(): void {}

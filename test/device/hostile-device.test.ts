@@ -25,7 +25,7 @@ interface Node {
 
 const devices: Device[] = [];
 
-async function makeNode(options: { underLoadThreshold?: number; handshakeBudget?: number; maxStagedBytes?: number } = {}): Promise<Node> {
+async function makeNode(options: { underLoadThreshold?: number; handshakeBudget?: number; maxStagedBytes?: number; cryptoWorkers?: number } = {}): Promise<Node> {
   const tun = new MemoryTun();
   const device = new Device({ tun, log: silentLogger, ...options });
   await device.start();
@@ -212,6 +212,81 @@ describe('a handshake flood', () => {
     floodSocket.close();
     legitSocket.close();
   }, 20_000);
+});
+
+describe('cookie replies', () => {
+  it('leave from the local address the handshake message was sent to, as transport replies do', async () => {
+    // Always under load: every initiation without MAC2 is answered with a cookie reply.
+    const node = await makeNode({ underLoadThreshold: 0 });
+    const replies: Array<{ type: string | null; from: string }> = [];
+    const socket = dgram.createSocket('udp4');
+    socket.on('message', (message, remote) => replies.push({ type: messageType(new Uint8Array(message)), from: remote.address }));
+    await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+    const peer = new CorePeer(socket, node);
+    await node.device.set({ replacePeers: false, peers: [{ publicKey: peer.identity.publicKey, remove: false, updateOnly: false, replaceAllowedIps: false, allowedIps: [] }] });
+
+    // Both addresses are the device's (loopback); for a reply to 127.0.0.1 the kernel alone would pick 127.0.0.1.
+    for (const [i, local] of ['127.0.0.2', '127.0.0.1', '127.0.0.3'].entries()) {
+      socket.send(peer.initiation(), node.device.listenPort, local);
+      const deadline = Date.now() + 3000;
+      while (replies.length <= i && Date.now() < deadline) await sleep(10);
+      expect(replies[i]).toEqual({ type: 'cookie-reply', from: local });
+    }
+    expect(node.device.counters.cookieReplies).toBe(3);
+    socket.close();
+  });
+});
+
+describe('forged transport data', () => {
+  /** Wait until `condition` holds (polled), or fail after `ms`. */
+  async function until(condition: () => boolean, ms: number, what: string): Promise<void> {
+    const deadline = Date.now() + ms;
+    while (!condition()) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      await sleep(10);
+    }
+  }
+
+  /** A transport datagram for `peer`'s session whose tag no longer authenticates. */
+  function forged(peer: CorePeer, sequence: number): Uint8Array {
+    const [datagram] = peer.tunnel.encapsulate(packet4([10, 9, 0, 2], 60 + sequence)).network;
+    const copy = new Uint8Array(datagram!);
+    copy[copy.length - 1]! ^= 0x01;
+    return copy;
+  }
+
+  for (const cryptoWorkers of [0, 2]) {
+    it(`is dropped and counted on every receive path (${cryptoWorkers === 0 ? 'inline' : `${cryptoWorkers} crypto workers`}), and the session goes on`, async () => {
+      const node = await makeNode({ cryptoWorkers });
+      const inbox: Uint8Array[] = [];
+      const socket = await openSocket('127.0.0.1', (data) => inbox.push(data));
+      const peer = new CorePeer(socket, node);
+      await node.device.set({ replacePeers: false, peers: [{ publicKey: peer.identity.publicKey, remove: false, updateOnly: false, replaceAllowedIps: false, allowedIps: [parseCidr('10.9.0.1/32')] }] });
+
+      peer.send(peer.initiation());
+      await until(() => inbox.length > 0, 3000, 'the handshake response');
+      const answer = peer.tunnel.decapsulate(inbox.shift()!);
+      expect(answer.error).toBeNull();
+      expect(node.device.counters.transportForged).toBe(0);
+
+      // The device's session awaits confirmation: its fast paths decline the datagram and the reference path opens it.
+      peer.send(forged(peer, 1));
+      await until(() => node.device.counters.transportForged === 1, 3000, 'the forged datagram on the reference path to be counted');
+
+      // The keepalive confirms the session; data then takes the fast path.
+      for (const datagram of answer.network) peer.send(datagram);
+      peer.send(peer.tunnel.encapsulate(packet4([10, 9, 0, 2], 70)).network[0]!);
+      await node.tun.waitForPackets(1);
+      peer.send(forged(peer, 2));
+      await until(() => node.device.counters.transportForged === 2, 3000, 'the forged datagram on the fast path to be counted');
+      peer.send(peer.tunnel.encapsulate(packet4([10, 9, 0, 2], 80)).network[0]!);
+      const delivered = await node.tun.waitForPackets(2);
+      // Only the authentic packets reached the TUN device.
+      expect(delivered.map((packet) => packet.length)).toEqual([70, 80]);
+      expect(node.device.counters.transportForged).toBe(2);
+      socket.close();
+    });
+  }
 });
 
 /** A bare IPv4 packet of `length` bytes from 10.9.0.1 to `destination`. */

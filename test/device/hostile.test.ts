@@ -68,7 +68,7 @@ const PORT = 51820;
 const HANDSHAKES_PER_TICK = 10;
 const TICK_MS = 50;
 
-/** tswg's verbose log lines, by what caused them (src/device/device.ts, src/noise/tunnel.ts). */
+/** tswg's verbose log lines, by what caused them (src/device/receive.ts and device.ts, src/noise/tunnel.ts). */
 const LOG_PATTERNS = {
   malformed: /dropped a malformed datagram of/,
   invalidMac1: /dropped a handshake message with an invalid MAC1/,

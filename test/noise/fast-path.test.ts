@@ -752,4 +752,36 @@ describe('sealTransport and openTransport allocate nothing per packet (sodium ba
     expect(perPacket.fast).toBeLessThan(MAX_BYTES_PER_PACKET);
     expect(perPacket.open).toBeLessThan(MAX_BYTES_PER_PACKET);
   });
+
+  it(`a datagram's receiver index of 2^31 and more finds its tunnel in the shared IndexTable: the same owner read signed or unsigned, < ${MAX_BYTES_PER_PACKET} byte per lookup`, () => {
+    const clock = new ManualClock();
+    const identities = { identityA: newIdentity(clock, sodiumBackend!), identityB: newIdentity(clock, sodiumBackend!) };
+    const pair = makePair({ clock, mtu: 1420, ...identities, indexTableA: new HighIndexTable(), indexTableB: new HighIndexTable() });
+    completeHandshake(pair.a, pair.b);
+    const index = pair.b.keypairs.current!.localIndex;
+    expect(index).toBeGreaterThanOrEqual(2 ** 31);
+    const slot = new TransportSlot(new Uint8Array(BIG_SLOT_SIZE));
+    slot.packetArea.set(randomPacket(seededPrng(), 64));
+    expect(pair.a.sealTransport(slot, 64)).toBeGreaterThan(0);
+    const table = pair.b.indexTable;
+    expect(slot.view.getUint32(4, true)).toBe(index);
+    expect(table.lookupReceiverField(slot.view, 4)).toBe(pair.b);
+    expect(table.lookup(index)).toBe(pair.b);
+    expect(table.lookup(index | 0)).toBe(pair.b);
+    expect(table.lookup((index + 1) >>> 0)).toBeUndefined();
+
+    const lookUp = (count: number) => {
+      for (let i = 0; i < count; i++) if (table.lookupReceiverField(slot.view, 4) !== pair.b) throw new Error('lookup missed');
+    };
+    lookUp(WARMUP);
+    const windows = [allocatedBytes(() => lookUp(PACKETS)), allocatedBytes(() => lookUp(PACKETS))];
+    const best = windows[0]!.bytes <= windows[1]!.bytes ? windows[0]! : windows[1]!;
+    console.log(`allocation: IndexTable.lookupReceiverField ${(best.bytes / PACKETS).toFixed(4)} B/lookup (${best.bytes} B, ${best.gcs} GCs in ${PACKETS})`);
+    expect(best.bytes / PACKETS).toBeLessThan(MAX_BYTES_PER_PACKET);
+
+    // Released by its unsigned number, the index is gone in every reading.
+    table.release(index);
+    expect(table.lookupReceiverField(slot.view, 4)).toBeUndefined();
+    expect(table.lookup(index)).toBeUndefined();
+  });
 });
