@@ -16,36 +16,15 @@
  * rest goes through the reference path: the Tunnel returns what to send and
  * the device is a switch over its outputs (ARCHITECTURE.md, the boringtun model).
  */
-import {
-  IndexTable,
-  MESSAGE_COOKIE_REPLY_TYPE,
-  MESSAGE_INITIATION_TYPE,
-  MESSAGE_RESPONSE_TYPE,
-  MESSAGE_TRANSPORT_MIN_SIZE,
-  MESSAGE_TRANSPORT_TYPE,
-  NoiseError,
-  OPEN_FAILED,
-  StagingBudget,
-  StaticIdentity,
-  messageType,
-  parseInitiation,
-  readInitiation,
-  systemClock,
-  TransportSlot,
-  wipeInitiationStart,
-  type Clock,
-  type Tunnel,
-  type TunnelOutput,
-} from '../noise/index.js';
-import { isAllZero } from '../noise/bytes.js';
-import type { TunDevice } from '../tun/tun.js';
+import { IndexTable, MESSAGE_COOKIE_REPLY_TYPE, MESSAGE_INITIATION_TYPE, MESSAGE_RESPONSE_TYPE, MESSAGE_TRANSPORT_MIN_SIZE, MESSAGE_TRANSPORT_TYPE, NoiseError, OPEN_FAILED, StagingBudget, StaticIdentity, messageType, parseInitiation, readInitiation, systemClock, TransportSlot, wipeInitiationStart, type Clock, type Tunnel, type TunnelOutput, isAllZero } from '../noise/index.js';
+import type { TunDevice } from '../tun/index.js';
 import { endpointBytes, endpointsEqual, formatEndpoint, type Endpoint } from './addr.js';
 import { AllowedIps } from './allowed-ips.js';
 import { UdpBind } from './bind.js';
 import { UdpBatchSender } from './udp-batch.js';
 import { endpointFromSockaddr, sockaddrMatches } from './sockaddr.js';
 import { localSourceOf, sameLocalSource } from './sticky-source.js';
-import type { LocalSource } from '../platform/udp-control-message.js';
+import { type LocalSource, PlatformError, type UdpReceiveCounters } from '../platform/index.js';
 import { DEFAULT_LISTEN_PORT, TUN_SLOT_LAYOUT } from './constants.js';
 import { DeviceCounters } from './counters.js';
 import { TransportBatch, type TransportDrop } from './crypto-batch.js';
@@ -56,8 +35,6 @@ import { Peer } from './peer.js';
 import { HandshakeBudget, HandshakeLoad, RateLimiter, rateLimitKey } from './ratelimiter.js';
 import { UapiError, type UapiDeviceState, type UapiSetRequest } from './uapi.js';
 import type { UapiHandler } from './uapi-server.js';
-import { PlatformError } from '../platform/errors.js';
-import type { UdpReceiveCounters } from '../platform/udp-gro.js';
 
 const EADDRINUSE = 98;
 const HANDSHAKE_MESSAGE_NAMES: Record<number, string> = {

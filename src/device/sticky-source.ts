@@ -6,8 +6,7 @@
  * expects. When that address is gone, sends fall back to the kernel's
  * choice and the next packet from the peer sets it again.
  */
-import type { LocalSource } from '../platform/udp-control-message.js';
-import { META_INTERFACE_INDEX, META_LOCAL_ADDRESS, META_LOCAL_FAMILY } from '../platform/udp-receiver.js';
+import { type LocalSource, META_INTERFACE_INDEX, META_LOCAL_ADDRESS, META_LOCAL_FAMILY } from '../platform/index.js';
 
 const EINVAL = 22;
 const ENODEV = 19;

@@ -29,7 +29,7 @@
  */
 import { AddressError, bytesToIp, formatCidr, ipToBytes, parseCidr, parseEndpoint } from './addr.js';
 import type { Cidr, Endpoint } from './addr.js';
-import { decodeHexKey } from '../noise/keys.js';
+import { decodeHexKey } from '../noise/index.js';
 
 /** Positive errno values used on the UAPI (Linux numbering, as wireguard-go's ipc package). */
 export const Errno = {

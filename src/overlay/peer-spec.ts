@@ -7,11 +7,10 @@
  * Candidates of unknown type or with a bad address are dropped, not refused
  * (catalog §5: they come from other nodes' gathering).
  */
-import { AddressError, formatCidr, parseCidr, parseEndpoint, type Cidr, type Endpoint } from '../device/addr.js';
-import { candidatesFromWire, type Candidate } from '../nat/candidates.js';
-import { decodeKey } from '../noise/keys.js';
+import { AddressError, formatCidr, parseCidr, parseEndpoint, type Cidr, type Endpoint, type UapiPeerChange } from '../device/index.js';
+import { candidatesFromWire, type Candidate } from '../nat/index.js';
+import { decodeKey } from '../noise/index.js';
 import { OverlayError } from './errors.js';
-import type { UapiPeerChange } from '../device/uapi.js';
 import type { PeerSpec } from './protocol.js';
 
 export type { PeerSpec } from './protocol.js';

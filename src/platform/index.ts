@@ -44,3 +44,15 @@ export {
   sysctlPath,
 } from './sysctl.js';
 export { LibcSelfTestError, selfTestLibc } from './libc-self-test.js';
+export { exitNow } from './exit.js';
+export { IoThread } from './io-thread.js';
+export { AF_INET, AF_INET6, IFNAMSIZ, IFREQ_SIZE, lastErrno, loadLibc, loadNetlinkLibc, O_CLOEXEC, O_NONBLOCK, SOCK_CLOEXEC, SOCK_DGRAM } from './libc.js';
+export { MessageVector } from './message-vector.js';
+export { addressOf } from './native-memory.js';
+export { createPacketRingMemory, MAX_PACKET_SIZE, PacketRingConsumer, plainSlot, RELEASE_BATCH, type RingSlot, type SlotHandler, type SlotLayout, type SlotWrapper } from './packet-ring.js';
+export { CONTROL_ROOM, type LocalSource, writePacketInfo, writeSegmentSize } from './udp-control-message.js';
+export { UdpReceiveCounters } from './udp-gro.js';
+export { gsoMaxBytes, gsoRunLength } from './udp-gso.js';
+export { enablePacketInfo, enableUdpOffloads, type UdpOffloads } from './udp-offload.js';
+export { META_INTERFACE_INDEX, META_LOCAL_ADDRESS, META_LOCAL_FAMILY, RECEIVE_META_SIZE } from './udp-receiver.js';
+export { workerScriptUrl } from './worker-script.js';
