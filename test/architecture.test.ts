@@ -88,8 +88,8 @@ function workerEntryPoints(files: ReadonlyMap<string, string>): string[] {
   return entries;
 }
 
-/** The files a worker thread loads (its entry point and their imports that load, transitively) that import another room. */
-function workerSideCrossRoom(files: ReadonlyMap<string, string>): string[] {
+/** The files a worker thread loads: the entry points and their imports that load, transitively. */
+function workerLoaded(files: ReadonlyMap<string, string>): Set<string> {
   const seen = new Set<string>();
   const stack = workerEntryPoints(files);
   while (stack.length > 0) {
@@ -98,7 +98,12 @@ function workerSideCrossRoom(files: ReadonlyMap<string, string>): string[] {
     seen.add(file);
     for (const { specifier, loads } of imports(files.get(file)!)) if (loads && specifier.startsWith('.')) stack.push(target(file, specifier));
   }
-  return [...seen].filter((file) => imports(files.get(file)!).some(({ specifier }) => roomOf(target(file, specifier)) !== null && roomOf(target(file, specifier)) !== roomOf(file))).sort();
+  return seen;
+}
+
+/** The files a worker thread loads that import another room. */
+function workerSideCrossRoom(files: ReadonlyMap<string, string>): string[] {
+  return [...workerLoaded(files)].filter((file) => imports(files.get(file)!).some(({ specifier }) => roomOf(target(file, specifier)) !== null && roomOf(target(file, specifier)) !== roomOf(file))).sort();
 }
 
 /** Every broken wall in `files` (path from the root → source), as "file -> target: why". */
@@ -215,8 +220,12 @@ describe('architecture: the walls between the rooms of src/', () => {
     expect(violations(tree, table, workerSideCrossRoom(tree))).toEqual([]);
   });
 
-  it('the files a worker thread loads that import another room are the ones ARCHITECTURE.md and the lint configuration exempt', () => {
+  it('a worker thread loads no room index; the files it loads that import another room are the ones ARCHITECTURE.md and the lint configuration exempt', () => {
     expect(workerEntryPoints(tree).sort()).toEqual(['src/device/crypto-worker.ts', 'src/platform/io-worker.ts']);
+    // A worker loads no room whole: no index.ts among its files.
+    const loaded = workerLoaded(tree);
+    expect(loaded.size).toBeGreaterThan(2);
+    expect([...loaded].filter((file) => file.endsWith('/index.ts'))).toEqual([]);
     const workerSide = workerSideCrossRoom(tree);
     expect(workerSide).toEqual(['src/device/crypto-jobs.ts', 'src/device/crypto-worker.ts']);
     const stated = DOC.slice(DOC.indexOf('through its `index.ts` only'));
