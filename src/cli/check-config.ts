@@ -4,8 +4,7 @@
  * the kernel, the data directory or the network. A bad file exits 2 with the
  * field named ("node.yaml: peers[1].endpoint: …"), as the node would refuse it.
  */
-import { DEFAULT_WG_PORT } from '../overlay/constants.js';
-import { loadNodeConfig, type NodeConfig } from '../overlay/config-file.js';
+import { DEFAULT_WG_PORT, loadNodeConfig, type NodeConfig } from '../overlay/index.js';
 import { UsageError } from './key-commands.js';
 
 const CHECK_CONFIG_USAGE = 'Usage: tswg node check-config FILE';

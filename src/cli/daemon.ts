@@ -8,13 +8,9 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { UdpBindError } from '../device/bind.js';
-import { Device } from '../device/device.js';
-import { UAPI_SOCKET_DIRECTORY } from '../device/constants.js';
-import { createLogger, parseLogLevel } from '../device/logger.js';
-import { UapiServer } from '../device/uapi-server.js';
-import { selfTestLibc } from '../platform/libc-self-test.js';
-import { LinuxTun } from '../tun/linux.js';
+import { UdpBindError, Device, UAPI_SOCKET_DIRECTORY, createLogger, parseLogLevel, UapiServer } from '../device/index.js';
+import { selfTestLibc } from '../platform/index.js';
+import { LinuxTun } from '../tun/index.js';
 import { CliError, UsageError } from './key-commands.js';
 
 /** The child's end of the readiness pipe. */

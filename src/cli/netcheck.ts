@@ -6,10 +6,8 @@
  * works); different addresses mean an endpoint-dependent ("symmetric")
  * mapping, where peers need a relay.
  */
-import { formatEndpoint, type Endpoint } from '../device/addr.js';
-import { createLogger, parseLogLevel } from '../device/logger.js';
-import { openSocketPort } from '../nat/datagram-port.js';
-import { StunClient, parseStunServer, resolveStunServer, type BindingResult } from '../nat/stun/client.js';
+import { formatEndpoint, type Endpoint, createLogger, parseLogLevel } from '../device/index.js';
+import { openSocketPort, StunClient, parseStunServer, resolveStunServer, type BindingResult } from '../nat/index.js';
 import { DEFAULT_NETCHECK_STUN_SERVERS, DEFAULT_NETCHECK_TIMEOUT_MS, EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from './constants.js';
 import { UsageError } from './key-commands.js';
 

@@ -14,15 +14,9 @@
  * object), for scripts. An Err answer exits 1 with its message; bad flags
  * or arguments exit 2.
  */
-import { createLogger, parseLogLevel } from '../device/logger.js';
-import { DEFAULT_CONTROL_SOCKET, ROAMING_ENDPOINT } from '../overlay/constants.js';
-import { requestOnce } from '../overlay/control-client.js';
-import { describeMetricsListen, parseListenAddress, runNodeDaemon } from '../overlay/node-daemon.js';
-import { StateStore } from '../overlay/state-store.js';
-import { exitNow } from '../platform/exit.js';
-import { selfTestLibc } from '../platform/libc-self-test.js';
-import type { NatStatusWire, Request, Response, StatusSnapshot } from '../overlay/protocol.js';
-import { formatNatStatusTable, formatPeersTable, formatServicesTable, formatStatusTable } from '../overlay/status.js';
+import { createLogger, parseLogLevel } from '../device/index.js';
+import { DEFAULT_CONTROL_SOCKET, ROAMING_ENDPOINT, requestOnce, describeMetricsListen, parseListenAddress, runNodeDaemon, StateStore, type NatStatusWire, type Request, type Response, type StatusSnapshot, formatNatStatusTable, formatPeersTable, formatServicesTable, formatStatusTable } from '../overlay/index.js';
+import { exitNow, selfTestLibc } from '../platform/index.js';
 import { runCheckConfig } from './check-config.js';
 import { CliError, UsageError } from './key-commands.js';
 

@@ -5,25 +5,13 @@
  * sendto/sendmmsg send synchronously. Changing the port binds the new sockets
  * before closing the old ones, so a failed change leaves the device as it was.
  */
-import { PlatformError } from '../platform/errors.js';
-import { IoThread } from '../platform/io-thread.js';
-import { lastErrno, loadLibc, loadNetlinkLibc } from '../platform/libc.js';
-import { addressOf } from '../platform/native-memory.js';
-import { PacketRingConsumer, createPacketRingMemory, type SlotHandler } from '../platform/packet-ring.js';
-import { TransportSlot } from '../noise/transport-slot.js';
-import { openRawUdpSocket, setSocketMark, type RawUdpSocket } from '../platform/udp-socket.js';
-import { enableUdpOffloads, type UdpOffloads } from '../platform/udp-offload.js';
-import { UdpReceiveCounters } from '../platform/udp-gro.js';
-import { RECEIVE_META_SIZE } from '../platform/udp-receiver.js';
+import { PlatformError, IoThread, lastErrno, loadLibc, loadNetlinkLibc, addressOf, PacketRingConsumer, createPacketRingMemory, type SlotHandler, openRawUdpSocket, setSocketMark, type RawUdpSocket, enableUdpOffloads, type UdpOffloads, UdpReceiveCounters, RECEIVE_META_SIZE, MessageVector, MAX_PACKET_SIZE, CONTROL_ROOM, writePacketInfo, type LocalSource, enablePacketInfo } from '../platform/index.js';
+import { TransportSlot } from '../noise/index.js';
 import type { Endpoint } from './addr.js';
 import { UDP_SLOT_LAYOUT } from './constants.js';
 import type { Logger } from './logger.js';
 import { sockaddrOf } from './sockaddr.js';
 import { SOURCE_GONE_ERRORS } from './sticky-source.js';
-import { MessageVector } from '../platform/message-vector.js';
-import { MAX_PACKET_SIZE } from '../platform/packet-ring.js';
-import { CONTROL_ROOM, writePacketInfo, type LocalSource } from '../platform/udp-control-message.js';
-import { enablePacketInfo } from '../platform/udp-offload.js';
 
 /** What the bind hands each received datagram to; see PacketRingConsumer.drain. */
 export interface DatagramHandlers {

@@ -1,7 +1,6 @@
 /** Device-level constants (the protocol's own are in src/noise/constants.ts). */
-import { AEAD_TAG_SIZE, PADDING_MULTIPLE } from '../noise/constants.js';
-import { TransportSlot } from '../noise/transport-slot.js';
-import type { SlotLayout } from '../platform/packet-ring.js';
+import { AEAD_TAG_SIZE, PADDING_MULTIPLE, TransportSlot } from '../noise/index.js';
+import type { SlotLayout } from '../platform/index.js';
 
 /** wireguard-go's ratelimiter: handshakes per second per source while under load, and burst. */
 export const RATELIMIT_PACKETS_PER_SECOND = 20;

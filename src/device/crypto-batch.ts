@@ -11,8 +11,7 @@
  * caller's ordinary path for it comes after every packet before it. Slots
  * outside shared memory are sealed or opened inline, in order too.
  */
-import { OPEN_DECLINED, OPEN_FAILED, OPEN_REPLAYED, type Tunnel } from '../noise/tunnel.js';
-import { TransportSlot } from '../noise/transport-slot.js';
+import { OPEN_DECLINED, OPEN_FAILED, OPEN_REPLAYED, type Tunnel, TransportSlot } from '../noise/index.js';
 import { FORGED, JOB_OPEN, JOB_SEAL, SUCCEEDED } from './crypto-jobs.js';
 import type { CryptoPool } from './crypto-pool.js';
 

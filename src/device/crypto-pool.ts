@@ -18,10 +18,8 @@
  */
 import { availableParallelism } from 'node:os';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
-import { defaultPrimitives } from '../noise/default-backend.js';
-import type { Primitives } from '../noise/primitives.js';
-import type { TransportSlot } from '../noise/transport-slot.js';
-import { workerScriptUrl } from '../platform/worker-script.js';
+import { defaultPrimitives, type Primitives, type TransportSlot } from '../noise/index.js';
+import { workerScriptUrl } from '../platform/index.js';
 import {
   CRYPTO_JOB_CAPACITY,
   CRYPTO_MIN_SHARED_BATCH,

@@ -9,26 +9,14 @@
  * timers.ts (each peer's next deadline, one setTimeout). The I/O thread fills
  * shared rings (TUN and UDP); everything here runs on the main thread.
  */
-import {
-  IndexTable,
-  MESSAGE_TRANSPORT_TYPE,
-  NoiseError,
-  StagingBudget,
-  StaticIdentity,
-  systemClock,
-  TransportSlot,
-  type Clock,
-  type Tunnel,
-  type TunnelOutput,
-} from '../noise/index.js';
-import { isAllZero } from '../noise/bytes.js';
-import type { TunDevice } from '../tun/tun.js';
+import { IndexTable, MESSAGE_TRANSPORT_TYPE, NoiseError, StagingBudget, StaticIdentity, systemClock, TransportSlot, type Clock, type Tunnel, type TunnelOutput, isAllZero } from '../noise/index.js';
+import type { TunDevice } from '../tun/index.js';
 import { endpointsEqual, formatEndpoint, type Endpoint } from './addr.js';
 import { AllowedIps } from './allowed-ips.js';
 import { UdpBind } from './bind.js';
 import { UdpBatchSender } from './udp-batch.js';
 import { replyRoute, sameLocalSource } from './sticky-source.js';
-import type { LocalSource } from '../platform/udp-control-message.js';
+import { type LocalSource, EADDRINUSE, EIO, PlatformError, type UdpReceiveCounters } from '../platform/index.js';
 import { DEFAULT_LISTEN_PORT, TUN_SLOT_LAYOUT } from './constants.js';
 import { DeviceCounters } from './counters.js';
 import { TransportBatch } from './crypto-batch.js';
@@ -41,9 +29,6 @@ import { SendPath } from './send.js';
 import { PeerTimers } from './timers.js';
 import { UapiError, type UapiDeviceState, type UapiSetRequest } from './uapi.js';
 import type { UapiHandler } from './uapi-server.js';
-import { EADDRINUSE, EIO } from '../platform/errno.js';
-import { PlatformError } from '../platform/errors.js';
-import type { UdpReceiveCounters } from '../platform/udp-gro.js';
 
 export type { DatagramInterceptor } from './receive.js';
 

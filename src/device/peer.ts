@@ -3,10 +3,9 @@
  * that carries its sessions. The Tunnel is rebuilt when the device's private
  * key changes; the transfer counters survive that.
  */
-import { wipe } from '../noise/bytes.js';
-import { KEY_SIZE, Tunnel, type IndexTable, type StagingBudget, type StaticIdentity } from '../noise/index.js';
+import { wipe, KEY_SIZE, Tunnel, type IndexTable, type StagingBudget, type StaticIdentity } from '../noise/index.js';
 import type { Endpoint } from './addr.js';
-import type { LocalSource } from '../platform/udp-control-message.js';
+import type { LocalSource } from '../platform/index.js';
 import { cancelPeerTimer } from './timers.js';
 
 const NO_PRESHARED_KEY = new Uint8Array(KEY_SIZE);

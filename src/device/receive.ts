@@ -35,7 +35,7 @@ import {
   type TransportSlot,
   type Tunnel,
 } from '../noise/index.js';
-import type { TunDevice } from '../tun/tun.js';
+import type { TunDevice } from '../tun/index.js';
 import { endpointBytes, formatEndpoint, type Endpoint } from './addr.js';
 import type { AllowedIps } from './allowed-ips.js';
 import type { UdpBind } from './bind.js';
@@ -49,7 +49,7 @@ import type { TunnelOutputHandler } from './send.js';
 import { endpointFromSockaddr, sockaddrMatches } from './sockaddr.js';
 import { localSourceOf, replyRoute } from './sticky-source.js';
 import type { PeerTimers } from './timers.js';
-import type { LocalSource } from '../platform/udp-control-message.js';
+import type { LocalSource } from '../platform/index.js';
 
 export const HANDSHAKE_MESSAGE_NAMES: Record<number, string> = {
   [MESSAGE_INITIATION_TYPE]: 'handshake initiation',

@@ -23,7 +23,7 @@ import type { DeviceCounters } from './counters.js';
 import type { TransportBatch } from './crypto-batch.js';
 import { ipHeaderFits } from './ip-packet.js';
 import type { Peer } from './peer.js';
-import type { LocalSource } from '../platform/udp-control-message.js';
+import type { LocalSource } from '../platform/index.js';
 import type { PeerTimers } from './timers.js';
 import type { UdpBatchSender } from './udp-batch.js';
 

@@ -5,7 +5,7 @@
  * checks "same sender as before?" without allocating.
  */
 import { bytesToIp, ipToBytes, type Endpoint } from './addr.js';
-import { AF_INET, AF_INET6 } from '../platform/libc.js';
+import { AF_INET, AF_INET6 } from '../platform/index.js';
 
 /** Bytes reserved per sockaddr: sockaddr_in6 is 28, rounded up. */
 export const SOCKADDR_ROOM = 32;

@@ -6,10 +6,8 @@
  * expects. When that address is gone, sends fall back to the kernel's
  * choice and the next packet from the peer sets it again.
  */
-import { EADDRNOTAVAIL, EINVAL, ENETUNREACH, ENODEV } from '../platform/errno.js';
-import type { LocalSource } from '../platform/udp-control-message.js';
+import { EADDRNOTAVAIL, EINVAL, ENETUNREACH, ENODEV, type LocalSource, META_INTERFACE_INDEX, META_LOCAL_ADDRESS, META_LOCAL_FAMILY } from '../platform/index.js';
 import type { SourceRoute } from './bind.js';
-import { META_INTERFACE_INDEX, META_LOCAL_ADDRESS, META_LOCAL_FAMILY } from '../platform/udp-receiver.js';
 
 
 /** Errors of a send from a remembered source that say the source (its address or interface) is gone. */

@@ -37,7 +37,7 @@
  * a live one makes listen() fail.
  */
 import { basename, join } from 'node:path';
-import { LineServer, NotASocketError, SocketInUseError, type LineConnection, type LineSession } from '../platform/line-server.js';
+import { LineServer, NotASocketError, SocketInUseError, type LineConnection, type LineSession } from '../platform/index.js';
 import { UAPI_SOCKET_DIRECTORY } from './constants.js';
 import { Errno, UapiError, formatErrno, formatGetResponse, parseSetRequest } from './uapi.js';
 import type { UapiDeviceState, UapiSetRequest } from './uapi.js';

@@ -29,9 +29,8 @@
  */
 import { AddressError, bytesToIp, formatCidr, ipToBytes, parseCidr, parseEndpoint } from './addr.js';
 import type { Cidr, Endpoint } from './addr.js';
-import { KEY_SIZE } from '../noise/constants.js';
-import { decodeHexKey } from '../noise/keys.js';
-import { EADDRINUSE, EINVAL, EIO, EMSGSIZE, EPROTO } from '../platform/errno.js';
+import { KEY_SIZE, decodeHexKey } from '../noise/index.js';
+import { EADDRINUSE, EINVAL, EIO, EMSGSIZE, EPROTO } from '../platform/index.js';
 
 /** ENOANO is Linux's 55; Node's errno table leaves it out. */
 const ENOANO = 55;

@@ -13,13 +13,8 @@
 import type { Endpoint } from './addr.js';
 import type { UdpBind } from './bind.js';
 import type { Logger } from './logger.js';
-import type { TransportSlot } from '../noise/transport-slot.js';
-import { EIO } from '../platform/errno.js';
-import { loadLibc, lastErrno } from '../platform/libc.js';
-import { MessageVector } from '../platform/message-vector.js';
-import { RELEASE_BATCH } from '../platform/packet-ring.js';
-import { CONTROL_ROOM, writePacketInfo, writeSegmentSize, type LocalSource } from '../platform/udp-control-message.js';
-import { gsoMaxBytes, gsoRunLength } from '../platform/udp-gso.js';
+import type { TransportSlot } from '../noise/index.js';
+import { EIO, loadLibc, lastErrno, MessageVector, RELEASE_BATCH, CONTROL_ROOM, writePacketInfo, writeSegmentSize, type LocalSource, gsoMaxBytes, gsoRunLength } from '../platform/index.js';
 import { sockaddrOf } from './sockaddr.js';
 import { SOURCE_GONE_ERRORS } from './sticky-source.js';
 

@@ -17,11 +17,8 @@
  * is one flow). Higher is better. A peer's advertised priority is copied
  * verbatim from the wire: it is the advertiser's own ordering.
  */
-import { isVirtualInterface } from '../platform/egress.js';
-import { IFF_UP, RT_SCOPE_UNIVERSE } from '../platform/netlink/constants.js';
-import { dumpAddresses, dumpLinks } from '../platform/netlink/index.js';
-import type { AddressEntry, LinkEntry } from '../platform/netlink/types.js';
-import { AddressError, formatEndpoint, parseEndpoint, type Endpoint } from '../device/addr.js';
+import { isVirtualInterface, IFF_UP, RT_SCOPE_UNIVERSE, dumpAddresses, dumpLinks, type AddressEntry, type LinkEntry } from '../platform/index.js';
+import { AddressError, formatEndpoint, parseEndpoint, type Endpoint } from '../device/index.js';
 import { COMPONENT_ID, LOCAL_PREFERENCE_IPV4, LOCAL_PREFERENCE_IPV6, TYPE_PREFERENCE } from './constants.js';
 
 export type CandidateType = 'host' | 'server-reflexive' | 'relay';

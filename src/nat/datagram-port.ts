@@ -8,8 +8,7 @@
  */
 import { bindUdp } from './udp.js';
 import type { AddressInfo } from 'node:net';
-import type { Device } from '../device/device.js';
-import type { Endpoint, IpFamily } from '../device/addr.js';
+import type { Device, Endpoint, IpFamily } from '../device/index.js';
 
 export type DatagramSubscriber = (datagram: Uint8Array, from: Endpoint) => boolean;
 

@@ -48,9 +48,7 @@
  * to try; the WireGuard handshake is what proves the peer.
  */
 import { randomBytes } from 'node:crypto';
-import { endpointsEqual, formatEndpoint, type Endpoint } from '../device/addr.js';
-import type { PeerStatus } from '../device/device.js';
-import { peerLogName, silentLogger, type Logger } from '../device/logger.js';
+import { endpointsEqual, formatEndpoint, type Endpoint, type PeerStatus, peerLogName, silentLogger, type Logger } from '../device/index.js';
 import { orderCandidates, type Candidate } from './candidates.js';
 import {
   HANDSHAKE_AFTER_SWITCH_MS,

@@ -24,9 +24,7 @@
  * running traversal with another config is closed so the next tick starts
  * over with the new one (null keeps the earlier config: the control plane sends null for "unchanged").
  */
-import { formatEndpoint } from '../device/addr.js';
-import type { Device } from '../device/device.js';
-import { peerLogName, silentLogger, type Logger } from '../device/logger.js';
+import { formatEndpoint, type Device, peerLogName, silentLogger, type Logger } from '../device/index.js';
 import { decodeKey } from '../noise/index.js';
 import { candidateToWire, candidatesFromWire, type Candidate, type CandidateWire } from './candidates.js';
 import { defaultNatConfig, type NatConfig } from './config.js';

@@ -9,8 +9,7 @@
 import type dgram from 'node:dgram';
 import { bindUdp } from './udp.js';
 import type { AddressInfo } from 'node:net';
-import type { Endpoint } from '../device/addr.js';
-import { silentLogger, type Logger } from '../device/logger.js';
+import { type Endpoint, silentLogger, type Logger } from '../device/index.js';
 
 const LOOPBACK = '127.0.0.1';
 

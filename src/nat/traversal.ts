@@ -23,9 +23,7 @@
  */
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
-import { endpointsEqual, formatEndpoint, parseEndpoint, type Endpoint } from '../device/addr.js';
-import type { Device } from '../device/device.js';
-import { silentLogger, type Logger } from '../device/logger.js';
+import { endpointsEqual, formatEndpoint, parseEndpoint, type Endpoint, type Device, silentLogger, type Logger } from '../device/index.js';
 import { publicKeyOf } from '../noise/index.js';
 import { candidateKey, gatherHostCandidates, makeCandidate, type Candidate } from './candidates.js';
 import type { NatConfig, TurnServerConfig } from './config.js';

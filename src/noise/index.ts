@@ -25,3 +25,4 @@ export { TransportSlot } from './transport-slot.js';
 export { StagingBudget } from './staging-budget.js';
 export { Tunnel, padPacket, paddedLength, OPEN_DECLINED, OPEN_FAILED, OPEN_REPLAYED, type TunnelOptions, type TunnelOutput, type DecapsulateOptions } from './tunnel.js';
 export { systemClock, ManualClock, type Clock } from './clock.js';
+export { constantTimeEqual, isAllZero, wipe } from './bytes.js';

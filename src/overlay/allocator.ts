@@ -18,7 +18,7 @@
  * claim() marks an address as taken, for restoring the
  * assignments a restarted node saved.
  */
-import { AddressError, bytesToIp, formatCidr, ipToBytes, parseCidr, type Cidr } from '../device/addr.js';
+import { AddressError, bytesToIp, formatCidr, ipToBytes, parseCidr, type Cidr } from '../device/index.js';
 import { FIRST_CONTAINER_OFFSET, NODE_RESERVED_OFFSET } from './constants.js';
 import { OverlayError } from './errors.js';
 

@@ -10,7 +10,7 @@
  *    adapter is mandatory (otherwise the overlay degrades to VM-only).
  */
 import { isIPv4, isIPv6 } from 'node:net';
-import type { Endpoint, IpFamily } from '../device/addr.js';
+import type { Endpoint, IpFamily } from '../device/index.js';
 import { ROOTLESS_ENV_VARS } from './constants.js';
 import { OverlayError } from './errors.js';
 

@@ -17,7 +17,7 @@
  *   paused until they are answered, so a fast client cannot grow the queue
  *   without bound.
  */
-import { LineServer, NotASocketError, SocketInUseError, type LineConnection, type LineSession } from '../platform/line-server.js';
+import { LineServer, NotASocketError, SocketInUseError, type LineConnection, type LineSession } from '../platform/index.js';
 import { CONTROL_SOCKET_MODE, MAX_CONTROL_LINE_BYTES, SHUTDOWN_QUEUE_WAIT_MS } from './constants.js';
 import { encodeResponse, errorResponse, parseRequest, type Request, type Response } from './protocol.js';
 

@@ -40,12 +40,9 @@
  * remote-isolation.json), and goes before the overlay does.
  */
 import { join } from 'node:path';
-import { formatCidr, formatEndpoint, maskBytes, parseCidr, type Cidr } from '../device/addr.js';
-import { Device } from '../device/device.js';
-import { peerLogName, type Logger } from '../device/logger.js';
-import { UapiServer, uapiSocketPath } from '../device/uapi-server.js';
+import { formatCidr, formatEndpoint, maskBytes, parseCidr, type Cidr, Device, peerLogName, type Logger, UapiServer, uapiSocketPath } from '../device/index.js';
 import { NatMaintenance, natConfigFromSpec, type NatConfig, type NatStatusWire } from '../nat/index.js';
-import { decodeKey, encodeKey } from '../noise/keys.js';
+import { decodeKey, encodeKey } from '../noise/index.js';
 import {
   addAddressToLinkByName,
   addRouteViaDev,
@@ -58,7 +55,7 @@ import {
   setLinkUpByName,
   setSysctl,
 } from '../platform/index.js';
-import { LinuxTun } from '../tun/linux.js';
+import { LinuxTun } from '../tun/index.js';
 import { IpAllocator } from './allocator.js';
 import { hostAdapterFailureFatal, localEndpointFor, rootlessFromEnvironment } from './build-config.js';
 import {

@@ -6,7 +6,7 @@
  */
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { decodeKey, encodeKey, generatePrivateKey } from '../noise/keys.js';
+import { decodeKey, encodeKey, generatePrivateKey } from '../noise/index.js';
 import { writeFileAtomic } from './atomic-file.js';
 import { KEY_DIRECTORY_NAME, STATE_FILE_MODE } from './constants.js';
 import { OverlayError } from './errors.js';

@@ -17,7 +17,7 @@
 import { existsSync, rmSync, unlinkSync } from 'node:fs';
 import http from 'node:http';
 import { dirname, join, resolve } from 'node:path';
-import type { Logger } from '../device/logger.js';
+import type { Logger } from '../device/index.js';
 import { loadNodeConfig, type NodeConfig } from './config-file.js';
 import { startNodeMembership, STATIC_MEMBERSHIP_VIEW, type NodeMembership } from './membership/node-membership.js';
 import { ControlServer } from './control-server.js';
@@ -27,7 +27,7 @@ import { OverlayError } from './errors.js';
 import { METRICS_CONTENT_TYPE } from './metrics.js';
 import type { Request, Response } from './protocol.js';
 import { checkDataDir } from './state-store.js';
-import { exitNow } from '../platform/exit.js';
+import { exitNow } from '../platform/index.js';
 
 /** Seconds between NAT ticks when the config has NAT enabled but no refresh interval (the NAT default). */
 const DEFAULT_NAT_TICK_SECS = 30;

@@ -7,12 +7,11 @@
  * Candidates of unknown type or with a bad address are dropped, not refused
  * (they come from other nodes' gathering, which this node cannot vouch for).
  */
-import { AddressError, formatCidr, parseCidr, parseEndpoint, type Cidr, type Endpoint } from '../device/addr.js';
-import { candidatesFromWire, type Candidate } from '../nat/candidates.js';
-import { decodeKey } from '../noise/keys.js';
+import { AddressError, formatCidr, parseCidr, parseEndpoint, type Cidr, type Endpoint, type UapiPeerChange } from '../device/index.js';
+import { candidatesFromWire, type Candidate } from '../nat/index.js';
+import { decodeKey } from '../noise/index.js';
 import { MAX_KEEPALIVE_SECS } from './constants.js';
 import { OverlayError } from './errors.js';
-import type { UapiPeerChange } from '../device/uapi.js';
 import type { PeerSpec } from './protocol.js';
 
 export type { PeerSpec } from './protocol.js';

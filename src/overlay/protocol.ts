@@ -19,17 +19,15 @@
  * sent as an array of strings; it is joined with "," (the string form).
  */
 import { isIP } from 'node:net';
-import { AddressError, parseCidr } from '../device/addr.js';
-import type { CandidateWire } from '../nat/candidates.js';
-import { NatConfigError, natConfigFromSpec, type NatConfigSpec } from '../nat/config.js';
-import type { NatStatusWire } from '../nat/maintenance.js';
-import { decodeKey } from '../noise/keys.js';
+import { AddressError, parseCidr } from '../device/index.js';
+import { type CandidateWire, NatConfigError, natConfigFromSpec, type NatConfigSpec, type NatStatusWire } from '../nat/index.js';
+import { decodeKey } from '../noise/index.js';
 import { DEFAULT_WG_PORT, MAX_CONTROL_LINE_BYTES, MAX_CONTROL_RESPONSE_BYTES, MAX_NAME_LENGTH, MAX_PID, ROAMING_ENDPOINT } from './constants.js';
 import type { FirewallStatusView } from './firewall/firewall.js';
 
-export type { NatConfigSpec } from '../nat/config.js';
-export type { NatStatusWire, NatPeerStatusWire } from '../nat/maintenance.js';
-export type { CandidateWire } from '../nat/candidates.js';
+export type { NatConfigSpec } from '../nat/index.js';
+export type { NatStatusWire, NatPeerStatusWire } from '../nat/index.js';
+export type { CandidateWire } from '../nat/index.js';
 
 /** A malformed control line; the message names the field and is sent back as Err{message}. */
 export class ProtocolError extends Error {

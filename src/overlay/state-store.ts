@@ -13,9 +13,9 @@ import { randomBytes } from 'node:crypto';
 import { lstatSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from './atomic-file.js';
-import { encodeKey, generatePrivateKey, publicKeyOf, decodeKey } from '../noise/keys.js';
+import { encodeKey, generatePrivateKey, publicKeyOf, decodeKey } from '../noise/index.js';
 import { DATA_DIR_MODE, INSTANCE_ID_BYTES, STATE_FILE_MODE, STATE_FILE_NAME, STATE_VERSION } from './constants.js';
-import { makeDirectory } from '../platform/directories.js';
+import { makeDirectory } from '../platform/index.js';
 import { OverlayError } from './errors.js';
 
 export interface NodeState {

@@ -4,9 +4,8 @@
  * `tswg node status|peers|nat` print for people (scripts use --json, which
  * is the Status answer as is).
  */
-import { formatCidr, formatEndpoint } from '../device/addr.js';
-import type { UapiDeviceState } from '../device/uapi.js';
-import { encodeKey } from '../noise/keys.js';
+import { formatCidr, formatEndpoint, type UapiDeviceState } from '../device/index.js';
+import { encodeKey } from '../noise/index.js';
 import { DEFAULT_CLUSTER_CIDR } from './constants.js';
 import type { MembershipStatusView, NatStatusWire, PeerStatusView, StatusSnapshot } from './protocol.js';
 

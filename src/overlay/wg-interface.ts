@@ -8,11 +8,9 @@
  * is idempotent and leaves no link behind.
  */
 import { join } from 'node:path';
-import { Device } from '../device/device.js';
-import type { Logger } from '../device/logger.js';
-import { UapiServer, uapiSocketPath } from '../device/uapi-server.js';
+import { Device, type Logger, UapiServer, uapiSocketPath } from '../device/index.js';
 import { deleteLinkByName, setLinkMtuByName, setLinkUpByName } from '../platform/index.js';
-import { LinuxTun } from '../tun/linux.js';
+import { LinuxTun } from '../tun/index.js';
 import { OverlayError } from './errors.js';
 
 export interface WireGuardInterfaceOptions {

@@ -9,12 +9,8 @@
  * so the device keeps working there.
  */
 import fs from 'node:fs';
-import { InterfaceInUseError, PermissionDeniedError, PlatformError } from '../platform/errors.js';
+import { InterfaceInUseError, PermissionDeniedError, PlatformError, AF_INET, IFNAMSIZ, IFREQ_SIZE, O_CLOEXEC, O_NONBLOCK, SOCK_CLOEXEC, SOCK_DGRAM, lastErrno, loadLibc, addressOf, PacketRingConsumer, createPacketRingMemory, plainSlot, type RingSlot, type SlotLayout, type SlotWrapper, IoThread } from '../platform/index.js';
 import { Worker } from 'node:worker_threads';
-import { AF_INET, IFNAMSIZ, IFREQ_SIZE, O_CLOEXEC, O_NONBLOCK, SOCK_CLOEXEC, SOCK_DGRAM, lastErrno, loadLibc } from '../platform/libc.js';
-import { addressOf } from '../platform/native-memory.js';
-import { PacketRingConsumer, createPacketRingMemory, plainSlot, type RingSlot, type SlotLayout, type SlotWrapper } from '../platform/packet-ring.js';
-import { IoThread } from '../platform/io-thread.js';
 import { DEFAULT_MTU, MAX_INTERFACE_NAME_BYTES, type TunDevice, type TunHandlers } from './tun.js';
 import { TcpCoalescer } from './gro.js';
 import { OffloadReader } from './offload-reader.js';

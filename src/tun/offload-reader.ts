@@ -6,7 +6,7 @@
  * go into the ring's spare slots; when those run out, the device flushes
  * (sends) what it has, and they are reused.
  */
-import type { PacketRingConsumer, RingSlot } from '../platform/packet-ring.js';
+import type { PacketRingConsumer, RingSlot } from '../platform/index.js';
 import { completeChecksum, splitTcpSegments, tcpSegmentCount, type SegmentSink } from './gso.js';
 import {
   CSUM_OFFSET,

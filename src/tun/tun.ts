@@ -1,4 +1,4 @@
-import type { RingSlot, SlotLayout, SlotWrapper } from '../platform/packet-ring.js';
+import type { RingSlot, SlotLayout, SlotWrapper } from '../platform/index.js';
 
 /**
  * What the device needs of a TUN driver. Linux's /dev/net/tun implements it

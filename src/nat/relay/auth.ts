@@ -16,7 +16,7 @@
  *    source address and the issue time (stateless until a REGISTER uses one).
  */
 import { blake2b } from '@noble/hashes/blake2.js';
-import { constantTimeEqual } from '../../noise/bytes.js';
+import { constantTimeEqual } from '../../noise/index.js';
 import {
   AUTH_KEY_PERSONALIZATION,
   AUTH_KEY_SIZE,

@@ -17,10 +17,8 @@ import { randomBytes } from 'node:crypto';
 import type dgram from 'node:dgram';
 import { bindUdp } from '../udp.js';
 import { isIP } from 'node:net';
-import { formatEndpoint, type Endpoint } from '../../device/addr.js';
-import { silentLogger, type Logger } from '../../device/logger.js';
-import { constantTimeEqual } from '../../noise/bytes.js';
-import { defaultPrimitives } from '../../noise/default-backend.js';
+import { formatEndpoint, type Endpoint, silentLogger, type Logger } from '../../device/index.js';
+import { constantTimeEqual, defaultPrimitives } from '../../noise/index.js';
 import { PeerProxy } from '../peer-proxy.js';
 import { deriveRelayAuthKey, keyProofKey, notRegisteredTag, relayTag, relayTagValid, requireRelayCredential } from './auth.js';
 import {

@@ -4,7 +4,7 @@
  * datagrams dropped silently in between are counted and reported with the
  * next line that gets through.
  */
-import type { Logger } from '../../device/logger.js';
+import type { Logger } from '../../device/index.js';
 import { DROP_LOG_INTERVAL_MS, DROP_LOG_LIMIT } from './constants.js';
 
 export class DropLog {

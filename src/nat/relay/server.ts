@@ -18,10 +18,8 @@ import type dgram from 'node:dgram';
 import { bindUdp } from '../udp.js';
 import type { AddressInfo } from 'node:net';
 import { isIP } from 'node:net';
-import { parseEndpoint, type Endpoint } from '../../device/addr.js';
-import { silentLogger, type Logger } from '../../device/logger.js';
-import { constantTimeEqual } from '../../noise/bytes.js';
-import { defaultPrimitives } from '../../noise/default-backend.js';
+import { parseEndpoint, type Endpoint, silentLogger, type Logger } from '../../device/index.js';
+import { constantTimeEqual, defaultPrimitives } from '../../noise/index.js';
 import { deriveRelayAuthKey, keyProofKey, notRegisteredTag, relayCookie, relayTag, relayTagValid, requireRelayCredential } from './auth.js';
 import {
   COOKIE_LIFETIME_MS,

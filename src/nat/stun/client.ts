@@ -12,8 +12,7 @@
  */
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
-import { bytesToIp, formatEndpoint, ipToBytes, type Endpoint } from '../../device/addr.js';
-import { silentLogger, type Logger } from '../../device/logger.js';
+import { bytesToIp, formatEndpoint, ipToBytes, type Endpoint, silentLogger, type Logger } from '../../device/index.js';
 import type { DatagramPort } from '../datagram-port.js';
 import {
   KNOWN_COMPREHENSION_REQUIRED,

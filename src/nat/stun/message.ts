@@ -7,7 +7,7 @@
  */
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { crc32 } from 'node:zlib';
-import { AddressError, bytesToIp, ipToBytes, type Endpoint } from '../../device/addr.js';
+import { AddressError, bytesToIp, ipToBytes, type Endpoint } from '../../device/index.js';
 import {
   FINGERPRINT_LENGTH,
   FINGERPRINT_XOR,

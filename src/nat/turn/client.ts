@@ -12,8 +12,7 @@
 import type dgram from 'node:dgram';
 import { bindUdp } from '../udp.js';
 import { isIP } from 'node:net';
-import { formatEndpoint, type Endpoint } from '../../device/addr.js';
-import { silentLogger, type Logger } from '../../device/logger.js';
+import { formatEndpoint, type Endpoint, silentLogger, type Logger } from '../../device/index.js';
 import { PeerProxy } from '../peer-proxy.js';
 import { DropLog } from '../relay/drop-log.js';
 import { StunAttributeType, StunClass, StunErrorCode, StunMethod, stunClassOf, stunMessageType, stunMethodOf } from '../stun/constants.js';

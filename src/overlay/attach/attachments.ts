@@ -22,10 +22,8 @@
  * dnsServer / dnsDomain and isolationNetwork are recorded with the
  * attachment for the DNS and firewall modules to act on.
  */
-import { parseCidr } from '../../device/addr.js';
-import type { Device } from '../../device/device.js';
-import type { Logger } from '../../device/logger.js';
-import { decodeKey, encodeKey, generatePrivateKey, publicKeyOf } from '../../noise/keys.js';
+import { parseCidr, type Device, type Logger } from '../../device/index.js';
+import { decodeKey, encodeKey, generatePrivateKey, publicKeyOf } from '../../noise/index.js';
 import { addAddressToLinkByName, addLinkToBridge, deleteAddressFromLinkByName, linkExists, replaceRouteViaDev } from '../../platform/index.js';
 import {
   DEFAULT_PERSISTENT_KEEPALIVE_SECS,

@@ -9,7 +9,7 @@
  * A failure here never fails an attach: a container without forwarding
  * still reaches its node; it is logged.
  */
-import type { Logger } from '../../device/logger.js';
+import type { Logger } from '../../device/index.js';
 import { readSysctl, setIpv6Forwarding, setSysctl } from '../../platform/index.js';
 import { IPV4_FORWARD_KEY } from '../constants.js';
 

@@ -9,7 +9,7 @@
  * the overlay itself works without DNS. Registering still works then, so
  * the names are there once the port is free and the overlay set up again.
  */
-import type { Logger } from '../../device/logger.js';
+import type { Logger } from '../../device/index.js';
 import { DNS_DEFAULT_DOMAIN_SUFFIX, DNS_PORT } from '../constants.js';
 import { OverlayError } from '../errors.js';
 import type { DnsStatusView, ResolvConfView } from '../protocol.js';

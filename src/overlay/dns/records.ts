@@ -17,7 +17,7 @@
  */
 import type { Answer } from 'dns-packet';
 import { isIP } from 'node:net';
-import { bytesToIp, ipToBytes } from '../../device/addr.js';
+import { bytesToIp, ipToBytes } from '../../device/index.js';
 import { DNS_NEGATIVE_TTL_SECS, DNS_RECORD_TTL_SECS, MAX_NAME_LENGTH } from '../constants.js';
 import { OverlayError } from '../errors.js';
 

@@ -11,7 +11,7 @@
  */
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { createServer, isIP, type Server, type Socket } from 'node:net';
-import type { Logger } from '../../device/logger.js';
+import type { Logger } from '../../device/index.js';
 import { DNS_MAX_IN_FLIGHT, DNS_MAX_TCP_CLIENTS, DNS_TCP_IDLE_MS, DNS_UDP_RECV_BUFFER_BYTES } from '../constants.js';
 import { OverlayError } from '../errors.js';
 import { decodeQuery, encodeAnswer, encodeError, RCODE, udpLimit } from './codec.js';

@@ -14,7 +14,7 @@
  * Every operation runs through one queue: the reconcile timer never
  * interleaves with an update from a control request.
  */
-import type { Logger } from '../../device/logger.js';
+import type { Logger } from '../../device/index.js';
 import { FIREWALL_RECONCILE_MS, HOST_CONFIG_ROOT_ENV } from '../constants.js';
 import { findTool } from './exec.js';
 import { detectBackend, type Detection } from './detect.js';

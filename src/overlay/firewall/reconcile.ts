@@ -8,7 +8,7 @@
  * Each repair is logged once, naming the backend; a reconcile that keeps
  * failing logs its error once until it changes.
  */
-import type { Logger } from '../../device/logger.js';
+import type { Logger } from '../../device/index.js';
 import type { FirewallBackend } from './firewall.js';
 import type { RulePlan } from './rules.js';
 

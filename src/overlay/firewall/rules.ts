@@ -22,7 +22,7 @@
  * traffic (across bridges, to and from other nodes) with the same address
  * rules in the forward chains.
  */
-import { parseCidr, formatCidr } from '../../device/addr.js';
+import { parseCidr, formatCidr } from '../../device/index.js';
 import { FIREWALL_COMMENT_PREFIX, MASQUERADE_MARK } from '../constants.js';
 import { FirewallError, type FirewallInput } from './firewall.js';
 

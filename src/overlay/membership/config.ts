@@ -18,7 +18,7 @@
  * Errors name the field, like the rest of the file ("membership.etcd.endpoints[1]: …").
  */
 import { readFileSync } from 'node:fs';
-import { parseEndpoint } from '../../device/addr.js';
+import { parseEndpoint } from '../../device/index.js';
 import { DEFAULT_ETCD_PREFIX, DEFAULT_PRESENCE_LEASE_TTL_SECS, DEFAULT_SLICE_PREFIX_LEN, MIN_PRESENCE_LEASE_TTL_SECS } from '../constants.js';
 import { OverlayError } from '../errors.js';
 import { objectAt, ProtocolError } from '../protocol.js';

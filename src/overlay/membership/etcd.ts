@@ -20,8 +20,7 @@
  * and last applied peers are saved in the data dir, so a node restarted during
  * an outage comes up with its slice and peers and joins once etcd is back.
  */
-import { parseCidr, type Cidr } from '../../device/addr.js';
-import type { Logger } from '../../device/logger.js';
+import { parseCidr, type Cidr, type Logger } from '../../device/index.js';
 import {
   ETCD_RETRY_MAX_MS,
   ETCD_RETRY_MIN_MS,

@@ -7,7 +7,7 @@
  * MEMBERSHIP_PUBLISH_CHECK_MS and written only when it changed.
  */
 import { createSocket } from 'node:dgram';
-import type { Logger } from '../../device/logger.js';
+import type { Logger } from '../../device/index.js';
 import { addPeerRequestsFromConfig, setupRequestFromConfig, type NodeConfig } from '../config-file.js';
 import { MAX_ADVERTISED_CANDIDATES, MEMBERSHIP_PUBLISH_CHECK_MS } from '../constants.js';
 import { OverlayError } from '../errors.js';

@@ -7,7 +7,7 @@
  * isolation members count only at addresses of its own slice and service
  * subnets: a record cannot get another node's containers fenced.
  */
-import { parseCidr, type Cidr } from '../../device/addr.js';
+import { parseCidr, type Cidr } from '../../device/index.js';
 import { DEFAULT_PERSISTENT_KEEPALIVE_SECS, ROAMING_ENDPOINT } from '../constants.js';
 import { peerSpecToInfo } from '../peer-spec.js';
 import { parsePeerSpec, type PeerSpec } from '../protocol.js';

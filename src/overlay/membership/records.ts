@@ -13,8 +13,8 @@
  * are ignored, so a newer node's record still reads); a bad record throws
  * RecordError naming its key, and the caller ignores it.
  */
-import { AddressError, formatCidr, parseCidr, parseEndpoint, type Cidr } from '../../device/addr.js';
-import { decodeKey } from '../../noise/keys.js';
+import { AddressError, formatCidr, parseCidr, parseEndpoint, type Cidr } from '../../device/index.js';
+import { decodeKey } from '../../noise/index.js';
 import { MAX_ADVERTISED_CANDIDATES, MEMBERSHIP_RECORD_VERSION } from '../constants.js';
 import { parseIsolationNetworks, ProtocolError, type CandidateWire } from '../protocol.js';
 

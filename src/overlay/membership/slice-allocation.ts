@@ -11,7 +11,7 @@
  * The reservation is on the long allocation lease and carries the node's
  * current key; one found with another lease or key is rewritten.
  */
-import { formatCidr, parseCidr, type Cidr } from '../../device/addr.js';
+import { formatCidr, parseCidr, type Cidr } from '../../device/index.js';
 import { SLICE_ALLOCATION_ATTEMPTS, SLICE_PICK_WINDOW } from '../constants.js';
 import { OverlayError } from '../errors.js';
 import type { EtcdClient, KeyValue } from './etcd-client.js';

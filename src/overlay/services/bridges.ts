@@ -11,7 +11,7 @@
  * subnet), the gateway added, link up. If a step after creation fails, the
  * bridge is deleted again.
  */
-import type { Logger } from '../../device/logger.js';
+import type { Logger } from '../../device/index.js';
 import {
   addAddressToLinkByName,
   bridgeMemberCount,

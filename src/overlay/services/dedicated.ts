@@ -11,10 +11,8 @@
  * device and not the global one (the more specific route wins over the
  * cluster route).
  */
-import { formatCidr, parseCidr } from '../../device/addr.js';
-import type { Device } from '../../device/device.js';
-import type { Logger } from '../../device/logger.js';
-import { encodeKey, publicKeyOf } from '../../noise/keys.js';
+import { formatCidr, parseCidr, type Device, type Logger } from '../../device/index.js';
+import { encodeKey, publicKeyOf } from '../../noise/index.js';
 import { addAddressToLinkByName, deleteRouteViaDev, replaceRouteViaDev } from '../../platform/index.js';
 import { OVERLAY_MTU } from '../constants.js';
 import { WireGuardInterface } from '../wg-interface.js';

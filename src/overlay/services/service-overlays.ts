@@ -23,9 +23,7 @@
  * keeps the records: the next SetupGlobalOverlay rebuilds the overlays with
  * the same subnets, keys and ports (rehydrate()).
  */
-import { bytesToIp, formatCidr, parseCidr } from '../../device/addr.js';
-import type { Device } from '../../device/device.js';
-import type { Logger } from '../../device/logger.js';
+import { bytesToIp, formatCidr, parseCidr, type Device, type Logger } from '../../device/index.js';
 import { listAllLinks } from '../../platform/index.js';
 import { IpAllocator, bigIntToBytes, bytesToBigInt } from '../allocator.js';
 import {

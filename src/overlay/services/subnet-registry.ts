@@ -14,7 +14,7 @@
  * an IPv6 cluster costs one step, not 2^56.
  */
 import { createHash } from 'node:crypto';
-import { bytesToIp, formatCidr, type Cidr } from '../../device/addr.js';
+import { bytesToIp, formatCidr, type Cidr } from '../../device/index.js';
 import { bigIntToBytes, bytesToBigInt, parseCidrOrThrow } from '../allocator.js';
 import { SERVICE_SUBNET_PREFIX_V4, SERVICE_SUBNET_PREFIX_V6, SUBNET_START_HASH_BYTES } from '../constants.js';
 import { OverlayError } from '../errors.js';
