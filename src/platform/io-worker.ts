@@ -18,6 +18,7 @@ import { COMMANDS_SENT, type Command, type IoWorkerData, type Report, type Sourc
 import { udpReceiver } from './udp-receiver.js';
 import { slotsPerReceive } from './udp-gro.js';
 import { WakeSignal } from './wake-word.js';
+import { HOP_TRACE_ENV, nowNs } from './hop-trace.js';
 
 /** Packets taken from one source per wake-up before others get a turn (bounds latency). */
 const READ_BATCH = 64;
@@ -28,6 +29,8 @@ const WAKE_BUFFER_SIZE = 64;
 const libc = loadLibc();
 const report = (message: Report) => parentPort!.postMessage(message);
 const wakeSignal = new WakeSignal((workerData as IoWorkerData).wake);
+/** Hop timing (hop-trace.ts): only when the rings carry trace memory. */
+const tracing = Boolean(process.env[HOP_TRACE_ENV]);
 
 interface Source {
   spec: SourceSpec;
@@ -137,6 +140,7 @@ async function run({ wakeFd, control: controlBuffer, sources: initial }: IoWorke
       while (commandsHandled !== Atomics.load(control, COMMANDS_SENT)) await new Promise((resolve) => setImmediate(resolve));
       continue;
     }
+    const polledAt = tracing ? nowNs() : 0;
     for (let i = 0; i < polledFds.length; i++) {
       const events = view.getInt16((i + 1) * POLLFD_SIZE + 6, true);
       if (events === 0) continue;
@@ -148,6 +152,7 @@ async function run({ wakeFd, control: controlBuffer, sources: initial }: IoWorke
         drop(source, 'the interface is gone');
         continue;
       }
+      source.producer.trace?.woken(polledAt);
       const failure = source.read(fd);
       if (failure !== null) drop(source, failure);
     }

@@ -13,6 +13,7 @@
  * ring is made (SlotWrapper). The memory is pinned (SharedArrayBuffer), so
  * sendmmsg can send from it.
  */
+import { HopTraceReader, HopTraceWriter, createHopTraceMemory } from './hop-trace.js';
 
 /** control[HEAD]: packets the reader has published (wrapping Int32 counter). */
 const HEAD = 0;
@@ -91,6 +92,8 @@ export interface PacketRingMemory {
   /** slotCount × metaSize bytes the reader fills per packet (UDP: the source address). */
   meta: SharedArrayBuffer;
   metaSize: number;
+  /** Hop timing memory (hop-trace.ts), only when tracing is on. */
+  trace: SharedArrayBuffer | null;
 }
 
 export function createPacketRingMemory(layout: SlotLayout, metaSize = 0, spareSlots = 0, slotCount = RING_SLOTS): PacketRingMemory {
@@ -110,6 +113,7 @@ export function createPacketRingMemory(layout: SlotLayout, metaSize = 0, spareSl
     spareSlots,
     meta: new SharedArrayBuffer(Math.max(1, slotCount * metaSize)),
     metaSize,
+    trace: createHopTraceMemory(),
   };
 }
 
@@ -132,11 +136,14 @@ export class PacketRingProducer {
   readonly lengths: Int32Array;
   private readonly slotCount: number;
   private head: number;
+  /** Hop timing, only when tracing is on. */
+  readonly trace: HopTraceWriter | null;
 
   constructor(
     memory: PacketRingMemory,
     private readonly notify: () => void,
   ) {
+    this.trace = memory.trace === null ? null : new HopTraceWriter(memory.trace);
     this.slotCount = memory.slotCount;
     this.control = new Int32Array(memory.control);
     this.lengths = new Int32Array(memory.lengths);
@@ -181,6 +188,7 @@ export class PacketRingProducer {
 
   /** Wake the main thread unless a wake-up is already on its way. */
   ringDoorbell(): void {
+    this.trace?.published();
     if (Atomics.compareExchange(this.control, DOORBELL, 0, 1) === 0) this.notify();
   }
 }
@@ -202,6 +210,7 @@ export class PacketRingConsumer<S extends RingSlot = RingSlot> {
   private readonly metas: Uint8Array[];
   private draining = false;
   private closed = false;
+  private readonly trace: HopTraceReader | null;
 
   /**
    * `address` is the native address of memory.slots (see
@@ -211,6 +220,7 @@ export class PacketRingConsumer<S extends RingSlot = RingSlot> {
   constructor(memory: PacketRingMemory, address: number, wrap: SlotWrapper<S>) {
     this.control = new Int32Array(memory.control);
     this.lengths = new Int32Array(memory.lengths);
+    this.trace = memory.trace === null ? null : new HopTraceReader(memory.trace);
     this.headroom = memory.headroom;
     const size = memory.slotSize;
     const slot = (i: number) => wrap(new Uint8Array(memory.slots, i * size, size), address < 0 ? -1 : address + i * size);
@@ -229,6 +239,7 @@ export class PacketRingConsumer<S extends RingSlot = RingSlot> {
   drain(handle: SlotHandler<S>, flush: () => void): void {
     if (this.draining || this.closed) return;
     this.draining = true;
+    this.trace?.begin();
     const control = this.control;
     Atomics.store(control, DOORBELL, 0);
     let tail = Atomics.load(control, TAIL);
@@ -246,7 +257,9 @@ export class PacketRingConsumer<S extends RingSlot = RingSlot> {
             handle(this.slots[slot]!, this.lengths[slot]!, this.metas[slot]!);
           }
         } finally {
+          this.trace?.endHandling();
           flush();
+          this.trace?.endFlush();
           handled += batch;
           Atomics.store(control, TAIL, tail);
           Atomics.notify(control, TAIL);
@@ -255,6 +268,7 @@ export class PacketRingConsumer<S extends RingSlot = RingSlot> {
     } finally {
       this.draining = false;
     }
+    this.trace?.end(handled);
     if (tail !== Atomics.load(control, HEAD) && !this.closed) setImmediate(() => this.drain(handle, flush));
   }
 
