@@ -49,6 +49,15 @@ function readSource(spec: SourceSpec & { kind: 'read' }, producer: PacketRingPro
   const readSize = spec.ring.packetCapacity + spec.headerSize;
   const areas = Array.from({ length: spec.ring.slotCount }, (_, slot) => new Uint8Array(spec.ring.slots, slot * spec.ring.slotSize + readStart, readSize));
   return (fd) => {
+    // The main thread is reading this fd itself for a moment: poll again.
+    if (!producer.lockReads()) return null;
+    try {
+      return readBatch(fd);
+    } finally {
+      producer.unlockReads();
+    }
+  };
+  function readBatch(fd: number): string | null {
     let read = 0;
     while (read < READ_BATCH && producer.free > 0) {
       const length = libc.read(fd, areas[producer.nextSlot]!, readSize);
@@ -67,7 +76,7 @@ function readSource(spec: SourceSpec & { kind: 'read' }, producer: PacketRingPro
     }
     if (read > 0) producer.ringDoorbell();
     return null;
-  };
+  }
 }
 
 function openSource(spec: SourceSpec): Source {
