@@ -7,7 +7,10 @@
  * LATENCY_HOPS_PINGS at LATENCY_HOPS_INTERVAL_SECONDS; the traces keep the
  * newest samples, so what they report is the measured pings.
  *
- *   npm run build && node dist/bench/latency-hops.js [--rounds N]
+ * --variant NAME=VALUE adds a traced tswg↔tswg pair run with that
+ * environment variable (repeatable), pinged in the same rounds.
+ *
+ *   npm run build && node dist/bench/latency-hops.js [--rounds N] [--variant NAME=VALUE]...
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,6 +19,7 @@ import { parseArgs } from 'node:util';
 import { cleanup, requireCommands, requireRoot, setNamePrefix } from '../scripts/lib/netns.js';
 import { createPair, ping, type Pair } from '../scripts/lib/topology.js';
 import { LATENCY_HOPS_INTERVAL_SECONDS, LATENCY_HOPS_NAME_PREFIX, LATENCY_HOPS_PINGS, LATENCY_HOPS_WARMUP } from './constants.js';
+import { parseVariable } from './lib/e2e-pairings.js';
 import { runPing } from './lib/iperf.js';
 import { median } from './lib/stats.js';
 
@@ -52,7 +56,7 @@ async function pingP50(pair: Pair, count: number): Promise<number> {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { rounds: { type: 'string', default: '3' } } });
+  const { values } = parseArgs({ options: { rounds: { type: 'string', default: '3' }, variant: { type: 'string', multiple: true, default: [] } } });
   const rounds = Number(values.rounds);
   requireRoot('bench:hops');
   requireCommands('ping', 'wg', 'wireguard-go');
@@ -60,25 +64,34 @@ async function main(): Promise<void> {
   const directory = mkdtempSync(join(tmpdir(), 'tswg-hops-'));
   const prefix = join(directory, 'trace');
   try {
-    const tswg = await createPair({ left: 'tswg', right: 'tswg', env: { TSWG_HOP_TRACE: prefix } });
-    const go = await createPair({ left: 'wireguard-go', right: 'wireguard-go' });
-    for (const pair of [tswg, go]) ping(pair.a, pair.b.inner4);
-    const p50s: Record<string, number[]> = { tswg: [], go: [] };
+    const pairs: { name: string; pair: Pair; traced: boolean }[] = [];
+    pairs.push({ name: 'tswg', pair: await createPair({ left: 'tswg', right: 'tswg', env: { TSWG_HOP_TRACE: prefix } }), traced: true });
+    for (const variant of values.variant) {
+      pairs.push({ name: `tswg ${variant}`, pair: await createPair({ left: 'tswg', right: 'tswg', env: { TSWG_HOP_TRACE: prefix, ...parseVariable(variant) } }), traced: true });
+    }
+    pairs.push({ name: 'wireguard-go', pair: await createPair({ left: 'wireguard-go', right: 'wireguard-go' }), traced: false });
+    for (const { pair } of pairs) ping(pair.a, pair.b.inner4);
+    const p50s = new Map<string, number[]>(pairs.map(({ name }) => [name, []]));
     for (let round = 1; round <= rounds; round++) {
-      for (const [name, pair] of Object.entries({ tswg, go }).sort(() => (round % 2 === 0 ? -1 : 1))) {
+      // The order rotates each round, so that load that comes and goes hits every pair alike.
+      const order = pairs.map((_, i) => pairs[(i + round - 1) % pairs.length]!);
+      for (const { name, pair, traced } of order) {
         await pingP50(pair, LATENCY_HOPS_WARMUP);
         const p50 = await pingP50(pair, LATENCY_HOPS_PINGS);
-        p50s[name]!.push(p50);
+        p50s.get(name)!.push(p50);
         console.log(`round ${round} ${name}: ping p50 ${p50.toFixed(3)} ms`);
-        if (name !== 'tswg') continue;
+        if (!traced) continue;
         await new Promise((resolve) => setTimeout(resolve, REPORT_WAIT_MS));
         printTrace('left ', readTrace(prefix, pair.a.process.pid));
         printTrace('right', readTrace(prefix, pair.b.process.pid));
       }
     }
-    const middle = (name: string) => median(p50s[name]!)!;
-    const summary = (name: string) => `${middle(name).toFixed(3)} ms (${Math.min(...p50s[name]!).toFixed(3)}–${Math.max(...p50s[name]!).toFixed(3)})`;
-    console.log(`ping p50, median of ${rounds} rounds: tswg↔tswg ${summary('tswg')}, wireguard-go↔wireguard-go ${summary('go')}, ratio ${(middle('tswg') / middle('go')).toFixed(2)}×`);
+    const middle = (name: string) => median(p50s.get(name)!)!;
+    const reference = middle('wireguard-go');
+    console.log(`ping p50 (ms), median of ${rounds} rounds (min–max), ratio to wireguard-go↔wireguard-go:`);
+    for (const [name, values] of p50s) {
+      console.log(`  ${name}: ${middle(name).toFixed(3)} (${Math.min(...values).toFixed(3)}–${Math.max(...values).toFixed(3)}) ${(middle(name) / reference).toFixed(2)}×`);
+    }
   } finally {
     cleanup();
     rmSync(directory, { recursive: true, force: true });

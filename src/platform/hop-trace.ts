@@ -34,9 +34,15 @@ export function nowNs(): number {
   return seconds * 1e9 + nanoseconds;
 }
 
+/** Where the report goes: the prefix the traced rings were made with. */
+let reportPrefix: string | null = null;
+
 /** Trace memory for a new ring when tracing is on, else null. */
 export function createHopTraceMemory(): SharedArrayBuffer | null {
-  return process.env[HOP_TRACE_ENV] ? new SharedArrayBuffer(TRACE_WORDS * Float64Array.BYTES_PER_ELEMENT) : null;
+  const prefix = process.env[HOP_TRACE_ENV];
+  if (!prefix) return null;
+  reportPrefix = prefix;
+  return new SharedArrayBuffer(TRACE_WORDS * Float64Array.BYTES_PER_ELEMENT);
 }
 
 /** The reader's side: stamps its poll return and its doorbell. */
@@ -80,11 +86,12 @@ interface RingTrace {
 }
 
 const rings = new Map<SharedArrayBuffer, RingTrace>();
+
 let writer: NodeJS.Timeout | null = null;
 
 function report(): void {
-  const path = process.env[HOP_TRACE_ENV];
-  if (!path) return;
+  const path = reportPrefix;
+  if (path === null) return;
   const document: Record<string, unknown> = { pid: process.pid, unit: 'µs (packets: count ×1000)' };
   for (const ring of rings.values()) {
     const hops: Record<string, unknown> = { packets: ring.packets.summary() };
