@@ -130,3 +130,10 @@ export const CRYPTO_BENCH_PEERS_DEFAULT = 4;
 export const CRYPTO_BENCH_BATCH = 64;
 /** Unmeasured packets before each worker count's rounds (JIT, worker start-up). */
 export const CRYPTO_BENCH_WARMUP_PACKETS = 20_000;
+
+/** bench:hops: pings per round after LATENCY_HOPS_WARMUP unmeasured ones, at this interval (ping -i). */
+export const LATENCY_HOPS_PINGS = 1_000;
+export const LATENCY_HOPS_WARMUP = 200;
+export const LATENCY_HOPS_INTERVAL_SECONDS = 0.01;
+/** Namespaces bench:hops creates are named `hops-<pid>-<n>`. */
+export const LATENCY_HOPS_NAME_PREFIX = 'hops-';

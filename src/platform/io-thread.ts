@@ -13,6 +13,7 @@ import { COMMANDS_SENT, type Command, type IoWorkerData, type Report, type Sourc
 import { O_CLOEXEC, O_NONBLOCK, lastErrno, loadLibc } from './libc.js';
 import { RingDoorbell, type PacketRingMemory } from './packet-ring.js';
 import { WakeListener, createWakeWord } from './wake-word.js';
+import { labelHopTrace } from './hop-trace.js';
 import { IO_THREAD_RESOURCE_LIMITS, workerScriptUrl } from './worker-script.js';
 
 export interface SourceHandlers {
@@ -41,6 +42,7 @@ export class IoThread {
 
   /** Add a source to the process's I/O thread (starting it if needed). Returns the source's id. */
   static add(options: SourceOptions, handlers: SourceHandlers): { thread: IoThread; id: number } {
+    labelHopTrace(options.ring.trace, options.kind === 'read' ? 'read' : 'recvmmsg');
     const thread = IoThread.current;
     if (thread !== null) return { thread, id: thread.add(options, handlers) };
     const started = new IoThread(options, handlers);

@@ -19,6 +19,7 @@ import { COMMANDS_SENT, type Command, type IoWorkerData, type Report, type Sourc
 import { udpReceiver } from './udp-receiver.js';
 import { slotsPerReceive } from './udp-gro.js';
 import { WakeSignal } from './wake-word.js';
+import { HOP_TRACE_ENV, nowNs } from './hop-trace.js';
 
 /** Packets taken from one source per wake-up before others get a turn (bounds latency). */
 const READ_BATCH = 64;
@@ -28,6 +29,8 @@ const WAKE_BUFFER_SIZE = 64;
 const libc = loadLibc();
 const report = (message: Report) => parentPort!.postMessage(message);
 const wakeSignal = new WakeSignal((workerData as IoWorkerData).wake);
+/** Hop timing (hop-trace.ts): only when the rings carry trace memory. */
+const tracing = Boolean(process.env[HOP_TRACE_ENV]);
 
 interface Source {
   spec: SourceSpec;
@@ -46,6 +49,15 @@ function readSource(spec: SourceSpec & { kind: 'read' }, producer: PacketRingPro
   const readSize = spec.ring.packetCapacity + spec.headerSize;
   const areas = Array.from({ length: spec.ring.slotCount }, (_, slot) => new Uint8Array(spec.ring.slots, slot * spec.ring.slotSize + readStart, readSize));
   return (fd) => {
+    // The main thread is reading this fd itself for a moment: poll again.
+    if (!producer.lockReads()) return null;
+    try {
+      return readBatch(fd);
+    } finally {
+      producer.unlockReads();
+    }
+  };
+  function readBatch(fd: number): string | null {
     let read = 0;
     while (read < READ_BATCH && producer.free > 0) {
       const length = libc.read(fd, areas[producer.nextSlot]!, readSize);
@@ -64,7 +76,7 @@ function readSource(spec: SourceSpec & { kind: 'read' }, producer: PacketRingPro
     }
     if (read > 0) producer.ringDoorbell();
     return null;
-  };
+  }
 }
 
 function openSource(spec: SourceSpec): Source {
@@ -137,6 +149,7 @@ async function run({ wakeFd, control: controlBuffer, sources: initial }: IoWorke
       while (commandsHandled !== Atomics.load(control, COMMANDS_SENT)) await new Promise((resolve) => setImmediate(resolve));
       continue;
     }
+    const polledAt = tracing ? nowNs() : 0;
     for (let i = 0; i < polledFds.length; i++) {
       const events = view.getInt16((i + 1) * POLLFD_SIZE + 6, true);
       if (events === 0) continue;
@@ -148,6 +161,7 @@ async function run({ wakeFd, control: controlBuffer, sources: initial }: IoWorke
         drop(source, 'the interface is gone');
         continue;
       }
+      source.producer.trace?.woken(polledAt);
       const failure = source.read(fd);
       if (failure !== null) drop(source, failure);
     }

@@ -47,10 +47,14 @@ export function loadLibc(): Libc {
 }
 
 /** errno of the last failed call on this thread, as a name ('EPERM') when known. */
+/** errno values by number, made once: a lookup per failed call (EAGAIN ends every read batch) must cost nothing. */
+const ERRNO_CODES = new Map<number, string>();
+// The first name wins where two share a number (EAGAIN before EWOULDBLOCK), as before.
+for (const [code, errno] of Object.entries(osConstants.errno)) if (!ERRNO_CODES.has(errno)) ERRNO_CODES.set(errno, code);
+
 export function lastErrno(): { errno: number; code: string } {
   const errno = koffi.errno();
-  const entry = Object.entries(osConstants.errno).find(([, value]) => value === errno);
-  return { errno, code: entry?.[0] ?? `errno ${errno}` };
+  return { errno, code: ERRNO_CODES.get(errno) ?? `errno ${errno}` };
 }
 
 // Linux constants used with these calls.

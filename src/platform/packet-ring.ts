@@ -13,6 +13,7 @@
  * ring is made (SlotWrapper). The memory is pinned (SharedArrayBuffer), so
  * sendmmsg can send from it.
  */
+import { HopTraceReader, HopTraceWriter, createHopTraceMemory } from './hop-trace.js';
 
 /** control[HEAD]: packets the reader has published (wrapping Int32 counter). */
 const HEAD = 0;
@@ -22,7 +23,16 @@ const TAIL = 1;
 const STOP = 2;
 /** control[DOORBELL]: 1 while a wake-up message is on its way to the main thread. */
 const DOORBELL = 3;
-const CONTROL_WORDS = 4;
+/**
+ * control[READ_LOCK]: who is reading the source now (0: nobody). The main
+ * thread may read a packet itself (readInline) only while it holds this and
+ * the ring is empty, and the reader reads and publishes only while it holds
+ * it, so neither can overtake a packet the other read first.
+ */
+const READ_LOCK = 4;
+const CONTROL_WORDS = 5;
+const READER_READING = 1;
+const MAIN_READING = 2;
 
 /**
  * Slots in a ring unless its creator says otherwise. When the main thread
@@ -40,6 +50,8 @@ export const RELEASE_BATCH = 64;
 
 /** How long a reader with a full ring sleeps before it looks at STOP again. */
 const RING_FULL_WAIT_MS = 100;
+/** The longest the reader waits for the main thread to give the source back before it polls again. */
+const READ_LOCK_WAIT_MS = 1;
 
 /** The room a ring keeps around every packet, as its user asks. */
 export interface SlotLayout {
@@ -91,6 +103,8 @@ export interface PacketRingMemory {
   /** slotCount × metaSize bytes the reader fills per packet (UDP: the source address). */
   meta: SharedArrayBuffer;
   metaSize: number;
+  /** Hop timing memory (hop-trace.ts), only when tracing is on. */
+  trace: SharedArrayBuffer | null;
 }
 
 export function createPacketRingMemory(layout: SlotLayout, metaSize = 0, spareSlots = 0, slotCount = RING_SLOTS): PacketRingMemory {
@@ -110,6 +124,7 @@ export function createPacketRingMemory(layout: SlotLayout, metaSize = 0, spareSl
     spareSlots,
     meta: new SharedArrayBuffer(Math.max(1, slotCount * metaSize)),
     metaSize,
+    trace: createHopTraceMemory(),
   };
 }
 
@@ -132,11 +147,14 @@ export class PacketRingProducer {
   readonly lengths: Int32Array;
   private readonly slotCount: number;
   private head: number;
+  /** Hop timing, only when tracing is on. */
+  readonly trace: HopTraceWriter | null;
 
   constructor(
     memory: PacketRingMemory,
     private readonly notify: () => void,
   ) {
+    this.trace = memory.trace === null ? null : new HopTraceWriter(memory.trace);
     this.slotCount = memory.slotCount;
     this.control = new Int32Array(memory.control);
     this.lengths = new Int32Array(memory.lengths);
@@ -172,6 +190,23 @@ export class PacketRingProducer {
     return !this.stopRequested;
   }
 
+  /**
+   * Take the source for a read. While the main thread holds it (its writes
+   * and the read of what they caused: microseconds) wait for it; false if
+   * that outlasts READ_LOCK_WAIT_MS (then poll again).
+   */
+  lockReads(): boolean {
+    for (;;) {
+      const holder = Atomics.compareExchange(this.control, READ_LOCK, 0, READER_READING);
+      if (holder === 0) return true;
+      if (Atomics.wait(this.control, READ_LOCK, holder, READ_LOCK_WAIT_MS) === 'timed-out') return false;
+    }
+  }
+
+  unlockReads(): void {
+    Atomics.store(this.control, READ_LOCK, 0);
+  }
+
   /** The packet in nextSlot is `length` bytes: hand it over. */
   publish(length: number): void {
     this.lengths[this.nextSlot] = length;
@@ -181,6 +216,7 @@ export class PacketRingProducer {
 
   /** Wake the main thread unless a wake-up is already on its way. */
   ringDoorbell(): void {
+    this.trace?.published();
     if (Atomics.compareExchange(this.control, DOORBELL, 0, 1) === 0) this.notify();
   }
 }
@@ -193,7 +229,7 @@ export class PacketRingConsumer<S extends RingSlot = RingSlot> {
   private readonly control: Int32Array;
   private readonly lengths: Int32Array;
   readonly slots: S[];
-  /** The main thread's own slots after the ring's (see PacketRingMemory.spareSlots). */
+  /** The main thread's own slots after the ring's (see PacketRingMemory.spareSlots); takeSpare() removes one. */
   readonly spares: S[];
   /** All slot memory as one view (offsets: slot i starts at i × slotSize). */
   readonly memory: Uint8Array;
@@ -202,6 +238,7 @@ export class PacketRingConsumer<S extends RingSlot = RingSlot> {
   private readonly metas: Uint8Array[];
   private draining = false;
   private closed = false;
+  private readonly trace: HopTraceReader | null;
 
   /**
    * `address` is the native address of memory.slots (see
@@ -211,6 +248,7 @@ export class PacketRingConsumer<S extends RingSlot = RingSlot> {
   constructor(memory: PacketRingMemory, address: number, wrap: SlotWrapper<S>) {
     this.control = new Int32Array(memory.control);
     this.lengths = new Int32Array(memory.lengths);
+    this.trace = memory.trace === null ? null : new HopTraceReader(memory.trace);
     this.headroom = memory.headroom;
     const size = memory.slotSize;
     const slot = (i: number) => wrap(new Uint8Array(memory.slots, i * size, size), address < 0 ? -1 : address + i * size);
@@ -229,6 +267,7 @@ export class PacketRingConsumer<S extends RingSlot = RingSlot> {
   drain(handle: SlotHandler<S>, flush: () => void): void {
     if (this.draining || this.closed) return;
     this.draining = true;
+    this.trace?.begin();
     const control = this.control;
     Atomics.store(control, DOORBELL, 0);
     let tail = Atomics.load(control, TAIL);
@@ -246,7 +285,9 @@ export class PacketRingConsumer<S extends RingSlot = RingSlot> {
             handle(this.slots[slot]!, this.lengths[slot]!, this.metas[slot]!);
           }
         } finally {
+          this.trace?.endHandling();
           flush();
+          this.trace?.endFlush();
           handled += batch;
           Atomics.store(control, TAIL, tail);
           Atomics.notify(control, TAIL);
@@ -255,7 +296,41 @@ export class PacketRingConsumer<S extends RingSlot = RingSlot> {
     } finally {
       this.draining = false;
     }
+    this.trace?.end(handled);
     if (tail !== Atomics.load(control, HEAD) && !this.closed) setImmediate(() => this.drain(handle, flush));
+  }
+
+  /** Keep the last spare slot for the owner's own use (readInline); the others stay in `spares`. */
+  takeSpare(): S {
+    const spare = this.spares.pop();
+    if (spare === undefined) throw new RangeError('the packet ring has no spare slot left to take');
+    return spare;
+  }
+
+  /**
+   * Keep the reader off the source until releaseReads(), so that what this
+   * thread's writes make readable (the reply to a packet it wrote) stays for
+   * readHeld() instead of waking the reader. False when the reader is
+   * reading now (then it takes whatever comes, as usual).
+   */
+  holdReads(): boolean {
+    return Atomics.compareExchange(this.control, READ_LOCK, 0, MAIN_READING) === 0;
+  }
+
+  /**
+   * While holding: read one packet on this thread with `read` (its length,
+   * ≤ 0 for none), so it needs no hop through the reader and no wake-up.
+   * Only when the ring is empty (nothing the reader read can be overtaken);
+   * else 0, and the reader's path takes the packet, in its order.
+   */
+  readHeld(read: () => number): number {
+    const control = this.control;
+    if (this.draining || this.closed || Atomics.load(control, READ_LOCK) !== MAIN_READING) return 0;
+    return Atomics.load(control, HEAD) === Atomics.load(control, TAIL) ? read() : 0;
+  }
+
+  releaseReads(): void {
+    if (Atomics.compareExchange(this.control, READ_LOCK, MAIN_READING, 0) === MAIN_READING) Atomics.notify(this.control, READ_LOCK);
   }
 
   /** Ask the reader to stop (it also needs its wake-up pipe written to leave poll). */

@@ -29,6 +29,16 @@ const SEGMENT_SLOTS = 64;
  * segments), so fewer slots buffer as much and touch less memory.
  */
 const OFFLOAD_RING_SLOTS = 128;
+/** The spare slot the main thread reads into itself (see write). */
+const INLINE_READ_SLOTS = 1;
+
+/**
+ * TSWG_TUN_INLINE_READ=0 leaves every TUN read to the I/O thread (to compare):
+ * by default the main thread reads one packet itself right after its writes.
+ */
+function inlineReadWanted(): boolean {
+  return process.env.TSWG_TUN_INLINE_READ !== '0';
+}
 
 /** TSWG_TUN_OFFLOAD=0 turns the TUN offloads off (to compare, or for a kernel that mishandles them). */
 function offloadWanted(): boolean {
@@ -86,14 +96,18 @@ export function setInterfaceMtu(name: string, mtu: number): void {
 
 export class LinuxTun implements TunDevice {
   private closed = false;
-  private ring: { stop(): void } | null = null;
+  private ring: { stop(): void; holdReads(): boolean; releaseReads(): void } | null = null;
   /** This device's place in the I/O thread, once started. */
   private source: { thread: IoThread; id: number } | null = null;
   private stopped: Promise<void> = Promise.resolve();
 
   /** Joins received TCP segments into super-packets (offload mode only). */
   private readonly coalescer: TcpCoalescer | null;
-  private writeFlushQueued = false;
+  /** Reads one packet on the main thread if one is waiting (see write); null until started or when turned off. */
+  private readInline: (() => void) | null = null;
+  /** This turn's writes hold the I/O thread off the fd (see write). */
+  private readsHeld = false;
+  private afterWritesQueued = false;
 
   private constructor(
     readonly name: string,
@@ -154,9 +168,10 @@ export class LinuxTun implements TunDevice {
     if (layout.headroom < headerSize) {
       throw new PlatformError(`TUN '${this.name}': ${layout.headroom} bytes of headroom leave no room for the ${headerSize}-byte virtio_net_hdr each read puts before the packet`);
     }
-    const memory = this.offload ? createPacketRingMemory(layout, 0, SEGMENT_SLOTS, OFFLOAD_RING_SLOTS) : createPacketRingMemory(layout);
+    const memory = this.offload ? createPacketRingMemory(layout, 0, SEGMENT_SLOTS + INLINE_READ_SLOTS, OFFLOAD_RING_SLOTS) : createPacketRingMemory(layout, 0, INLINE_READ_SLOTS);
     const ring = new PacketRingConsumer(memory, addressOf(new Uint8Array(memory.slots, 0, 1)), wrap);
     this.ring = ring;
+    const inlineSlot = ring.takeSpare();
     const deviceFlush = handlers.flush ?? (() => undefined);
     let handle = deliver;
     let flush = deviceFlush;
@@ -164,6 +179,23 @@ export class LinuxTun implements TunDevice {
       const offload = new OffloadReader(ring, deliver, deviceFlush);
       handle = (slot, length) => offload.packet(slot, length);
       flush = () => offload.flush();
+    }
+    if (inlineReadWanted()) {
+      // Read as the I/O thread does: the virtio header (with offloads) just before the packet's place.
+      const readStart = memory.headroom - headerSize;
+      const readSize = memory.packetCapacity + headerSize;
+      const area = new Uint8Array(memory.slots, inlineSlot.bytes.byteOffset + readStart, readSize);
+      const libc = loadLibc();
+      const readOne = () => libc.read(this.fd, area, readSize);
+      this.readInline = () => {
+        const length = ring.readHeld(readOne);
+        if (length <= headerSize) return;
+        try {
+          handle(inlineSlot, length - headerSize);
+        } finally {
+          flush();
+        }
+      };
     }
     this.source = IoThread.add(
       { kind: 'read', fd: this.fd, ring: memory, headerSize },
@@ -183,20 +215,38 @@ export class LinuxTun implements TunDevice {
    * per packet, ARCHITECTURE.md), or with offloads, into the coalescer, which
    * writes everything queued in this turn of the event loop at its end.
    * Failing (e.g. the interface is down) drops the packet, as on a real link.
+   *
+   * The first write of a turn holds the I/O thread off the fd until the
+   * turn's writes are done; then this thread reads one packet itself: the
+   * kernel answers a ping (or ACKs) before write(2) returns, and that answer
+   * leaves at once instead of after an I/O-thread wake-up and a main-thread one.
    */
   write(packet: Uint8Array): boolean {
     if (this.closed) return false;
+    if (!this.afterWritesQueued) {
+      this.afterWritesQueued = true;
+      this.readsHeld = this.readInline !== null && this.ring!.holdReads();
+      queueMicrotask(() => this.afterWrites());
+    }
     const coalescer = this.coalescer;
     if (coalescer === null) return loadLibc().write(this.fd, packet, packet.length) >= 0;
     coalescer.add(packet);
-    if (!this.writeFlushQueued) {
-      this.writeFlushQueued = true;
-      queueMicrotask(() => {
-        this.writeFlushQueued = false;
-        if (!this.closed) coalescer.flush();
-      });
-    }
     return true;
+  }
+
+  /** The end of a turn's writes: the joined writes, the read of what they caused, the fd back to the I/O thread. */
+  private afterWrites(): void {
+    this.afterWritesQueued = false;
+    try {
+      if (this.closed) return;
+      this.coalescer?.flush();
+      if (this.readsHeld) this.readInline!();
+    } finally {
+      if (this.readsHeld) {
+        this.readsHeld = false;
+        this.ring!.releaseReads();
+      }
+    }
   }
 
   /** Stop reading (the I/O thread lets go of the fd), then close the fd (which deletes a non-persistent interface). */

@@ -12,7 +12,7 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { sockaddrOf, endpointFromSockaddr } from '../../src/device/sockaddr.js';
 import { MSG_DONTWAIT, MSG_TRUNC, loadLibc } from '../../src/platform/libc.js';
 import { MessageVector, NAME_ROOM } from '../../src/platform/message-vector.js';
@@ -226,6 +226,90 @@ describe('PacketRing in one thread', () => {
     for (let i = 0; i < 20 && received.length < total; i++) await new Promise((resolve) => setImmediate(resolve));
     expect(received.map((r) => r.seq)).toEqual(Array.from({ length: total }, (_, i) => i));
     expect(turns).toBe(2);
+  });
+});
+
+describe('PacketRing: the main thread reading the source itself (holdReads / readHeld)', () => {
+  it('reads only while holding the source with the ring empty; the reader keeps off meanwhile', () => {
+    const memory = createPacketRingMemory(LAYOUT, META_SIZE, 2);
+    const p = new TestProducer(memory);
+    const consumer = new PacketRingConsumer(memory, -1, viewSlot);
+    let reads = 0;
+    const read = () => {
+      reads++;
+      return 42;
+    };
+    // Not holding: no read.
+    expect(consumer.readHeld(read)).toBe(0);
+    expect(consumer.holdReads()).toBe(true);
+    expect(consumer.holdReads()).toBe(false);
+    expect(consumer.readHeld(read)).toBe(42);
+    expect(reads).toBe(1);
+    // The reader waits out its short limit, then gives up and polls again.
+    const started = performance.now();
+    expect(p.producer.lockReads()).toBe(false);
+    expect(performance.now() - started).toBeGreaterThanOrEqual(0.5);
+    consumer.releaseReads();
+    // The reader is reading: the main thread cannot hold the source and leaves the packet to it.
+    expect(p.producer.lockReads()).toBe(true);
+    expect(consumer.holdReads()).toBe(false);
+    expect(consumer.readHeld(read)).toBe(0);
+    p.publish(0);
+    p.producer.unlockReads();
+    // A published packet not yet drained would be overtaken: no read until it is handled.
+    expect(consumer.holdReads()).toBe(true);
+    expect(consumer.readHeld(read)).toBe(0);
+    expect(reads).toBe(1);
+    const received: Received[] = [];
+    consumer.drain(recorder(p.control, received), () => undefined);
+    expect(received.map((r) => r.seq)).toEqual([0]);
+    expect(consumer.readHeld(read)).toBe(42);
+    expect(reads).toBe(2);
+    consumer.releaseReads();
+    expect(p.producer.lockReads()).toBe(true);
+    p.producer.unlockReads();
+    consumer.stop();
+    expect(consumer.holdReads()).toBe(true);
+    expect(consumer.readHeld(read)).toBe(0);
+    expect(reads).toBe(2);
+  });
+
+  it('a reader waiting for the source takes it as soon as the main thread gives it back', async () => {
+    const memory = createPacketRingMemory(LAYOUT, META_SIZE);
+    const consumer = new PacketRingConsumer(memory, -1, viewSlot);
+    expect(consumer.holdReads()).toBe(true);
+    const worker = new Worker(
+      `const { workerData, parentPort } = require('node:worker_threads');
+       import(workerData.ring).then(({ PacketRingProducer }) => {
+         const producer = new PacketRingProducer(workerData.memory, () => undefined);
+         parentPort.postMessage('ready');
+         const tries = [];
+         for (let i = 0; i < 200 && tries.length === 0; i++) if (producer.lockReads()) tries.push(i);
+         parentPort.postMessage(tries);
+       });`,
+      { eval: true, workerData: { ring: pathToFileURL(BUILT_RING).href, memory } },
+    );
+    const messages: unknown[] = [];
+    const answered = new Promise<number[]>((resolve) => worker.on('message', (message) => (messages.push(message), messages.length === 2 && resolve(message as number[]))));
+    await vi.waitFor(() => expect(messages).toEqual(['ready']));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    consumer.releaseReads();
+    const tries = await answered;
+    await worker.terminate();
+    // It waited in 1 ms steps while held, and got the source once released.
+    expect(tries).toHaveLength(1);
+    expect(tries[0]).toBeGreaterThan(0);
+    expect(consumer.holdReads()).toBe(false);
+  });
+
+  it('takeSpare keeps the last spare for its taker and leaves the rest', () => {
+    const memory = createPacketRingMemory(LAYOUT, META_SIZE, 2);
+    const consumer = new PacketRingConsumer(memory, -1, viewSlot);
+    const last = consumer.spares[1];
+    expect(consumer.takeSpare()).toBe(last);
+    expect(consumer.spares).toHaveLength(1);
+    consumer.takeSpare();
+    expect(() => consumer.takeSpare()).toThrow(/no spare slot/);
   });
 });
 
