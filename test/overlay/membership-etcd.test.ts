@@ -160,7 +160,10 @@ describe('etcd membership', () => {
     await waitForPeer(a, 'b', true);
     await waitForPeer(a, 'c', true);
     await b.membership.stop(true);
-    expect(await waitForPeer(a, 'b', false, 1500)).toBeLessThan(1500);
+    // At once: when stop(true) returns, b's presence key is already gone from etcd (a lease running out would take the TTL).
+    const nodes = await new EtcdClient({ endpoints: etcd.endpoints }).range(`/tswg-test/${deployment}/nodes/`, { prefix: true });
+    expect(nodes.kvs.map((kv) => kv.key.split('/nodes/')[1]).sort()).toEqual(['a', 'c']);
+    await waitForPeer(a, 'b', false, 30_000);
     await c.membership.stop(false); // as if killed: the lease runs out
     const took = await waitForPeer(a, 'c', false, (2 * TTL + 1) * 1000);
     expect(took).toBeGreaterThan(1000);
@@ -323,9 +326,11 @@ describe('etcd client', () => {
       await client.put('/tswg-test/failover', 'x');
       expect(Date.now() - started).toBeGreaterThanOrEqual(300);
       expect(client.endpoint).toBe(etcd.endpoints[0]);
-      const again = Date.now();
+      // The client stays on the endpoint that answered: the silent one gets no new connection.
+      const connectionsToSilent = sockets.length;
+      expect(connectionsToSilent).toBeGreaterThan(0);
       expect((await client.range('/tswg-test/failover')).kvs[0]?.value).toBe('x');
-      expect(Date.now() - again).toBeLessThan(300);
+      expect(sockets.length).toBe(connectionsToSilent);
       const dead = new EtcdClient({ endpoints: [`http://127.0.0.1:${port}`, 'http://127.0.0.1:9'], timeoutMs: 200 });
       await expect(dead.range('/x')).rejects.toThrow(/etcd unreachable \(http:\/\/127\.0\.0\.1:\d+: no answer within 200 ms; http:\/\/127\.0\.0\.1:9: /);
     } finally {
