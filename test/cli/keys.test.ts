@@ -16,7 +16,8 @@ function wgPubkey(privateKey: string): string {
   return execFileSync('wg', ['pubkey'], { input: privateKey, encoding: 'utf8' });
 }
 
-describe('key commands', () => {
+// Every tswg run is a Node start-up, seconds each on a loaded 2-core machine; one test runs up to 11.
+describe('key commands', { timeout: 300_000 }, () => {
   test('dist/ is built (npm test builds it)', () => {
     expect(existsSync(new URL('../../dist/src/cli/main.js', import.meta.url)), 'run `npm run build` before the CLI tests').toBe(true);
   });
