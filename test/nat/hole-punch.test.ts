@@ -140,7 +140,7 @@ describe('connectToPeer', () => {
     await expect(connectToPeer(a.device, b.publicKey, candidates, { holePunchTimeoutSecs: 8, maxCandidatePairs: 10, probes: probesFor(a) })).resolves.toBe('hole-punched');
     expect(dead.received()).toBeGreaterThan(0);
     await tunnelCarries(a, b);
-  }, 20_000);
+  });
 
   it('honours maxCandidatePairs: a live candidate beyond the cap is never tried', async () => {
     const [a, b] = await pair();
@@ -161,7 +161,7 @@ describe('connectToPeer', () => {
     expect(relay.forwarded()).toBeGreaterThan(0);
     await tunnelCarries(a, b);
     await tunnelCarries(b, a);
-  }, 20_000);
+  });
 
   it('routes a relay candidate through relayRoutes when given', async () => {
     const [a, b] = await pair();
@@ -178,7 +178,7 @@ describe('connectToPeer', () => {
     });
     expect(type).toBe('relayed');
     expect(asked).toEqual(['198.51.100.9']);
-  }, 20_000);
+  });
 
   it('rejects naming the peer when nothing answers, and for unknown peers or no candidates', async () => {
     const [a, b] = await pair();
@@ -356,7 +356,7 @@ describe('NatTraversal and NatMaintenance in process', () => {
     expect(maintenanceA.status().peers[0]!.connectionType).toBe('hole-punched');
     maintenanceA.removePeer(b.publicKey);
     expect(maintenanceA.status().peers).toEqual([]);
-  }, 30_000);
+  });
 
   it('NatTraversal gathers host, reflexive and relay candidates and closes cleanly', async () => {
     const [a] = await pair();

@@ -184,7 +184,7 @@ describe('etcd membership', () => {
     await new Promise((resolve) => setTimeout(resolve, (TTL + 1) * 1000));
     expect(a.events).toEqual(['add b']);
     await Promise.all([a.membership.stop(true), again.membership.stop(true)]);
-  }, 20_000);
+  });
 
   it('renews the allocation lease, and reserves its slice again when the reservation disappears', async () => {
     const deployment = newDeployment();
@@ -209,7 +209,7 @@ describe('etcd membership', () => {
     await waitForPeer(b, 'a', true);
     expect(b.peers.get('a')!.allowedIps).toBe(a.slice);
     await Promise.all([a.membership.stop(true), b.membership.stop(true)]);
-  }, 20_000);
+  });
 
   it('ignores bad records with a warning naming them, and keeps watching', async () => {
     const deployment = newDeployment();
@@ -245,7 +245,7 @@ describe('etcd membership', () => {
     expect(await snapshot()).toEqual(before);
     expect(before).toHaveLength(5); // config, two slices, two nodes
     await Promise.all([a.membership.stop(true), b.membership.stop(true)]);
-  }, 15_000);
+  });
 
   it('a changed record reaches the other member: new candidates as they are, the endpoint only when it changed', async () => {
     const deployment = newDeployment();
@@ -301,7 +301,7 @@ describe('etcd membership', () => {
     expect(refused).toHaveLength(4);
     for (const message of refused) expect(message).toContain('no free slice in cluster 10.50.0.0/24');
     await Promise.all(joined.map((n) => n.membership.stop(true)));
-  }, 30_000);
+  });
 
   it('honours a fixed slice, and refuses one held by another node', async () => {
     const deployment = newDeployment();
@@ -368,7 +368,7 @@ describe('etcd with authentication', () => {
     );
     await Promise.all([a.membership.stop(true), b.membership.stop(true)]);
     await secured.stop(secured.members[0]!);
-  }, 30_000);
+  });
 });
 
 describe('etcd outages', () => {
@@ -393,7 +393,7 @@ describe('etcd outages', () => {
     expect(a.verbose.some((line) => line.includes('was compacted'))).toBe(true);
     expect(a.membership.status().revision).toBeGreaterThanOrEqual(now);
     await Promise.all([a.membership.stop(true), c.membership.stop(true)]);
-  }, 20_000);
+  });
 
   it('etcd stopped: peers kept, status degraded; back: healthy, and a restart during the outage starts from the saved state', async () => {
     const outage = await startEtcdCluster();
@@ -419,7 +419,7 @@ describe('etcd outages', () => {
     expect(b2.peers.has('a')).toBe(true);
     await Promise.all([a.membership.stop(true), b2.membership.stop(true)]);
     await outage.stop(outage.members[0]!);
-  }, 40_000);
+  });
 
   it('a node with nothing saved fails clearly when etcd is unreachable', async () => {
     await expect(join(newDeployment(), 'a', { config: etcdConfig(['http://127.0.0.1:9']), startTimeoutMs: 500 })).rejects.toThrow(/etcd unreachable .*no slice saved in/);

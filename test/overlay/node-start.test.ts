@@ -31,7 +31,7 @@ let node: MeshNode;
 let scratch: string;
 
 function tswgNode(args: string[]) {
-  return runCommand(node.namespace, TSWG_BIN, ['node', ...args], { timeoutMs: 10_000 });
+  return runCommand(node.namespace, TSWG_BIN, ['node', ...args], { timeoutMs: 40_000 });
 }
 
 /** Milliseconds for the same command to start and exit on bad flags, now: the baseline a quick failure is held to. */
