@@ -14,7 +14,7 @@ import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanup, createTempDir, ip, requireCommands, requireRoot, startIn } from '../../scripts/lib/netns.js';
+import { cleanup, createTempDir, ip, requireCommands, requireRoot, startIn, waitUntil } from '../../scripts/lib/netns.js';
 import { TSWG_BIN } from '../../scripts/lib/topology.js';
 import { describeResult, runCommand } from '../helpers/daemon-process.js';
 import { createMesh, startNode, writeConfig, type Mesh, type MeshNode } from '../../scripts/lib/overlay-mesh.js';
@@ -138,14 +138,19 @@ describe('a failed start', () => {
     await startNode(node);
     // A client that never closes its side holds the control socket's close for its grace period.
     const lingering = net.createConnection({ path: node.controlPath, allowHalfOpen: true });
-    await new Promise((resolve) => lingering.once('connect', resolve));
+    // An answer proves the node has taken the connection, so its clean-up will wait for it.
+    const answered = new Promise((resolve) => lingering.once('data', resolve));
+    lingering.write('{"type": "Status"}\n');
+    await answered;
+    node.process!.child.kill('SIGTERM');
+    // The second signal must land during the clean-up: wait for the node to say it began.
+    await waitUntil(() => node.process!.output().includes('shutting down: SIGTERM'), 'the clean-up to begin', 30_000, 5);
     const started = Date.now();
     node.process!.child.kill('SIGTERM');
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    node.process!.child.kill('SIGTERM');
-    const exit = await node.process!.waitForExit(2000);
+    const exit = await node.process!.waitForExit(30_000);
     lingering.destroy();
     expect(exit.code, node.process!.output()).toBe(1);
+    // At once: well before the clean-up's grace for the lingering client would have let it finish.
     expect(Date.now() - started).toBeLessThan(1000);
     expect(node.process!.output()).toContain('second SIGTERM: exiting now, without finishing the clean-up');
     expect(existsSync(node.controlPath)).toBe(false);
