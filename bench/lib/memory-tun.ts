@@ -74,7 +74,8 @@ export class MemoryTun implements TunDevice {
 
   async close(): Promise<void> {}
 
-  async waitForPackets(count: number, timeoutMs = 3000): Promise<Uint8Array[]> {
+  /** The deadline only matters on failure: generous, for a loaded machine. */
+  async waitForPackets(count: number, timeoutMs = 15_000): Promise<Uint8Array[]> {
     const deadline = Date.now() + timeoutMs;
     while (this.written.length < count) {
       if (Date.now() > deadline) throw new Error(`expected ${count} packet(s) on ${this.name}, got ${this.written.length}`);

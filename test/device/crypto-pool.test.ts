@@ -16,6 +16,12 @@ import { TransportSlot } from '../../src/noise/transport-slot.js';
 import { Tunnel } from '../../src/noise/tunnel.js';
 import { Rng } from '../helpers/fuzz.js';
 
+/** Poll until `condition` holds; a new worker thread can take seconds to start on a loaded machine. The deadline only matters on failure. */
+async function until(condition: () => boolean, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+}
+
 const SLOT_BYTES = 4096;
 const MTU = 1420;
 const pools: CryptoPool[] = [];
@@ -197,7 +203,7 @@ describe('crypto workers', () => {
     const victim = pool.threads[0]!;
     void victim.terminate();
     stream(40); // the termination lands somewhere in here
-    for (let wait = 0; wait < 100 && pool.replaced === 0; wait++) await new Promise((resolve) => setTimeout(resolve, 20));
+    await until(() => pool.replaced > 0);
     expect(pool.replaced).toBe(1);
     expect(pool.size).toBe(2);
     expect(pool.threads).not.toContain(victim);
@@ -243,7 +249,7 @@ describe('crypto workers', () => {
     expect(dropped.every((d) => d.reason === 'lost')).toBe(true);
     expect(sealed.length + dropped.length).toBe(64 * batches);
     expect(lines.some((line) => line.includes('stalled'))).toBe(true);
-    for (let wait = 0; wait < 100 && (pool.replaced === 0 || pool.size < 2); wait++) await new Promise((resolve) => setTimeout(resolve, 20));
+    await until(() => pool.replaced > 0 && pool.size === 2);
     expect(pool.replaced).toBeGreaterThan(0);
     expect(pool.size).toBe(2);
   });

@@ -48,10 +48,13 @@ import {
   waitFor,
 } from '../helpers/daemon-process.js';
 
-/** How long a clean shutdown may take (the issue: "exits cleanly", here: < 3 s). */
-const EXIT_WITHIN_MS = 3000;
-/** Generous bound on a daemon-mode start on a loaded 2-core machine (two Node start-ups). */
-const START_WITHIN_MS = 10_000;
+/**
+ * How long a clean shutdown may take: below REKEY_TIMEOUT (5 s), the shortest protocol timer a leaked handle could
+ * hold the exit for, with room for a loaded 2-core machine that gives the daemon a sliver of a CPU.
+ */
+const EXIT_WITHIN_MS = 4500;
+/** Generous bound on a daemon-mode start on a loaded 2-core machine (two Node start-ups; over 15 s seen under load). */
+const START_WITHIN_MS = 30_000;
 /** See startForeground(): time for a freshly started tswg to install its signal handlers. */
 const SETTLE_MS = 150;
 const UNPRIVILEGED = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'];
@@ -121,7 +124,8 @@ async function signalAndWait(pid: number, signal: NodeJS.Signals, what: string):
   return Date.now() - started;
 }
 
-describe('tswg daemon mode and start-up (wireguard-go compatible)', () => {
+// Several Node start-ups per test: on a loaded machine each can take seconds.
+describe('tswg daemon mode and start-up (wireguard-go compatible)', { timeout: 180_000 }, () => {
   beforeAll(() => {
     requireRoot('the tswg daemon tests');
     requireCommands('ip', 'wg', 'wireguard-go', 'setpriv', 'unshare', 'mount');
@@ -268,7 +272,7 @@ describe('tswg daemon mode and start-up (wireguard-go compatible)', () => {
   });
 
   describe('foreground', () => {
-    it('-f stays in the foreground and serves; SIGINT makes it exit 0 within 3 s, removing socket and interface', async () => {
+    it('-f stays in the foreground and serves; SIGINT makes it exit 0 promptly, removing socket and interface', async () => {
       const slot = freshSlot();
       const child = await startForeground(slot, ['-f', slot.name]);
       await sleep(300);
@@ -284,7 +288,7 @@ describe('tswg daemon mode and start-up (wireguard-go compatible)', () => {
       expectGone(slot);
     });
 
-    it('--foreground after the name, and WG_PROCESS_FOREGROUND=1, keep it in the foreground; SIGTERM exits 0 within 3 s', async () => {
+    it('--foreground after the name, and WG_PROCESS_FOREGROUND=1, keep it in the foreground; SIGTERM exits 0 promptly', async () => {
       for (const [args, env] of [
         [(name: string) => [name, '--foreground'], cleanEnv()],
         [(name: string) => [name], cleanEnv({ WG_PROCESS_FOREGROUND: '1' })],

@@ -44,7 +44,8 @@ export function runCommand(namespace: string | null, command: string, args: read
     encoding: 'utf8',
     stdio: ['pipe', 'pipe', 'pipe'],
     input: options.input ?? '',
-    timeout: options.timeoutMs ?? 15_000,
+    // Only matters when a command hangs; two Node start-ups on a loaded 2-core machine can take over 15 s.
+    timeout: options.timeoutMs ?? 40_000,
     killSignal: 'SIGKILL',
     env: options.env ?? process.env,
   });

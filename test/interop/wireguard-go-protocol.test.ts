@@ -331,7 +331,7 @@ describe('protocol core interop with wireguard-go', () => {
     execIn(namespace, 'ip', ['addr', 'add', `${wgo.innerAddress}/24`, 'dev', interfaceName]);
     execIn(namespace, 'ip', ['link', 'set', 'dev', interfaceName, 'up']);
     expect(wg('show', interfaceName, 'listen-port')).toBe(String(WG_LISTEN_PORT));
-  }, 30_000);
+  });
 
   afterAll(async () => {
     const pid = wgo?.process.pid;
@@ -342,7 +342,7 @@ describe('protocol core interop with wireguard-go', () => {
     }
     expect(leftovers(), 'namespaces/links left behind').toEqual([]);
     if (pid !== undefined) expect(existsSync(`/proc/${pid}`), `wireguard-go (pid ${pid}) still exists`).toBe(false);
-  }, 30_000);
+  });
 
   test('initiates a handshake (with PSK) and exchanges an ICMP echo both ways', async () => {
     const w = wireguardGo();
@@ -391,7 +391,7 @@ describe('protocol core interop with wireguard-go', () => {
     } finally {
       udp.close();
     }
-  }, 20_000);
+  });
 
   test('answers a handshake that wireguard-go initiates and decrypts the data that follows', async () => {
     const w = wireguardGo();
@@ -449,5 +449,5 @@ describe('protocol core interop with wireguard-go', () => {
     } finally {
       udp.close();
     }
-  }, 20_000);
+  });
 });

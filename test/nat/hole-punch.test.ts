@@ -52,7 +52,7 @@ async function pair(): Promise<[LoopbackNode, LoopbackNode]> {
 async function tunnelCarries(a: LoopbackNode, b: LoopbackNode): Promise<void> {
   const before = b.tun.written.length;
   a.tun.inject(buildIcmpEcho({ source: a.inner, destination: b.inner, type: ICMP_ECHO_REQUEST, identifier: 7, sequence: 1, payload: new Uint8Array(8) }));
-  const deadline = Date.now() + 3000;
+  const deadline = Date.now() + 15_000; // only matters on failure: a handshake can take seconds on a loaded machine
   while (b.tun.written.length === before) {
     if (Date.now() > deadline) throw new Error('the echo did not come through the tunnel');
     await new Promise((resolve) => setTimeout(resolve, 20));
@@ -136,7 +136,7 @@ describe('connectToPeer', () => {
     await expect(connectToPeer(a.device, b.publicKey, candidates, { holePunchTimeoutSecs: 8, maxCandidatePairs: 10, probes: probesFor(a) })).resolves.toBe('hole-punched');
     expect(dead.received()).toBeGreaterThan(0);
     await tunnelCarries(a, b);
-  }, 20_000);
+  });
 
   it('honours maxCandidatePairs: a live candidate beyond the cap is never tried', async () => {
     const [a, b] = await pair();
@@ -157,7 +157,7 @@ describe('connectToPeer', () => {
     expect(relay.forwarded()).toBeGreaterThan(0);
     await tunnelCarries(a, b);
     await tunnelCarries(b, a);
-  }, 20_000);
+  });
 
   it('routes a relay candidate through relayRoutes when given', async () => {
     const [a, b] = await pair();
@@ -174,7 +174,7 @@ describe('connectToPeer', () => {
     });
     expect(type).toBe('relayed');
     expect(asked).toEqual(['198.51.100.9']);
-  }, 20_000);
+  });
 
   it('rejects naming the peer when nothing answers, and for unknown peers or no candidates', async () => {
     const [a, b] = await pair();
@@ -197,7 +197,7 @@ describe('connectToPeer', () => {
     probesA.watch(b.publicKey, (event) => events.push(event.kind));
     probesA.probe(b.publicKey, b.endpoint);
     probesA.probe(new Uint8Array(32).fill(5), b.endpoint);
-    const deadline = Date.now() + 2000;
+    const deadline = Date.now() + 15_000;
     while (events.length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
     await new Promise((resolve) => setTimeout(resolve, 100));
     expect(events).toEqual(['answer']);
@@ -352,7 +352,7 @@ describe('NatTraversal and NatMaintenance in process', () => {
     expect(maintenanceA.status().peers[0]!.connectionType).toBe('hole-punched');
     maintenanceA.removePeer(b.publicKey);
     expect(maintenanceA.status().peers).toEqual([]);
-  }, 30_000);
+  });
 
   it('NatTraversal gathers host, reflexive and relay candidates and closes cleanly', async () => {
     const [a] = await pair();

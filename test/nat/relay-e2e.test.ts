@@ -121,7 +121,7 @@ describe('relay end to end', () => {
 
     // No relay runs without a real credential.
     expect(() => new RelayServer({ listenPort: 0, externalAddr: '127.0.0.1', maxSessions: 0 }, '')).toThrow(/relayServer\.authCredential\) is not set/);
-  }, 30_000);
+  });
 
   it('registers only with proof of the node key, a fresh cookie for the same source, and this relay\'s key', async () => {
     const { server, endpoint } = await startServer();

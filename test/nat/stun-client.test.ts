@@ -12,7 +12,7 @@
  *    real tswg Device's port (devicePort) while WireGuard traffic keeps
  *    flowing over that same port.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { formatEndpoint, parseCidr, type Endpoint } from '../../src/device/addr.js';
 import { Device } from '../../src/device/device.js';
 import { silentLogger, type Logger } from '../../src/device/logger.js';
@@ -94,10 +94,28 @@ function recordingLog(): Logger & { lines: string[] } {
   return { lines, verbose: (m) => lines.push(m), error: (m) => lines.push(`ERROR ${m}`) };
 }
 
+/** Timers and performance.now() that move only when the test advances them: the schedule is checked to the millisecond, whatever the machine's load. */
+function useManualTimers(): void {
+  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+}
+
+/** Watch a promise settle without awaiting it, so a test can say "not yet" at a given moment. */
+function settledState<T>(promise: Promise<T>): { settled: boolean; value: T | undefined; error: unknown } {
+  const state: { settled: boolean; value: T | undefined; error: unknown } = { settled: false, value: undefined, error: undefined };
+  promise.then(
+    (value) => Object.assign(state, { settled: true, value }),
+    (error: unknown) => Object.assign(state, { settled: true, error }),
+  );
+  return state;
+}
+
 describe('StunClient against an in-memory server', () => {
   let port: MemoryPort;
   let client: StunClient;
-  afterEach(() => client.close());
+  afterEach(() => {
+    client.close();
+    vi.useRealTimers();
+  });
 
   it('sends a Binding request with FINGERPRINT and resolves with XOR-MAPPED-ADDRESS', async () => {
     port = new MemoryPort();
@@ -130,36 +148,55 @@ describe('StunClient against an in-memory server', () => {
   });
 
   it('retransmits on the RFC 8489 schedule (0, RTO, 3 RTO, 7 RTO, ...) with the same transaction, then times out', async () => {
+    useManualTimers();
     port = new MemoryPort();
     client = new StunClient(port, { rtoMs: 40, maxRetransmits: 3, lastWaitMultiplier: 3 });
     const started = performance.now();
-    const error = await client.binding(SERVER).catch((e: unknown) => e);
-    const elapsed = performance.now() - started;
-    expect(error).toBeInstanceOf(StunTimeoutError);
-    expect((error as Error).message).toMatch(/STUN server 192\.0\.2\.10:3478 did not answer .* \(4 requests sent\)/);
-    expect(port.sent.length).toBe(4);
+    const outcome = settledState(client.binding(SERVER));
+    // Each request goes out exactly when the schedule says, not a millisecond before.
+    expect(port.sent.length).toBe(1);
+    for (const [due, count] of [[40, 2], [120, 3], [280, 4]] as const) {
+      await vi.advanceTimersByTimeAsync(due - (performance.now() - started) - 1);
+      expect(port.sent.length, `before ${due} ms`).toBe(count - 1);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(port.sent.length, `at ${due} ms`).toBe(count);
+    }
+    expect(port.sent.map((s) => s.at - started)).toEqual([0, 40, 120, 280]);
     const ids = port.sent.map((s) => Buffer.from(decodeStunMessage(s.datagram).transactionId).toString('hex'));
     expect(new Set(ids).size).toBe(1);
-    const offsets = port.sent.map((s) => s.at - port.sent[0]!.at);
-    // Timers fire no earlier than asked; allow generous lateness on a busy machine.
-    [0, 40, 120, 280].forEach((expected, i) => {
-      expect(offsets[i]!).toBeGreaterThanOrEqual(expected - 2);
-      expect(offsets[i]!).toBeLessThan(expected + 150);
-    });
-    // After the last request the client waits Rm × RTO = 120 ms.
-    expect(elapsed).toBeGreaterThanOrEqual(280 + 120 - 2);
+    // After the last request the client waits Rm × RTO = 120 ms, and sends nothing more.
+    await vi.advanceTimersByTimeAsync(119);
+    expect(outcome.settled).toBe(false);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(outcome.settled).toBe(true);
+    expect(outcome.error).toBeInstanceOf(StunTimeoutError);
+    expect((outcome.error as Error).message).toMatch(/STUN server 192\.0\.2\.10:3478 did not answer within about 400 ms \(4 requests sent\)/);
+    expect(port.sent.length).toBe(4);
   });
 
   it('the defaults are RTO 500 ms, 7 requests, last wait 16 RTO (39.5 s); timeoutMs caps them', async () => {
+    useManualTimers();
     port = new MemoryPort();
     client = new StunClient(port);
     const started = performance.now();
-    const error = await client.binding(SERVER, { timeoutMs: 1700 }).catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(StunTimeoutError);
-    expect((error as Error).message).toMatch(/did not answer within 1700 ms \(3 requests sent\)/);
-    expect(performance.now() - started).toBeGreaterThanOrEqual(1690);
+    const capped = settledState(client.binding(SERVER, { timeoutMs: 1700 }));
+    await vi.advanceTimersByTimeAsync(1699);
     // Sent at 0, 500, 1500: the default RTO doubling.
-    expect(port.sent.length).toBe(3);
+    expect(port.sent.map((s) => s.at - started)).toEqual([0, 500, 1500]);
+    expect(capped.settled).toBe(false);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(capped.error).toBeInstanceOf(StunTimeoutError);
+    expect((capped.error as Error).message).toMatch(/did not answer within 1700 ms \(3 requests sent\)/);
+
+    // Uncapped, the seventh request goes out at 31.5 s and the client gives up 16 RTO (8 s) later.
+    const uncapped = settledState(client.binding(SERVER));
+    const from = performance.now();
+    await vi.advanceTimersByTimeAsync(39_499);
+    expect(port.sent.slice(3).map((s) => s.at - from)).toEqual([0, 500, 1500, 3500, 7500, 15_500, 31_500]);
+    expect(uncapped.settled).toBe(false);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(uncapped.error).toBeInstanceOf(StunTimeoutError);
+    expect((uncapped.error as Error).message).toMatch(/\(7 requests sent\)/);
   });
 
   it('drops bad responses without consuming the transaction, then accepts the real one', async () => {
@@ -339,9 +376,10 @@ describe('StunClient against coturn in a namespace', () => {
   it('gets the mapped address of a plain socket (no NAT: its own address and port)', async () => {
     const socket = await openSocketPort(4);
     sockets.push(socket);
-    const client = new StunClient(socket);
+    // An RTO far above any answer time on a loaded machine: one request is the claim.
+    const client = new StunClient(socket, { rtoMs: 2000 });
     try {
-      const result = await client.binding(server, { timeoutMs: 5000 });
+      const result = await client.binding(server, { timeoutMs: 10_000 });
       expect(result.mapped, coturn.log()).toEqual({ family: 4, address: local, port: socket.localPort });
       expect(result.transmissions).toBe(1);
     } finally {
@@ -355,12 +393,13 @@ describe('StunClient against coturn in a namespace', () => {
     const socket = await openSocketPort(4);
     sockets.push(socket);
     const log = recordingLog();
-    const client = new StunClient(socket, { rtoMs: 150, log });
+    // The retransmission must be answered before the next one is due, even on a loaded machine.
+    const client = new StunClient(socket, { rtoMs: 1000, log });
     try {
-      const result = await client.binding(server, { timeoutMs: 5000 });
+      const result = await client.binding(server, { timeoutMs: 10_000 });
       expect(result.mapped).toEqual({ family: 4, address: local, port: socket.localPort });
       expect(result.transmissions).toBe(2);
-      expect(result.elapsedMs).toBeGreaterThanOrEqual(148);
+      expect(result.elapsedMs).toBeGreaterThanOrEqual(998);
       expect(log.lines.some((line) => line.includes('retransmitting Binding request'))).toBe(true);
       const counters = execIn(serverNamespace, 'iptables', ['-L', 'INPUT', '-v', '-n', '-x']);
       expect(counters).toMatch(/^\s*1\s+\d+\s+DROP/m);

@@ -122,7 +122,7 @@ describe('NAT traversal between namespaces', () => {
     expect(statusA.lastRefresh).toBeGreaterThan(Date.now() / 1000 - 120);
     expect(ping(punchA, punchB.inner)).toMatch(/3 received/);
     expect(ping(punchB, punchA.inner)).toMatch(/3 received/);
-  }, 40_000);
+  });
 
   it('relays two nodes behind endpoint-dependent NATs through the built-in relay', async () => {
     // The relay node runs the relay server (started by its first tick).
@@ -171,5 +171,5 @@ describe('NAT traversal between namespaces', () => {
     expect(execIn(punchA.home.node, 'ping', ['-c', '3', '-i', '0.2', '-W', '3', '10.99.9.2'], { timeoutMs: 15_000 })).toMatch(/3 received/);
     // wireguard-go sees the node at its router's public address.
     expect(execIn(wgGoHost.namespace, 'wg', ['show', name, 'endpoints'])).toContain(punchA.home.publicAddress);
-  }, 40_000);
+  });
 });

@@ -198,7 +198,7 @@ describe('TURN client against a scripted server', () => {
     const { turn } = await turnClient(server);
     await expect(turn.allocate()).rejects.toThrow(/did not answer Allocate/);
     expect(turn.dropped).toBeGreaterThanOrEqual(5);
-  }, 20_000);
+  });
 
   it('delivers Data indications only from permitted IPs, and answers with Send indications', async () => {
     const server = await fakeServer();

@@ -265,7 +265,7 @@ describe('backends agree byte for byte on random inputs', () => {
   });
 });
 
-describe('TSWG_CRYPTO picks the default backend', () => {
+describe('TSWG_CRYPTO picks the default backend', { timeout: 150_000 }, () => {
   /** Import the built default-backend module in a fresh node with TSWG_CRYPTO set (or removed, for undefined). */
   function defaultIn(value: string | undefined): { status: number | null; stdout: string; stderr: string } {
     if (!existsSync(BUILT_DEFAULT_BACKEND)) throw new Error(`${BUILT_DEFAULT_BACKEND} is missing: run \`npm run build\` first`);
@@ -273,7 +273,8 @@ describe('TSWG_CRYPTO picks the default backend', () => {
     delete env.TSWG_CRYPTO;
     if (value !== undefined) env.TSWG_CRYPTO = value;
     const script = `import(${JSON.stringify(pathToFileURL(BUILT_DEFAULT_BACKEND).href)}).then((m) => console.log(m.defaultPrimitives.name))`;
-    const result = spawnSync(process.execPath, ['-e', script], { env, encoding: 'utf8', timeout: 20_000 });
+    // Only matters when it hangs: a Node start-up alone can take seconds on a loaded machine.
+    const result = spawnSync(process.execPath, ['-e', script], { env, encoding: 'utf8', timeout: 50_000 });
     return { status: result.status, stdout: result.stdout.trim(), stderr: result.stderr };
   }
 

@@ -54,9 +54,10 @@ describe('UdpPool', () => {
     await new Promise<void>((resolve) => probe.bind(0, HOST, resolve));
     const deadPort = probe.address().port;
     await new Promise<void>((resolve) => probe.close(() => resolve()));
+    // A timeout far beyond any delay a loaded machine adds: returning well before it proves the ICMP error ended the wait.
     const started = Date.now();
-    expect(await pool.exchange({ host: HOST, port: deadPort }, query(7), 3000)).toBeNull();
-    expect(Date.now() - started).toBeLessThan(1000);
+    expect(await pool.exchange({ host: HOST, port: deadPort }, query(7), 45_000)).toBeNull();
+    expect(Date.now() - started).toBeLessThan(15_000);
     pool.close();
   });
 

@@ -94,19 +94,19 @@ describe('etcd over TLS with client certificates', () => {
     await b.membership.stop(true);
     await waitUntil(() => !a.peers.has('b'), 'a to drop b once it leaves', 3000);
     await a.membership.stop(true);
-  }, 20_000);
+  });
 
   it('without a client certificate: a clear error naming the endpoint', async () => {
     await expectRefused({ ca: ca.certFile }, [/TLS/, /the server wants a client certificate/]);
-  }, 20_000);
+  });
 
   it('with a client certificate from another CA: a clear error naming the endpoint', async () => {
     await expectRefused({ ca: ca.certFile, cert: strangerClient.certFile, key: strangerClient.keyFile }, [/TLS/, /the server refused this node's client certificate/, /bad certificate/]);
-  }, 20_000);
+  });
 
   it('trusting a CA that did not sign etcd\'s certificate: a clear error naming the endpoint', async () => {
     await expectRefused({ ca: otherCa.certFile, cert: client.certFile, key: client.keyFile }, [/TLS/, /server's certificate is not trusted/]);
-  }, 20_000);
+  });
 
   it('a PEM file that cannot be read is an error naming the field and the file', () => {
     const missing = `${createTempDir('tswg-tls-missing-')}/absent.pem`;

@@ -90,7 +90,7 @@ describe('nodes on etcd membership', () => {
     const gone = Date.now() + 6000;
     while ((await allowed()).includes(answer.subnet) && Date.now() < gone) await new Promise((r) => setTimeout(r, 100));
     expect(await allowed()).toEqual([a.sliceCidr]);
-  }, 20_000);
+  });
 
   it('etcd stopped: pings continue, nothing is removed, status degraded; back: healthy', async () => {
     const [a, b] = mesh.nodes as [MeshNode, MeshNode];
@@ -110,7 +110,7 @@ describe('nodes on etcd membership', () => {
     while (!(await status(a)).membership!.healthy && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
     expect((await status(a)).membership!.healthy).toBe(true);
     expect(await peerKeys(a)).toContain(b.publicKey);
-  }, 40_000);
+  });
 
   it('kill -9: the other node removes it within 2×TTL+1 s, and its slice stays reserved', async () => {
     const [a, b] = mesh.nodes as [MeshNode, MeshNode];
@@ -120,7 +120,7 @@ describe('nodes on etcd membership', () => {
     expect(took).toBeLessThan((2 * TTL + 1) * 1000);
     const slices = etcdctl(etcd, ['get', '--prefix', '--keys-only', `${PREFIX}/${mesh.deployment}/slices/`], mesh.lan);
     expect(slices).toContain(b.sliceCidr);
-  }, 20_000);
+  });
 
   it('a restarted node gets the same slice and key, and the mesh works again', async () => {
     const [a, b] = mesh.nodes as [MeshNode, MeshNode];
@@ -131,7 +131,7 @@ describe('nodes on etcd membership', () => {
     await waitForPeer(a, b, true, 5000);
     await pingOverlay(a, b.nodeIp, 10_000);
     await pingOverlay(b, a.nodeIp, 10_000);
-  }, 30_000);
+  });
 
   it('ignores bad records and keeps running', async () => {
     const [a, b] = mesh.nodes as [MeshNode, MeshNode];
@@ -163,7 +163,7 @@ describe('nodes on etcd membership', () => {
     while (!(await status(b)).membership!.healthy && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
     expect((await status(b)).membership).toMatchObject({ healthy: true, member: true });
     expect(await peerKeys(a)).toContain(b.publicKey);
-  }, 40_000);
+  });
 
   it('SIGTERM: the other node removes it within about a second', async () => {
     const [a, b] = mesh.nodes as [MeshNode, MeshNode];

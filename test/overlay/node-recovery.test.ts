@@ -75,7 +75,7 @@ describe('the global device dies', () => {
     expect(node.process!.output()).toMatch(/it failed again within 60 s of a restart, giving up/);
     expect(existsSync(node.controlPath)).toBe(false);
     expect(hasLink(node)).toBe(false);
-  }, 30_000);
+  });
 });
 
 describe('a slice change that fails', () => {

@@ -149,9 +149,14 @@ describe('PacketRing in one thread', () => {
     expect(p.producer.free).toBe(0);
     const consumer = new PacketRingConsumer(memory, -1, viewSlot);
     p.control[STOP] = 1;
-    const started = Date.now();
-    expect(p.producer.waitForRoom()).toBe(false);
-    expect(Date.now() - started).toBeLessThan(50);
+    // "At once": it never blocks on the tail (an Atomics.wait here would be a 100 ms stall per stop).
+    const waits = vi.spyOn(Atomics, 'wait');
+    try {
+      expect(p.producer.waitForRoom()).toBe(false);
+      expect(waits).not.toHaveBeenCalled();
+    } finally {
+      waits.mockRestore();
+    }
     p.control[STOP] = 0;
     const received: Received[] = [];
     consumer.drain(recorder(p.control, received), () => {});
@@ -458,8 +463,17 @@ describe('PacketRing with a real producer thread', () => {
       worker.on('message', (message: unknown) => {
         if (message !== 'ready') resolve(message as { stoppedAt?: number });
       });
-      setTimeout(() => consumer.stop(), 300); // it has long filled the ring by then
-      setTimeout(() => reject(new Error('the producer did not stop')), 10_000).unref();
+      // Stop only once the producer has filled the ring, so that it is blocked in waitForRoom.
+      const control = new Int32Array(memory.control);
+      const full = setInterval(() => {
+        if (((Atomics.load(control, HEAD) - Atomics.load(control, TAIL)) | 0) < RING_SLOTS) return;
+        clearInterval(full);
+        consumer.stop();
+      }, 5);
+      setTimeout(() => {
+        clearInterval(full);
+        reject(new Error(`the producer did not stop (ring head ${Atomics.load(control, HEAD)}, tail ${Atomics.load(control, TAIL)})`));
+      }, 30_000).unref();
     });
     expect(result.stoppedAt).toBe(RING_SLOTS);
   });

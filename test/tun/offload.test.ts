@@ -1120,16 +1120,19 @@ describe('TcpCoalescer: per-flow order and checksums (where Linux GRO and wiregu
 /** Seconds per iperf3 run. */
 const IPERF_SECONDS = 3;
 /**
- * Retransmitted segments a sender may show over one run with offloads: a handful, not a storm (a GSO/GRO path that
- * corrupts or loses segments gives hundreds to thousands).
+ * Segments a sender may retransmit over one run with offloads because they were lost: a handful, not a storm (a
+ * GSO/GRO path that corrupts or loses segments gives hundreds to thousands). Retransmissions the receiver reports as
+ * duplicates (D-SACK) are not counted: on a loaded machine a stalled daemon makes TCP send tail-loss probes and early
+ * retransmissions of segments that were only late, and those say nothing about the path.
  */
 const MAX_RETRANSMITS = 20;
 /**
- * Without offloads tswg handles one packet per syscall and, with both daemons and iperf3 on two cores, the kernel
- * drops some at the TUN queue (the sender's tswg interface counts them as TX dropped); TCP then retransmits them as
- * for any lossy link. Bounded by a share of the segments sent instead.
+ * When tswg falls behind (one packet per syscall without offloads, or a loaded machine) the kernel drops packets at
+ * the TUN queue (the sender's tswg interface counts them as TX dropped) and TCP retransmits them as for any lossy
+ * link. Those drops are counted, so they are allowed for: each one a whole packet, with offloads a super-packet of
+ * up to 64 KiB of segments (MSS 1360 at the 1420-byte MTU over IPv6).
  */
-const MAX_RETRANSMIT_SHARE_WITHOUT_OFFLOAD = 0.02;
+const SEGMENTS_PER_TUN_PACKET = { offload: Math.ceil(65_535 / 1360), plain: 1 };
 
 /** An absolute kernel MIB counter (nstat) in `node`'s namespace; -s keeps nstat's history file untouched. */
 function counter(node: WgNode, name: string): number {
@@ -1159,6 +1162,16 @@ interface TcpResult {
   segmentsOut: number;
   tunDropped: number;
   udpRcvbufErrors: number;
+  /** Retransmitted segments the receiver said it already had (D-SACK): late, not lost. */
+  spurious: number;
+  /** TCP segments the receiver dropped for a bad checksum. */
+  receiverChecksumErrors: number;
+}
+
+/** Retransmissions of segments lost (or dropped as corrupt) where nothing counted a drop: inside tswg or on its wire. */
+function unexplainedLosses(r: TcpResult, offload: boolean): number {
+  const countedDrops = r.tunDropped * (offload ? SEGMENTS_PER_TUN_PACKET.offload : SEGMENTS_PER_TUN_PACKET.plain) + r.udpRcvbufErrors;
+  return Math.max(0, r.retransmits - r.spurious - countedDrops);
 }
 
 /** iperf3 TCP for IPERF_SECONDS from `sender` to `receiver` (reverse mode when the sender is the server), with the sender's counters. */
@@ -1167,6 +1180,8 @@ async function tcpRun(pair: Pair, sender: WgNode, receiver: WgNode, family: 4 | 
   const segmentsBefore = counter(sender, 'TcpOutSegs');
   const droppedBefore = tunTxDropped(sender);
   const rcvbufBefore = counter(receiver, 'UdpRcvbufErrors');
+  const spuriousBefore = counter(sender, 'TcpExtTCPDSACKRecvSegs');
+  const checksumErrorsBefore = counter(receiver, 'TcpInCsumErrors');
   // The client is always node a; when b sends, a asks for reverse mode.
   const reverse = sender === pair.b;
   const server = pair.b;
@@ -1178,13 +1193,15 @@ async function tcpRun(pair: Pair, sender: WgNode, receiver: WgNode, family: 4 | 
     segmentsOut: counter(sender, 'TcpOutSegs') - segmentsBefore,
     tunDropped: tunTxDropped(sender) - droppedBefore,
     udpRcvbufErrors: counter(receiver, 'UdpRcvbufErrors') - rcvbufBefore,
+    spurious: counter(sender, 'TcpExtTCPDSACKRecvSegs') - spuriousBefore,
+    receiverChecksumErrors: counter(receiver, 'TcpInCsumErrors') - checksumErrorsBefore,
   };
   expect(run.report.error, `iperf3 error ${sender.interfaceName} → ${receiver.interfaceName}`).toBeUndefined();
   return result;
 }
 
 function describeRun(r: TcpResult): string {
-  return `${(r.bitsPerSecond / 1e6).toFixed(0)} Mbit/s, ${r.retransmits} of ${r.segmentsOut} segments retransmitted, ${r.tunDropped} dropped at the TUN queue, ${r.udpRcvbufErrors} outer UDP receive-buffer drops`;
+  return `${(r.bitsPerSecond / 1e6).toFixed(0)} Mbit/s, ${r.retransmits} of ${r.segmentsOut} segments retransmitted (${r.spurious} of them reported as duplicates), ${r.receiverChecksumErrors} bad checksums at the receiver, ${r.tunDropped} dropped at the TUN queue, ${r.udpRcvbufErrors} outer UDP receive-buffer drops`;
 }
 
 describe('through the kernel: two tswg daemons, offloads on and off', () => {
@@ -1222,8 +1239,8 @@ describe('through the kernel: two tswg daemons, offloads on and off', () => {
         console.log(`offload ${offload ? 'on' : 'off'}: a → b IPv4 ${describeRun(forward)}; b → a IPv6 ${describeRun(backward)}`);
         for (const [name, result] of [['a → b', forward], ['b → a', backward]] as const) {
           expect(result.bitsPerSecond, `${name} throughput`).toBeGreaterThan(0);
-          const limit = offload ? MAX_RETRANSMITS : Math.max(MAX_RETRANSMITS, result.segmentsOut * MAX_RETRANSMIT_SHARE_WITHOUT_OFFLOAD);
-          expect(result.retransmits, `${name} TcpRetransSegs on the sender (${describeRun(result)})`).toBeLessThanOrEqual(limit);
+          expect(result.receiverChecksumErrors, `${name} TcpInCsumErrors on the receiver (${describeRun(result)})`).toBe(0);
+          expect(unexplainedLosses(result, offload), `${name} TcpRetransSegs less D-SACKed segments and counted drops (${describeRun(result)})`).toBeLessThanOrEqual(MAX_RETRANSMITS);
         }
       });
 
