@@ -24,7 +24,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { isMainThread, Worker } from 'node:worker_threads';
 import koffi from 'koffi';
-import { loadLibc, loadNetlinkLibc } from '../src/platform/index.js';
+import { loadLibc, loadNetlinkLibc, O_CLOEXEC, O_NONBLOCK } from '../src/platform/index.js';
 import { createWakeWord, WakeListener } from '../src/platform/wake-word.js';
 import {
   UV_POLL_PROBE_EVENTS,
@@ -103,6 +103,7 @@ const CASES: Record<string, string> = {
   throw: 'the callback throws on its first call',
   'fd-closed': 'the fd is closed while polled, its number reused by a new socket',
   'two-pollers': 'a second uv_poll_t on the same fd, and one on a dgram socket Node owns',
+  pipe: 'a pipe instead of a socket: uv_poll on its read end, one byte written',
   microtasks: 'the callback queues a microtask and a nextTick, and nothing else runs',
   'throw-spin': 'the callback throws once, then datagrams stay unread',
   'exit-started': 'process.exit() with a started handle',
@@ -134,6 +135,24 @@ async function runCase(name: string, port: string | undefined): Promise<void> {
       console.log(`next koffi call threw: ${(error as Error).message}`);
     }
     await poll.close();
+    console.log('closed');
+  } else if (name === 'pipe') {
+    const ends = new Int32Array(2);
+    if (libc.pipe2(ends, O_NONBLOCK | O_CLOEXEC) !== 0) throw new Error('pipe2() failed');
+    const [readEnd, writeEnd] = [ends[0]!, ends[1]!];
+    let written = 0n;
+    const poll = new UvPoll(readEnd, () => {
+      const entered = nowNs();
+      const bytes = libc.read(readEnd, buffer, buffer.length);
+      console.log(`callback on the main thread: ${isMainThread}, read ${bytes} byte(s), ${microseconds(written, entered).toFixed(0)} µs after the write (same thread: the rest of its turn first)`);
+    });
+    poll.start();
+    written = nowNs();
+    libc.write(writeEnd, new Uint8Array([1]), 1);
+    await new Promise((resolve) => setTimeout(resolve, CHECK_GAP_MS));
+    await poll.close();
+    libc.close(readEnd);
+    libc.close(writeEnd);
     console.log('closed');
   } else if (name === 'microtasks') {
     let calls = 0;
