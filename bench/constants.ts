@@ -137,3 +137,15 @@ export const LATENCY_HOPS_WARMUP = 200;
 export const LATENCY_HOPS_INTERVAL_SECONDS = 0.01;
 /** Namespaces bench:hops creates are named `hops-<pid>-<n>`. */
 export const LATENCY_HOPS_NAME_PREFIX = 'hops-';
+
+// ---- bench/uv-poll-probe.ts ----
+/** Wake-latency samples per receive path, after UV_POLL_PROBE_WARMUP unmeasured ones each. */
+export const UV_POLL_PROBE_SAMPLES = 1_000;
+export const UV_POLL_PROBE_WARMUP = 50;
+/** Gap between two timed datagrams (ms): the paths take turns, so each sees one every 4 × this. */
+export const UV_POLL_PROBE_INTERVAL_MS = 10;
+/** Datagrams read by the uv_poll callback in the release check, and handles opened and closed. */
+export const UV_POLL_PROBE_EVENTS = 100_000;
+export const UV_POLL_PROBE_HANDLE_CYCLES = 1_000;
+/** Datagrams the blasting sender keeps in flight before it waits for the reader. */
+export const UV_POLL_PROBE_WINDOW = 64;
