@@ -175,7 +175,14 @@ export function configurePeer(self: WgNode, other: WgNode, config: PeerConfig): 
   self.wg(...args);
 }
 
-/** Ping `target` from `node`; returns ping's output (throws when no reply arrives). */
+/** ping's own deadline, under the 10 s the command is given. */
+const PING_DEADLINE_S = 8;
+
+/**
+ * Ping `target` from `node`; returns ping's output (throws unless `count` replies arrive).
+ * With -c alone ping lingers only twice the slowest round trip after its last echo, so on a
+ * loaded machine a late reply is counted lost; -w makes it wait for all `count` replies.
+ */
 export function ping(node: WgNode, target: string, count = 3): string {
-  return node.exec('ping', ['-c', String(count), '-i', '0.2', '-W', '5', target]);
+  return node.exec('ping', ['-c', String(count), '-i', '0.2', '-w', String(PING_DEADLINE_S), target]);
 }

@@ -55,8 +55,6 @@ import {
 const EXIT_WITHIN_MS = 4500;
 /** Generous bound on a daemon-mode start on a loaded 2-core machine (two Node start-ups; over 15 s seen under load). */
 const START_WITHIN_MS = 30_000;
-/** See startForeground(): time for a freshly started tswg to install its signal handlers. */
-const SETTLE_MS = 150;
 const UNPRIVILEGED = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'];
 
 const interfacesUsed: string[] = [];
@@ -87,10 +85,8 @@ async function startForeground(slot: Slot, args: string[] = ['-f', slot.name], e
   const child = startIn(slot.ns, TSWG_BIN, args, { name: `tswg ${slot.name}`, env });
   await waitFor(() => isSocket(socketPath(slot.name)) || !child.running(), `the UAPI socket of tswg ${slot.name}`, START_WITHIN_MS);
   if (!child.running()) throw new Error(`tswg ${slot.name} exited early:\n${child.output()}`);
-  // The socket appears before tswg has finished starting (device.start(), then its signal handlers):
-  // let it settle so that the signals these tests send are not the start-up race reported separately.
+  // tswg takes its signals before it creates the socket, so a signal from here on is handled; wg(8) proves it serves.
   await waitFor(() => runCommand(slot.ns, 'wg', ['show', slot.name]).status === 0, `wg show ${slot.name}`, START_WITHIN_MS);
-  await sleep(SETTLE_MS);
   return child;
 }
 
@@ -217,7 +213,6 @@ describe('tswg daemon mode and start-up (wireguard-go compatible)', { timeout: 1
       const result = runTswg(slot.ns, [slot.name]);
       expect(result.status, describeResult(result)).toBe(0);
       const pid = onlyDaemon(slot.name);
-      await sleep(SETTLE_MS);
       const took = await signalAndWait(pid, 'SIGINT', `tswg daemon ${slot.name}`);
       expect(took).toBeLessThan(EXIT_WITHIN_MS);
       expectGone(slot);
@@ -228,15 +223,14 @@ describe('tswg daemon mode and start-up (wireguard-go compatible)', { timeout: 1
       const result = runTswg(slot.ns, [slot.name]);
       expect(result.status, describeResult(result)).toBe(0);
       const pid = onlyDaemon(slot.name);
-      await sleep(SETTLE_MS);
       // As with wireguard-go, the socket keeps the name the daemon was started with.
       const renamed = `${slot.name.slice(0, 13)}rn`;
       ip(slot.ns, 'link', 'set', 'dev', slot.name, 'name', renamed);
       await sleep(300);
       expect(processGone(pid)).toBe(false);
       expectServing(slot);
-      const started = Date.now();
       ip(slot.ns, 'link', 'del', 'dev', renamed);
+      const started = Date.now(); // the link is gone once ip(8) returns; its own start-up is not the daemon's time
       await waitFor(() => processGone(pid), `tswg daemon ${slot.name} to exit after ip link del`, EXIT_WITHIN_MS + 2000);
       expect(Date.now() - started).toBeLessThan(EXIT_WITHIN_MS);
       await waitFor(() => !pathExists(socketPath(slot.name)), `${socketPath(slot.name)} to be removed`, 1000);
@@ -263,7 +257,6 @@ describe('tswg daemon mode and start-up (wireguard-go compatible)', { timeout: 1
       const pid = onlyDaemon(slot.name);
       await waitFor(() => output.includes(`DEBUG: (${slot.name})`), 'a DEBUG line from the daemon', 5000);
       expect(pipesClosed, 'the daemon shares the caller’s pipes while LOG_LEVEL is set').toBe(false);
-      await sleep(SETTLE_MS);
       await signalAndWait(pid, 'SIGTERM', `tswg daemon ${slot.name}`);
       await waitFor(() => pipesClosed, 'the pipes to close once the daemon is gone', 3000);
       expect(output).toMatch(/shutting down: SIGTERM/);
@@ -325,8 +318,8 @@ describe('tswg daemon mode and start-up (wireguard-go compatible)', { timeout: 1
     it('ip link del NAME makes a foreground tswg exit 0 and remove its socket', async () => {
       const slot = freshSlot();
       const child = await startForeground(slot);
-      const started = Date.now();
       ip(slot.ns, 'link', 'del', 'dev', slot.name);
+      const started = Date.now(); // the link is gone once ip(8) returns; its own start-up is not the daemon's time
       const status = await child.waitForExit(EXIT_WITHIN_MS + 2000);
       expect(Date.now() - started).toBeLessThan(EXIT_WITHIN_MS);
       expect(status, child.output()).toEqual({ code: 0, signal: null });
@@ -372,7 +365,6 @@ describe('tswg daemon mode and start-up (wireguard-go compatible)', { timeout: 1
       const again = runTswg(slot.ns, [slot.name]);
       expect(again.status, describeResult(again)).toBe(0);
       expectServing(slot);
-      await sleep(SETTLE_MS);
       await signalAndWait(onlyDaemon(slot.name), 'SIGTERM', `tswg daemon ${slot.name}`);
       expectGone(slot);
     });
@@ -435,7 +427,6 @@ describe('tswg daemon mode and start-up (wireguard-go compatible)', { timeout: 1
       expect(result.status, describeResult(result)).toBe(0);
       expect(linkExists(slot.ns, name)).toBe(true);
       expectServing(slot);
-      await sleep(SETTLE_MS);
       await signalAndWait(onlyDaemon(name), 'SIGTERM', `tswg daemon ${name}`);
       expectGone(slot);
     });

@@ -250,6 +250,7 @@ describe('tswg under hostile input', () => {
 
     const BURST = 600;
     const WITH_MAC2 = 40;
+    const MIN_ADMITTED_WITH_MAC2 = 5;
     const garbage: Uint8Array[] = [];
     for (const length of [1501, 1600, 2000, 4096, 8192, 9000, 16384, 32768, 50000, 65000, 65506, 65507]) garbage.push(rng.bytes(length));
     for (let i = 0; i < 8; i++) {
@@ -296,8 +297,17 @@ describe('tswg under hostile input', () => {
     await flood6.settle(0);
     const pacedSeconds = (performance.now() - started) / 1000;
     const pacedEnd = performance.now();
-    await waitUntil(() => tally.count('malformed') >= (expected.get('malformed') ?? 0), 'tswg to log every malformed datagram', 10_000).catch(() => undefined);
-    await sleep(300);
+    // Every class reaches its expected count (X25519 for thousands of initiations lags the flood on a loaded machine);
+    // the deadline only matters on failure, when the assertions below name what is missing.
+    const sum = (...names: LogName[]): number => names.reduce((total, name) => total + tally.count(name), 0);
+    const phase1Complete = (): boolean =>
+      tally.count('malformed') >= (expected.get('malformed') ?? 0) &&
+      tally.count('invalidMac1') >= (expected.get('invalid-mac1') ?? 0) &&
+      tally.count('unknownIndex') >= (expected.get('unknown-index') ?? 0) &&
+      sum('transportNotAuthentic', 'replayedCounter', 'cookieNotAuthentic', 'responseUnexpected', 'expired') >= (expected.get('known-index') ?? 0) &&
+      sum('didNotDecrypt', 'unknownPeer', 'timestampNotAuthentic', 'replayedTimestamp', 'initiationFlood') >= (expected.get('initiation') ?? 0);
+    await waitUntil(phase1Complete, 'tswg to log every datagram of phase 1', 40_000).catch(() => undefined);
+    await sleep(300); // room for a surplus to show
     const phase1 = tally.snapshot() as Record<LogName, number>;
     const cookieRepliesPhase1 = sock4.log.filter((r) => r.at >= started && r.at <= pacedEnd && messageType(r.data) === 'cookie-reply').length;
 
@@ -311,7 +321,7 @@ describe('tswg under hostile input', () => {
     await flood4.settle(0);
     // The first cookie replies can lag the burst on a busy machine (initiations before the load is noticed cost an X25519 each).
     const isBurstReply = (r: { at: number; data: Uint8Array }) => r.at >= burstStart && messageType(r.data) === 'cookie-reply';
-    await waitUntil(() => sock4.log.some(isBurstReply), 'a cookie reply to the burst', 5000).catch(() => undefined);
+    await waitUntil(() => sock4.log.some(isBurstReply), 'a cookie reply to the burst', 30_000).catch(() => undefined);
     await sleep(300);
     const burstLog = tally.snapshot() as Record<LogName, number>;
     const firstReply = sock4.log.find(isBurstReply);
@@ -325,7 +335,8 @@ describe('tswg under hostile input', () => {
       await flood4.send(strangers); // keep the count; without a cookie these are plain initiations
     }
     await flood4.settle(0);
-    await sleep(300);
+    await waitUntil(() => tally.count('unknownPeer') - unknownBefore >= MIN_ADMITTED_WITH_MAC2, 'MAC2 initiations admitted', 30_000).catch(() => undefined);
+    await sleep(300); // room for too many to show
     const admittedWithMac2 = tally.count('unknownPeer') - unknownBefore;
     const cookieReplies = sock4.log.filter((r) => r.at >= burstStart && messageType(r.data) === 'cookie-reply');
     const validCookieReplies = cookieReplies.filter((r) => {
@@ -348,7 +359,11 @@ describe('tswg under hostile input', () => {
     }
     await flood4.send(innerDatagrams);
     await flood4.settle(0);
-    await waitUntil(() => tally.count('notIp') - innerBefore.notIp >= expectNotIp, 'tswg to log the non-IP plaintexts', 5000).catch(() => undefined);
+    await waitUntil(
+      () => tally.count('notIp') - innerBefore.notIp >= expectNotIp && tally.count('outsideAllowedIps') - innerBefore.outsideAllowedIps >= expectOutside,
+      'tswg to log the non-IP and spoofed plaintexts',
+      30_000,
+    ).catch(() => undefined);
     await sleep(200);
     const innerNotIp = tally.count('notIp') - innerBefore.notIp;
     const innerOutside = tally.count('outsideAllowedIps') - innerBefore.outsideAllowedIps;
@@ -396,7 +411,7 @@ describe('tswg under hostile input', () => {
     // Under load: cookie replies that decrypt, and the per-source rate limit for MAC2-carrying initiations.
     expect(cookie?.length, `a cookie from the first cookie reply to the burst (log during the burst: ${JSON.stringify(burstLog)})`).toBe(16);
     expect(validCookieReplies, 'verified cookie replies to the burst').toBeGreaterThan(0);
-    expect(admittedWithMac2, 'MAC2 initiations admitted past the rate limiter').toBeGreaterThanOrEqual(5);
+    expect(admittedWithMac2, 'MAC2 initiations admitted past the rate limiter').toBeGreaterThanOrEqual(MIN_ADMITTED_WITH_MAC2);
     expect(admittedWithMac2).toBeLessThan(WITH_MAC2);
     // Inside the tunnel: not-IP and spoofed plaintexts are dropped, each one.
     expect(innerNotIp, 'plaintexts that are not IP packets').toBe(expectNotIp);
@@ -430,7 +445,7 @@ describe('tswg under hostile input', () => {
     // And a fresh session for us.
     peerM.reset();
     await expectTunnelWorks('after new handshakes');
-  }, 110_000);
+  }, 180_000); // the waits above only run long on failure
 
   test('garbage on the UAPI socket: bad requests refused like wireguard-go, nothing half-applied, nothing leaked', async () => {
     const p = thePair();

@@ -287,13 +287,16 @@ describe('requests', () => {
     await start();
     let release!: () => void;
     const gate = new Promise<void>((resolve) => (release = resolve));
+    let entered!: () => void;
+    const setInProgress = new Promise<void>((resolve) => (entered = resolve));
     device.setHook = async () => {
       device.state = { ...device.state, fwmark: 1 }; // half done
+      entered();
       await gate;
     };
     const setter = await connect();
     await setter.write('set=1\nlisten_port=99\n\n');
-    await sleep(20);
+    await setInProgress; // the get below must arrive while the set is half done
     const getter = await connect();
     await getter.write('get=1\n\n');
     await sleep(50);

@@ -193,19 +193,19 @@ describe('connectToPeer', () => {
     const [a, b] = await pair();
     const probesB = probesFor(b);
     const probesA = probesFor(a);
-    const events: string[] = [];
-    probesA.watch(b.publicKey, (event) => events.push(event.kind));
-    probesA.probe(b.publicKey, b.endpoint);
-    probesA.probe(new Uint8Array(32).fill(5), b.endpoint);
-    const deadline = Date.now() + 15_000;
-    while (events.length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    expect(events).toEqual(['answer']);
+    const events: { kind: string; transaction: string }[] = [];
+    probesA.watch(b.publicKey, (event) => events.push({ kind: event.kind, transaction: Buffer.from(event.transaction).toString('hex') }));
+    // The stray probe goes first: b reads its datagrams in order, so once the probe for b is answered the stray one has been handled.
+    const stray = Buffer.from(probesA.probe(new Uint8Array(32).fill(5), b.endpoint)).toString('hex');
+    const wanted = Buffer.from(probesA.probe(b.publicKey, b.endpoint)).toString('hex');
+    const deadline = Date.now() + 15_000; // only matters on failure
+    while (!events.some((event) => event.transaction === wanted) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(events, `stray probe ${stray}`).toEqual([{ kind: 'answer', transaction: wanted }]);
     expect(probesB.localPublicKey).toEqual(b.publicKey);
   });
 
   it('does not answer a probe from a key that is not one of its peers', async () => {
-    const [, b] = await pair();
+    const [a, b] = await pair();
     probesFor(b);
     const stranger = dgram.createSocket('udp4');
     await new Promise<void>((resolve) => stranger.bind(0, '127.0.0.1', resolve));
@@ -215,8 +215,12 @@ describe('connectToPeer', () => {
       // A well-formed probe for b's key, from a key b does not know.
       const probe = encodeProbe({ kind: 'probe', sender: new Uint8Array(32).fill(7), target: b.publicKey, transaction: new Uint8Array(8).fill(1) });
       for (let i = 0; i < 3; i++) stranger.send(probe, b.endpoint.port, '127.0.0.1');
-      await new Promise((resolve) => setTimeout(resolve, 400));
-      expect(answers).toEqual([]);
+      // Then one from a peer's key, on the same socket: its answer comes after b has handled the three.
+      const marker = encodeProbe({ kind: 'probe', sender: a.publicKey, target: b.publicKey, transaction: new Uint8Array(8).fill(2) });
+      stranger.send(marker, b.endpoint.port, '127.0.0.1');
+      const deadline = Date.now() + 15_000; // only matters on failure
+      while (answers.length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(answers.map((answer) => decodeProbe(answer))).toEqual([{ kind: 'answer', sender: b.publicKey, target: a.publicKey, transaction: new Uint8Array(8).fill(2) }]);
     } finally {
       stranger.close();
     }

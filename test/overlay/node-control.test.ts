@@ -12,7 +12,7 @@
  */
 import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanup, execIn, ip, requireCommands, requireRoot, startIn } from '../../scripts/lib/netns.js';
+import { cleanup, execIn, ip, requireCommands, requireRoot, startIn, waitUntil } from '../../scripts/lib/netns.js';
 import { TSWG_BIN } from '../../scripts/lib/topology.js';
 import { ControlClient } from '../../src/overlay/control-client.js';
 import type { Response } from '../../src/overlay/protocol.js';
@@ -109,12 +109,18 @@ describe('three nodes driven through the control socket', () => {
     expect(await request(node, { type: 'AddAllowedIp', pubkey: FAKE_KEY, cidr: '10.98.0.0/24', scope: 'global' })).toMatchObject({ type: 'Err', message: expect.stringContaining('unknown peer') });
   });
 
-  it('status --watch redraws the table until interrupted', () => {
+  it('status --watch redraws the table until interrupted', async () => {
     const node = mesh.nodes[0]!;
-    const watched = runCommand(null, TSWG_BIN, ['node', 'status', '--watch', '0.3', '--control', node.controlPath], { timeoutMs: 2500 });
-    expect(watched.signal).toBe('SIGKILL');
-    const draws = watched.stdout.match(new RegExp(`interface:\\s+${expectedName(node)}`, 'g'))?.length ?? 0;
-    expect(draws, watched.stdout).toBeGreaterThanOrEqual(2);
+    const watcher = startIn(null, TSWG_BIN, ['node', 'status', '--watch', '0.3', '--control', node.controlPath], { name: 'tswg node status --watch' });
+    const drawn = new RegExp(`interface:\\s+${expectedName(node)}`, 'g');
+    const draws = (): number => watcher.output().match(drawn)?.length ?? 0;
+    // A second draw proves the redraw; the deadline only matters on failure (a loaded machine starts Node slowly).
+    await waitUntil(() => draws() >= 2 || !watcher.running(), 'two status tables', 30_000);
+    expect(watcher.running(), watcher.output()).toBe(true);
+    watcher.child.kill('SIGINT');
+    const exit = await watcher.waitForExit(30_000);
+    expect(exit.signal, watcher.output()).toBe('SIGINT');
+    expect(draws(), watcher.output()).toBeGreaterThanOrEqual(2);
   });
 
   it('AllocateIp hands out the slice from base + 2', async () => {

@@ -65,6 +65,17 @@ let internet: string;
 let hostRoot: string;
 const before = new Map<string, string>();
 
+/** Wait until `node` has finished a firewall reconcile in a later second than `afterSecs`; returns that status. */
+async function reconciledAfter(node: MeshNode, afterSecs: number): Promise<Answer<'Status'>> {
+  const deadline = Date.now() + 3 * REPAIR_WITHIN_MS; // only matters on failure
+  for (;;) {
+    const status = await ok(node, { type: 'Status' }, 'Status');
+    if (status.firewall!.lastReconcile > afterSecs) return status;
+    if (Date.now() > deadline) throw new Error(`no firewall reconcile after ${afterSecs} (last ${status.firewall!.lastReconcile})`);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
 async function ok<T extends Response['type']>(node: MeshNode, req: Request, type: T): Promise<Answer<T>> {
   const answer = await request(node, req);
   expect(answer, JSON.stringify(req)).toMatchObject({ type });
@@ -277,15 +288,13 @@ describe('node firewall with hostile host firewalls on both nodes', () => {
         return false;
       }
     }, 'the inet tswg table to be back, byte for byte', REPAIR_WITHIN_MS, 250);
-    // The reconcile that put the table back goes on to the other tools; let it finish.
-    await new Promise((resolve) => setTimeout(resolve, 3000));
-    const status = await ok(a, { type: 'Status' }, 'Status');
+    // The reconcile that put the table back goes on to the other tools: wait for one that ended after the table was seen back.
+    const status = await reconciledAfter(a, Math.floor(Date.now() / 1000));
     expect(status.firewall!.repairs).toBeGreaterThanOrEqual(2);
-    expect(status.firewall!.lastReconcile).toBeGreaterThan(0);
-    // Another period: nothing more to repair, nothing duplicated.
-    await new Promise((resolve) => setTimeout(resolve, 11_000));
+    // Another whole reconcile: nothing more to repair, nothing duplicated.
+    const next = await reconciledAfter(a, status.firewall!.lastReconcile);
     expect(execIn(a.namespace, 'nft', ['list', 'table', 'inet', 'tswg'])).toBe(ownTable);
-    expect((await ok(a, { type: 'Status' }, 'Status')).firewall!.repairs).toBe(status.firewall!.repairs);
+    expect(next.firewall!.repairs).toBe(status.firewall!.repairs);
     await pingFromContainer(pa, ipB, 3000);
   }, 60_000);
 

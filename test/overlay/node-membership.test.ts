@@ -17,6 +17,8 @@ import type { StatusSnapshot } from '../../src/overlay/protocol.js';
 const TTL = 3;
 const ETCD_ADDRESS = '192.168.77.2';
 const PREFIX = '/tswg-node-test';
+/** How long to wait for something the node does on its own; only matters on failure (a loaded machine is slow). */
+const DEADLINE_MS = 15_000;
 let mesh: Mesh;
 let etcd: EtcdCluster;
 
@@ -62,14 +64,15 @@ beforeAll(async () => {
 afterAll(() => cleanup());
 
 describe('nodes on etcd membership', () => {
-  it('get distinct slices and ping each other\'s node IPs within 5 s', async () => {
+  it('get distinct slices, learn each other from etcd and ping each other\'s node IPs', async () => {
     const [a, b] = mesh.nodes as [MeshNode, MeshNode];
     expect(a.sliceCidr).not.toBe(b.sliceCidr);
     expect(a.sliceCidr).toMatch(/\/26$/);
-    const started = Date.now();
-    await pingOverlay(a, b.nodeIp, 5000);
-    await pingOverlay(b, a.nodeIp, 5000);
-    expect(Date.now() - started).toBeLessThan(5000);
+    // Neither was given the other: each peer comes from the other's etcd record only.
+    await waitForPeer(a, b, true, DEADLINE_MS);
+    await waitForPeer(b, a, true, DEADLINE_MS);
+    await pingOverlay(a, b.nodeIp, DEADLINE_MS);
+    await pingOverlay(b, a.nodeIp, DEADLINE_MS);
   });
 
   it('Status reports the etcd membership', async () => {
@@ -82,12 +85,12 @@ describe('nodes on etcd membership', () => {
     const [a, b] = mesh.nodes as [MeshNode, MeshNode];
     const answer = await request(a, { type: 'SetupServiceOverlay', service: 'web', mode: 'auto' });
     if (answer.type !== 'ServiceOverlay') throw new Error(`SetupServiceOverlay: ${JSON.stringify(answer)}`);
-    const deadline = Date.now() + 6000;
+    const deadline = Date.now() + DEADLINE_MS;
     const allowed = async (): Promise<string[]> => (await status(b)).peers.find((p) => p.publicKey === a.publicKey)?.allowedIps ?? [];
     while (!(await allowed()).includes(answer.subnet) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     expect((await allowed()).sort()).toEqual([a.sliceCidr, answer.subnet].sort());
     expect(await request(a, { type: 'TeardownServiceOverlay', service: 'web' })).toEqual({ type: 'Ok' });
-    const gone = Date.now() + 6000;
+    const gone = Date.now() + DEADLINE_MS;
     while ((await allowed()).includes(answer.subnet) && Date.now() < gone) await new Promise((r) => setTimeout(r, 100));
     expect(await allowed()).toEqual([a.sliceCidr]);
   });
@@ -96,7 +99,7 @@ describe('nodes on etcd membership', () => {
     const [a, b] = mesh.nodes as [MeshNode, MeshNode];
     await etcd.stop(etcd.members[0]!);
     try {
-      const deadline = Date.now() + 5000;
+      const deadline = Date.now() + DEADLINE_MS;
       while ((await status(a)).membership!.healthy && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
       expect((await status(a)).membership!.healthy).toBe(false);
       await new Promise((resolve) => setTimeout(resolve, (TTL + 1) * 1000));
@@ -128,7 +131,7 @@ describe('nodes on etcd membership', () => {
     await startMember(b);
     expect(b.sliceCidr).toBe(slice);
     expect((await status(b)).publicKey).toBe(b.publicKey);
-    await waitForPeer(a, b, true, 5000);
+    await waitForPeer(a, b, true, DEADLINE_MS);
     await pingOverlay(a, b.nodeIp, 10_000);
     await pingOverlay(b, a.nodeIp, 10_000);
   });
@@ -137,7 +140,7 @@ describe('nodes on etcd membership', () => {
     const [a, b] = mesh.nodes as [MeshNode, MeshNode];
     etcdctl(etcd, ['put', `${PREFIX}/${mesh.deployment}/nodes/bogus`, '{"publicKey":"short","slice":"10.200.99.0/26"}'], mesh.lan);
     etcdctl(etcd, ['put', `${PREFIX}/${mesh.deployment}/nodes/thief`, JSON.stringify({ publicKey: 'xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=', slice: b.sliceCidr })], mesh.lan);
-    await waitUntil(() => a.process!.output().includes(`${PREFIX}/${mesh.deployment}/nodes/thief`), 'a warning naming the thief record', 5000);
+    await waitUntil(() => a.process!.output().includes(`${PREFIX}/${mesh.deployment}/nodes/thief`), 'a warning naming the thief record', DEADLINE_MS);
     expect(a.process!.output()).toContain(`${PREFIX}/${mesh.deployment}/nodes/bogus`);
     expect(a.process!.running()).toBe(true);
     expect((await peerKeys(a)).sort()).toEqual([b.publicKey]);
@@ -165,11 +168,12 @@ describe('nodes on etcd membership', () => {
     expect(await peerKeys(a)).toContain(b.publicKey);
   });
 
-  it('SIGTERM: the other node removes it within about a second', async () => {
+  it('SIGTERM: the node withdraws its record before it exits, and the other node drops it', async () => {
     const [a, b] = mesh.nodes as [MeshNode, MeshNode];
-    const started = Date.now();
     await b.process!.stop(5000);
-    await waitForPeer(a, b, false, 2000);
-    expect(Date.now() - started).toBeLessThan(2000);
+    // Gone from etcd at the moment b has exited: withdrawn, not left for its lease (TTL) to expire.
+    const records = etcdctl(etcd, ['get', '--prefix', `${PREFIX}/${mesh.deployment}/nodes/`], mesh.lan);
+    expect(records).not.toContain(b.publicKey);
+    await waitForPeer(a, b, false, DEADLINE_MS);
   });
 });
