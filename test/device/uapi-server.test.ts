@@ -14,6 +14,7 @@ import { Errno, UapiError, formatGetResponse, formatUapiCidr } from '../../src/d
 import type { UapiDeviceState, UapiSetRequest } from '../../src/device/uapi.js';
 import { UapiServer, uapiSocketPath } from '../../src/device/uapi-server.js';
 import type { UapiHandler } from '../../src/device/uapi-server.js';
+import { SocketClient } from '../helpers/socket-client.js';
 
 const PUB_C = '4ca9497d9f7b167c754488a90f54a2096fbe42427299a48c4fdd786401e77674';
 const hexKey = (hex: string): Uint8Array => new Uint8Array(Buffer.from(hex, 'hex'));
@@ -42,50 +43,8 @@ class FakeDevice implements UapiHandler {
 
 const RESPONSE_END = /errno=-?\d+\n\n/g;
 
-/** A test client: collects everything the server sends and notices when it closes. */
-class Client {
-  data = '';
-  closed = false;
-  private waiters: (() => void)[] = [];
-
-  private constructor(readonly socket: net.Socket) {
-    socket.setEncoding('latin1');
-    socket.on('data', (chunk: string) => {
-      this.data += chunk;
-      this.notify();
-    });
-    socket.on('error', () => {});
-    // The client is half-open: the server's FIN ('end') is the server closing.
-    for (const event of ['end', 'close']) {
-      socket.on(event, () => {
-        this.closed = true;
-        this.notify();
-      });
-    }
-  }
-
-  static connect(path: string): Promise<Client> {
-    return new Promise((resolve, reject) => {
-      const socket = net.createConnection({ path, allowHalfOpen: true });
-      socket.once('connect', () => resolve(new Client(socket)));
-      socket.once('error', reject);
-    });
-  }
-
-  private notify(): void {
-    for (const waiter of this.waiters.splice(0)) waiter();
-  }
-
-  write(data: string | Buffer): Promise<void> {
-    return new Promise((resolve) => {
-      if (this.socket.destroyed || this.closed) {
-        resolve();
-        return;
-      }
-      this.socket.write(data, () => resolve());
-    });
-  }
-
+/** A UAPI client: the line server's test client, reading whole UAPI responses. */
+class Client extends SocketClient {
   responses(): string[] {
     const out: string[] = [];
     let start = 0;
@@ -96,31 +55,8 @@ class Client {
     return out;
   }
 
-  async until(what: string, predicate: () => boolean, timeoutMs = 3000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!predicate()) {
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`timed out waiting for ${what}; got ${JSON.stringify(this.data.slice(0, 500))}, closed=${this.closed}`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        this.waiters.push(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-    }
-  }
-
   waitResponses(n: number): Promise<void> {
     return this.until(`${n} responses`, () => this.responses().length >= n || this.closed);
-  }
-
-  waitClosed(): Promise<void> {
-    return this.until('the server to close', () => this.closed);
-  }
-
-  destroy(): void {
-    this.socket.destroy();
   }
 }
 

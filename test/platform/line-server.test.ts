@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { LineServer, NotASocketError, SocketInUseError, type LineConnection, type LineServerOptions, type LineSession } from '../../src/platform/line-server.js';
+import { SocketClient } from '../helpers/socket-client.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -48,57 +49,10 @@ class Recorder implements LineSession {
   }
 }
 
-/** A test client that collects the server's bytes and notices when it closes. */
-class Client {
-  data = '';
-  closed = false;
-  private waiters: (() => void)[] = [];
-  private constructor(readonly socket: net.Socket) {
-    socket.setEncoding('latin1');
-    socket.on('data', (chunk: string) => {
-      this.data += chunk;
-      this.notify();
-    });
-    socket.on('error', () => undefined);
-    for (const event of ['end', 'close']) {
-      socket.on(event, () => {
-        this.closed = true;
-        this.notify();
-      });
-    }
-  }
-  static connect(path: string): Promise<Client> {
-    return new Promise((resolve, reject) => {
-      const socket = net.createConnection({ path, allowHalfOpen: true });
-      socket.once('connect', () => resolve(new Client(socket)));
-      socket.once('error', reject);
-    });
-  }
-  private notify(): void {
-    for (const waiter of this.waiters.splice(0)) waiter();
-  }
-  write(data: string | Buffer): Promise<void> {
-    return new Promise((resolve) => {
-      if (this.socket.destroyed) resolve();
-      else this.socket.write(data, () => resolve());
-    });
-  }
+/** The line server's test client, reading newline-framed answers. */
+class Client extends SocketClient {
   answers(): string[] {
     return this.data.split('\n').slice(0, -1);
-  }
-  async until(what: string, predicate: () => boolean, timeoutMs = 5000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!predicate()) {
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`timed out waiting for ${what}; got ${JSON.stringify(this.data.slice(0, 300))}, closed=${this.closed}`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        this.waiters.push(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-    }
   }
 }
 
