@@ -15,6 +15,7 @@ import type { SourceSpec } from './io-thread-protocol.js';
 import { RingDoorbell } from './packet-ring.js';
 import { RING_FULL_POLL_MS, openSourceReader, type SourceReader } from './source-reader.js';
 import { UvPoll, UV_DISCONNECT, UV_READABLE } from './uv-poll.js';
+import { settleNow } from './settle-now.js';
 
 export interface MainPollHandlers {
   /** Packets are waiting in the source's ring (called from the poll callback itself). */
@@ -82,7 +83,11 @@ export class MainPollSource {
     if (this.reader.producer.free < this.reader.room) return this.pauseWhileFull();
     this.reader.producer.trace?.woken(this.tracing ? nowNs() : 0);
     const failure = this.reader.read(poll.fd);
-    if (this.doorbell.rung) this.handlers.doorbell();
+    if (this.doorbell.rung) {
+      this.handlers.doorbell();
+      // What the drain queued (a TUN write, the read of its answer) runs before the callback returns.
+      settleNow();
+    }
     if (failure !== null) this.end(failure);
   }
 

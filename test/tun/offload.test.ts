@@ -27,7 +27,7 @@
  */
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanup, execIn, requireCommands, requireRoot } from '../../scripts/lib/netns.js';
+import { cleanup, execIn, ip, requireCommands, requireRoot } from '../../scripts/lib/netns.js';
 import { createPair, ping, type Pair, type WgNode } from '../../scripts/lib/topology.js';
 import { finish, fold, get16, pseudoHeaderSum, put16, setIpv4HeaderChecksum, sumWords } from '../../src/tun/checksum.js';
 import { completeChecksum, splitTcpSegments, type SegmentSink } from '../../src/tun/gso.js';
@@ -1303,6 +1303,16 @@ describe('through the kernel: two tswg daemons, offloads on and off', () => {
             expect(received, `UDP v${family} datagrams received`).toBeGreaterThan(0);
             expect(csumErrors, `UDP v${family} checksum errors at the receiver`).toBe(0);
           }
+        });
+      }
+
+      if (mainPoll) {
+        // Last in this pair: it ends b.
+        it('deleting the interface under the main thread\'s poll handle ends the daemon cleanly and at once', async () => {
+          const { b } = setUp();
+          ip(b.namespace, 'link', 'del', 'dev', b.interfaceName);
+          const status = await b.process.waitForExit(5_000);
+          expect(status, b.process.output()).toEqual({ code: 0, signal: null });
         });
       }
     });
