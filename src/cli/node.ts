@@ -16,7 +16,7 @@
  */
 import { createLogger, parseLogLevel } from '../device/index.js';
 import { DEFAULT_CONTROL_SOCKET, ROAMING_ENDPOINT, requestOnce, describeMetricsListen, parseListenAddress, runNodeDaemon, StateStore, type NatStatusWire, type Request, type Response, type StatusSnapshot, formatNatStatusTable, formatPeersTable, formatServicesTable, formatStatusTable } from '../overlay/index.js';
-import { exitNow, selfTestLibc } from '../platform/index.js';
+import { exitNow, mainPollWanted, selfTestLibc, selfTestUvPoll } from '../platform/index.js';
 import { runCheckConfig } from './check-config.js';
 import { CliError, UsageError } from './key-commands.js';
 
@@ -366,6 +366,7 @@ export async function runNode(argv: readonly string[]): Promise<number> {
   const args = parseNodeDaemonArgs(argv);
   try {
     selfTestLibc();
+    if (mainPollWanted()) await selfTestUvPoll();
   } catch (error) {
     throw new CliError((error as Error).message);
   }

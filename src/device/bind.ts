@@ -5,7 +5,7 @@
  * sendto/sendmmsg send synchronously. Changing the port binds the new sockets
  * before closing the old ones, so a failed change leaves the device as it was.
  */
-import { PlatformError, IoThread, lastErrno, loadLibc, loadNetlinkLibc, addressOf, PacketRingConsumer, createPacketRingMemory, type SlotHandler, openRawUdpSocket, setSocketMark, type RawUdpSocket, enableUdpOffloads, type UdpOffloads, UdpReceiveCounters, RECEIVE_META_SIZE, MessageVector, MAX_PACKET_SIZE, CONTROL_ROOM, writePacketInfo, type LocalSource, enablePacketInfo } from '../platform/index.js';
+import { PlatformError, addPacketSource, type PacketSource, lastErrno, loadLibc, loadNetlinkLibc, addressOf, PacketRingConsumer, createPacketRingMemory, type SlotHandler, openRawUdpSocket, setSocketMark, type RawUdpSocket, enableUdpOffloads, type UdpOffloads, UdpReceiveCounters, RECEIVE_META_SIZE, MessageVector, MAX_PACKET_SIZE, CONTROL_ROOM, writePacketInfo, type LocalSource, enablePacketInfo } from '../platform/index.js';
 import { TransportSlot } from '../noise/index.js';
 import type { Endpoint } from './addr.js';
 import { UDP_SLOT_LAYOUT } from './constants.js';
@@ -40,7 +40,7 @@ const ANY_PORT_ATTEMPTS = 10;
 /** The sockets of one port, read by the process's I/O thread. */
 class Listener {
   private readonly ring: PacketRingConsumer<TransportSlot>;
-  private readonly source: { thread: IoThread; id: number };
+  private readonly source: PacketSource;
   /** What each family's socket offloads; index 0 is IPv4, 1 IPv6. */
   readonly offloads: [UdpOffloads, UdpOffloads];
 
@@ -62,7 +62,7 @@ class Listener {
     const ring = new PacketRingConsumer(memory, addressOf(new Uint8Array(memory.slots, 0, 1)), (bytes, address) => new TransportSlot(bytes, address));
     this.ring = ring;
     const fds = [v4, v6].filter((socket): socket is RawUdpSocket => socket !== null).map((socket) => socket.fd);
-    this.source = IoThread.add(
+    this.source = addPacketSource(
       { kind: 'recvmmsg', fds, ring: memory, counters: counters.memory, coalescing: this.offloads.some((o) => o.coalescing) },
       {
         doorbell: () => ring.drain(handlers.datagram, handlers.flush),
@@ -70,6 +70,7 @@ class Listener {
           log.error(`UDP receive stopped: ${reason}`);
           handlers.closed?.(new UdpBindError(`UDP receive stopped: ${reason}`));
         },
+        failed: (error) => log.error(`UDP receive: a handler failed (dropped, receiving goes on): ${error instanceof Error ? error.message : String(error)}`),
       },
     );
   }
@@ -77,7 +78,7 @@ class Listener {
   /** Stop reading, then close the sockets (never while the I/O thread may still read them). */
   async close(): Promise<void> {
     this.ring.stop();
-    await this.source.thread.remove(this.source.id);
+    await this.source.remove();
     for (const socket of [this.v4, this.v6]) if (socket !== null) loadLibc().close(socket.fd);
   }
 }

@@ -146,6 +146,7 @@ export class Device implements UapiHandler {
       },
       flush: () => this.sendPath.flush(),
       closed: (error) => void this.close(error),
+      failed: (error) => this.log.error(`TUN receive: a handler failed (dropped, reading goes on): ${error instanceof Error ? error.message : String(error)}`),
     });
     this.log.verbose(`device started, UDP port ${this.bind.port}`);
   }

@@ -12,18 +12,13 @@
  * arrive as messages; the owner writes to the wake-up pipe after posting one.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { EAGAIN, EINTR } from './errno.js';
+import { EINTR } from './errno.js';
 import { POLLERR, POLLFD_SIZE, POLLHUP, POLLIN, POLLNVAL, lastErrno, loadLibc } from './libc.js';
-import { PacketRingProducer } from './packet-ring.js';
 import { COMMANDS_SENT, type Command, type IoWorkerData, type Report, type SourceSpec } from './io-thread-protocol.js';
-import { udpReceiver } from './udp-receiver.js';
-import { slotsPerReceive } from './udp-gro.js';
+import { RING_FULL_POLL_MS, openSourceReader, type SourceReader } from './source-reader.js';
 import { WakeSignal } from './wake-word.js';
 import { HOP_TRACE_ENV, nowNs } from './hop-trace.js';
 
-/** Packets taken from one source per wake-up before others get a turn (bounds latency). */
-const READ_BATCH = 64;
-const RING_FULL_POLL_MS = 2;
 const WAKE_BUFFER_SIZE = 64;
 
 const libc = loadLibc();
@@ -32,58 +27,12 @@ const wakeSignal = new WakeSignal((workerData as IoWorkerData).wake);
 /** Hop timing (hop-trace.ts): only when the rings carry trace memory. */
 const tracing = Boolean(process.env[HOP_TRACE_ENV]);
 
-interface Source {
+interface Source extends SourceReader {
   spec: SourceSpec;
-  /** The fds polled for it. */
-  fds: readonly number[];
-  producer: PacketRingProducer;
-  /** Free slots a read needs (a UDP datagram the kernel joined fills up to UDP_GRO_MAX_SEGMENTS); with fewer the ring counts as full. */
-  room: number;
-  /** Reads one fd's ready packets; returns a reason when the source is gone for good. */
-  read(fd: number): string | null;
-}
-
-function readSource(spec: SourceSpec & { kind: 'read' }, producer: PacketRingProducer): Source['read'] {
-  // With a header it lands just before the packet, in the slot's header room, so the packet is where it always is.
-  const readStart = spec.ring.headroom - spec.headerSize;
-  const readSize = spec.ring.packetCapacity + spec.headerSize;
-  const areas = Array.from({ length: spec.ring.slotCount }, (_, slot) => new Uint8Array(spec.ring.slots, slot * spec.ring.slotSize + readStart, readSize));
-  return (fd) => {
-    // The main thread is reading this fd itself for a moment: poll again.
-    if (!producer.lockReads()) return null;
-    try {
-      return readBatch(fd);
-    } finally {
-      producer.unlockReads();
-    }
-  };
-  function readBatch(fd: number): string | null {
-    let read = 0;
-    while (read < READ_BATCH && producer.free > 0) {
-      const length = libc.read(fd, areas[producer.nextSlot]!, readSize);
-      if (length > spec.headerSize) {
-        producer.publish(length - spec.headerSize);
-        read++;
-        continue;
-      }
-      if (length < 0) {
-        const { errno, code } = lastErrno();
-        if (errno === EAGAIN || errno === EINTR) break;
-        if (read > 0) producer.ringDoorbell();
-        return `the interface is gone (read: ${code})`;
-      }
-      break;
-    }
-    if (read > 0) producer.ringDoorbell();
-    return null;
-  }
 }
 
 function openSource(spec: SourceSpec): Source {
-  const producer = new PacketRingProducer(spec.ring, () => wakeSignal.wake());
-  const read = spec.kind === 'read' ? readSource(spec, producer) : udpReceiver(spec, producer);
-  const room = spec.kind === 'read' ? 1 : slotsPerReceive(spec.coalescing, spec.ring.slotCount);
-  return { spec, fds: spec.kind === 'read' ? [spec.fd] : spec.fds, producer, room, read };
+  return { spec, ...openSourceReader(spec, () => wakeSignal.wake(), false) };
 }
 
 async function run({ wakeFd, control: controlBuffer, sources: initial }: IoWorkerData): Promise<void> {

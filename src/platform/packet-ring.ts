@@ -203,6 +203,11 @@ export class PacketRingProducer {
     }
   }
 
+  /** lockReads without waiting: for a reader on the thread that holds the lock itself (then it reads later). */
+  tryLockReads(): boolean {
+    return Atomics.compareExchange(this.control, READ_LOCK, 0, READER_READING) === 0;
+  }
+
   unlockReads(): void {
     Atomics.store(this.control, READ_LOCK, 0);
   }

@@ -9,7 +9,7 @@
  * so the device keeps working there.
  */
 import fs from 'node:fs';
-import { InterfaceInUseError, PermissionDeniedError, PlatformError, AF_INET, IFNAMSIZ, IFREQ_SIZE, O_CLOEXEC, O_NONBLOCK, SOCK_CLOEXEC, SOCK_DGRAM, lastErrno, loadLibc, addressOf, PacketRingConsumer, createPacketRingMemory, plainSlot, type RingSlot, type SlotLayout, type SlotWrapper, IoThread } from '../platform/index.js';
+import { InterfaceInUseError, PermissionDeniedError, PlatformError, AF_INET, IFNAMSIZ, IFREQ_SIZE, O_CLOEXEC, O_NONBLOCK, SOCK_CLOEXEC, SOCK_DGRAM, lastErrno, loadLibc, addressOf, PacketRingConsumer, createPacketRingMemory, plainSlot, type RingSlot, type SlotLayout, type SlotWrapper, addPacketSource, type PacketSource } from '../platform/index.js';
 import { Worker } from 'node:worker_threads';
 import { DEFAULT_MTU, MAX_INTERFACE_NAME_BYTES, type TunDevice, type TunHandlers } from './tun.js';
 import { TcpCoalescer } from './gro.js';
@@ -97,8 +97,8 @@ export function setInterfaceMtu(name: string, mtu: number): void {
 export class LinuxTun implements TunDevice {
   private closed = false;
   private ring: { stop(): void; holdReads(): boolean; releaseReads(): void } | null = null;
-  /** This device's place in the I/O thread, once started. */
-  private source: { thread: IoThread; id: number } | null = null;
+  /** Who reads this device's fd (the I/O thread, or the main thread polling it), once started. */
+  private source: PacketSource | null = null;
   private stopped: Promise<void> = Promise.resolve();
 
   /** Joins received TCP segments into super-packets (offload mode only). */
@@ -163,7 +163,7 @@ export class LinuxTun implements TunDevice {
   }
 
   /** Read into a ring laid out as `layout` (the virtio header, with offloads, in its headroom); hand each packet to `deliver`. */
-  private read<S extends RingSlot>(layout: SlotLayout, wrap: SlotWrapper<S>, deliver: (slot: S, length: number) => void, handlers: Pick<TunHandlers, 'flush' | 'closed'>): void {
+  private read<S extends RingSlot>(layout: SlotLayout, wrap: SlotWrapper<S>, deliver: (slot: S, length: number) => void, handlers: Pick<TunHandlers, 'flush' | 'closed' | 'failed'>): void {
     const headerSize = this.offload ? VIRTIO_NET_HDR_SIZE : 0;
     if (layout.headroom < headerSize) {
       throw new PlatformError(`TUN '${this.name}': ${layout.headroom} bytes of headroom leave no room for the ${headerSize}-byte virtio_net_hdr each read puts before the packet`);
@@ -197,7 +197,7 @@ export class LinuxTun implements TunDevice {
         }
       };
     }
-    this.source = IoThread.add(
+    this.source = addPacketSource(
       { kind: 'read', fd: this.fd, ring: memory, headerSize },
       {
         doorbell: () => ring.drain(handle, flush),
@@ -206,6 +206,7 @@ export class LinuxTun implements TunDevice {
           void this.close();
           handlers.closed(new PlatformError(`interface '${this.name}': ${reason}`));
         },
+        failed: (error) => handlers.failed?.(error),
       },
     );
   }
@@ -255,7 +256,7 @@ export class LinuxTun implements TunDevice {
       this.closed = true;
       this.ring?.stop();
       const source = this.source;
-      this.stopped = (source === null ? Promise.resolve() : source.thread.remove(source.id)).then(() => fs.closeSync(this.fd));
+      this.stopped = (source === null ? Promise.resolve() : source.remove()).then(() => fs.closeSync(this.fd));
     }
     await this.stopped;
   }

@@ -13,6 +13,8 @@ export interface TunHandlers<S extends RingSlot = RingSlot> {
   flush?(): void;
   /** The interface went away (deleted) or reading failed for good. */
   closed(error: Error | null): void;
+  /** A handler threw while the driver was handing packets on (those are dropped; reading goes on). */
+  failed?(error: unknown): void;
 }
 
 /** How the device wants packets in slots: the room it needs around each one, its slot type, its handler. */

@@ -25,8 +25,9 @@
  * The seed is random per run unless FUZZ_SEED is set; it is printed, and
  * failure messages carry it.
  */
+import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanup, execIn, requireCommands, requireRoot } from '../../scripts/lib/netns.js';
+import { cleanup, execIn, ip, requireCommands, requireRoot } from '../../scripts/lib/netns.js';
 import { createPair, ping, type Pair, type WgNode } from '../../scripts/lib/topology.js';
 import { finish, fold, get16, pseudoHeaderSum, put16, setIpv4HeaderChecksum, sumWords } from '../../src/tun/checksum.js';
 import { completeChecksum, splitTcpSegments, type SegmentSink } from '../../src/tun/gso.js';
@@ -1156,6 +1157,34 @@ function vnetHeader(node: WgNode): string {
   return match[1]!;
 }
 
+/**
+ * What the daemon's epoll sets hold (/proc/PID/fdinfo): the TUN fd, and how
+ * many of its UDP sockets. Node's own loop is the only epoll instance it
+ * has; the I/O thread waits with poll(2) and registers nothing there.
+ */
+function mainLoopWatches(node: WgNode): { tun: boolean; udp: number } {
+  const pid = node.process.pid;
+  const fds = readdirSync(`/proc/${pid}/fd`).map(Number);
+  const target = (fd: number) => {
+    try {
+      return readlinkSync(`/proc/${pid}/fd/${fd}`);
+    } catch {
+      return '';
+    }
+  };
+  const tunFds = fds.filter((fd) => target(fd) === '/dev/net/tun');
+  if (tunFds.length !== 1) throw new Error(`expected one /dev/net/tun fd in process ${pid}, found ${tunFds.length}`);
+  const sockets = new Set(fds.filter((fd) => target(fd).startsWith('socket:')));
+  const udpInodes = new Set(['/proc/net/udp', '/proc/net/udp6'].flatMap((table) => execIn(node.namespace, 'cat', [table]).split('\n').slice(1).map((line) => line.trim().split(/\s+/)[9]).filter((inode): inode is string => inode !== undefined)));
+  const watched = new Set<number>();
+  for (const fd of fds) {
+    if (target(fd) !== 'anon_inode:[eventpoll]') continue;
+    for (const match of readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8').matchAll(/^tfd:\s+(\d+)\s/gm)) watched.add(Number(match[1]));
+  }
+  const udp = [...watched].filter((fd) => sockets.has(fd) && udpInodes.has(/socket:\[(\d+)\]/.exec(target(fd))?.[1] ?? '')).length;
+  return { tun: watched.has(tunFds[0]!), udp };
+}
+
 interface TcpResult {
   bitsPerSecond: number;
   retransmits: number;
@@ -1211,16 +1240,32 @@ describe('through the kernel: two tswg daemons, offloads on and off', () => {
   });
   afterAll(() => cleanup());
 
-  for (const offload of [true, false]) {
-    describe(offload ? 'offloads on (the default)' : 'TSWG_TUN_OFFLOAD=0', () => {
+  const variants = [
+    { offload: true, mainPoll: false, name: 'offloads on (the default)' },
+    { offload: false, mainPoll: false, name: 'TSWG_TUN_OFFLOAD=0' },
+    { offload: true, mainPoll: true, name: 'offloads on, TSWG_MAIN_POLL=1 (the main thread polls the TUN fd and UDP sockets)' },
+  ];
+  for (const { offload, mainPoll, name } of variants) {
+    describe(name, () => {
       let pair: Pair | undefined;
       const setUp = (): Pair => {
         if (pair === undefined) throw new Error('the pair was not set up (see the beforeAll failure)');
         return pair;
       };
       beforeAll(async () => {
-        pair = await createPair({ left: 'tswg', right: 'tswg', env: { TSWG_TUN_OFFLOAD: offload ? '1' : '0' } });
+        pair = await createPair({ left: 'tswg', right: 'tswg', env: { TSWG_TUN_OFFLOAD: offload ? '1' : '0', TSWG_MAIN_POLL: mainPoll ? '1' : '0' } });
         ping(pair.a, pair.b.inner4, 2);
+      });
+
+      it(`the main thread's event loop ${mainPoll ? 'watches' : 'does not watch'} the TUN fd and the UDP sockets, and pings pass both ways`, () => {
+        const { a, b } = setUp();
+        for (const node of [a, b]) {
+          const watched = mainLoopWatches(node);
+          expect(watched.tun, `${node.interfaceName}: TUN fd in the main loop's epoll set`).toBe(mainPoll);
+          expect(watched.udp, `${node.interfaceName}: UDP sockets in the main loop's epoll set`).toBe(mainPoll ? 2 : 0);
+        }
+        ping(a, b.inner4, 5);
+        ping(b, a.inner6, 5);
       });
       afterAll(async () => {
         if (pair !== undefined) await destroyPair(pair);
@@ -1258,6 +1303,16 @@ describe('through the kernel: two tswg daemons, offloads on and off', () => {
             expect(received, `UDP v${family} datagrams received`).toBeGreaterThan(0);
             expect(csumErrors, `UDP v${family} checksum errors at the receiver`).toBe(0);
           }
+        });
+      }
+
+      if (mainPoll) {
+        // Last in this pair: it ends b.
+        it('deleting the interface under the main thread\'s poll handle ends the daemon cleanly and at once', async () => {
+          const { b } = setUp();
+          ip(b.namespace, 'link', 'del', 'dev', b.interfaceName);
+          const status = await b.process.waitForExit(5_000);
+          expect(status, b.process.output()).toEqual({ code: 0, signal: null });
         });
       }
     });
