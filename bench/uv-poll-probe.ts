@@ -114,6 +114,18 @@ async function sendTo(port: number, count: number): Promise<void> {
   await startWorker({ role: 'sender', ports: [port], rounds: count, intervalMs: CHECK_GAP_MS });
 }
 
+/** Whether a pending exception surfaces in the next, unrelated koffi call; then close the handle. */
+async function reportNextKoffiCallAndClose(libc: { close(fd: number): number }, poll: { close(): Promise<void> }): Promise<void> {
+  try {
+    libc.close(-1);
+    console.log('next koffi call returned normally');
+  } catch (error) {
+    console.log(`next koffi call threw: ${(error as Error).message}`);
+  }
+  await poll.close();
+  console.log('closed');
+}
+
 async function runCase(name: string, port: string | undefined): Promise<void> {
   const socket = openLoopbackSocket(true);
   const buffer = new Uint8Array(PROBE_PAYLOAD_SIZE);
@@ -128,14 +140,7 @@ async function runCase(name: string, port: string | undefined): Promise<void> {
     poll.start();
     await sendTo(socket.port, 3);
     console.log(`calls after 3 datagrams: ${calls}`);
-    try {
-      libc.close(-1);
-      console.log('next koffi call returned normally');
-    } catch (error) {
-      console.log(`next koffi call threw: ${(error as Error).message}`);
-    }
-    await poll.close();
-    console.log('closed');
+    await reportNextKoffiCallAndClose(libc, poll);
   } else if (name === 'pipe') {
     const ends = new Int32Array(2);
     if (libc.pipe2(ends, O_NONBLOCK | O_CLOEXEC) !== 0) throw new Error('pipe2() failed');
@@ -196,14 +201,7 @@ async function runCase(name: string, port: string | undefined): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 500));
     const cpu = process.cpuUsage(cpuBefore);
     console.log(`JS callbacks: ${calls}; CPU over ${(performance.now() - started).toFixed(0)} ms of wall time: ${((cpu.user + cpu.system) / 1_000).toFixed(0)} ms`);
-    try {
-      libc.close(-1);
-      console.log('next koffi call returned normally');
-    } catch (error) {
-      console.log(`next koffi call threw: ${(error as Error).message}`);
-    }
-    await poll.close();
-    console.log('closed');
+    await reportNextKoffiCallAndClose(libc, poll);
   } else if (name === 'fd-closed') {
     let calls = 0;
     const poll = new UvPoll(socket.fd, (status) => {
