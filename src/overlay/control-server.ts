@@ -13,6 +13,11 @@
  *   request in flight.
  * - Start-up refuses a path where another node answers, and a path that is
  *   not a socket; a stale socket (nobody answers) is replaced.
+ * - A client may half-close its side after its requests (`nc -N`, a
+ *   shutdown(SHUT_WR)): every request it sent is answered, then the server
+ *   ends its side too. An unterminated last line counts as a request, as
+ *   Go's line scanner (and so wireguard-go's UAPI) and JSON Lines readers
+ *   take it; cut short, it is malformed JSON and gets an Err like any other.
  * - A connection that queues many requests without reading the answers is
  *   paused until they are answered, so a fast client cannot grow the queue
  *   without bound.
@@ -62,6 +67,8 @@ export class ControlServer {
         resumeBelow: MAX_PENDING_PER_CONNECTION / 2,
         closeGraceMs: CLOSE_GRACE_MS,
         answerGraceMs: ANSWER_GRACE_MS,
+        // A client's end is the end of its requests, not of the conversation: the answers still go out.
+        allowHalfOpen: true,
         log: (message) => log(`control ${message}`),
         onConnectionError: (error) => log(`control connection: ${error.message}`),
       });
@@ -102,7 +109,11 @@ export class ControlServer {
   }
 }
 
-/** One client: each line is a request, answered in order; a malformed or over-long one gets an Err and the connection stays usable. */
+/**
+ * One client: each line is a request, answered in order; a malformed or
+ * over-long one gets an Err and the connection stays usable. The client's end
+ * closes the connection once the answers are out.
+ */
 class ControlSession implements LineSession {
   constructor(
     private readonly connection: LineConnection,
@@ -120,6 +131,11 @@ class ControlSession implements LineSession {
       return;
     }
     this.answer(this.server.submit(request));
+  }
+
+  end(rest: Buffer): void {
+    this.line(rest);
+    this.connection.finish();
   }
 
   overlong(): void {

@@ -7,7 +7,9 @@
  * across pipelined requests, an over-long line, a fuzz of mutated requests,
  * an answer of 6,000 peers, NatTick beside the queue and a Shutdown that
  * does not wait for a slow request, and the client's message when nobody
- * listens.
+ * listens. A client that half-closes after its requests gets every answer,
+ * then the server's end; one that half-closes without a word, or never
+ * reads, neither stops the others nor holds the server's close.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -23,6 +25,7 @@ import { OverlayEngine } from '../../src/overlay/engine.js';
 import type { Response } from '../../src/overlay/protocol.js';
 import { Rng, fuzzSeed } from '../helpers/fuzz.js';
 import { MALFORMED_CASES, randomMalformedLine } from '../helpers/overlay-malformed.js';
+import { SocketClient } from '../helpers/socket-client.js';
 
 const dirs: string[] = [];
 const servers: ControlServer[] = [];
@@ -33,10 +36,14 @@ function freshDir(): string {
   return dir;
 }
 
-async function startServer(path?: string): Promise<{ server: ControlServer; engine: OverlayEngine; path: string }> {
+/** `hold`: the engine sees no request before it resolves. */
+async function startServer(path?: string, hold: Promise<void> = Promise.resolve()): Promise<{ server: ControlServer; engine: OverlayEngine; path: string }> {
   const engine = new OverlayEngine({ dataDir: freshDir(), log: silentLogger, rootless: true });
   const socketPath = path ?? join(freshDir(), 'sub', 'node.sock');
-  const server = await ControlServer.listen(socketPath, (request) => engine.handle(request));
+  const server = await ControlServer.listen(socketPath, async (request) => {
+    await hold;
+    return engine.handle(request);
+  });
   servers.push(server);
   return { server, engine, path: socketPath };
 }
@@ -58,6 +65,58 @@ function exchange(path: string, payload: string, count: number): Promise<string[
     socket.on('close', () => reject(new Error(`connection closed after ${text.split('\n').length - 1} of ${count} answers`)));
     socket.write(payload);
   });
+}
+
+/** How long the server is given to see a client's end before the engine may answer. */
+const END_SEEN_MS = 100;
+
+/** Connect, write `payload`, then half-close: the client still reads until the server ends. */
+async function sendAndHalfClose(path: string, payload: string): Promise<SocketClient> {
+  const client = await SocketClient.connect(path);
+  if (payload !== '') await client.write(payload);
+  await new Promise<void>((resolve) => client.socket.end(resolve));
+  return client;
+}
+
+/**
+ * A server whose engine answers only once the client's end has reached it:
+ * the answers are computed after the end, as a real request's are when its
+ * client half-closes at once.
+ */
+async function serverAnsweringAfterEnd(): Promise<{ path: string; send: (payload: string) => Promise<SocketClient> }> {
+  let release: () => void = () => undefined;
+  const { path } = await startServer(undefined, new Promise<void>((resolve) => (release = resolve)));
+  const send = async (payload: string): Promise<SocketClient> => {
+    const client = await sendAndHalfClose(path, payload);
+    await new Promise((resolve) => setTimeout(resolve, END_SEEN_MS));
+    release();
+    return client;
+  };
+  return { path, send };
+}
+
+/** Every answer line a half-closed client got before the server's end, parsed. */
+async function answersUntilEnd(client: SocketClient): Promise<Response[]> {
+  await client.waitClosed();
+  expect(client.data.endsWith('\n') || client.data === '', client.data).toBe(true);
+  return client.data
+    .split('\n')
+    .filter((line) => line !== '')
+    .map((line) => JSON.parse(line) as Response);
+}
+
+/** A Status answer of `count` peers: far more than a socket's buffers hold. */
+function bigStatus(count: number): Response {
+  const peers = Array.from({ length: count }, (_, i) => ({
+    publicKey: Buffer.alloc(32, i % 256).toString('base64'),
+    endpoint: `192.0.2.${i % 250}:${51820 + (i % 1000)}`,
+    allowedIps: [`10.${Math.floor(i / 250)}.${i % 250}.0/26`, `fd00::${i.toString(16)}/128`],
+    latestHandshake: 1_700_000_000 + i,
+    rxBytes: 123_456_789 + i,
+    txBytes: 987_654_321 + i,
+    connectionType: 'hole-punched',
+  }));
+  return { type: 'Status', interface: 'zl-x-y-g', nodeIp: '10.200.0.1', publicKey: peers[0]!.publicKey, overlayCidr: '10.200.0.0/16', sliceCidr: '10.200.0.0/26', peerCount: peers.length, serviceCount: 0, peers, services: [], dedicatedServices: [], health: 'ok' };
 }
 
 afterEach(async () => {
@@ -152,16 +211,7 @@ describe('control socket', () => {
   });
 
   it('carries a Status of 6,000 peers (an answer far longer than the request cap)', async () => {
-    const peers = Array.from({ length: 6000 }, (_, i) => ({
-      publicKey: Buffer.alloc(32, i % 256).toString('base64'),
-      endpoint: `192.0.2.${i % 250}:${51820 + (i % 1000)}`,
-      allowedIps: [`10.${Math.floor(i / 250)}.${i % 250}.0/26`, `fd00::${i.toString(16)}/128`],
-      latestHandshake: 1_700_000_000 + i,
-      rxBytes: 123_456_789 + i,
-      txBytes: 987_654_321 + i,
-      connectionType: 'hole-punched',
-    }));
-    const status: Response = { type: 'Status', interface: 'zl-x-y-g', nodeIp: '10.200.0.1', publicKey: peers[0]!.publicKey, overlayCidr: '10.200.0.0/16', sliceCidr: '10.200.0.0/26', peerCount: peers.length, serviceCount: 0, peers, services: [], dedicatedServices: [], health: 'ok' };
+    const status = bigStatus(6000);
     expect(JSON.stringify(status).length).toBeGreaterThan(MAX_CONTROL_LINE_BYTES);
     const path = join(freshDir(), 'big.sock');
     servers.push(await ControlServer.listen(path, async () => status));
@@ -209,5 +259,73 @@ describe('control socket', () => {
   it('tells a client plainly when no node listens', async () => {
     const path = join(freshDir(), 'absent.sock');
     await expect(ControlClient.connect(path)).rejects.toThrow(`no tswg node is listening on ${path}`);
+  });
+});
+
+describe('a client that half-closes its side', () => {
+  it('gets the answer to the request it wrote before its end, then the server ends too', async () => {
+    const { send } = await serverAnsweringAfterEnd();
+    const client = await send('{"type":"NatStatus"}\n');
+    expect(await answersUntilEnd(client)).toEqual([{ type: 'NatStatus', candidates: [], peers: [], lastRefresh: 0 }]);
+  });
+
+  it('gets the answers to all its requests, in order', async () => {
+    const { send } = await serverAnsweringAfterEnd();
+    const requests = ['first', 'second', 'third'].map((service) => JSON.stringify({ type: 'AllocateIp', service, joinGlobal: false }));
+    const client = await send(`${requests.join('\n')}\n`);
+    expect(await answersUntilEnd(client)).toEqual([
+      { type: 'Ip', ip: '10.200.0.2' },
+      { type: 'Ip', ip: '10.200.0.3' },
+      { type: 'Ip', ip: '10.200.0.4' },
+    ]);
+  });
+
+  it('has a last line without its newline taken as a request: answered when whole, an Err when cut short', async () => {
+    const { path, send } = await serverAnsweringAfterEnd();
+    const whole = await send('{"type":"AllocateIp","service":"a","joinGlobal":false}\n{"type":"AllocateIp","service":"b","joinGlobal":false}');
+    expect(await answersUntilEnd(whole)).toEqual([
+      { type: 'Ip', ip: '10.200.0.2' },
+      { type: 'Ip', ip: '10.200.0.3' },
+    ]);
+    const cut = await sendAndHalfClose(path, '{"type":"NatStatus"}\n{"type":"AllocateIp","serv');
+    const answers = await answersUntilEnd(cut);
+    expect(answers).toHaveLength(2);
+    expect(answers[0]!.type).toBe('NatStatus');
+    expect(answers[1]).toEqual({ type: 'Err', message: expect.stringContaining('JSON') });
+    // Only whitespace after the last newline is no request at all.
+    const blank = await sendAndHalfClose(path, '{"type":"NatStatus"}\n \r');
+    expect((await answersUntilEnd(blank)).map((answer) => answer.type)).toEqual(['NatStatus']);
+  });
+
+  it('is closed cleanly when it half-closes without a word, and the others are still served', async () => {
+    const { path } = await startServer();
+    const other = await ControlClient.connect(path);
+    const silent = await sendAndHalfClose(path, '');
+    expect(await answersUntilEnd(silent)).toEqual([]);
+    expect((await other.request({ type: 'NatStatus' })).type).toBe('NatStatus');
+    other.close();
+    const next = await sendAndHalfClose(path, '{"type":"NatStatus"}\n');
+    expect((await answersUntilEnd(next)).map((answer) => answer.type)).toEqual(['NatStatus']);
+  });
+
+  it('never reading its answers does not hold the server\'s close', async () => {
+    const status = bigStatus(6000);
+    const path = join(freshDir(), 'unread.sock');
+    const server = await ControlServer.listen(path, async () => status);
+    servers.push(server);
+    const unread = await SocketClient.connect(path);
+    // The client's buffers fill with the first answer and it never takes them.
+    unread.socket.pause();
+    await unread.write('{"type":"Status"}\n{"type":"Status"}\n{"type":"Status"}\n');
+    unread.socket.end();
+    const reader = await ControlClient.connect(path);
+    expect(await reader.request({ type: 'Status' })).toEqual(status);
+    reader.close();
+    const started = performance.now();
+    await server.close();
+    // The answers under way get ANSWER_GRACE_MS, the client CLOSE_GRACE_MS to take them: 0.6 s, with room for a loaded machine.
+    expect(performance.now() - started).toBeLessThan(2000);
+    expect(existsSync(path)).toBe(false);
+    unread.destroy();
   });
 });
