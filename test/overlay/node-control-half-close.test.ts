@@ -20,9 +20,13 @@ import { ControlClient } from '../../src/overlay/control-client.js';
 import type { Response } from '../../src/overlay/protocol.js';
 import { describeResult, runCommand } from '../helpers/daemon-process.js';
 
-/** The README's promise: Shutdown ends the node within 2 s whatever is in flight; the rest is room for a loaded machine. */
+/**
+ * The README's promise: Shutdown ends the node within 2 s whatever is in
+ * flight. The slack is for a loaded 2-core machine (about 1.5 s in all there);
+ * a connection that held the close would hold it for good.
+ */
 const SHUTDOWN_WITHIN_MS = 2000;
-const LOADED_MACHINE_SLACK_MS = 1500;
+const LOADED_MACHINE_SLACK_MS = 3000;
 /** Far more answers than the socket's buffers hold, so the daemon's writes to a client that never reads stall. */
 const UNREAD_REQUESTS = 4000;
 
