@@ -59,6 +59,8 @@ class Placement {
   private async toIoThread(): Promise<void> {
     this.moving = true;
     try {
+      // A thread that died while it held no source is let go here; a new one is started.
+      if (this.thread !== null && !this.thread.alive) this.thread = null;
       const thread = (this.thread ??= IoThread.hold());
       // The first time the thread starts up meanwhile; the main thread goes on reading until it polls.
       await thread.ready;
@@ -91,6 +93,8 @@ class Placement {
     const rate = (((count - this.lastCount) | 0) * 1000) / (now - this.lastCheck);
     this.lastCount = count;
     this.lastCheck = now;
+    // Packets still waiting in a ring: the main thread is behind (a full ring publishes nothing, yet is anything but quiet).
+    for (const source of this.sources) if (source.waiting > 0) return;
     if (rate < QUIET_PACKETS_PER_SECOND) void this.toMainThread();
   }
 
@@ -167,6 +171,11 @@ export class AdaptiveSource {
   /** Packets published into this source's ring so far (wrapping). */
   get published(): number {
     return this.doorbell.published;
+  }
+
+  /** Packets in this source's ring that the main thread has not finished with. */
+  get waiting(): number {
+    return this.doorbell.waiting;
   }
 
   /** Stop polling on the main thread and let the I/O thread read. */

@@ -106,9 +106,14 @@ export class IoThread {
     this.doorbells.delete(id);
   }
 
+  /** False once the thread has stopped or failed: it takes no more sources. */
+  get alive(): boolean {
+    return this.stopping === null;
+  }
+
   /** Hand one more source to this thread; throws once the thread has stopped or failed. */
   add(options: SourceOptions, handlers: SourceHandlers): number {
-    if (this.stopping !== null) throw new PlatformError('the I/O thread has stopped');
+    if (!this.alive) throw new PlatformError('the I/O thread has stopped');
     const id = this.nextId++;
     this.handlers.set(id, handlers);
     this.doorbells.set(id, new RingDoorbell(options.ring));

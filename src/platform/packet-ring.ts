@@ -144,6 +144,11 @@ export class RingDoorbell {
   get published(): number {
     return Atomics.load(this.control, HEAD);
   }
+
+  /** Packets published and not yet released by the main thread. */
+  get waiting(): number {
+    return (Atomics.load(this.control, HEAD) - Atomics.load(this.control, TAIL)) | 0;
+  }
 }
 
 /** The I/O thread's side. */

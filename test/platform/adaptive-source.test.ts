@@ -5,13 +5,18 @@
  * thread busy moves the fd to the I/O thread and, once it stops, back again;
  * every datagram arrives exactly once and in order across the moves (a unix
  * datagram socket blocks its sender instead of dropping, so none may be
- * missing); removing a source mid-flood leaves no handle, thread or fd.
+ * missing); an I/O thread that dies mid-flood hands the reading back to the
+ * main thread, said once, and the stream goes on; removing a source
+ * mid-flood leaves no handle, thread or fd.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import koffi from 'koffi';
 import { afterEach, describe, expect, it } from 'vitest';
+import type { Worker } from 'node:worker_threads';
 import { AdaptiveSource, QUIET_WINDOW_MS, adaptiveReaders } from '../../src/platform/adaptive-source.js';
+import { IoThread } from '../../src/platform/io-thread.js';
+import { READ_BATCH } from '../../src/platform/source-reader.js';
 import { loadLibc } from '../../src/platform/libc.js';
 import { PacketRingConsumer, createPacketRingMemory, plainSlot } from '../../src/platform/packet-ring.js';
 import { openUvPollHandles } from '../../src/platform/uv-poll.js';
@@ -186,5 +191,29 @@ describe('a packet source read where the load calls for it', () => {
     expect(adaptiveReaders()).toMatchObject({ place: 'main thread', sources: 0 });
     expect(openUvPollHandles()).toBe(handlesBefore);
     expect(openFds()).toBe(fdsBefore);
+  });
+
+  it('an I/O thread that dies mid-flood: the main thread reads again, the failure is reported once, the stream goes on in order', async () => {
+    const COUNT = 60_000;
+    const fixture = adaptiveFixture(20);
+    const sender = flood(fixture.writeEnd, COUNT);
+    await until(() => adaptiveReaders().place === 'I/O thread', 'the move to the I/O thread', 20_000);
+    // The thread the sources are on (hold() hands out the process's one thread; released at once).
+    const thread = IoThread.hold();
+    await thread.release();
+    await (thread as unknown as { worker: Worker }).worker.terminate();
+    await until(() => fixture.failures.length > 0, 'the report of the lost thread');
+    expect(String(fixture.failures[0])).toContain('the main thread reads the packets again');
+    // The flood goes on: on the main thread, or on a new I/O thread once it is busy again.
+    const seen = fixture.got.length;
+    await until(() => fixture.got.length > seen + 1000, 'datagrams after the thread died', 20_000);
+    sender.process.kill('SIGKILL');
+    await sender.done;
+    expect(fixture.failures).toHaveLength(1);
+    expect(fixture.closed).toEqual([]);
+    // A datagram the thread had read but not yet published when it died is lost; nothing is repeated or reordered.
+    const got = fixture.got;
+    expect(got.every((sequence, i) => i === 0 || sequence > got[i - 1]!), 'strictly increasing').toBe(true);
+    expect(got.at(-1)! + 1 - got.length, 'datagrams lost with the thread').toBeLessThanOrEqual(READ_BATCH);
   });
 });
