@@ -116,8 +116,15 @@ class Placement {
     }
   }
 
+  /** A new source joins the others where they are read now. */
   add(source: AdaptiveSource): void {
     this.sources.add(source);
+    if (this.place !== 'I/O thread' || this.moving || this.thread === null) return;
+    try {
+      source.toIoThread(this.thread);
+    } catch {
+      // The thread stopped meanwhile: this source stays on the main thread, the others follow at the next check.
+    }
   }
 
   /** A source is gone; with the last one the held I/O thread is let go. */

@@ -10,7 +10,7 @@
  * mid-flood leaves no handle, thread or fd.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import koffi from 'koffi';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Worker } from 'node:worker_threads';
@@ -34,6 +34,21 @@ const HEADROOM = 16;
 const DATAGRAM_SIZE = 200;
 
 const openFds = () => readdirSync('/proc/self/fd').length;
+
+/** Whether any event loop of this process (the main thread's, a worker's) watches `fd`: the I/O thread uses poll(2) and registers nothing. */
+function inAnEventLoop(fd: number): boolean {
+  for (const entry of readdirSync('/proc/self/fd')) {
+    let target = '';
+    try {
+      target = readlinkSync(`/proc/self/fd/${entry}`);
+    } catch {
+      continue;
+    }
+    if (target !== 'anon_inode:[eventpoll]') continue;
+    if (new RegExp(`^tfd:\\s+${fd}\\s`, 'm').test(readFileSync(`/proc/self/fdinfo/${entry}`, 'utf8'))) return true;
+  }
+  return false;
+}
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function until(condition: () => boolean, what: string, limitMs = 10_000): Promise<void> {
@@ -62,12 +77,18 @@ function flood(fd: number, count: number): { process: ChildProcess; done: Promis
   const script = `
     const fs = require('node:fs');
     const datagram = Buffer.alloc(${DATAGRAM_SIZE});
-    for (let i = 0; i < ${count}; i++) { datagram.writeUInt32LE(i, 0); fs.writeSync(3, datagram); }`;
+    try {
+      for (let i = 0; i < ${count}; i++) { datagram.writeUInt32LE(i, 0); fs.writeSync(3, datagram); }
+    } catch (error) {
+      // The reader closed its end (a test that removes its source mid-flood).
+      if (error.code !== 'ECONNREFUSED') throw error;
+    }`;
   const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'ignore', 'inherit', fd] });
   return { process: child, done: new Promise((resolve) => child.once('exit', (code) => resolve(code))) };
 }
 
 interface Fixture {
+  readEnd: number;
   writeEnd: number;
   got: number[];
   closed: string[];
@@ -103,6 +124,7 @@ function adaptiveFixture(workPerPacketUs: number): Fixture {
   );
   let done = false;
   const fixture: Fixture = {
+    readEnd,
     writeEnd,
     got,
     closed,
@@ -215,5 +237,25 @@ describe('a packet source read where the load calls for it', () => {
     const got = fixture.got;
     expect(got.every((sequence, i) => i === 0 || sequence > got[i - 1]!), 'strictly increasing').toBe(true);
     expect(got.at(-1)! + 1 - got.length, 'datagrams lost with the thread').toBeLessThanOrEqual(READ_BATCH);
+  });
+
+  it('a source added while the others are on the I/O thread joins them there, and comes back with them', async () => {
+    const busySource = adaptiveFixture(20);
+    const sender = flood(busySource.writeEnd, 1_000_000);
+    try {
+      await until(() => adaptiveReaders().place === 'I/O thread', 'the move to the I/O thread', 20_000);
+      expect(inAnEventLoop(busySource.readEnd), 'the busy source in an event loop').toBe(false);
+      const late = adaptiveFixture(0);
+      expect(inAnEventLoop(late.readEnd), 'the added source in an event loop').toBe(false);
+      late.send(7);
+      await until(() => late.got.length === 1, 'the added source\'s datagram');
+      expect(late.got).toEqual([7]);
+    } finally {
+      sender.process.kill('SIGKILL');
+      await sender.done;
+    }
+    await until(() => adaptiveReaders().place === 'main thread', 'the move back', QUIET_WINDOW_MS * 8);
+    // libuv registers a started handle with epoll on its next loop turn.
+    await until(() => open.every((fixture) => inAnEventLoop(fixture.readEnd)), 'both sources back in the main loop');
   });
 });
