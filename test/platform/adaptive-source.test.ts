@@ -246,6 +246,9 @@ describe('a packet source read where the load calls for it', () => {
       await until(() => adaptiveReaders().place === 'I/O thread', 'the move to the I/O thread', 20_000);
       expect(inAnEventLoop(busySource.readEnd), 'the busy source in an event loop').toBe(false);
       const late = adaptiveFixture(0);
+      // libuv would register a main-thread handle with epoll on its next loop turn: give it several.
+      await sleep(20);
+      expect(adaptiveReaders().place).toBe('I/O thread');
       expect(inAnEventLoop(late.readEnd), 'the added source in an event loop').toBe(false);
       late.send(7);
       await until(() => late.got.length === 1, 'the added source\'s datagram');
