@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { UdpBindError, Device, UAPI_SOCKET_DIRECTORY, createLogger, parseLogLevel, UapiServer } from '../device/index.js';
-import { mainPollWanted, selfTestLibc, selfTestUvPoll } from '../platform/index.js';
+import { choosePacketReading, selfTestLibc } from '../platform/index.js';
 import { LinuxTun } from '../tun/index.js';
 import { CliError, UsageError } from './key-commands.js';
 
@@ -83,7 +83,8 @@ async function serve(interfaceName: string): Promise<number> {
   let uapi: UapiServer;
   try {
     selfTestLibc();
-    if (mainPollWanted()) await selfTestUvPoll();
+    const readingNote = await choosePacketReading();
+    if (readingNote !== null) log.error(readingNote);
     const tun = LinuxTun.create(interfaceName);
     device = new Device({ tun, log });
     try {

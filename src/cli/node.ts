@@ -16,7 +16,7 @@
  */
 import { createLogger, parseLogLevel } from '../device/index.js';
 import { DEFAULT_CONTROL_SOCKET, ROAMING_ENDPOINT, requestOnce, describeMetricsListen, parseListenAddress, runNodeDaemon, StateStore, type NatStatusWire, type Request, type Response, type StatusSnapshot, formatNatStatusTable, formatPeersTable, formatServicesTable, formatStatusTable } from '../overlay/index.js';
-import { exitNow, mainPollWanted, selfTestLibc, selfTestUvPoll } from '../platform/index.js';
+import { choosePacketReading, exitNow, selfTestLibc } from '../platform/index.js';
 import { runCheckConfig } from './check-config.js';
 import { CliError, UsageError } from './key-commands.js';
 
@@ -364,13 +364,14 @@ export async function runNode(argv: readonly string[]): Promise<number> {
   }
   if (first !== undefined && !first.startsWith('-')) throw new UsageError(`unknown node command '${first}'; run 'tswg node --help'`);
   const args = parseNodeDaemonArgs(argv);
+  const log = createLogger(parseLogLevel(process.env.LOG_LEVEL), 'node');
   try {
     selfTestLibc();
-    if (mainPollWanted()) await selfTestUvPoll();
+    const readingNote = await choosePacketReading();
+    if (readingNote !== null) log.error(readingNote);
   } catch (error) {
     throw new CliError((error as Error).message);
   }
-  const log = createLogger(parseLogLevel(process.env.LOG_LEVEL), 'node');
   let code: number;
   try {
     code = await runNodeDaemon({

@@ -44,5 +44,5 @@ export const COMMANDS_SENT = 0;
 
 export type Command = { add: SourceSpec } | { remove: number } | { stop: true };
 
-/** Worker → owner, besides the wake word: a source is gone, or its removal is done. */
-export type Report = { closed: number; reason: string } | { removed: number };
+/** Worker → owner, besides the wake word: the thread polls now, a source is gone, or its removal is done. */
+export type Report = { ready: true } | { closed: number; reason: string } | { removed: number };

@@ -1,7 +1,7 @@
 /**
  * The owner's side of the I/O thread (io-worker.ts): one per process,
- * started with its first packet source and stopped with its last, so an idle
- * process can exit. A source is a fd (or UDP sockets) and the packet ring
+ * started with its first packet source (or when held) and stopped with its
+ * last source once nobody holds it, so an idle process can exit. A source is a fd (or UDP sockets) and the packet ring
  * its packets go to; the owner hears a doorbell when packets are waiting
  * (through the wake word, wake-word.ts) and `closed` when the source failed
  * for good. remove() resolves once the thread no longer touches the fds, so
@@ -21,6 +21,8 @@ export interface SourceHandlers {
   doorbell(): void;
   /** The source is gone for good (its device deleted, its socket failed); `reason` says how. */
   closed(reason: string): void;
+  /** The thread itself failed while reading the source (the source is fine); without this, `closed` hears it. */
+  threadLost?(reason: string): void;
 }
 
 /** A source as its owner describes it (the thread assigns ids). */
@@ -39,6 +41,11 @@ export class IoThread {
   private readonly exited: Promise<void>;
   private stopping: Promise<void> | null = null;
   private nextId = 1;
+  /** hold() calls not yet released: while any, the thread stays even with no source. */
+  private holds = 0;
+  /** Resolves once the thread polls (its modules loaded), or has failed. */
+  readonly ready: Promise<void>;
+  private markReady: () => void = () => undefined;
 
   /** Add a source to the process's I/O thread (starting it if needed). Returns the source's id. */
   static add(options: SourceOptions, handlers: SourceHandlers): { thread: IoThread; id: number } {
@@ -50,14 +57,37 @@ export class IoThread {
     return { thread: started, id: 1 };
   }
 
-  private constructor(first: SourceOptions, handlers: SourceHandlers) {
+  /**
+   * Keep the process's I/O thread running (starting it if needed) even while
+   * it has no source, until release(): for owners that hand sources to it
+   * and take them back, so each hand-over does not start a thread anew.
+   */
+  static hold(): IoThread {
+    const thread = IoThread.current ?? new IoThread(null, null);
+    IoThread.current = thread;
+    thread.holds++;
+    return thread;
+  }
+
+  /** The end of one hold(): with no hold and no source left, the thread stops. */
+  release(): Promise<void> {
+    if (this.holds > 0) this.holds--;
+    return this.holds === 0 && this.handlers.size === 0 ? this.stop() : Promise.resolve();
+  }
+
+  private constructor(first: SourceOptions | null, handlers: SourceHandlers | null) {
     const libc = loadLibc();
     if (libc.pipe2(this.wakeFds, O_CLOEXEC | O_NONBLOCK) !== 0) throw new PlatformError(`cannot create a pipe for the I/O thread: ${lastErrno().code}`);
-    const id = this.nextId++;
-    this.handlers.set(id, handlers);
-    this.doorbells.set(id, new RingDoorbell(first.ring));
+    const sources: SourceSpec[] = [];
+    if (first !== null && handlers !== null) {
+      const id = this.nextId++;
+      this.handlers.set(id, handlers);
+      this.doorbells.set(id, new RingDoorbell(first.ring));
+      sources.push({ ...first, id } as SourceSpec);
+    }
     const wake = createWakeWord();
-    const workerData: IoWorkerData = { wakeFd: this.wakeFds[0]!, control: this.control.buffer as SharedArrayBuffer, wake, sources: [{ ...first, id } as SourceSpec] };
+    const workerData: IoWorkerData = { wakeFd: this.wakeFds[0]!, control: this.control.buffer as SharedArrayBuffer, wake, sources };
+    this.ready = new Promise((resolve) => (this.markReady = resolve));
     this.worker = new Worker(workerScriptUrl(import.meta.url, './io-worker.js'), { workerData, resourceLimits: IO_THREAD_RESOURCE_LIMITS });
     this.exited = new Promise((resolve) => this.worker.once('exit', () => resolve()));
     this.worker.on('message', (message: Report) => this.receive(message));
@@ -76,7 +106,14 @@ export class IoThread {
     this.doorbells.delete(id);
   }
 
-  private add(options: SourceOptions, handlers: SourceHandlers): number {
+  /** False once the thread has stopped or failed: it takes no more sources. */
+  get alive(): boolean {
+    return this.stopping === null;
+  }
+
+  /** Hand one more source to this thread; throws once the thread has stopped or failed. */
+  add(options: SourceOptions, handlers: SourceHandlers): number {
+    if (!this.alive) throw new PlatformError('the I/O thread has stopped');
     const id = this.nextId++;
     this.handlers.set(id, handlers);
     this.doorbells.set(id, new RingDoorbell(options.ring));
@@ -84,19 +121,19 @@ export class IoThread {
     return id;
   }
 
-  /** Stop reading a source; resolves when the thread no longer touches its fds (the last one stops the thread). */
+  /** Stop reading a source; resolves when the thread no longer touches its fds (the last one stops the thread unless it is held). */
   async remove(id: number): Promise<void> {
     const known = this.handlers.has(id);
     this.forget(id);
-    if (known && this.handlers.size > 0) {
+    const last = this.handlers.size === 0 && this.holds === 0;
+    // The last source needs no removal of its own: the thread's exit lets go of every fd.
+    if (known && !last && this.stopping === null) {
       await new Promise<void>((resolve) => {
         this.removals.set(id, resolve);
         this.send({ remove: id });
       });
-      return;
     }
-    // The last source (or one the thread already dropped): nothing is left to read.
-    if (this.handlers.size === 0) await this.stop();
+    if (this.handlers.size === 0 && this.holds === 0) await this.stop();
   }
 
   /** End the thread (so an idle process can exit); resolves once it is gone. */
@@ -118,10 +155,11 @@ export class IoThread {
   }
 
   private receive(message: Report): void {
-    if ('closed' in message) {
+    if ('ready' in message) this.markReady();
+    else if ('closed' in message) {
       const handlers = this.handlers.get(message.closed);
       this.forget(message.closed);
-      if (this.handlers.size === 0) void this.stop();
+      if (this.handlers.size === 0 && this.holds === 0) void this.stop();
       handlers?.closed(message.reason);
     } else {
       this.removals.get(message.removed)?.();
@@ -132,6 +170,7 @@ export class IoThread {
   /** The thread is gone: every source hears of it, every pending removal is done. */
   private fail(reason: string): void {
     if (IoThread.current === this) IoThread.current = null;
+    this.markReady();
     this.wake.stop();
     if (this.stopping === null) {
       this.stopping = Promise.resolve();
@@ -142,6 +181,6 @@ export class IoThread {
     const handlers = [...this.handlers.values()];
     this.handlers.clear();
     this.doorbells.clear();
-    for (const handler of handlers) handler.closed(reason);
+    for (const handler of handlers) (handler.threadLost ?? handler.closed).call(handler, reason);
   }
 }

@@ -48,6 +48,7 @@ async function run({ wakeFd, control: controlBuffer, sources: initial }: IoWorke
       report({ removed: command.remove });
     } else stopping = true;
   });
+  report({ ready: true });
   const wakeBuffer = new Uint8Array(WAKE_BUFFER_SIZE);
   let pollfds = new Uint8Array(0);
   let view = new DataView(pollfds.buffer);

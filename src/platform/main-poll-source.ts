@@ -24,6 +24,8 @@ export interface MainPollHandlers {
   closed(reason: string): void;
   /** A handler threw inside a poll callback: caught here, counted, the source keeps running. */
   failed(error: unknown): void;
+  /** After each callback: how long it kept the main thread (ms) and the packets it read. */
+  handled?(milliseconds: number, packets: number): void;
 }
 
 /** Callback errors caught over the process's life (a handler threw), for logs and tests. */
@@ -38,6 +40,8 @@ export class MainPollSource {
   private readonly polls: UvPoll[] = [];
   private readonly tracing: boolean;
   private resumeTimer: NodeJS.Timeout | null = null;
+  /** Another reader has the fds for now (suspend / resume). */
+  private suspended = false;
   private done = false;
   private closing: Promise<void> | null = null;
 
@@ -81,18 +85,39 @@ export class MainPollSource {
       if (!poll.started) setImmediate(() => this.restart(poll));
     }
     if (this.reader.producer.free < this.reader.room) return this.pauseWhileFull();
+    const started = performance.now();
+    const before = this.doorbell.published;
     this.reader.producer.trace?.woken(this.tracing ? nowNs() : 0);
     const failure = this.reader.read(poll.fd);
+    const packets = (this.doorbell.published - before) | 0;
     if (this.doorbell.rung) {
       this.handlers.doorbell();
       // What the drain queued (a TUN write, the read of its answer) runs before the callback returns.
       settleNow();
     }
-    if (failure !== null) this.end(failure);
+    if (failure !== null) return this.end(failure);
+    this.handlers.handled?.(performance.now() - started, packets);
+  }
+
+  /** Stop reading the fds (another reader takes them); packets already in the ring stay there. */
+  suspend(): void {
+    this.suspended = true;
+    if (this.resumeTimer !== null) clearTimeout(this.resumeTimer);
+    this.resumeTimer = null;
+    for (const poll of this.polls) poll.stop();
+  }
+
+  /** Read the fds again, after the other reader has stopped: publish after what it published, drain what it left. */
+  resume(): void {
+    if (this.done || !this.suspended) return;
+    this.suspended = false;
+    this.reader.producer.resume();
+    for (const poll of this.polls) this.restart(poll);
+    if (this.doorbell.rung) this.handlers.doorbell();
   }
 
   private restart(poll: UvPoll): void {
-    if (this.done || poll.started || this.resumeTimer !== null) return;
+    if (this.done || this.suspended || poll.started || this.resumeTimer !== null) return;
     try {
       poll.start();
     } catch (error) {
@@ -106,7 +131,7 @@ export class MainPollSource {
     this.handlers.doorbell();
     this.resumeTimer = setTimeout(() => {
       this.resumeTimer = null;
-      if (this.done) return;
+      if (this.done || this.suspended) return;
       if (this.reader.producer.free < this.reader.room) return this.pauseWhileFull();
       for (const poll of this.polls) this.restart(poll);
     }, RING_FULL_POLL_MS);

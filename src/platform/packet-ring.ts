@@ -139,6 +139,16 @@ export class RingDoorbell {
   get rung(): boolean {
     return Atomics.load(this.control, DOORBELL) !== 0;
   }
+
+  /** Packets published into the ring so far (a wrapping Int32 counter): the difference of two readings is a count. */
+  get published(): number {
+    return Atomics.load(this.control, HEAD);
+  }
+
+  /** Packets published and not yet released by the main thread. */
+  get waiting(): number {
+    return (Atomics.load(this.control, HEAD) - Atomics.load(this.control, TAIL)) | 0;
+  }
 }
 
 /** The I/O thread's side. */
@@ -158,6 +168,11 @@ export class PacketRingProducer {
     this.slotCount = memory.slotCount;
     this.control = new Int32Array(memory.control);
     this.lengths = new Int32Array(memory.lengths);
+    this.head = Atomics.load(this.control, HEAD);
+  }
+
+  /** Take up publishing where another reader of the source left off (it has stopped). */
+  resume(): void {
     this.head = Atomics.load(this.control, HEAD);
   }
 

@@ -12,7 +12,7 @@ import { UvPoll, UV_READABLE, uvPollHandleSize } from './uv-poll.js';
 const SELF_TEST_TIMEOUT_MS = 2000;
 
 export async function selfTestUvPoll(): Promise<void> {
-  const fail = (step: string, detail: string) => new PlatformError(`main-thread poll self-test failed at ${step}: ${detail} (unset TSWG_MAIN_POLL to run without it)`);
+  const fail = (step: string, detail: string) => new PlatformError(`main-thread poll self-test failed at ${step}: ${detail} (TSWG_MAIN_POLL=0 runs without it)`);
   try {
     uvPollHandleSize();
   } catch (error) {

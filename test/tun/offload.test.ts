@@ -1241,11 +1241,13 @@ describe('through the kernel: two tswg daemons, offloads on and off', () => {
   afterAll(() => cleanup());
 
   const variants = [
-    { offload: true, mainPoll: false, name: 'offloads on (the default)' },
-    { offload: false, mainPoll: false, name: 'TSWG_TUN_OFFLOAD=0' },
-    { offload: true, mainPoll: true, name: 'offloads on, TSWG_MAIN_POLL=1 (the main thread polls the TUN fd and UDP sockets)' },
-  ];
-  for (const { offload, mainPoll, name } of variants) {
+    { offload: true, reader: 'adaptive', name: 'offloads on, the packet reader following the load (the defaults)' },
+    { offload: false, reader: 'I/O thread', name: 'TSWG_TUN_OFFLOAD=0, TSWG_MAIN_POLL=0 (the I/O thread reads)' },
+    { offload: true, reader: 'I/O thread', name: 'offloads on, TSWG_MAIN_POLL=0 (the I/O thread reads)' },
+    { offload: true, reader: 'main thread', name: 'offloads on, TSWG_MAIN_POLL=1 (the main thread polls the TUN fd and UDP sockets)' },
+  ] as const;
+  for (const { offload, reader, name } of variants) {
+    const mainPoll = reader !== 'I/O thread';
     describe(name, () => {
       let pair: Pair | undefined;
       const setUp = (): Pair => {
@@ -1253,7 +1255,7 @@ describe('through the kernel: two tswg daemons, offloads on and off', () => {
         return pair;
       };
       beforeAll(async () => {
-        pair = await createPair({ left: 'tswg', right: 'tswg', env: { TSWG_TUN_OFFLOAD: offload ? '1' : '0', TSWG_MAIN_POLL: mainPoll ? '1' : '0' } });
+        pair = await createPair({ left: 'tswg', right: 'tswg', env: { TSWG_TUN_OFFLOAD: offload ? '1' : '0', TSWG_MAIN_POLL: { adaptive: '', 'main thread': '1', 'I/O thread': '0' }[reader] } });
         ping(pair.a, pair.b.inner4, 2);
       });
 
@@ -1276,6 +1278,34 @@ describe('through the kernel: two tswg daemons, offloads on and off', () => {
         expect(vnetHeader(a)).toBe(offload ? 'on' : 'off');
         expect(vnetHeader(b)).toBe(offload ? 'on' : 'off');
       });
+
+      if (reader === 'adaptive') {
+        it('under an iperf3 TCP run the busy side hands its fds to the I/O thread; once idle the main thread polls them again', async () => {
+          const p = setUp();
+          // Each sample: are the sender's TUN fd and the receiver's UDP sockets in their main loops?
+          const samples: string[] = [];
+          const sampler = setInterval(() => samples.push(`${Number(mainLoopWatches(p.a).tun)}${mainLoopWatches(p.b).udp}`), 100);
+          try {
+            await tcpRun(p, p.a, p.b, 4);
+          } finally {
+            clearInterval(sampler);
+          }
+          expect(samples.length, 'samples taken during the run').toBeGreaterThan(5);
+          const moved = samples.filter((sample) => sample !== '12');
+          expect(moved.length, `samples with a busy side's fds on its I/O thread (sender TUN watched, receiver UDP sockets watched: ${samples.join(' ')})`).toBeGreaterThan(0);
+          for (const node of [p.a, p.b]) {
+            const polledByMain = () => {
+              const watched = mainLoopWatches(node);
+              return watched.tun && watched.udp === 2;
+            };
+            for (let waited = 0; !polledByMain(); waited += 100) {
+              if (waited > 5000) throw new Error(`${node.interfaceName}: the main loop does not poll the fds again 5 s after the run`);
+              await new Promise((resolve) => setTimeout(resolve, 100));
+            }
+          }
+          ping(p.a, p.b.inner4, 3);
+        });
+      }
 
       it(`iperf3 TCP a → b over IPv4 and b → a over IPv6, ${IPERF_SECONDS} s each: data moves, no retransmission storm`, async () => {
         const p = setUp();
