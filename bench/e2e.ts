@@ -30,6 +30,7 @@
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { cleanup, requireCommands, requireRoot, setNamePrefix } from '../scripts/lib/netns.js';
+import { reapLeftovers } from '../scripts/lib/reap-leftovers.js';
 import { createPair, ping, type Pair } from '../scripts/lib/topology.js';
 import {
   E2E_ABLATIONS,
@@ -207,6 +208,8 @@ async function main(): Promise<void> {
   const options = parseOptions();
   requireRoot('bench:e2e');
   setNamePrefix(E2E_NAME_PREFIX);
+  // What an earlier, killed run of this benchmark left behind goes first.
+  reapLeftovers(E2E_NAME_PREFIX);
   requireCommands('ip', 'wg', 'wireguard-go', 'iperf3', 'ping', 'ss');
   const machine = machineInfo();
   const startedAt = new Date();

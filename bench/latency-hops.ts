@@ -17,6 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { cleanup, requireCommands, requireRoot, setNamePrefix } from '../scripts/lib/netns.js';
+import { reapLeftovers } from '../scripts/lib/reap-leftovers.js';
 import { createPair, ping, type Pair } from '../scripts/lib/topology.js';
 import { LATENCY_HOPS_INTERVAL_SECONDS, LATENCY_HOPS_NAME_PREFIX, LATENCY_HOPS_PINGS, LATENCY_HOPS_WARMUP } from './constants.js';
 import { parseVariable } from './lib/e2e-pairings.js';
@@ -61,6 +62,8 @@ async function main(): Promise<void> {
   requireRoot('bench:hops');
   requireCommands('ping', 'wg', 'wireguard-go');
   setNamePrefix(LATENCY_HOPS_NAME_PREFIX);
+  // What an earlier, killed run of this benchmark left behind goes first.
+  reapLeftovers(LATENCY_HOPS_NAME_PREFIX);
   const directory = mkdtempSync(join(tmpdir(), 'tswg-hops-'));
   const prefix = join(directory, 'trace');
   try {
