@@ -29,11 +29,11 @@
  * none and understate the GC count (the byte figure is exact either way).
  */
 import { performance } from 'node:perf_hooks';
-import { parseArgs } from 'node:util';
 import v8 from 'node:v8';
 import { ALLOC_DECRYPT_CHUNK, ALLOC_PACKETS_DEFAULT, ALLOC_WARMUP_PACKETS, PACKET_SIZE } from './constants.js';
 import * as noise from '../src/noise/index.js';
 import type { Primitives } from '../src/noise/primitives.js';
+import { parseBenchArgs } from './lib/command-line.js';
 import { dataPaths, type DataPathPair } from './lib/data-path.js';
 import { machineLine } from './lib/machine.js';
 import { addressInTen, ipv4Packet } from './lib/packets.js';
@@ -168,7 +168,14 @@ function row(name: string, f: WindowFigures): Cell[] {
 }
 
 function main(): void {
-  const { values } = parseArgs({ options: { packets: { type: 'string' }, backend: { type: 'string' } } });
+  const { values } = parseBenchArgs({
+    npmScript: 'bench:alloc',
+    measures: 'V8 heap bytes allocated, GCs and GC pause per packet on the encrypt and decrypt paths (run with --expose-gc)',
+    options: {
+      packets: { type: 'string', value: 'N', description: 'packets per path, at least 1000', shownDefault: String(ALLOC_PACKETS_DEFAULT) },
+      backend: { type: 'string', value: 'NAME', description: 'crypto backend that src/noise exports (node, noble, ...)', shownDefault: 'the default one' },
+    },
+  });
   const backends = Object.values(noise).filter((value): value is Primitives => typeof (value as Partial<Primitives> | null)?.aeadSeal === 'function');
   const backend = values.backend === undefined ? noise.defaultPrimitives : backends.find((b) => b.name === values.backend);
   if (backend === undefined) throw new Error(`--backend ${values.backend}: not one of ${[...new Set(backends.map((b) => b.name))].join(', ')}`);

@@ -21,6 +21,7 @@ import { cleanup, createNamespace, createTempDir, requireCommands, requireRoot, 
 import { TSWG_BIN } from '../scripts/lib/topology.js';
 import { ControlClient } from '../src/overlay/control-client.js';
 import type { Request } from '../src/overlay/protocol.js';
+import { parseBenchArgs } from './lib/command-line.js';
 import { machineLine } from './lib/machine.js';
 import { memory, MIB } from './lib/proc.js';
 import { median, percentile } from './lib/stats.js';
@@ -31,10 +32,19 @@ const ROUNDS_DEFAULT = 5;
 const CYCLES_PER_ROUND = 50;
 const CONTAINERS_PER_SERVICE = 50;
 
-const containers = Number(process.argv[2] ?? CONTAINERS_DEFAULT);
-const rounds = Number(process.argv[3] ?? ROUNDS_DEFAULT);
-if (!Number.isInteger(containers) || containers < 1 || containers > 1000) throw new Error(`containers must be 1..1000, got ${process.argv[2]}`);
-if (!Number.isInteger(rounds) || rounds < 1 || rounds > 100) throw new Error(`rounds must be 1..100, got ${process.argv[3]}`);
+const [containersText, roundsText] = parseBenchArgs({
+  npmScript: 'bench:attach',
+  measures: 'AttachContainer and DetachContainer latency, attach+detach cycles per second and node RSS on one tswg node (root)',
+  options: {},
+  positionals: [
+    { name: 'containers', description: 'containers attached, 1..1000', shownDefault: String(CONTAINERS_DEFAULT) },
+    { name: 'rounds', description: 'rounds of attach+detach cycles, 1..100', shownDefault: String(ROUNDS_DEFAULT) },
+  ],
+}).positionals;
+const containers = Number(containersText ?? CONTAINERS_DEFAULT);
+const rounds = Number(roundsText ?? ROUNDS_DEFAULT);
+if (!Number.isInteger(containers) || containers < 1 || containers > 1000) throw new Error(`containers must be 1..1000, got ${containersText}`);
+if (!Number.isInteger(rounds) || rounds < 1 || rounds > 100) throw new Error(`rounds must be 1..100, got ${roundsText}`);
 
 function attachRequest(pid: number, service: string): Request {
   return { type: 'AttachContainer', handle: { linuxPid: pid }, service, joinGlobal: false, dnsServer: null, dnsDomain: null, ephemeral: false, isolationNetwork: null };

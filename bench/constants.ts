@@ -137,6 +137,8 @@ export const LATENCY_HOPS_WARMUP = 200;
 export const LATENCY_HOPS_INTERVAL_SECONDS = 0.01;
 /** Namespaces bench:hops creates are named `hops-<pid>-<n>`. */
 export const LATENCY_HOPS_NAME_PREFIX = 'hops-';
+/** bench:hops: rounds of pings (--rounds). */
+export const LATENCY_HOPS_ROUNDS_DEFAULT = 3;
 
 // ---- bench/uv-poll-probe.ts ----
 /** Wake-latency samples per receive path, after UV_POLL_PROBE_WARMUP unmeasured ones each. */

@@ -13,7 +13,6 @@
  * (one packet sealed and opened), the median and min–max over the rounds.
  */
 import { availableParallelism } from 'node:os';
-import { parseArgs } from 'node:util';
 import { TransportBatch } from '../src/device/crypto-batch.js';
 import { CryptoPool } from '../src/device/crypto-pool.js';
 import { silentLogger } from '../src/device/logger.js';
@@ -33,6 +32,7 @@ import {
   PACKET_SIZE,
   TUNNEL_MTU,
 } from './constants.js';
+import { parseBenchArgs } from './lib/command-line.js';
 import { machineLine } from './lib/machine.js';
 import { median } from './lib/stats.js';
 import { formatNumber, formatTable, type Cell } from './lib/table.js';
@@ -49,13 +49,15 @@ interface Options {
 }
 
 function parseOptions(): Options {
-  const { values } = parseArgs({
+  const { values } = parseBenchArgs({
+    npmScript: 'bench:crypto',
+    measures: 'packets/s and Gbit/s of the packet AEAD inline on the main thread and on crypto workers (pure CPU)',
     options: {
-      workers: { type: 'string', default: CRYPTO_BENCH_WORKERS_DEFAULT },
-      rounds: { type: 'string', default: String(CRYPTO_BENCH_ROUNDS_DEFAULT) },
-      packets: { type: 'string', default: String(CRYPTO_BENCH_PACKETS_DEFAULT) },
-      peers: { type: 'string', default: String(CRYPTO_BENCH_PEERS_DEFAULT) },
-      json: { type: 'boolean', default: false },
+      workers: { type: 'string', default: CRYPTO_BENCH_WORKERS_DEFAULT, value: 'N,N,...', description: 'worker counts to measure, 0 meaning inline' },
+      rounds: { type: 'string', default: String(CRYPTO_BENCH_ROUNDS_DEFAULT), value: 'N', description: 'rounds per worker count' },
+      packets: { type: 'string', default: String(CRYPTO_BENCH_PACKETS_DEFAULT), value: 'N', description: `packets per round, at least ${CRYPTO_BENCH_BATCH}` },
+      peers: { type: 'string', default: String(CRYPTO_BENCH_PEERS_DEFAULT), value: 'N', description: 'peers the packets are spread over' },
+      json: { type: 'boolean', default: false, description: 'print the figures as one JSON document' },
     },
   });
   const whole = (text: string, what: string, min: number): number => {

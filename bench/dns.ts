@@ -23,6 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { cleanup, createNamespace, createTempDir, execIn, requireCommands, requireRoot, startIn, waitUntil } from '../scripts/lib/netns.js';
 import { TSWG_BIN } from '../scripts/lib/topology.js';
 import { ControlClient } from '../src/overlay/control-client.js';
+import { parseBenchArgs } from './lib/command-line.js';
 import { machineLine } from './lib/machine.js';
 import { median } from './lib/stats.js';
 import { formatTable } from './lib/table.js';
@@ -37,12 +38,22 @@ const LOCAL_NAME = 'web.bench.internal';
 /** A fresh name per query (dns-load's `*`): dnsmasq would otherwise answer many identical queries from one upstream exchange. */
 const FORWARDED_NAME = '*.example.test';
 
-const rounds = Number(process.argv[2] ?? ROUNDS_DEFAULT);
-const seconds = Number(process.argv[3] ?? SECONDS_DEFAULT);
-const concurrency = Number(process.argv[4] ?? CONCURRENCY_DEFAULT);
-if (!Number.isInteger(rounds) || rounds < 1 || rounds > 50) throw new Error(`rounds must be 1..50, got ${process.argv[2]}`);
-if (!(seconds > 0 && seconds <= 60)) throw new Error(`seconds must be in (0, 60], got ${process.argv[3]}`);
-if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 1000) throw new Error(`concurrency must be 1..1000, got ${process.argv[4]}`);
+const [roundsText, secondsText, concurrencyText] = parseBenchArgs({
+  npmScript: 'bench:dns',
+  measures: "answered queries per second of the node's resolver beside dnsmasq, local and forwarded names (root)",
+  options: {},
+  positionals: [
+    { name: 'rounds', description: 'rounds per resolver, 1..50', shownDefault: String(ROUNDS_DEFAULT) },
+    { name: 'seconds', description: 'seconds per round, up to 60', shownDefault: String(SECONDS_DEFAULT) },
+    { name: 'concurrency', description: 'queries kept outstanding, 1..1000', shownDefault: String(CONCURRENCY_DEFAULT) },
+  ],
+}).positionals;
+const rounds = Number(roundsText ?? ROUNDS_DEFAULT);
+const seconds = Number(secondsText ?? SECONDS_DEFAULT);
+const concurrency = Number(concurrencyText ?? CONCURRENCY_DEFAULT);
+if (!Number.isInteger(rounds) || rounds < 1 || rounds > 50) throw new Error(`rounds must be 1..50, got ${roundsText}`);
+if (!(seconds > 0 && seconds <= 60)) throw new Error(`seconds must be in (0, 60], got ${secondsText}`);
+if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 1000) throw new Error(`concurrency must be 1..1000, got ${concurrencyText}`);
 
 const LOAD_SCRIPT = join(fileURLToPath(new URL('.', import.meta.url)), 'lib', 'dns-load.js');
 

@@ -28,8 +28,8 @@
  * every exit path, Ctrl-C included (scripts/lib/netns.ts cleanup registry).
  */
 import { writeFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { cleanup, requireCommands, requireRoot, setNamePrefix } from '../scripts/lib/netns.js';
+import { reapLeftovers } from '../scripts/lib/reap-leftovers.js';
 import { createPair, ping, type Pair } from '../scripts/lib/topology.js';
 import {
   E2E_ABLATIONS,
@@ -46,6 +46,7 @@ import {
   E2E_TCP_STREAMS,
   E2E_UDP_SMALL,
 } from './constants.js';
+import { parseBenchArgs } from './lib/command-line.js';
 import { BASE_PAIRINGS, REFERENCE_PAIRING, parseVariable, tswgVariant, type Pairing } from './lib/e2e-pairings.js';
 import { E2E_DOCUMENT_KIND, baselineTable, readE2eDocument, resultTable, type E2eDocument, type PairingResult } from './lib/e2e-report.js';
 import { Iperf3Server, runIperf3, runPing, type Iperf3Test } from './lib/iperf.js';
@@ -103,17 +104,19 @@ function integerOption(name: string, text: string | undefined, fallback: number,
 }
 
 function parseOptions(): Options {
-  const { values } = parseArgs({
+  const { values } = parseBenchArgs({
+    npmScript: 'bench:e2e',
+    measures: 'throughput, packet rate, ping RTT, CPU and memory of tswg and wireguard-go pairs in network namespaces (root)',
     options: {
-      duration: { type: 'string' },
-      rounds: { type: 'string' },
-      mtu: { type: 'string' },
-      only: { type: 'string', multiple: true },
-      test: { type: 'string', multiple: true },
-      ablate: { type: 'boolean' },
-      variant: { type: 'string', multiple: true },
-      json: { type: 'string' },
-      baseline: { type: 'string' },
+      duration: { type: 'string', value: 'S', description: 'seconds per iperf3 test, 1..600', shownDefault: String(E2E_DURATION_SECONDS_DEFAULT) },
+      rounds: { type: 'string', value: 'N', description: 'rounds, 1..100', shownDefault: String(E2E_ROUNDS_DEFAULT) },
+      mtu: { type: 'string', value: 'N', description: `interface MTU, ${E2E_MTU_MIN}..${E2E_MTU_MAX}`, shownDefault: String(E2E_MTU_DEFAULT) },
+      only: { type: 'string', multiple: true, value: 'PAIRING', description: `measure only this pairing (${BASE_PAIRINGS.map((pairing) => pairing.id).join(', ')} or a variant's id); repeatable`, shownDefault: 'all' },
+      test: { type: 'string', multiple: true, value: 'GROUP', description: `run only these tests (${TEST_GROUPS.join(', ')}); repeatable`, shownDefault: 'all' },
+      ablate: { type: 'boolean', description: 'add tswg↔tswg variants that switch off one piece of the data path each' },
+      variant: { type: 'string', multiple: true, value: 'NAME=VALUE', description: 'add a tswg↔tswg pairing with this environment variable set; repeatable' },
+      json: { type: 'string', value: 'FILE', description: 'write every sample, the options and the versions to FILE' },
+      baseline: { type: 'string', value: 'FILE', description: "print this run's medians over those of an earlier --json FILE" },
     },
   });
   const variants = [...(values.ablate ? E2E_ABLATIONS : []), ...(values.variant ?? []).map(parseVariable)].map(tswgVariant);
@@ -207,6 +210,8 @@ async function main(): Promise<void> {
   const options = parseOptions();
   requireRoot('bench:e2e');
   setNamePrefix(E2E_NAME_PREFIX);
+  // What an earlier, killed run of this benchmark left behind goes first.
+  reapLeftovers(E2E_NAME_PREFIX);
   requireCommands('ip', 'wg', 'wireguard-go', 'iperf3', 'ping', 'ss');
   const machine = machineInfo();
   const startedAt = new Date();

@@ -20,11 +20,15 @@ import { cleanup, createNamespace, createTempDir, execIn, requireCommands, requi
 import { silentLogger } from '../src/device/logger.js';
 import type { FirewallInput } from '../src/overlay/firewall/firewall.js';
 import { NodeFirewall } from '../src/overlay/firewall/node-firewall.js';
+import { parseBenchArgs } from './lib/command-line.js';
 import { machineLine } from './lib/machine.js';
 import { median } from './lib/stats.js';
 import { formatTable } from './lib/table.js';
 
 const BACKENDS = ['nftables', 'iptables-nft', 'iptables-legacy'] as const;
+const CONTAINERS_DEFAULT = 100;
+const NETWORKS_DEFAULT = 10;
+const ROUNDS_DEFAULT = 5;
 const HOSTILE_NFT = 'table inet hostfw {\n  chain forward {\n    type filter hook forward priority filter; policy drop;\n  }\n}\n';
 
 interface Figures {
@@ -73,12 +77,22 @@ async function inner(backend: string, containers: number, networks: number, roun
 }
 
 async function main(): Promise<void> {
-  const containers = Number(process.argv[2] ?? 100);
-  const networks = Number(process.argv[3] ?? 10);
-  const rounds = Number(process.argv[4] ?? 5);
-  if (!Number.isInteger(containers) || containers < 1 || containers > 2000) throw new Error(`containers must be 1..2000, got ${process.argv[2]}`);
-  if (!Number.isInteger(networks) || networks < 1 || networks > containers) throw new Error(`networks must be 1..containers, got ${process.argv[3]}`);
-  if (!Number.isInteger(rounds) || rounds < 1 || rounds > 50) throw new Error(`rounds must be 1..50, got ${process.argv[4]}`);
+  const [containersText, networksText, roundsText] = parseBenchArgs({
+    npmScript: 'bench:firewall',
+    measures: "the node firewall's start, update, reconcile, repair and stop times per backend (nftables, iptables-nft, iptables-legacy; root)",
+    options: {},
+    positionals: [
+      { name: 'containers', description: 'synthetic containers, 1..2000', shownDefault: String(CONTAINERS_DEFAULT) },
+      { name: 'networks', description: 'isolation networks, 1..containers', shownDefault: String(NETWORKS_DEFAULT) },
+      { name: 'rounds', description: 'rounds per backend, 1..50', shownDefault: String(ROUNDS_DEFAULT) },
+    ],
+  }).positionals;
+  const containers = Number(containersText ?? CONTAINERS_DEFAULT);
+  const networks = Number(networksText ?? NETWORKS_DEFAULT);
+  const rounds = Number(roundsText ?? ROUNDS_DEFAULT);
+  if (!Number.isInteger(containers) || containers < 1 || containers > 2000) throw new Error(`containers must be 1..2000, got ${containersText}`);
+  if (!Number.isInteger(networks) || networks < 1 || networks > containers) throw new Error(`networks must be 1..containers, got ${networksText}`);
+  if (!Number.isInteger(rounds) || rounds < 1 || rounds > 50) throw new Error(`rounds must be 1..50, got ${roundsText}`);
   requireRoot('bench/firewall');
   requireCommands('ip', 'nft', 'iptables-nft', 'iptables-legacy');
   const rows = [];

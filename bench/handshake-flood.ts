@@ -17,7 +17,6 @@
  * initiation of a handshake to its response, retries included.
  */
 import dgram from 'node:dgram';
-import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import { Device } from '../src/device/device.js';
 import { silentLogger } from '../src/device/logger.js';
@@ -32,16 +31,19 @@ import {
   FLOOD_SOURCES,
   FLOOD_TICK_MS,
 } from './constants.js';
+import { parseBenchArgs } from './lib/command-line.js';
 import { machineLine } from './lib/machine.js';
 import { MemoryTun } from './lib/memory-tun.js';
 import { percentile } from './lib/stats.js';
 import { formatNumber, formatTable, type Cell } from './lib/table.js';
 
-const { values } = parseArgs({
+const { values } = parseBenchArgs({
+  npmScript: 'bench:flood',
+  measures: 'whether legitimate peers keep completing handshakes while a flood of initiations hits the device',
   options: {
-    rate: { type: 'string', default: String(FLOOD_RATE_DEFAULT) },
-    seconds: { type: 'string', default: String(FLOOD_PHASE_SECONDS_DEFAULT) },
-    peers: { type: 'string', default: String(FLOOD_LEGIT_PEERS) },
+    rate: { type: 'string', default: String(FLOOD_RATE_DEFAULT), value: 'N', description: 'flood initiations per second' },
+    seconds: { type: 'string', default: String(FLOOD_PHASE_SECONDS_DEFAULT), value: 'S', description: 'seconds of each phase (without, then with the flood)' },
+    peers: { type: 'string', default: String(FLOOD_LEGIT_PEERS), value: 'N', description: 'legitimate peers' },
   },
 });
 const rate = Number(values.rate);

@@ -15,10 +15,11 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { cleanup, requireCommands, requireRoot, setNamePrefix } from '../scripts/lib/netns.js';
+import { reapLeftovers } from '../scripts/lib/reap-leftovers.js';
 import { createPair, ping, type Pair } from '../scripts/lib/topology.js';
-import { LATENCY_HOPS_INTERVAL_SECONDS, LATENCY_HOPS_NAME_PREFIX, LATENCY_HOPS_PINGS, LATENCY_HOPS_WARMUP } from './constants.js';
+import { LATENCY_HOPS_INTERVAL_SECONDS, LATENCY_HOPS_NAME_PREFIX, LATENCY_HOPS_PINGS, LATENCY_HOPS_ROUNDS_DEFAULT, LATENCY_HOPS_WARMUP } from './constants.js';
+import { parseBenchArgs } from './lib/command-line.js';
 import { parseVariable } from './lib/e2e-pairings.js';
 import { runPing } from './lib/iperf.js';
 import { median } from './lib/stats.js';
@@ -56,11 +57,20 @@ async function pingP50(pair: Pair, count: number): Promise<number> {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { rounds: { type: 'string', default: '3' }, variant: { type: 'string', multiple: true, default: [] } } });
+  const { values } = parseBenchArgs({
+    npmScript: 'bench:hops',
+    measures: "where a ping's round trip goes through a tswg↔tswg pair, hop by hop, beside wireguard-go↔wireguard-go (root)",
+    options: {
+      rounds: { type: 'string', value: 'N', default: String(LATENCY_HOPS_ROUNDS_DEFAULT), description: 'rounds of pings, each pair in turn' },
+      variant: { type: 'string', multiple: true, default: [], value: 'NAME=VALUE', description: 'add a traced tswg↔tswg pair run with this environment variable; repeatable' },
+    },
+  });
   const rounds = Number(values.rounds);
   requireRoot('bench:hops');
   requireCommands('ping', 'wg', 'wireguard-go');
   setNamePrefix(LATENCY_HOPS_NAME_PREFIX);
+  // What an earlier, killed run of this benchmark left behind goes first.
+  reapLeftovers(LATENCY_HOPS_NAME_PREFIX);
   const directory = mkdtempSync(join(tmpdir(), 'tswg-hops-'));
   const prefix = join(directory, 'trace');
   try {

@@ -32,6 +32,7 @@ import type { LocalRecord } from '../src/overlay/membership/membership.js';
 import { encodeNodeRecord, encodeSliceRecord, KeyLayout, slicesOf } from '../src/overlay/membership/records.js';
 import { startEtcdCluster, type EtcdCluster } from '../scripts/lib/etcd.js';
 import { cleanup, createTempDir, requireCommands, waitUntil } from '../scripts/lib/netns.js';
+import { parseBenchArgs } from './lib/command-line.js';
 import { machineLine } from './lib/machine.js';
 import { MIB } from './lib/proc.js';
 import { median, percentile } from './lib/stats.js';
@@ -48,6 +49,10 @@ const PRESENCE_TTL_SECS = 30;
 const SIMULATOR_LEASE_SECS = 900;
 const PROPAGATION_TIMEOUT_MS = 15_000;
 const SETTLE_MS = 2000;
+const SECONDS_DEFAULT = 30;
+const ROUNDS_DEFAULT = 3;
+const SIZES_DEFAULT = '10,50,200';
+const MEMBERS_DEFAULT = 1000;
 
 interface Options {
   seconds: number;
@@ -56,18 +61,18 @@ interface Options {
   members: number;
 }
 
-function parseOptions(argv: string[]): Options {
-  const options: Options = { seconds: 30, rounds: 3, sizes: [10, 50, 200], members: 1000 };
-  for (let i = 0; i < argv.length; i++) {
-    const flag = argv[i]!;
-    const value = argv[++i];
-    if (value === undefined) throw new Error(`${flag}: needs a value`);
-    if (flag === '--seconds') options.seconds = Number(value);
-    else if (flag === '--rounds') options.rounds = Number(value);
-    else if (flag === '--members') options.members = Number(value);
-    else if (flag === '--sizes') options.sizes = value.split(',').map(Number);
-    else throw new Error(`unknown option ${flag} (--seconds, --rounds, --sizes, --members)`);
-  }
+function parseOptions(): Options {
+  const { values } = parseBenchArgs({
+    npmScript: 'bench:membership',
+    measures: 'etcd membership: join propagation to watchers, steady-state etcd writes and keep-alives per node, watcher RSS',
+    options: {
+      seconds: { type: 'string', default: String(SECONDS_DEFAULT), value: 'S', description: 'seconds of the steady-state phase, 5..3600' },
+      rounds: { type: 'string', default: String(ROUNDS_DEFAULT), value: 'N', description: 'propagation rounds per size, 1..20' },
+      sizes: { type: 'string', default: SIZES_DEFAULT, value: 'N,N,...', description: 'how many nodes join, one propagation figure per size' },
+      members: { type: 'string', default: String(MEMBERS_DEFAULT), value: 'N', description: 'peers of the watcher whose RSS is measured, 1..100000' },
+    },
+  });
+  const options: Options = { seconds: Number(values.seconds), rounds: Number(values.rounds), sizes: values.sizes.split(',').map(Number), members: Number(values.members) };
   if (!(options.seconds >= 5 && options.seconds <= 3600)) throw new Error('--seconds must be 5..3600');
   if (!Number.isInteger(options.rounds) || options.rounds < 1 || options.rounds > 20) throw new Error('--rounds must be 1..20');
   if (!Number.isInteger(options.members) || options.members < 1 || options.members > 100_000) throw new Error('--members must be 1..100000');
@@ -351,7 +356,7 @@ function print(title: string, headers: string[], rows: Cell[][]): void {
 }
 
 async function main(): Promise<void> {
-  const options = parseOptions(process.argv.slice(2));
+  const options = parseOptions();
   requireCommands('etcd', 'etcdctl');
   console.log(`bench:membership — ${machineLine()}; etcd on 127.0.0.1, ${WATCHERS} watchers, ${options.rounds} round(s)`);
   const etcd = await startEtcdCluster();

@@ -18,7 +18,6 @@
  */
 import Benchmark from 'benchmark';
 import { randomBytes } from 'node:crypto';
-import { parseArgs } from 'node:util';
 import { AllowedIps } from '../src/device/allowed-ips.js';
 import { ManualClock } from '../src/noise/clock.js';
 import { StaticIdentity } from '../src/noise/identity.js';
@@ -30,6 +29,7 @@ import type { Primitives } from '../src/noise/primitives.js';
 import { ReplayWindow } from '../src/noise/replay.js';
 import { Tunnel } from '../src/noise/tunnel.js';
 import { ALLOWED_IPS_ROUTES, BATCH_SIZE, LOOKUPS_PER_OP, MICRO_SECONDS_DEFAULT, PACKET_SIZE, TUNNEL_MTU } from './constants.js';
+import { parseBenchArgs } from './lib/command-line.js';
 import { dataPaths, type DataPathAdapter } from './lib/data-path.js';
 import { machineLine } from './lib/machine.js';
 import { addressInTen, ipv4Packet } from './lib/packets.js';
@@ -220,7 +220,14 @@ function allCases(): Case[] {
 }
 
 function main(): void {
-  const { values } = parseArgs({ options: { time: { type: 'string' }, filter: { type: 'string' } } });
+  const { values } = parseBenchArgs({
+    npmScript: 'bench:micro',
+    measures: "ops/s of the data path's parts in process: AEAD, X25519, handshake, encapsulate/decapsulate, allowed-IPs, replay window",
+    options: {
+      time: { type: 'string', value: 'SECONDS', description: 'seconds each benchmark runs, up to 60', shownDefault: String(MICRO_SECONDS_DEFAULT) },
+      filter: { type: 'string', value: 'TEXT', description: 'run only the benchmarks whose name contains TEXT' },
+    },
+  });
   const seconds = Number(values.time ?? MICRO_SECONDS_DEFAULT);
   if (!(seconds > 0 && seconds <= 60)) throw new Error(`--time must be 0..60 seconds, got ${values.time}`);
   const cases = allCases().filter((c) => values.filter === undefined || c.name.includes(values.filter));

@@ -29,7 +29,6 @@
  * scripts/lib/netns.ts cleanup registry).
  */
 import { writeFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { cleanup, ip, requireCommands, requireRoot, startIn } from '../scripts/lib/netns.js';
 import { startCoturn, type Coturn } from '../scripts/lib/coturn.js';
 import { createNatTopology, type Home, type NatBehaviour, type NatTopology, type PublicHost } from '../scripts/lib/nat-topology.js';
@@ -54,6 +53,7 @@ import {
   TUNNEL_PREFIX,
   TUNNEL_INTERFACE,
 } from './constants.js';
+import { parseBenchArgs } from './lib/command-line.js';
 import { Iperf3Server, runIperf3 } from './lib/iperf.js';
 import { machineInfo, machineLine } from './lib/machine.js';
 import { median } from './lib/stats.js';
@@ -142,8 +142,16 @@ interface Options {
 }
 
 function parseOptions(): Options {
-  const { values } = parseArgs({
-    options: { trials: { type: 'string' }, duration: { type: 'string' }, 'hole-punch-timeout': { type: 'string' }, json: { type: 'string' }, logs: { type: 'boolean' } },
+  const { values } = parseBenchArgs({
+    npmScript: 'bench:nat',
+    measures: 'time to first packet and throughput of hole-punched, built-in relay and TURN paths between NATed nodes (root)',
+    options: {
+      trials: { type: 'string', value: 'N', description: 'trials per path, 1..50', shownDefault: String(NAT_TRIALS_DEFAULT) },
+      duration: { type: 'string', value: 'S', description: 'seconds of iperf3 per trial, 1..600', shownDefault: String(NAT_IPERF3_SECONDS_DEFAULT) },
+      'hole-punch-timeout': { type: 'string', value: 'S', description: 'seconds a hole punch may take, up to 60', shownDefault: String(DEFAULT_HOLE_PUNCH_TIMEOUT_SECS) },
+      json: { type: 'string', value: 'FILE', description: 'write the figures to FILE as JSON' },
+      logs: { type: 'boolean', description: "print both nodes' logs of every trial" },
+    },
   });
   const trials = Number(values.trials ?? NAT_TRIALS_DEFAULT);
   const duration = Number(values.duration ?? NAT_IPERF3_SECONDS_DEFAULT);

@@ -17,9 +17,17 @@ import { execFileSync } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { cleanup, createNamespace, ip, requireRoot } from '../scripts/lib/netns.js';
 import { withNetns } from '../src/platform/netns.js';
+import { parseBenchArgs } from './lib/command-line.js';
 
-const pairs = Number(process.argv[2] ?? 1000);
-if (!Number.isInteger(pairs) || pairs <= 0 || pairs > 65_000) throw new Error(`pairs must be 1..65000, got ${process.argv[2]}`);
+const PAIRS_DEFAULT = 1000;
+const [pairsText] = parseBenchArgs({
+  npmScript: 'bench:netlink',
+  measures: "route add/delete pairs per second through the netlink library versus through `ip` processes (root)",
+  options: {},
+  positionals: [{ name: 'pairs', description: 'route add/delete pairs, 1..65000', shownDefault: String(PAIRS_DEFAULT) }],
+}).positionals;
+const pairs = Number(pairsText ?? PAIRS_DEFAULT);
+if (!Number.isInteger(pairs) || pairs <= 0 || pairs > 65_000) throw new Error(`pairs must be 1..65000, got ${pairsText}`);
 
 const destination = (i: number): string => `10.${100 + ((i >> 16) & 0x3f)}.${(i >> 8) & 0xff}.${i & 0xff}`;
 

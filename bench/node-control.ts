@@ -20,6 +20,7 @@ import { cleanup, createNamespace, createTempDir, requireRoot, startIn, waitUnti
 import { TSWG_BIN } from '../scripts/lib/topology.js';
 import { ControlClient } from '../src/overlay/control-client.js';
 import type { Request, Response } from '../src/overlay/protocol.js';
+import { parseBenchArgs } from './lib/command-line.js';
 import { median, percentile } from './lib/stats.js';
 import { formatTable } from './lib/table.js';
 
@@ -28,8 +29,14 @@ const PIPELINE_DEPTH = 64;
 const STATUS_SAMPLES = 50;
 const PEERS_DEFAULT = 5000;
 
-const peers = Number(process.argv[2] ?? PEERS_DEFAULT);
-if (!Number.isInteger(peers) || peers < 2 * BATCH || peers > 60_000) throw new Error(`peers must be ${2 * BATCH}..60000, got ${process.argv[2]}`);
+const [peersText] = parseBenchArgs({
+  npmScript: 'bench:node',
+  measures: "the overlay node's control API under load: AddPeer requests per second as it grows, Status latency at N peers (root)",
+  options: {},
+  positionals: [{ name: 'peers', description: `peers the node grows to, ${2 * BATCH}..60000`, shownDefault: String(PEERS_DEFAULT) }],
+}).positionals;
+const peers = Number(peersText ?? PEERS_DEFAULT);
+if (!Number.isInteger(peers) || peers < 2 * BATCH || peers > 60_000) throw new Error(`peers must be ${2 * BATCH}..60000, got ${peersText}`);
 
 function addPeerRequest(i: number): Request {
   return {

@@ -14,10 +14,10 @@
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import { parseArgs } from 'node:util';
 import { cleanup, createNamespace, createTempDir, execIn, ip, requireCommands, requireRoot, uniqueName, writeSecretFile } from '../scripts/lib/netns.js';
 import { DEFAULT_PORT, startImplementation, UAPI_DIRECTORY, wgKeyPair, type Implementation } from '../scripts/lib/topology.js';
 import { SCALE_PEERS_DEFAULT, SCALE_REPEATS, SCALE_SETTLE_MS } from './constants.js';
+import { parseBenchArgs } from './lib/command-line.js';
 import { machineInfo, machineLine } from './lib/machine.js';
 import { memory, MIB, type MemoryFigures } from './lib/proc.js';
 import { median } from './lib/stats.js';
@@ -100,7 +100,15 @@ async function measure(implementation: Implementation, peers: number): Promise<S
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { peers: { type: 'string' }, only: { type: 'string' }, json: { type: 'string' } } });
+  const { values } = parseBenchArgs({
+    npmScript: 'bench:scale',
+    measures: 'memory, configuration time and dump time of one daemon with many peers, tswg and wireguard-go (root)',
+    options: {
+      peers: { type: 'string', value: 'N', description: 'peers, 1..65536', shownDefault: String(SCALE_PEERS_DEFAULT) },
+      only: { type: 'string', value: 'IMPLEMENTATION', description: `measure only ${IMPLEMENTATIONS.join(' or ')}`, shownDefault: 'both' },
+      json: { type: 'string', value: 'FILE', description: 'write the figures to FILE as JSON' },
+    },
+  });
   const peers = Number(values.peers ?? SCALE_PEERS_DEFAULT);
   if (!Number.isInteger(peers) || peers < 1 || peers > 65_536) throw new Error(`--peers must be 1..65536, got ${values.peers}`);
   if (values.only !== undefined && !IMPLEMENTATIONS.includes(values.only as Implementation)) {

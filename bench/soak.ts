@@ -16,6 +16,7 @@ import { randomBytes } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { cleanup, requireCommands, requireRoot } from '../scripts/lib/netns.js';
 import { createMesh, pingOverlay, request, startNode, writeConfig, type MeshNode } from '../scripts/lib/overlay-mesh.js';
+import { parseBenchArgs } from './lib/command-line.js';
 import { runIperf3, runPing, Iperf3Server } from './lib/iperf.js';
 import { machineLine } from './lib/machine.js';
 import { memory, MIB } from './lib/proc.js';
@@ -26,10 +27,19 @@ const SAMPLE_EVERY_MS = 10_000;
 const CHURN_EVERY_MS = 1000;
 const PING_INTERVAL_S = 0.2;
 
-const seconds = Number(process.argv[2] ?? SECONDS_DEFAULT);
-if (!Number.isInteger(seconds) || seconds < 20 || seconds > 7200) throw new Error(`seconds must be 20..7200, got ${process.argv[2]}`);
-const rateMbit = process.argv[3] === undefined ? undefined : Number(process.argv[3]);
-if (rateMbit !== undefined && !(rateMbit > 0 && rateMbit <= 100_000)) throw new Error(`Mbit/s must be a positive number, got ${process.argv[3]}`);
+const [secondsText, rateText] = parseBenchArgs({
+  npmScript: 'bench:soak',
+  measures: 'RSS, open descriptors, ping loss and throughput of a three-node tswg mesh under load and peer churn for a long while (root)',
+  options: {},
+  positionals: [
+    { name: 'seconds', description: 'how long it runs, 20..7200', shownDefault: String(SECONDS_DEFAULT) },
+    { name: 'Mbit/s', description: "iperf3's rate", shownDefault: 'full speed' },
+  ],
+}).positionals;
+const seconds = Number(secondsText ?? SECONDS_DEFAULT);
+if (!Number.isInteger(seconds) || seconds < 20 || seconds > 7200) throw new Error(`seconds must be 20..7200, got ${secondsText}`);
+const rateMbit = rateText === undefined ? undefined : Number(rateText);
+if (rateMbit !== undefined && !(rateMbit > 0 && rateMbit <= 100_000)) throw new Error(`Mbit/s must be a positive number, got ${rateText}`);
 
 function openFds(pid: number): number {
   return readdirSync(`/proc/${pid}/fd`).length;

@@ -21,7 +21,6 @@ import { spawn, spawnSync } from 'node:child_process';
 import dgram from 'node:dgram';
 import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { isMainThread, Worker } from 'node:worker_threads';
 import koffi from 'koffi';
 import { loadLibc, loadNetlinkLibc, O_CLOEXEC, O_NONBLOCK } from '../src/platform/index.js';
@@ -34,6 +33,7 @@ import {
   UV_POLL_PROBE_WARMUP,
   UV_POLL_PROBE_WINDOW,
 } from './constants.js';
+import { parseBenchArgs } from './lib/command-line.js';
 import { percentile } from './lib/stats.js';
 import { UvPoll, UvPollError } from './lib/uv-poll.js';
 import { loopbackAddress, openLoopbackSocket } from './lib/uv-poll-probe-socket.js';
@@ -390,13 +390,14 @@ async function measureLatency(samples: number): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
+  const { values } = parseBenchArgs({
+    measures: "whether the main thread can wait on a descriptor itself (uv_poll through koffi): behaviour, release, wake latency (run with --expose-gc)",
     options: {
-      case: { type: 'string' },
-      port: { type: 'string' },
-      samples: { type: 'string', default: String(UV_POLL_PROBE_SAMPLES) },
-      events: { type: 'string', default: String(UV_POLL_PROBE_EVENTS) },
-      only: { type: 'string' },
+      case: { type: 'string', value: 'NAME', description: 'run one behaviour case in this process (the probe starts itself so)' },
+      port: { type: 'string', value: 'PORT', description: 'the port the send case sends to' },
+      samples: { type: 'string', default: String(UV_POLL_PROBE_SAMPLES), value: 'N', description: 'wake-latency samples per receive path' },
+      events: { type: 'string', default: String(UV_POLL_PROBE_EVENTS), value: 'N', description: 'datagrams through one handle in the release check' },
+      only: { type: 'string', value: 'PART', description: 'run one part: behaviour, release or latency', shownDefault: 'all three' },
     },
   });
   if (values.case !== undefined) return runCase(values.case, values.port);

@@ -8,6 +8,8 @@
  * registry also runs on process 'exit', SIGINT, SIGTERM and SIGHUP, so a
  * crashed or interrupted run does not leave namespaces, links, processes or
  * secret files behind. cleanup() is synchronous and idempotent.
+ * A run killed outright (SIGKILL, a CI timeout) still leaves them: reap-leftovers.ts
+ * removes those when the next run starts.
  *
  * Names are unique per run: `tswgt-<pid base36>[.<worker thread id>]-<n base36>` (a
  * benchmark may set its own prefix: setNamePrefix),

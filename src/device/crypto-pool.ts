@@ -269,10 +269,6 @@ export class CryptoPool {
 }
 
 /**
- * The worker count TSWG_CRYPTO_WORKERS asks for: a whole number from 0 to
- * MAX_CRYPTO_WORKERS. Anything else is logged and the default serves.
- */
-/**
  * The worker count when none is configured: none below
  * CRYPTO_WORKERS_MIN_CORES cores, else every core but the main thread's and
  * the I/O thread's, up to CRYPTO_WORKERS_DEFAULT_MAX.
@@ -282,6 +278,10 @@ export function defaultCryptoWorkers(cores: number = availableParallelism()): nu
   return Math.min(cores - CRYPTO_WORKERS_RESERVED_CORES, CRYPTO_WORKERS_DEFAULT_MAX);
 }
 
+/**
+ * The worker count TSWG_CRYPTO_WORKERS asks for: a whole number from 0 to
+ * MAX_CRYPTO_WORKERS. Anything else is logged and the default serves.
+ */
 export function cryptoWorkersFromEnvironment(log: Logger, value: string | undefined = process.env[CRYPTO_WORKERS_ENV], cores: number = availableParallelism()): number {
   const fallback = defaultCryptoWorkers(cores);
   if (value === undefined || value.trim() === '') return fallback;
