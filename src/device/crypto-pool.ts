@@ -64,6 +64,8 @@ export class CryptoPool {
   lost = 0;
   /** Workers that exited (or were terminated as stalled) and were replaced. */
   replaced = 0;
+  /** Batches handed to the workers (smaller ones, or any with no worker running, stay on this thread). */
+  sharedBatches = 0;
 
   private readonly log: Logger;
   private readonly primitives: Primitives;
@@ -153,6 +155,7 @@ export class CryptoPool {
       this.table.runHere(this.batchStart, limit, 0, this.primitives, this.slotOfPosition);
       return;
     }
+    this.sharedBatches++;
     Atomics.store(control, LIMIT, limit);
     Atomics.notify(control, LIMIT);
     this.table.claimAndRun(0, this.primitives, this.slotOfPosition);

@@ -195,6 +195,11 @@ export class Device implements UapiHandler {
     return this.cryptoPool?.replaced ?? 0;
   }
 
+  /** Packet batches the crypto workers shared in since start. */
+  get cryptoBatchesShared(): number {
+    return this.cryptoPool?.sharedBatches ?? 0;
+  }
+
   get peerCount(): number {
     return this.peers.size;
   }

@@ -29,6 +29,7 @@ import { generatePrivateKey, publicKeyOf } from '../../src/noise/index.js';
 import { MAIN_POLL_ENV } from '../../src/platform/packet-source.js';
 import { LinuxTun } from '../../src/tun/linux.js';
 import { runIperf } from '../helpers/device-interop.js';
+import { udpSocketState } from '../helpers/hostile-proc.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -111,6 +112,12 @@ interface UdpResult {
   outOfOrder: number;
   corrupt: number;
   last: number;
+}
+
+/** Where a stream's datagrams were dropped on the way: before the sender's device read them, at the receiver's UDP socket. */
+function drops(from: Side, to: Side): { senderTun: number; receiverSocket: number } {
+  const [link] = JSON.parse(ip(from.namespace, '-j', '-s', 'link', 'show', 'dev', from.interfaceName)) as Array<{ stats64: { tx: { dropped: number } } }>;
+  return { senderTun: link!.stats64.tx.dropped, receiverSocket: udpSocketState(process.pid, 4, to.device.listenPort)?.drops ?? 0 };
 }
 
 async function udpStream(from: Side, to: Side): Promise<UdpResult> {
@@ -229,6 +236,8 @@ for (const { mainPoll, name } of modes) {
         expect(run.report.end.sum_received?.bytes ?? 0, `iperf3 ${reverse ? 'b → a' : 'a → b'} bytes received`).toBeGreaterThan(0);
       }
       for (const side of [a, b]) {
+        // Bulk traffic fills batches large enough to share: the workers took part.
+        expect(side.device.cryptoBatchesShared, side.interfaceName).toBeGreaterThan(0);
         expect(side.device.counters.transportForged, side.interfaceName).toBe(0);
         expect(side.device.counters.cryptoLost, side.interfaceName).toBe(0);
       }
@@ -245,8 +254,12 @@ for (const { mainPoll, name } of modes) {
     it(`${UDP_DATAGRAMS} numbered UDP datagrams each way arrive in order and intact`, async () => {
       const [a, b] = sides();
       for (const [from, to] of [[a, b], [b, a]] as const) {
+        const before = drops(from, to);
         const result = await udpStream(from, to);
-        const what = `${from.address} → ${to.address}: ${JSON.stringify(result)}`;
+        const after = drops(from, to);
+        const dropped = { senderTun: after.senderTun - before.senderTun, receiverSocket: after.receiverSocket - before.receiverSocket };
+        const what = `${from.address} → ${to.address}: ${JSON.stringify(result)}, dropped ${JSON.stringify(dropped)}`;
+        console.log(`${mainPoll ? 'main poll' : 'I/O thread'}: UDP ${what} of ${UDP_DATAGRAMS} sent`);
         expect(result.received, what).toBeGreaterThan(0);
         expect(result.outOfOrder, what).toBe(0);
         expect(result.corrupt, what).toBe(0);
@@ -261,6 +274,7 @@ for (const { mainPoll, name } of modes) {
       const victims = [a, b].map((side) => side.device.cryptoWorkerThreads[0]!);
       await Promise.all(victims.map((victim) => victim.terminate()));
       const run = await stream;
+      console.log(`${mainPoll ? 'main poll' : 'I/O thread'}: ${((run.report.end.sum_received?.bits_per_second ?? 0) / 1e6).toFixed(0)} Mbit/s across the terminations; errors logged:\n${[a, b].flatMap((side) => side.lines).join('\n')}`);
       expect(run.report.error, 'iperf3 across the terminations').toBeUndefined();
       expect(run.report.end.sum_received?.bytes ?? 0).toBeGreaterThan(0);
       await waitUntil(() => [a, b].every((side) => side.device.cryptoWorkers === WORKERS), 'both devices to run their workers again', 30_000, 50);
