@@ -115,9 +115,31 @@ interface UdpResult {
 }
 
 /** Where a stream's datagrams were dropped on the way: before the sender's device read them, at the receiver's UDP socket. */
-function drops(from: Side, to: Side): { senderTun: number; receiverSocket: number } {
-  const [link] = JSON.parse(ip(from.namespace, '-j', '-s', 'link', 'show', 'dev', from.interfaceName)) as Array<{ stats64: { tx: { dropped: number } } }>;
-  return { senderTun: link!.stats64.tx.dropped, receiverSocket: udpSocketState(process.pid, 4, to.device.listenPort)?.drops ?? 0 };
+/** The kernel's UDP counter `name` in `namespace` (/proc/net/snmp). */
+function udpCounter(namespace: string, name: string): number {
+  const [names, values] = execIn(namespace, 'cat', ['/proc/net/snmp'])
+    .split('\n')
+    .filter((line) => line.startsWith('Udp: '))
+    .map((line) => line.split(/\s+/));
+  return Number(values![names!.indexOf(name)]);
+}
+
+function tunStats(side: Side): { tx: { dropped: number }; rx: { dropped: number; errors: number } } {
+  const [link] = JSON.parse(ip(side.namespace, '-j', '-s', 'link', 'show', 'dev', side.interfaceName)) as Array<{ stats64: ReturnType<typeof tunStats> }>;
+  return link!.stats64;
+}
+
+/** Where a stream's datagrams were dropped on the way, by the kernel or by the devices (each counted there). */
+function drops(from: Side, to: Side): Record<string, number> {
+  return {
+    senderSocket: udpCounter(from.namespace, 'SndbufErrors'),
+    senderTun: tunStats(from).tx.dropped,
+    deviceSocket: udpSocketState(process.pid, 4, to.device.listenPort)?.drops ?? 0,
+    deviceRing: to.device.udpReceiveCounters.overflow,
+    deviceCrypto: to.device.counters.cryptoLost + from.device.counters.cryptoLost,
+    receiverTun: tunStats(to).rx.dropped + tunStats(to).rx.errors,
+    receiverSocket: udpCounter(to.namespace, 'RcvbufErrors'),
+  };
 }
 
 async function udpStream(from: Side, to: Side): Promise<UdpResult> {
@@ -257,12 +279,15 @@ for (const { mainPoll, name } of modes) {
         const before = drops(from, to);
         const result = await udpStream(from, to);
         const after = drops(from, to);
-        const dropped = { senderTun: after.senderTun - before.senderTun, receiverSocket: after.receiverSocket - before.receiverSocket };
+        const dropped = Object.fromEntries(Object.entries(after).map(([key, value]) => [key, value - before[key]!]));
         const what = `${from.address} → ${to.address}: ${JSON.stringify(result)}, dropped ${JSON.stringify(dropped)}`;
         console.log(`${mainPoll ? 'main poll' : 'I/O thread'}: UDP ${what} of ${UDP_DATAGRAMS} sent`);
         expect(result.received, what).toBeGreaterThan(0);
         expect(result.outOfOrder, what).toBe(0);
         expect(result.corrupt, what).toBe(0);
+        // Losses are the kernel queues' (a loaded machine), never the devices' own.
+        expect(dropped.deviceRing, what).toBe(0);
+        expect(dropped.deviceCrypto, what).toBe(0);
       }
     });
 
