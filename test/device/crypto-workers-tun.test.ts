@@ -114,7 +114,6 @@ interface UdpResult {
   last: number;
 }
 
-/** Where a stream's datagrams were dropped on the way: before the sender's device read them, at the receiver's UDP socket. */
 /** The kernel's UDP counter `name` in `namespace` (/proc/net/snmp). */
 function udpCounter(namespace: string, name: string): number {
   const [names, values] = execIn(namespace, 'cat', ['/proc/net/snmp'])
@@ -304,7 +303,8 @@ for (const { mainPoll, name } of modes) {
       expect(run.report.end.sum_received?.bytes ?? 0).toBeGreaterThan(0);
       await waitUntil(() => [a, b].every((side) => side.device.cryptoWorkers === WORKERS), 'both devices to run their workers again', 30_000, 50);
       [a, b].forEach((side, i) => {
-        expect(side.device.cryptoWorkersReplaced, side.interfaceName).toBe(replacedBefore[i]! + 1);
+        // At least the terminated one (a worker stalled past the timeout on a loaded machine is replaced too).
+        expect(side.device.cryptoWorkersReplaced, side.interfaceName).toBeGreaterThanOrEqual(replacedBefore[i]! + 1);
         expect(side.lines.some((line) => /crypto worker \d+ exited .*starting another/.test(line)), side.lines.join('\n')).toBe(true);
         expect(side.device.cryptoWorkerThreads).not.toContain(victims[i]);
       });
