@@ -18,7 +18,7 @@
  * (`n=4/5`). Ratios are to wireguard-go↔wireguard-go.
  *
  *   npm run build && node dist/bench/e2e.js [--rounds N] [--duration S] [--mtu N]
- *       [--only PAIRING]... [--test tcp|udp|ping]... [--ablate] [--variant NAME=VALUE]...
+ *       [--only PAIRING]... [--test tcp|udp|ping]... [--ablate] [--variant NAME=VALUE[,NAME=VALUE]...]...
  *       [--json FILE] [--baseline FILE]
  *
  * PAIRING: go-go, tswg-tswg, tswg-go or a variant's id (printed at start).

@@ -22,11 +22,22 @@ export const BASE_PAIRINGS: readonly Pairing[] = [
   { id: 'tswg-go', label: 'tswg↔wireguard-go', left: 'tswg', right: 'wireguard-go', env: {} },
 ];
 
-/** "NAME=VALUE" → { NAME: VALUE }; throws on anything else. */
+/** A comma that starts another NAME= (a value may hold commas of its own). */
+const NEXT_SETTING = /,(?=[A-Za-z_][A-Za-z0-9_]*=)/;
+
+/**
+ * "NAME=VALUE" → { NAME: VALUE }; "A=1,B=2" sets both at once (one pairing
+ * with both variables). Throws on anything else, or a name given twice.
+ */
 export function parseVariable(text: string): Record<string, string> {
-  const match = /^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(text);
-  if (match === null) throw new Error(`--variant ${text}: expected NAME=VALUE (e.g. TSWG_TUN_OFFLOAD=0)`);
-  return { [match[1]!]: match[2]! };
+  const env: Record<string, string> = {};
+  for (const setting of text.split(NEXT_SETTING)) {
+    const match = /^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(setting);
+    if (match === null) throw new Error(`--variant ${text}: expected NAME=VALUE[,NAME=VALUE]... (e.g. TSWG_TUN_OFFLOAD=0 or TSWG_MAIN_POLL=1,TSWG_CRYPTO_WORKERS=2)`);
+    if (Object.hasOwn(env, match[1]!)) throw new Error(`--variant ${text}: ${match[1]} is set twice`);
+    env[match[1]!] = match[2]!;
+  }
+  return env;
 }
 
 /** tswg↔tswg with `env` for both processes. */

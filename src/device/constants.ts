@@ -64,6 +64,13 @@ export const CRYPTO_JOB_CAPACITY = 256;
  * frozen worker that thaws after it may still write into its abandoned slot.
  */
 export const CRYPTO_STALL_TIMEOUT_MS = 1_000;
+/**
+ * While it waits for a batch, how often the main thread looks whether the
+ * threads holding its jobs still exist: a worker that died (terminated, out
+ * of memory) is noticed at once instead of after the stall timeout, during
+ * which the main thread would read no packets at all.
+ */
+export const CRYPTO_DEAD_WORKER_CHECK_MS = 5;
 /** Workers in a row that may die before they come online before the pool stops replacing them. */
 export const CRYPTO_WORKER_START_ATTEMPTS = 3;
 /** Times a worker looks for the next batch before it sleeps (each look costs a few ns). */

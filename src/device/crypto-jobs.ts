@@ -187,6 +187,23 @@ export class CryptoJobTable {
     Atomics.add(control, DONE, (to - from) | 0);
   }
 
+  /**
+   * Run here the jobs of [from, to) still READY: a claimer died after it
+   * moved NEXT past them and before it took them. Each is counted in DONE
+   * by whoever moves it out of READY, so a live worker that comes to one
+   * later skips it. Returns jobs run.
+   */
+  runStranded(from: number, to: number, claimer: number, primitives: Primitives, slotAt: (position: number) => TransportSlot | null): number {
+    let finished = 0;
+    for (let position = from; position !== to; position = (position + 1) | 0) {
+      if (!this.transition(position, READY, CLAIMED + claimer)) continue;
+      const slot = slotAt(position);
+      if (this.transition(position, CLAIMED + claimer, slot === null ? FAILED : this.run(position, slot, primitives))) finished++;
+    }
+    if (finished > 0) Atomics.add(this.control, DONE, finished);
+    return finished;
+  }
+
   /** The AEAD of one job, in place; the nonce is the counter already in the slot's header. */
   private run(position: number, slot: TransportSlot, primitives: Primitives): number {
     const at = (position & this.mask) * JOB_WORDS;

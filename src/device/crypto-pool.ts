@@ -14,8 +14,11 @@
  * abandoned (dropped, counted in `lost`), and every worker that exits is
  * replaced, with a log line. The timeout is far beyond any AEAD: a worker
  * frozen past it that thaws before its termination lands could still write
- * into the slot of its abandoned job.
+ * into the slot of its abandoned job. A worker whose thread is gone is not
+ * waited for: its jobs are dropped as soon as /proc no longer lists the
+ * thread, and those it had taken but not started run on this thread.
  */
+import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { defaultPrimitives, type Primitives, type TransportSlot } from '../noise/index.js';
@@ -30,6 +33,7 @@ import {
   MAX_CRYPTO_WORKERS,
   CRYPTO_MAIN_SPIN_CHECKS,
   CRYPTO_STALL_TIMEOUT_MS,
+  CRYPTO_DEAD_WORKER_CHECK_MS,
   CRYPTO_WORKER_START_ATTEMPTS,
   CRYPTO_WORKER_RESOURCE_LIMITS,
   CRYPTO_WORKER_SPIN_CHECKS,
@@ -57,6 +61,8 @@ interface CryptoWorkerHandle {
   online: boolean;
   /** Settles when the worker's loop runs, or it exits first. */
   started: Promise<void>;
+  /** The worker's kernel thread id, once it runs (0 before, or when /proc could not tell it). */
+  thread: Int32Array;
 }
 
 export class CryptoPool {
@@ -64,6 +70,8 @@ export class CryptoPool {
   lost = 0;
   /** Workers that exited (or were terminated as stalled) and were replaced. */
   replaced = 0;
+  /** Batches handed to the workers (smaller ones, or any with no worker running, stay on this thread). */
+  sharedBatches = 0;
 
   private readonly log: Logger;
   private readonly primitives: Primitives;
@@ -153,6 +161,7 @@ export class CryptoPool {
       this.table.runHere(this.batchStart, limit, 0, this.primitives, this.slotOfPosition);
       return;
     }
+    this.sharedBatches++;
     Atomics.store(control, LIMIT, limit);
     Atomics.notify(control, LIMIT);
     this.table.claimAndRun(0, this.primitives, this.slotOfPosition);
@@ -166,9 +175,13 @@ export class CryptoPool {
         this.abandonStalled(limit);
         return;
       }
-      Atomics.wait(control, DONE, done, left);
+      Atomics.wait(control, DONE, done, Math.min(left, CRYPTO_DEAD_WORKER_CHECK_MS));
       done = Atomics.load(control, DONE);
       if (done === limit) return;
+      if (this.abandonDead(limit)) {
+        done = Atomics.load(control, DONE);
+        if (done === limit) return;
+      }
     }
   }
 
@@ -209,6 +222,46 @@ export class CryptoPool {
     return region;
   }
 
+  /**
+   * Drop the jobs held by workers whose threads are gone (they can write
+   * nothing any more) and run here the jobs they had taken but not started.
+   * True when a dead worker was found.
+   */
+  private abandonDead(limit: number): boolean {
+    const dead = new Set<number>();
+    const alive = new Set<number>();
+    let abandoned = 0;
+    for (let position = this.batchStart; position !== limit; position = (position + 1) | 0) {
+      const state = this.table.state(position);
+      if (state <= CLAIMED) continue;
+      const id = state - CLAIMED;
+      if (alive.has(id)) continue;
+      if (!dead.has(id)) {
+        if (this.threadRuns(id)) {
+          alive.add(id);
+          continue;
+        }
+        dead.add(id);
+      }
+      if (this.table.transition(position, state, ABANDONED)) abandoned++;
+    }
+    if (dead.size === 0) return false;
+    Atomics.add(this.table.control, DONE, abandoned);
+    this.lost += abandoned;
+    this.table.runStranded(this.batchStart, limit, 0, this.primitives, this.slotOfPosition);
+    this.log.error(`crypto: ${abandoned} packet(s) dropped: worker(s) ${[...dead].join(', ')} died holding them`);
+    return true;
+  }
+
+  /** Does worker `id`'s thread still exist? Yes while unknown: the stall timeout decides then. */
+  private threadRuns(id: number): boolean {
+    const handle = this.workers.get(id);
+    // Its exit was seen already: it holds nothing it could still finish.
+    if (handle === undefined) return false;
+    const thread = Atomics.load(handle.thread, 0);
+    return thread === 0 || existsSync(`/proc/self/task/${thread}`);
+  }
+
   /** Give up on the batch's unfinished jobs; terminate the workers that hold them. */
   private abandonStalled(limit: number): void {
     const stalled = new Set<number>();
@@ -229,7 +282,8 @@ export class CryptoPool {
   private spawn(): void {
     const id = this.nextWorkerId++;
     const { port1, port2 } = new MessageChannel();
-    const workerData: CryptoWorkerData = { id, memory: this.memory, regions: this.regionList, port: port2, spinChecks: this.workerSpinChecks };
+    const thread = new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT);
+    const workerData: CryptoWorkerData = { id, memory: this.memory, regions: this.regionList, port: port2, spinChecks: this.workerSpinChecks, thread };
     const worker = new Worker(workerScriptUrl(import.meta.url, './crypto-worker.js'), {
       workerData,
       transferList: [port2],
@@ -240,7 +294,7 @@ export class CryptoPool {
       port1.once('message', () => resolve());
       worker.once('exit', () => resolve());
     });
-    const handle: CryptoWorkerHandle = { worker, port: port1, online: false, started };
+    const handle: CryptoWorkerHandle = { worker, port: port1, online: false, started, thread: new Int32Array(thread) };
     this.workers.set(id, handle);
     void started.then(() => {
       // A pool must not keep an otherwise idle process alive (ready() waits for the start).

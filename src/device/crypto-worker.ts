@@ -3,8 +3,10 @@
  * runs the AEAD of whatever jobs it can claim, in place in the shared slots,
  * and sleeps again. New memory regions arrive as messages on its port; it
  * reads them synchronously when a job names a region it does not know yet.
- * It says 'ready' on that port once, when its loop starts.
+ * It says 'ready' on that port once, when its loop starts, and leaves its
+ * kernel thread id in shared memory for the pool.
  */
+import { readlinkSync } from 'node:fs';
 import { receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import { defaultPrimitives } from '../noise/default-backend.js';
 import { TransportSlot } from '../noise/transport-slot.js';
@@ -24,6 +26,8 @@ export interface CryptoWorkerData {
   port: MessagePort;
   /** Checks of LIMIT before sleeping: a batch that follows soon needs no wake-up. */
   spinChecks: number;
+  /** One Int32 where this worker puts its kernel thread id: the pool sees in /proc when the thread is gone. */
+  thread: SharedArrayBuffer;
 }
 
 const data = workerData as CryptoWorkerData;
@@ -57,6 +61,16 @@ function slotAt(position: number): TransportSlot | null {
   return slot;
 }
 
+/** This thread's id in the kernel ("PID/task/TID"); 0 when /proc cannot tell (the pool then relies on its stall timeout). */
+function kernelThreadId(): number {
+  try {
+    return Number(readlinkSync('/proc/thread-self').split('/').pop()) || 0;
+  } catch {
+    return 0;
+  }
+}
+
+Atomics.store(new Int32Array(data.thread), 0, kernelThreadId());
 const control = table.control;
 data.port.postMessage('ready');
 for (;;) {

@@ -9,6 +9,7 @@
  * timers.ts (each peer's next deadline, one setTimeout). The I/O thread fills
  * shared rings (TUN and UDP); everything here runs on the main thread.
  */
+import type { Worker } from 'node:worker_threads';
 import { IndexTable, MESSAGE_TRANSPORT_TYPE, NoiseError, StagingBudget, StaticIdentity, systemClock, TransportSlot, type Clock, type Tunnel, type TunnelOutput, isAllZero } from '../noise/index.js';
 import type { TunDevice } from '../tun/index.js';
 import { endpointsEqual, formatEndpoint, type Endpoint } from './addr.js';
@@ -182,6 +183,21 @@ export class Device implements UapiHandler {
   /** Threads running the packet AEAD now (0: inline on the main thread). */
   get cryptoWorkers(): number {
     return this.cryptoPool?.size ?? 0;
+  }
+
+  /** The crypto worker threads running now (empty when the AEAD runs inline). */
+  get cryptoWorkerThreads(): readonly Worker[] {
+    return this.cryptoPool?.threads ?? [];
+  }
+
+  /** Crypto workers that exited (or stalled) and were replaced since start. */
+  get cryptoWorkersReplaced(): number {
+    return this.cryptoPool?.replaced ?? 0;
+  }
+
+  /** Packet batches the crypto workers shared in since start. */
+  get cryptoBatchesShared(): number {
+    return this.cryptoPool?.sharedBatches ?? 0;
   }
 
   get peerCount(): number {

@@ -75,4 +75,21 @@ describe('bench:e2e variants', () => {
     expect(variant).toMatchObject({ id: 'tswg-tswg+TSWG_TUN_OFFLOAD=0', left: 'tswg', right: 'tswg', env: { TSWG_TUN_OFFLOAD: '0' } });
     expect(() => parseVariable('TSWG_TUN_OFFLOAD')).toThrow(/expected NAME=VALUE/);
   });
+
+  it('sets several variables in one pairing with NAME=VALUE,NAME=VALUE; a value keeps its own commas', () => {
+    const variant = tswgVariant(parseVariable('TSWG_MAIN_POLL=1,TSWG_CRYPTO_WORKERS=2'));
+    expect(variant).toMatchObject({
+      id: 'tswg-tswg+TSWG_MAIN_POLL=1+TSWG_CRYPTO_WORKERS=2',
+      label: 'tswg↔tswg TSWG_MAIN_POLL=1 TSWG_CRYPTO_WORKERS=2',
+      env: { TSWG_MAIN_POLL: '1', TSWG_CRYPTO_WORKERS: '2' },
+    });
+    expect(Object.keys(variant.env)).toHaveLength(2);
+    expect(parseVariable('LIST=a,b,c')).toEqual({ LIST: 'a,b,c' });
+    expect(parseVariable('LIST=a,b,OTHER=c,d')).toEqual({ LIST: 'a,b', OTHER: 'c,d' });
+    expect(parseVariable('EMPTY=,OTHER=1')).toEqual({ EMPTY: '', OTHER: '1' });
+    expect(() => parseVariable('TSWG_MAIN_POLL=1,')).not.toThrow();
+    expect(parseVariable('TSWG_MAIN_POLL=1,')).toEqual({ TSWG_MAIN_POLL: '1,' });
+    expect(() => parseVariable('TSWG_MAIN_POLL=1,TSWG_MAIN_POLL=0')).toThrow(/TSWG_MAIN_POLL is set twice/);
+    expect(() => parseVariable('=1,B=2')).toThrow(/expected NAME=VALUE/);
+  });
 });

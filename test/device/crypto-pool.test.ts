@@ -13,6 +13,9 @@ import { StaticIdentity } from '../../src/noise/identity.js';
 import { generatePrivateKey } from '../../src/noise/keys.js';
 import { parseTransportHeader } from '../../src/noise/messages.js';
 import { TransportSlot } from '../../src/noise/transport-slot.js';
+import { defaultPrimitives } from '../../src/noise/default-backend.js';
+import type { Primitives } from '../../src/noise/primitives.js';
+import { CLAIMED } from '../../src/device/crypto-jobs.js';
 import { Tunnel } from '../../src/noise/tunnel.js';
 import { Rng } from '../helpers/fuzz.js';
 
@@ -252,6 +255,61 @@ describe('crypto workers', () => {
     await until(() => pool.replaced > 0 && pool.size === 2);
     expect(pool.replaced).toBeGreaterThan(0);
     expect(pool.size).toBe(2);
+  });
+
+  it('notice a worker that died holding jobs once its thread is gone, long before the stall timeout: its jobs dropped and counted, the rest run here, the worker replaced', async () => {
+    const lines: string[] = [];
+    const log: Logger = { verbose: () => undefined, error: (line) => lines.push(line) };
+    // The worker runs the pure-JS backend, so each of its large jobs takes a while: time to die inside one.
+    const saved = process.env.TSWG_CRYPTO;
+    process.env.TSWG_CRYPTO = 'noble';
+    let pool: CryptoPool | undefined;
+    let armed = false;
+    let victimHeldJob = false;
+    // This thread's AEAD: on its first job of the batch it waits until the worker holds one, then terminates the worker.
+    const primitives: Primitives = {
+      ...defaultPrimitives,
+      aeadSealInPlace: (...args) => {
+        if (armed) {
+          armed = false;
+          const victim = pool!.threads[0]!;
+          const victimState = CLAIMED + 1;
+          for (const deadline = Date.now() + 10_000; !victimHeldJob && Date.now() < deadline; ) {
+            for (let i = 0; i < pool!.pending; i++) if (pool!.outcome(i) === victimState) victimHeldJob = true;
+          }
+          void victim.terminate();
+        }
+        return defaultPrimitives.aeadSealInPlace(...args);
+      },
+    };
+    pool = new CryptoPool({ workers: 1, log, primitives, stallTimeoutMs: 20_000 });
+    if (saved === undefined) delete process.env.TSWG_CRYPTO;
+    else process.env.TSWG_CRYPTO = saved;
+    pools.push(pool);
+    await pool.ready();
+    const { a } = connectedPair();
+    const { batch, sealed, dropped } = recordingBatch(pool);
+    const size = 65_000;
+    const slotBytes = size + 64;
+    const memory = new SharedArrayBuffer(64 * slotBytes);
+    const big = Array.from({ length: 64 }, (_, i) => new TransportSlot(new Uint8Array(memory, i * slotBytes, slotBytes)));
+    big.forEach((slot, i) => expect(batch.seal(a, slot, size, i, null)).toBe(true));
+    armed = true;
+    batch.finish();
+    expect(victimHeldJob, 'the worker held a job when it was terminated').toBe(true);
+    expect(lines.filter((line) => line.includes('stalled')), lines.join('\n')).toEqual([]);
+    expect(lines.some((line) => /worker\(s\) 1 died/.test(line)), lines.join('\n')).toBe(true);
+    expect(pool.lost).toBeGreaterThan(0);
+    expect(dropped.length).toBe(pool.lost);
+    expect(dropped.every((d) => d.reason === 'lost')).toBe(true);
+    expect(sealed.length + dropped.length).toBe(64);
+    await until(() => pool.replaced > 0 && pool.size === 1);
+    expect(pool.replaced).toBe(1);
+    // The pool goes on with its new worker: every packet of the next batch leaves.
+    const before = sealed.length;
+    big.forEach((slot, i) => expect(batch.seal(a, slot, size, 64 + i, null)).toBe(true));
+    batch.finish();
+    expect(sealed.length - before).toBe(64);
   });
 
   it('read the worker count from TSWG_CRYPTO_WORKERS, refusing nonsense with a log line', () => {

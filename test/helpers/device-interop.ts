@@ -165,7 +165,7 @@ export interface IperfRun {
  * bound to `address`, the client (`-c address -J` plus `clientArgs`) in
  * `client`'s namespace. Rejects when either side fails.
  */
-export async function runIperf(server: WgNode, client: WgNode, address: string, clientArgs: string[], timeoutMs = 60_000): Promise<IperfRun> {
+export async function runIperf(server: Pick<WgNode, 'namespace' | 'interfaceName'>, client: Pick<WgNode, 'namespace'>, address: string, clientArgs: string[], timeoutMs = 60_000): Promise<IperfRun> {
   const serverProcess = startIn(server.namespace, 'iperf3', ['-s', '-1', '-B', address, '-p', String(IPERF_PORT)], { name: `iperf3 server ${server.interfaceName}` });
   await waitUntil(
     () => !serverProcess.running() || execIn(server.namespace, 'ss', ['-Hltn', `sport = :${IPERF_PORT}`]).trim() !== '',
