@@ -24,20 +24,22 @@ export function packetReadingFromEnvironment(value: string | undefined = process
   return null;
 }
 
-let reading: PacketReading = packetReadingFromEnvironment() ?? 'adaptive';
+/** Set by the start-up check (choosePacketReading); until then the variable decides, read at each new source. */
+let chosen: PacketReading | null = null;
+
+/** How sources added from now on are read. */
+export function packetReading(): PacketReading {
+  return chosen ?? packetReadingFromEnvironment() ?? 'adaptive';
+}
 
 /** Whether the main thread polls packet sources (always or by load): then its poll binding must work. */
 export function mainPollWanted(): boolean {
-  return reading !== 'I/O thread';
+  return packetReading() !== 'I/O thread';
 }
 
-/** How sources added from now on are read (a start-up check that finds the main-thread poll broken turns it off). */
+/** Fix how sources added from now on are read (a start-up check that finds the main-thread poll broken turns it off). */
 export function setPacketReading(how: PacketReading): void {
-  reading = how;
-}
-
-export function packetReading(): PacketReading {
-  return reading;
+  chosen = how;
 }
 
 /**

@@ -26,7 +26,7 @@ import { parseCidr } from '../../src/device/addr.js';
 import { Device } from '../../src/device/device.js';
 import type { Logger } from '../../src/device/logger.js';
 import { generatePrivateKey, publicKeyOf } from '../../src/noise/index.js';
-import { MAIN_POLL_ENV } from '../../src/platform/packet-source.js';
+import { MAIN_POLL_ENV } from '../../src/platform/packet-reading.js';
 import { LinuxTun } from '../../src/tun/linux.js';
 import { runIperf } from '../helpers/device-interop.js';
 import { udpSocketState } from '../helpers/hostile-proc.js';
