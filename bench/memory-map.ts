@@ -17,11 +17,13 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { machineLine } from './lib/machine.js';
 import { RING_SLOTS, slotSizeFor } from '../src/platform/packet-ring.js';
-import { TUN_SLOT_LAYOUT, UDP_SLOT_LAYOUT } from '../src/device/constants.js';
+import { TUN_SLOT_LAYOUT, UDP_RING_SLOTS, UDP_SLOT_LAYOUT } from '../src/device/constants.js';
 
 const PAGE = 4096;
 const KIB = 1024;
 const TOP_MAPPINGS = 12;
+/** The UDP receive ring, now and as it was (the ring's default size), to read a build from before either. */
+const UDP_RING_SLOT_COUNTS = [UDP_RING_SLOTS, RING_SLOTS];
 /** The TUN driver's rings (src/tun/linux.ts): with offloads 128 slots and 65 spare, without 512 and 1. */
 const TUN_RING_SLOTS = [128 + 64 + 1, RING_SLOTS + 1];
 
@@ -66,7 +68,7 @@ function kindOf(mapping: Mapping): string {
   if (mapping.name !== '') return mapping.name.startsWith('/') ? `file ${mapping.name.split('/').pop()}` : mapping.name;
   const bytes = mapping.sizeKib * KIB;
   const near = (expected: number) => bytes >= expected && bytes <= expected + 2 * PAGE;
-  if (near(RING_SLOTS * slotSizeFor(UDP_SLOT_LAYOUT))) return `UDP packet ring slots (${RING_SLOTS} × ${slotSizeFor(UDP_SLOT_LAYOUT)} B)`;
+  for (const slots of UDP_RING_SLOT_COUNTS) if (near(slots * slotSizeFor(UDP_SLOT_LAYOUT))) return `UDP packet ring slots (${slots} × ${slotSizeFor(UDP_SLOT_LAYOUT)} B)`;
   for (const slots of TUN_RING_SLOTS) if (near(slots * slotSizeFor(TUN_SLOT_LAYOUT))) return `TUN packet ring slots (${slots} × ${slotSizeFor(TUN_SLOT_LAYOUT)} B)`;
   if (mapping.sizeKib === 8192 || mapping.sizeKib === 8188) return 'thread stack (8 MiB reserved)';
   return 'anonymous (V8 heaps, other allocations)';
