@@ -96,8 +96,13 @@ async function startOnce(bin: string, daemon: Daemon, tag: string, settleMs: num
     const env = { ...process.env, LOG_LEVEL: 'error', ...(traceFile === null ? {} : { MODULE_TRACE_FILE: traceFile }) };
     // nsenter execs node itself, so the child's PID is the daemon's.
     child = spawn('nsenter', [`--net=/run/netns/${namespace}`, process.execPath, ...nodeArgs, bin, ...tswgArgs], { env, stdio: ['ignore', 'ignore', 'inherit'] });
+    let spawnError: Error | null = null;
+    child.once('error', (error) => {
+      spawnError = error;
+    });
     const exited = new Promise<void>((resolve) => child!.once('exit', () => resolve()));
-    await waitFor(() => existsSync(daemon === 'wireguard' ? uapiSocket : controlSocket) || child!.exitCode !== null, `${daemon} daemon to serve`, START_TIMEOUT_MS);
+    await waitFor(() => existsSync(daemon === 'wireguard' ? uapiSocket : controlSocket) || child!.exitCode !== null || spawnError !== null, `${daemon} daemon to serve`, START_TIMEOUT_MS);
+    if (spawnError !== null) throw new Error(`cannot start nsenter: ${(spawnError as Error).message}`);
     if (child.exitCode !== null) throw new Error(`${bin} ${tswgArgs.join(' ')} exited ${child.exitCode} before serving`);
     await sleep(settleMs);
     const rssKib = statusKib(child.pid!, 'VmRSS');
