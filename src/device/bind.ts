@@ -8,7 +8,7 @@
 import { PlatformError, addPacketSource, type PacketSource, lastErrno, loadLibc, loadNetlinkLibc, addressOf, PacketRingConsumer, createPacketRingMemory, type SlotHandler, openRawUdpSocket, setSocketMark, type RawUdpSocket, enableUdpOffloads, type UdpOffloads, UdpReceiveCounters, RECEIVE_META_SIZE, MessageVector, MAX_PACKET_SIZE, CONTROL_ROOM, writePacketInfo, type LocalSource, enablePacketInfo } from '../platform/index.js';
 import { TransportSlot } from '../noise/index.js';
 import type { Endpoint } from './addr.js';
-import { UDP_SLOT_LAYOUT } from './constants.js';
+import { UDP_RING_SLOTS, UDP_SLOT_LAYOUT } from './constants.js';
 import type { Logger } from './logger.js';
 import { sockaddrOf } from './sockaddr.js';
 import { SOURCE_GONE_ERRORS } from './sticky-source.js';
@@ -58,7 +58,7 @@ class Listener {
     const none: UdpOffloads = { segmentation: false, coalescing: false };
     this.offloads = [v4 === null ? none : enableUdpOffloads(v4.fd), v6 === null ? none : enableUdpOffloads(v6.fd)];
     log.verbose(`UDP offloads: ${this.offloads.map((o, i) => `IPv${i === 0 ? 4 : 6} GSO ${o.segmentation ? 'on' : 'off'}, GRO ${o.coalescing ? 'on' : 'off'}`).join('; ')}`);
-    const memory = createPacketRingMemory(UDP_SLOT_LAYOUT, RECEIVE_META_SIZE);
+    const memory = createPacketRingMemory(UDP_SLOT_LAYOUT, RECEIVE_META_SIZE, 0, UDP_RING_SLOTS);
     const ring = new PacketRingConsumer(memory, addressOf(new Uint8Array(memory.slots, 0, 1)), (bytes, address) => new TransportSlot(bytes, address));
     this.ring = ring;
     const fds = [v4, v6].filter((socket): socket is RawUdpSocket => socket !== null).map((socket) => socket.fd);

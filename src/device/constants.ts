@@ -31,6 +31,13 @@ export const DEFAULT_LISTEN_PORT = 0;
 export const TUN_SLOT_LAYOUT: SlotLayout = { headroom: TransportSlot.PACKET_OFFSET, tailroom: PADDING_MULTIPLE - 1 + AEAD_TAG_SIZE };
 /** Received datagrams start their slots and open in place: the plaintext is shorter than the message. */
 export const UDP_SLOT_LAYOUT: SlotLayout = { headroom: 0, tailroom: 0 };
+/**
+ * Slots in the UDP receive ring. Every slot is 64 KiB (a GRO-joined datagram
+ * lands whole before it is split), and under load each one gets touched, so
+ * the ring's resident size is this × 64 KiB: 256 slots (16 MiB) still hold
+ * 256 datagrams for the main thread, several of its 64-packet batches.
+ */
+export const UDP_RING_SLOTS = 256;
 
 /**
  * Threads that run the packet AEAD beside the main thread (crypto-pool.ts),

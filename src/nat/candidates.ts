@@ -17,7 +17,7 @@
  * is one flow). Higher is better. A peer's advertised priority is copied
  * verbatim from the wire: it is the advertiser's own ordering.
  */
-import { isVirtualInterface, IFF_UP, RT_SCOPE_UNIVERSE, dumpAddresses, dumpLinks, type AddressEntry, type LinkEntry } from '../platform/index.js';
+import { isVirtualInterface, IFF_UP, RT_SCOPE_UNIVERSE, dumpAddresses, dumpLinks, type AddressEntry, type LinkEntry } from '../platform/network-config.js';
 import { AddressError, formatEndpoint, parseEndpoint, type Endpoint } from '../device/index.js';
 import { COMPONENT_ID, LOCAL_PREFERENCE_IPV4, LOCAL_PREFERENCE_IPV6, TYPE_PREFERENCE } from './constants.js';
 

@@ -54,7 +54,7 @@ import {
   setLinkMtuByName,
   setLinkUpByName,
   setSysctl,
-} from '../platform/index.js';
+} from '../platform/network-config.js';
 import { LinuxTun } from '../tun/index.js';
 import { IpAllocator } from './allocator.js';
 import { hostAdapterFailureFatal, localEndpointFor, rootlessFromEnvironment } from './build-config.js';

@@ -9,7 +9,7 @@
  */
 import { join } from 'node:path';
 import { Device, type Logger, UapiServer, uapiSocketPath } from '../device/index.js';
-import { deleteLinkByName, setLinkMtuByName, setLinkUpByName } from '../platform/index.js';
+import { deleteLinkByName, setLinkMtuByName, setLinkUpByName } from '../platform/network-config.js';
 import { LinuxTun } from '../tun/index.js';
 import { OverlayError } from './errors.js';
 

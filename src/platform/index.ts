@@ -1,8 +1,14 @@
 /**
- * The platform room's index: the public API (public.ts, the package's
- * `tswg/platform`) and what the other rooms of this package use from here.
+ * The platform room's index: what every process of this package needs from
+ * here (the data path: the I/O thread, the ring, libc bindings, UDP sockets,
+ * the line server, typed errors). Configuring the kernel's network (RTNETLINK,
+ * namespaces, sysctl, egress detection) is the room's second index,
+ * network-config.ts, so that the WireGuard daemon does not load it. The
+ * package's `tswg/platform` is public.ts.
  */
-export * from './public.js';
+export * from './errors.js';
+export { bindUdpSocket, openRawUdpSocket, setSocketMark, type BoundUdpSocket, type RawUdpSocket } from './udp-socket.js';
+export { LibcSelfTestError, selfTestLibc } from './libc-self-test.js';
 export { exitNow } from './exit.js';
 export { IoThread } from './io-thread.js';
 export { addPacketSource, type PacketSource } from './packet-source.js';
@@ -22,4 +28,3 @@ export { workerScriptUrl } from './worker-script.js';
 export { makeDirectory } from './directories.js';
 export { EADDRINUSE, EADDRNOTAVAIL, EINVAL, EIO, EMSGSIZE, ENETUNREACH, ENODEV, EPROTO } from './errno.js';
 export { LineConnection, LineServer, type LineSession, NotASocketError, SocketInUseError } from './line-server.js';
-export { IFF_UP, RT_SCOPE_UNIVERSE } from './netlink/constants.js';

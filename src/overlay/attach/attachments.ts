@@ -24,7 +24,7 @@
  */
 import { parseCidr, type Device, type Logger } from '../../device/index.js';
 import { decodeKey, encodeKey, generatePrivateKey, publicKeyOf } from '../../noise/index.js';
-import { addAddressToLinkByName, addLinkToBridge, deleteAddressFromLinkByName, linkExists, replaceRouteViaDev } from '../../platform/index.js';
+import { addAddressToLinkByName, addLinkToBridge, deleteAddressFromLinkByName, linkExists, replaceRouteViaDev } from '../../platform/network-config.js';
 import {
   DEFAULT_PERSISTENT_KEEPALIVE_SECS,
   GLOBAL_CONTAINER_IFNAME,

@@ -10,7 +10,7 @@
  * still reaches its node; it is logged.
  */
 import type { Logger } from '../../device/index.js';
-import { readSysctl, setIpv6Forwarding, setSysctl } from '../../platform/index.js';
+import { readSysctl, setIpv6Forwarding, setSysctl } from '../../platform/network-config.js';
 import { IPV4_FORWARD_KEY } from '../constants.js';
 
 function describe(error: unknown): string {

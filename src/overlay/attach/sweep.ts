@@ -6,7 +6,7 @@
  * each attach.
  */
 import { existsSync } from 'node:fs';
-import { deleteLinkByName, listAllLinks } from '../../platform/index.js';
+import { deleteLinkByName, listAllLinks } from '../../platform/network-config.js';
 import { HOST_VETH_PREFIX, PENDING_VETH_PREFIX } from '../constants.js';
 
 const VETH_NAME = new RegExp(`^(?:${HOST_VETH_PREFIX}|${PENDING_VETH_PREFIX})(\\d+)-[a-z]+$`);

@@ -16,7 +16,7 @@
  * On any failure the host end is deleted (which deletes its peer wherever it
  * is) and the error names the step.
  */
-import { withNetnsFd, addLinkToBridge, createVethPair, deleteLinkByName, moveLinkIntoNetnsFdAndRename, replaceRouteViaDev, setLinkMtuByName, setLinkUpByName } from '../../platform/index.js';
+import { withNetnsFd, addLinkToBridge, createVethPair, deleteLinkByName, moveLinkIntoNetnsFdAndRename, replaceRouteViaDev, setLinkMtuByName, setLinkUpByName } from '../../platform/network-config.js';
 import { HOST_VETH_PREFIX, PENDING_VETH_PREFIX } from '../constants.js';
 import { OverlayError } from '../errors.js';
 

@@ -20,7 +20,7 @@ import {
   flushAddressesOnLinkByName,
   setBridgeStp,
   setLinkUpByName,
-} from '../../platform/index.js';
+} from '../../platform/network-config.js';
 import { OverlayError } from '../errors.js';
 
 export interface BridgeSpec {

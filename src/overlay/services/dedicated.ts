@@ -13,7 +13,7 @@
  */
 import { formatCidr, parseCidr, type Device, type Logger } from '../../device/index.js';
 import { encodeKey, publicKeyOf } from '../../noise/index.js';
-import { addAddressToLinkByName, deleteRouteViaDev, replaceRouteViaDev } from '../../platform/index.js';
+import { addAddressToLinkByName, deleteRouteViaDev, replaceRouteViaDev } from '../../platform/network-config.js';
 import { OVERLAY_MTU } from '../constants.js';
 import { WireGuardInterface } from '../wg-interface.js';
 

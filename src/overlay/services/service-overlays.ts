@@ -24,7 +24,7 @@
  * the same subnets, keys and ports (rehydrate()).
  */
 import { bytesToIp, formatCidr, parseCidr, type Device, type Logger } from '../../device/index.js';
-import { listAllLinks } from '../../platform/index.js';
+import { listAllLinks } from '../../platform/network-config.js';
 import { IpAllocator, bigIntToBytes, bytesToBigInt } from '../allocator.js';
 import {
   BRIDGE_SUFFIX,
