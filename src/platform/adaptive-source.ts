@@ -20,12 +20,16 @@ import { PlatformError } from './errors.js';
 
 /** The main thread counts as busy when poll callbacks took this share of a window... */
 export const BUSY_SHARE = 0.5;
-/** ...of this many milliseconds. */
+/** ...of this many milliseconds... */
 export const BUSY_WINDOW_MS = 20;
+/** ...and read at least this many packets in it: one slow callback (a handshake) is not a flow. */
+export const BUSY_MIN_PACKETS = 32;
 /** On the I/O thread, fewer packets per second than this (all sources together) bring the sources back... */
 export const QUIET_PACKETS_PER_SECOND = 1000;
-/** ...measured over windows of this many milliseconds. */
+/** ...measured over windows of this many milliseconds... */
 export const QUIET_WINDOW_MS = 250;
+/** ...this many windows in a row (a sender held up for one window by a busy scheduler is not a pause). */
+export const QUIET_WINDOWS = 2;
 
 export type ReaderPlace = 'main thread' | 'I/O thread';
 
@@ -39,21 +43,29 @@ class Placement {
   private thread: IoThread | null = null;
   private windowStart = performance.now();
   private busyMs = 0;
+  private busyPackets = 0;
   private quietTimer: NodeJS.Timeout | null = null;
   private lastCount = 0;
   private lastCheck = 0;
+  private quietWindows = 0;
 
-  /** A poll callback on the main thread took `milliseconds`. */
-  handled(milliseconds: number): void {
+  /** A poll callback on the main thread took `milliseconds` and read `packets`. */
+  handled(milliseconds: number, packets: number): void {
     if (this.place !== 'main thread' || this.moving) return;
     this.busyMs += milliseconds;
+    this.busyPackets += packets;
     const now = performance.now();
     const elapsed = now - this.windowStart;
     if (elapsed < BUSY_WINDOW_MS) return;
-    const busy = this.busyMs >= elapsed * BUSY_SHARE;
+    const busy = this.busyMs >= elapsed * BUSY_SHARE && this.busyPackets >= BUSY_MIN_PACKETS;
+    this.startWindow(now);
+    if (busy) void this.toIoThread();
+  }
+
+  private startWindow(now: number): void {
     this.windowStart = now;
     this.busyMs = 0;
-    if (busy) void this.toIoThread();
+    this.busyPackets = 0;
   }
 
   private async toIoThread(): Promise<void> {
@@ -70,6 +82,7 @@ class Placement {
       this.moves++;
       this.lastCount = this.publishedCount();
       this.lastCheck = performance.now();
+      this.quietWindows = 0;
       this.quietTimer = setInterval(() => this.checkQuiet(), QUIET_WINDOW_MS);
       this.quietTimer.unref();
     } catch {
@@ -94,8 +107,10 @@ class Placement {
     this.lastCount = count;
     this.lastCheck = now;
     // Packets still waiting in a ring: the main thread is behind (a full ring publishes nothing, yet is anything but quiet).
-    for (const source of this.sources) if (source.waiting > 0) return;
-    if (rate < QUIET_PACKETS_PER_SECOND) void this.toMainThread();
+    let quiet = rate < QUIET_PACKETS_PER_SECOND;
+    for (const source of this.sources) if (source.waiting > 0) quiet = false;
+    this.quietWindows = quiet ? this.quietWindows + 1 : 0;
+    if (this.quietWindows >= QUIET_WINDOWS) void this.toMainThread();
   }
 
   /** Every source back to the main thread (also when the I/O thread was lost: then it is let go). */
@@ -109,8 +124,7 @@ class Placement {
       this.place = 'main thread';
       this.moves++;
       if (threadLost) this.thread = null;
-      this.windowStart = performance.now();
-      this.busyMs = 0;
+      this.startWindow(performance.now());
     } finally {
       this.moving = false;
     }
@@ -168,7 +182,7 @@ export class AdaptiveSource {
       doorbell: () => handlers.doorbell(),
       closed: (reason) => handlers.closed(reason),
       failed: (error) => handlers.failed(error),
-      handled: (milliseconds) => placement.handled(milliseconds),
+      handled: (milliseconds, packets) => placement.handled(milliseconds, packets),
     };
     this.mainPoll = new MainPollSource({ ...options, id: 0 } as SourceSpec, pollHandlers);
     this.doorbell = new RingDoorbell(options.ring);

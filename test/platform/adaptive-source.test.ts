@@ -168,6 +168,15 @@ describe('a packet source read where the load calls for it', () => {
     expect(fixture.failures).toEqual([]);
   });
 
+  it('a few slow packets (each as much work as a handshake) keep the main thread busy for a moment but move nothing', async () => {
+    const fixture = adaptiveFixture(30_000);
+    const movesBefore = adaptiveReaders().moves;
+    for (let i = 0; i < 3; i++) fixture.send(i);
+    await until(() => fixture.got.length === 3, 'the slow datagrams');
+    await sleep(50);
+    expect(adaptiveReaders()).toMatchObject({ place: 'main thread', moves: movesBefore });
+  });
+
   it('a flood that keeps the main thread busy moves reading to the I/O thread and back when it ends; every datagram once, in order', async () => {
     const COUNT = 40_000;
     const fixture = adaptiveFixture(20);
