@@ -73,6 +73,23 @@ export const IPERF3_PORT = 5201;
  */
 export const IPERF3_OMIT_SECONDS = 1;
 
+// ---- every benchmark's ping and iperf3 runs ----
+/**
+ * A ping run may take this much longer per probe than its interval before it
+ * counts as failed: on a loaded machine every wake-up of ping comes late and
+ * round trips reach 20–100 ms, so a run of 1,000 pings at 10 ms takes far
+ * more than its nominal 10 s.
+ */
+export const BENCH_PING_PROBE_ALLOWANCE_SECONDS = 0.1;
+/** How long ping waits for the last reply (ping -W). */
+export const BENCH_PING_REPLY_WAIT_SECONDS = 2;
+/** Added to every ping and iperf3 run's time limit: starting the process in its namespace, connecting, its summary. */
+export const BENCH_PROCESS_SLACK_SECONDS = 20;
+/** An iperf3 test may take this many times its own length (-t, plus the omitted start) before it counts as failed. */
+export const IPERF3_TIME_LIMIT_FACTOR = 2;
+/** An iperf3 server must listen within this long after it is started. */
+export const IPERF3_SERVER_START_SECONDS = 15;
+
 /** bench:scale defaults. */
 export const SCALE_PEERS_DEFAULT = 10_000;
 /** Seconds to let a daemon settle before reading its RSS. */

@@ -54,6 +54,7 @@ import { machineInfo, machineLine } from './lib/machine.js';
 import { cpuSeconds, memory, MIB } from './lib/proc.js';
 import { mean, median } from './lib/stats.js';
 import { formatTable, markdownTable } from './lib/table.js';
+import { describeIperf3TimeLimit, describePingTimeLimit } from './lib/time-limits.js';
 import { setTunnelMtu } from './lib/tunnel-mtu.js';
 
 const TEST_GROUPS = ['tcp', 'udp', 'ping'] as const;
@@ -158,6 +159,13 @@ async function setUp(pairing: Pairing, mtu: number): Promise<Running> {
   return { pairing, pair, server, figures: {} };
 }
 
+/** A server that does not come back leaves the next tests failed (each tries again), not the run dead. */
+async function restartServer(running: Running): Promise<void> {
+  await running.server.restart().catch((error: unknown) => {
+    console.log(`  iperf3 server of ${running.pairing.label} did not restart: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`);
+  });
+}
+
 async function measure(running: Running, measurement: Measurement, duration: number): Promise<string> {
   const { pair } = running;
   const cpuBefore = [cpuSeconds(pair.a.process.pid), cpuSeconds(pair.b.process.pid)];
@@ -165,11 +173,18 @@ async function measure(running: Running, measurement: Measurement, duration: num
   let summary: string;
   let failed = false;
   if (measurement.iperf3 === undefined) {
-    const result = await runPing(pair.a.namespace, pair.b.inner4, E2E_PING_COUNT, E2E_PING_INTERVAL_SECONDS);
-    const lost = (100 * (result.sent - result.rttsMs.length)) / result.sent;
-    values = [median(result.rttsMs), mean(result.rttsMs), lost];
-    failed = result.rttsMs.length === 0;
-    summary = `p50 ${values[0]?.toFixed(3)} ms, avg ${values[1]?.toFixed(3)} ms, ${result.rttsMs.length}/${result.sent} replies`;
+    try {
+      const result = await runPing(pair.a.namespace, pair.b.inner4, E2E_PING_COUNT, E2E_PING_INTERVAL_SECONDS);
+      const lost = (100 * (result.sent - result.rttsMs.length)) / result.sent;
+      values = [median(result.rttsMs), mean(result.rttsMs), lost];
+      failed = result.rttsMs.length === 0;
+      summary = `p50 ${values[0]?.toFixed(3)} ms, avg ${values[1]?.toFixed(3)} ms, ${result.rttsMs.length}/${result.sent} replies`;
+    } catch (error) {
+      // A ping run past its time limit is a failed sample, and the run goes on.
+      values = measurement.figures.map(() => null);
+      failed = true;
+      summary = `FAILED: ${error instanceof Error ? error.message : String(error)}`;
+    }
   } else {
     const test = measurement.iperf3;
     try {
@@ -186,7 +201,7 @@ async function measure(running: Running, measurement: Measurement, duration: num
       values = measurement.figures.map(() => null);
       failed = true;
       summary = `FAILED: ${error instanceof Error ? error.message : String(error)}`;
-      await running.server.restart();
+      await restartServer(running);
     }
   }
   const cpu = [cpuSeconds(pair.a.process.pid) - cpuBefore[0]!, cpuSeconds(pair.b.process.pid) - cpuBefore[1]!];
@@ -218,6 +233,7 @@ async function main(): Promise<void> {
   const plan = measurements(options.mtu, options.groups);
   console.log(`bench:e2e — ${machineLine(machine)}`);
   console.log(`${options.rounds} round(s), ${options.duration} s per iperf3 test, MTU ${options.mtu}, tests: ${options.groups.join(', ')}`);
+  console.log(`time limits: ${describeIperf3TimeLimit(options.duration)}, ${describePingTimeLimit(E2E_PING_COUNT, E2E_PING_INTERVAL_SECONDS)}; a run past its limit counts as failed`);
   console.log(`pairings: ${options.pairings.map((pairing) => `${pairing.label} [${pairing.id}]`).join(', ')}`);
 
   const runs: Running[] = [];
@@ -229,7 +245,7 @@ async function main(): Promise<void> {
   for (const run of runs) {
     await runIperf3(run.pair.a.namespace, run.pair.b.inner4, { protocol: 'tcp', streams: 1, reverse: false }, 1).catch(async (error: unknown) => {
       console.log(`  warm-up of ${run.pairing.label} failed: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`);
-      await run.server.restart();
+      await restartServer(run);
     });
   }
 

@@ -5,7 +5,9 @@
  * a wireguard-go↔wireguard-go pair is pinged in the same rounds, alternately,
  * as the reference. Per round: LATENCY_HOPS_WARMUP pings, then
  * LATENCY_HOPS_PINGS at LATENCY_HOPS_INTERVAL_SECONDS; the traces keep the
- * newest samples, so what they report is the measured pings.
+ * newest samples, so what they report is the measured pings. A round whose
+ * pings fail or outlast their time limit (bench/lib/time-limits.ts) counts as
+ * failed (`n=2/3`) and the run goes on.
  *
  * --variant NAME=VALUE adds a traced tswg↔tswg pair run with that
  * environment variable (repeatable), pinged in the same rounds.
@@ -13,7 +15,7 @@
  *   npm run build && node dist/bench/latency-hops.js [--rounds N] [--variant NAME=VALUE]...
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cleanup, requireCommands, requireRoot, setNamePrefix } from '../scripts/lib/netns.js';
 import { reapLeftovers } from '../scripts/lib/reap-leftovers.js';
@@ -21,8 +23,11 @@ import { createPair, ping, type Pair } from '../scripts/lib/topology.js';
 import { LATENCY_HOPS_INTERVAL_SECONDS, LATENCY_HOPS_NAME_PREFIX, LATENCY_HOPS_PINGS, LATENCY_HOPS_ROUNDS_DEFAULT, LATENCY_HOPS_WARMUP } from './constants.js';
 import { parseBenchArgs } from './lib/command-line.js';
 import { parseVariable } from './lib/e2e-pairings.js';
+import { pingSummaryLines } from './lib/hops-report.js';
 import { runPing } from './lib/iperf.js';
+import type { Samples } from './lib/samples.js';
 import { median } from './lib/stats.js';
+import { describePingTimeLimit } from './lib/time-limits.js';
 
 /** The trace writes its report every second: wait for one that covers the last pings. */
 const REPORT_WAIT_MS = 1_500;
@@ -46,15 +51,18 @@ function printTrace(side: string, trace: Record<string, RingReport>): void {
     const cells = Object.entries(hops)
       .filter(([hop]) => hop !== 'packets')
       .map(([hop, summary]) => `${hop} ${summary.p50} (${summary.p10}–${summary.p90})`);
-    console.log(`    ${side} ${ring} [${hops.packets!.n} batches, p90 ${hops.packets!.p90 / 1000} packets]: ${cells.join(', ')} µs`);
+    // The trace stores batch sizes ×1000 so that its µs rounding keeps them whole: its summary reads as packets.
+    console.log(`    ${side} ${ring} [${hops.packets!.n} batches, p90 ${hops.packets!.p90} packets]: ${cells.join(', ')} µs`);
   }
 }
 
 async function pingP50(pair: Pair, count: number): Promise<number> {
   const result = await runPing(pair.a.namespace, pair.b.inner4, count, LATENCY_HOPS_INTERVAL_SECONDS);
-  if (result.rttsMs.length === 0) throw new Error('no ping replies');
+  if (result.rttsMs.length === 0) throw new Error(`no ping replies (${count} sent)`);
   return median(result.rttsMs)!;
 }
+
+const loadLine = (): string => `load average ${loadavg().map((load) => load.toFixed(2)).join(' ')}`;
 
 async function main(): Promise<void> {
   const { values } = parseBenchArgs({
@@ -66,6 +74,7 @@ async function main(): Promise<void> {
     },
   });
   const rounds = Number(values.rounds);
+  if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds must be a positive integer, got ${values.rounds}`);
   requireRoot('bench:hops');
   requireCommands('ping', 'wg', 'wireguard-go');
   setNamePrefix(LATENCY_HOPS_NAME_PREFIX);
@@ -81,27 +90,38 @@ async function main(): Promise<void> {
     }
     pairs.push({ name: 'wireguard-go', pair: await createPair({ left: 'wireguard-go', right: 'wireguard-go' }), traced: false });
     for (const { pair } of pairs) ping(pair.a, pair.b.inner4);
-    const p50s = new Map<string, number[]>(pairs.map(({ name }) => [name, []]));
+    console.log(`time limit per ping run: warm-up ${describePingTimeLimit(LATENCY_HOPS_WARMUP, LATENCY_HOPS_INTERVAL_SECONDS)}, measured ${describePingTimeLimit(LATENCY_HOPS_PINGS, LATENCY_HOPS_INTERVAL_SECONDS)}`);
+    console.log(`start: ${loadLine()}`);
+    const p50s = new Map<string, Samples>(pairs.map(({ name }) => [name, []]));
     for (let round = 1; round <= rounds; round++) {
       // The order rotates each round, so that load that comes and goes hits every pair alike.
       const order = pairs.map((_, i) => pairs[(i + round - 1) % pairs.length]!);
       for (const { name, pair, traced } of order) {
-        await pingP50(pair, LATENCY_HOPS_WARMUP);
-        const p50 = await pingP50(pair, LATENCY_HOPS_PINGS);
+        let p50: number;
+        try {
+          await pingP50(pair, LATENCY_HOPS_WARMUP);
+          p50 = await pingP50(pair, LATENCY_HOPS_PINGS);
+        } catch (error) {
+          // One slow or failed round is a failed sample, never the end of the run.
+          p50s.get(name)!.push(null);
+          console.log(`round ${round} ${name}: FAILED: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}; ${loadLine()}`);
+          continue;
+        }
         p50s.get(name)!.push(p50);
-        console.log(`round ${round} ${name}: ping p50 ${p50.toFixed(3)} ms`);
+        console.log(`round ${round} ${name}: ping p50 ${p50.toFixed(3)} ms; ${loadLine()}`);
         if (!traced) continue;
         await new Promise((resolve) => setTimeout(resolve, REPORT_WAIT_MS));
-        printTrace('left ', readTrace(prefix, pair.a.process.pid));
-        printTrace('right', readTrace(prefix, pair.b.process.pid));
+        for (const [side, pid] of [['left ', pair.a.process.pid], ['right', pair.b.process.pid]] as const) {
+          try {
+            printTrace(side, readTrace(prefix, pid));
+          } catch (error) {
+            console.log(`    ${side} trace not readable: ${error instanceof Error ? error.message : String(error)}`);
+          }
+        }
       }
     }
-    const middle = (name: string) => median(p50s.get(name)!)!;
-    const reference = middle('wireguard-go');
-    console.log(`ping p50 (ms), median of ${rounds} rounds (min–max), ratio to wireguard-go↔wireguard-go:`);
-    for (const [name, values] of p50s) {
-      console.log(`  ${name}: ${middle(name).toFixed(3)} (${Math.min(...values).toFixed(3)}–${Math.max(...values).toFixed(3)}) ${(middle(name) / reference).toFixed(2)}×`);
-    }
+    console.log(`end: ${loadLine()}`);
+    for (const line of pingSummaryLines(p50s, 'wireguard-go')) console.log(line);
   } finally {
     cleanup();
     rmSync(directory, { recursive: true, force: true });

@@ -4,7 +4,8 @@
  * their JSON / text output reduced to the figures the end-to-end table shows.
  */
 import { startIn, waitUntil, execIn, type NamespaceProcess } from '../../scripts/lib/netns.js';
-import { IPERF3_OMIT_SECONDS, IPERF3_PORT } from '../constants.js';
+import { BENCH_PING_REPLY_WAIT_SECONDS, IPERF3_OMIT_SECONDS, IPERF3_PORT, IPERF3_SERVER_START_SECONDS } from '../constants.js';
+import { iperf3TimeLimitMs, pingTimeLimitMs } from './time-limits.js';
 
 export interface Iperf3Test {
   protocol: 'tcp' | 'udp';
@@ -39,7 +40,7 @@ export class Iperf3Server {
 
   async start(): Promise<void> {
     this.process = startIn(this.namespace, 'iperf3', ['-s', '-B', this.address, '-p', String(IPERF3_PORT)], { name: `iperf3 server ${this.namespace}` });
-    await waitUntil(() => this.listening() || !this.process!.running(), `iperf3 server on ${this.address} in ${this.namespace}`, 5000, 50);
+    await waitUntil(() => this.listening() || !this.process!.running(), `iperf3 server on ${this.address} in ${this.namespace}`, IPERF3_SERVER_START_SECONDS * 1000, 50);
     if (!this.process.running()) throw new Error(`iperf3 server in ${this.namespace} exited:\n${this.process.output()}`);
   }
 
@@ -82,7 +83,7 @@ export async function runIperf3(namespace: string, server: string, test: Iperf3T
   else args.push('-O', String(IPERF3_OMIT_SECONDS), ...(test.tcpMbit === undefined ? [] : ['-b', `${test.tcpMbit}M`]));
   const what = `iperf3 ${args.join(' ')}`;
   const client = startIn(namespace, 'iperf3', args, { name: 'iperf3 client' });
-  const status = await client.waitForExit((seconds + 20) * 1000).catch(async (error: unknown) => {
+  const status = await client.waitForExit(iperf3TimeLimitMs(seconds)).catch(async (error: unknown) => {
     await client.stop(500);
     throw new Error(`${what} did not finish: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`);
   });
@@ -110,10 +111,20 @@ export interface PingResult {
   sent: number;
 }
 
-/** `ping -c count -i interval` from `namespace`; RTTs of the replies (a lost reply is simply missing). */
-export async function runPing(namespace: string, target: string, count: number, intervalSeconds: number): Promise<PingResult> {
-  const ping = startIn(namespace, 'ping', ['-n', '-c', String(count), '-i', String(intervalSeconds), '-W', '2', target], { name: 'ping' });
-  await ping.waitForExit(count * intervalSeconds * 1000 + 10_000);
+/**
+ * `ping -c count -i interval` from `namespace` (null: here); RTTs of the
+ * replies (a lost reply is simply missing). A run still going after its time
+ * limit (default: time-limits.ts, from count and interval) is stopped and
+ * rejected in one line, so the caller counts it as a failed sample.
+ */
+export async function runPing(namespace: string | null, target: string, count: number, intervalSeconds: number, timeLimitMs = pingTimeLimitMs(count, intervalSeconds)): Promise<PingResult> {
+  const args = ['-n', '-c', String(count), '-i', String(intervalSeconds), '-W', String(BENCH_PING_REPLY_WAIT_SECONDS), target];
+  const ping = startIn(namespace, 'ping', args, { name: 'ping' });
+  await ping.waitForExit(timeLimitMs).catch(async () => {
+    await ping.stop(500);
+    const replies = ping.output().match(/time=/g)?.length ?? 0;
+    throw new Error(`ping ${args.join(' ')} did not finish within ${(timeLimitMs / 1000).toFixed(1)} s (${replies}/${count} replies by then)`);
+  });
   const rttsMs = [...ping.output().matchAll(/time=([\d.]+) ms/g)].map((match) => Number(match[1]));
   return { rttsMs, sent: count };
 }
