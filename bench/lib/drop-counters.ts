@@ -17,6 +17,8 @@ export interface SideCounters {
   tunQdiscDrops: number;
   vethTxDropped: number;
   vethRxDropped: number;
+  /** Packets the veth sent: with UDP GSO one per super-datagram, so it shows how many segments a send carried. */
+  vethTxPackets: number;
   /** The outer WireGuard socket(s) of this side: receive-buffer drops. */
   outerSocketDrops: number;
   /** Namespace-wide UDP receive-buffer and send-buffer errors, v4 + v6. */
@@ -32,9 +34,9 @@ export interface SideNames {
   port: number;
 }
 
-function linkDrops(namespace: string, name: string): { tx: number; rx: number } {
-  const [link] = JSON.parse(execIn(namespace, 'ip', ['-s', '-j', 'link', 'show', 'dev', name])) as { stats64: { tx: { dropped: number }; rx: { dropped: number } } }[];
-  return { tx: link?.stats64.tx.dropped ?? 0, rx: link?.stats64.rx.dropped ?? 0 };
+function linkDrops(namespace: string, name: string): { tx: number; rx: number; txPackets: number } {
+  const [link] = JSON.parse(execIn(namespace, 'ip', ['-s', '-j', 'link', 'show', 'dev', name])) as { stats64: { tx: { dropped: number; packets: number }; rx: { dropped: number } } }[];
+  return { tx: link?.stats64.tx.dropped ?? 0, rx: link?.stats64.rx.dropped ?? 0, txPackets: link?.stats64.tx.packets ?? 0 };
 }
 
 function qdiscDrops(namespace: string, name: string): number {
@@ -81,6 +83,7 @@ export function readSide(side: SideNames): SideCounters {
     tunQdiscDrops: qdiscDrops(side.namespace, side.tunnel),
     vethTxDropped: veth.tx,
     vethRxDropped: veth.rx,
+    vethTxPackets: veth.txPackets,
     outerSocketDrops: socketDrops(side.namespace, side.port),
     udpRcvbufErrors: udp.rcvbuf,
     udpSndbufErrors: udp.sndbuf,
@@ -110,7 +113,10 @@ export function dropLine(sender: SideCounters, receiver: SideCounters, sent: num
     `receiver iperf3 socket ${iperf3Receiver}`,
     `received ${Math.round(received)}`,
   ];
+  // What got past the sender's TUN queue left in this many packets on the wire side: segments per UDP GSO send.
+  const reachedSender = sent - sender.tunTxDropped - sender.tunQdiscDrops;
+  const perSend = sender.vethTxPackets > 0 ? ` (${sender.vethTxPackets} outer packets on the veth, ${(reachedSender / sender.vethTxPackets).toFixed(1)} datagrams each)` : '';
   const accounted = sender.tunTxDropped + sender.tunQdiscDrops + sender.udpSndbufErrors + sender.vethTxDropped + receiver.vethRxDropped + receiver.outerSocketDrops + receiver.tunRxDropped + iperf3Receiver;
   parts.push(`unaccounted ${Math.round(sent - received - accounted)}`);
-  return parts.join(', ');
+  return parts.join(', ') + perSend;
 }

@@ -54,11 +54,12 @@ describe('bench:e2e --counters: the kernel drop counters', () => {
   });
 
   it('accounts every datagram from the sender to the receiver', () => {
-    const zero: SideCounters = { tunTxDropped: 0, tunRxDropped: 0, tunQdiscDrops: 0, vethTxDropped: 0, vethRxDropped: 0, outerSocketDrops: 0, udpRcvbufErrors: 0, udpSndbufErrors: 0 };
+    const zero: SideCounters = { tunTxDropped: 0, tunRxDropped: 0, tunQdiscDrops: 0, vethTxDropped: 0, vethRxDropped: 0, vethTxPackets: 0, outerSocketDrops: 0, udpRcvbufErrors: 0, udpSndbufErrors: 0 };
     const sender = { ...zero, tunTxDropped: 600, tunQdiscDrops: 10 };
     const receiver = { ...zero, outerSocketDrops: 50, udpRcvbufErrors: 170 };
     expect(dropLine(sender, receiver, 1000, 200)).toBe(
       'sent 1000, sender TUN queue 610, sender sndbuf 0, veth 0, receiver outer socket 50, receiver TUN rx 0, receiver iperf3 socket 120, received 200, unaccounted 20',
     );
+    expect(dropLine({ ...sender, vethTxPackets: 130 }, receiver, 1000, 200)).toMatch(/, unaccounted 20 \(130 outer packets on the veth, 3\.0 datagrams each\)$/);
   });
 });
