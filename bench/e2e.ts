@@ -19,11 +19,13 @@
  *
  *   npm run build && node dist/bench/e2e.js [--rounds N] [--duration S] [--mtu N]
  *       [--only PAIRING]... [--test tcp|udp|ping]... [--ablate] [--variant NAME=VALUE[,NAME=VALUE]...]...
- *       [--json FILE] [--baseline FILE]
+ *       [--json FILE] [--baseline FILE] [--counters]
  *
  * PAIRING: go-go, tswg-tswg, tswg-go or a variant's id (printed at start).
  * --json writes one document (versions, options, every sample); --baseline
- * reads such a document and prints this run's medians over its. Everything
+ * reads such a document and prints this run's medians over its. --counters
+ * prints, after every UDP test, where its datagrams were dropped (the
+ * kernel's counters on both sides, bench/lib/drop-counters.ts). Everything
  * the run creates (namespaces, veths, daemons, iperf3, keys) is removed on
  * every exit path, Ctrl-C included (scripts/lib/netns.ts cleanup registry).
  */
@@ -47,6 +49,7 @@ import {
   E2E_UDP_SMALL,
 } from './constants.js';
 import { parseBenchArgs } from './lib/command-line.js';
+import { difference, dropLine, readSide, type SideNames } from './lib/drop-counters.js';
 import { BASE_PAIRINGS, REFERENCE_PAIRING, parseVariable, tswgVariant, type Pairing } from './lib/e2e-pairings.js';
 import { E2E_DOCUMENT_KIND, baselineTable, readE2eDocument, resultTable, type E2eDocument, type PairingResult } from './lib/e2e-report.js';
 import { Iperf3Server, runIperf3, runPing, type Iperf3Test } from './lib/iperf.js';
@@ -96,6 +99,7 @@ interface Options {
   groups: TestGroup[];
   json: string | undefined;
   baseline: E2eDocument | undefined;
+  counters: boolean;
 }
 
 function integerOption(name: string, text: string | undefined, fallback: number, min: number, max: number): number {
@@ -118,6 +122,7 @@ function parseOptions(): Options {
       variant: { type: 'string', multiple: true, value: 'NAME=VALUE', description: 'add a tswg↔tswg pairing with this environment variable set; repeatable' },
       json: { type: 'string', value: 'FILE', description: 'write every sample, the options and the versions to FILE' },
       baseline: { type: 'string', value: 'FILE', description: "print this run's medians over those of an earlier --json FILE" },
+      counters: { type: 'boolean', description: 'after every UDP test, print where its datagrams were dropped (kernel counters on both sides)' },
     },
   });
   const variants = [...(values.ablate ? E2E_ABLATIONS : []), ...(values.variant ?? []).map(parseVariable)].map(tswgVariant);
@@ -136,6 +141,7 @@ function parseOptions(): Options {
     groups,
     json: values.json,
     baseline: values.baseline === undefined ? undefined : readE2eDocument(values.baseline),
+    counters: values.counters === true,
   };
 }
 
@@ -166,8 +172,18 @@ async function restartServer(running: Running): Promise<void> {
   });
 }
 
-async function measure(running: Running, measurement: Measurement, duration: number): Promise<string> {
+function sides(pair: Pair): [SideNames, SideNames] {
+  return [
+    { namespace: pair.a.namespace, tunnel: pair.a.interfaceName, veth: pair.veth.a, port: pair.a.port },
+    { namespace: pair.b.namespace, tunnel: pair.b.interfaceName, veth: pair.veth.b, port: pair.b.port },
+  ];
+}
+
+async function measure(running: Running, measurement: Measurement, duration: number, counters: boolean): Promise<string> {
   const { pair } = running;
+  const [left, right] = sides(pair);
+  const countersBefore = counters && measurement.group === 'udp' ? [readSide(left), readSide(right)] : null;
+  let drops = '';
   const cpuBefore = [cpuSeconds(pair.a.process.pid), cpuSeconds(pair.b.process.pid)];
   let values: (number | null)[];
   let summary: string;
@@ -195,6 +211,12 @@ async function measure(running: Running, measurement: Measurement, duration: num
       } else {
         values = [result.receivedPacketsPerSecond! / 1000, result.lossPercent];
         summary = `${values[0]!.toFixed(1)} kpps received, ${result.lossPercent!.toFixed(1)} % lost`;
+        if (countersBefore !== null) {
+          const [leftDelta, rightDelta] = [difference(readSide(left), countersBefore[0]!), difference(readSide(right), countersBefore[1]!)];
+          const [sender, receiver] = test.reverse ? [rightDelta, leftDelta] : [leftDelta, rightDelta];
+          const sent = result.sentPackets!;
+          drops = `\n      drops: ${dropLine(sender, receiver, sent, sent * (1 - result.lossPercent! / 100))}`;
+        }
       }
     } catch (error) {
       // A failed test (e.g. the control connection starved) is counted as failed, and the run goes on.
@@ -208,7 +230,7 @@ async function measure(running: Running, measurement: Measurement, duration: num
   measurement.figures.forEach((name, i) => record(running, name, values[i] ?? null));
   cpuFigures(measurement.name).forEach((name, i) => record(running, name, failed ? null : cpu[i]!));
   await new Promise((resolve) => setTimeout(resolve, E2E_SETTLE_MS));
-  return `${summary}; CPU s ${cpu[0]!.toFixed(2)} / ${cpu[1]!.toFixed(2)}`;
+  return `${summary}; CPU s ${cpu[0]!.toFixed(2)} / ${cpu[1]!.toFixed(2)}${drops}`;
 }
 
 function recordMemory(running: Running): void {
@@ -257,7 +279,7 @@ async function main(): Promise<void> {
       // Rotate the order every round, so no pairing is always first after a pause.
       for (let i = 0; i < runs.length; i++) {
         const run = runs[(i + round) % runs.length]!;
-        const summary = await measure(run, measurement, options.duration);
+        const summary = await measure(run, measurement, options.duration, options.counters);
         console.log(`  round ${round + 1}  ${measurement.name.padEnd(12)}  ${run.pairing.label.padEnd(26)} ${summary}`);
       }
     }

@@ -27,6 +27,8 @@ export interface Iperf3Result {
   /** UDP: datagrams the receiver got per second, and the share lost; null for TCP. */
   receivedPacketsPerSecond: number | null;
   lossPercent: number | null;
+  /** UDP: datagrams the sender handed to its socket; null for TCP. */
+  sentPackets: number | null;
 }
 
 /** A persistent iperf3 server on `address` in `namespace`; restart() after a client failed mid-test. */
@@ -94,7 +96,7 @@ export async function runIperf3(namespace: string, server: string, test: Iperf3T
   if (received?.bits_per_second === undefined || received.bytes === undefined || received.seconds === undefined) {
     throw new Error(`${what}: no end.sum_received in the JSON`);
   }
-  if (test.protocol === 'tcp') return { mbitPerSecond: received.bits_per_second / 1e6, receivedPacketsPerSecond: null, lossPercent: null };
+  if (test.protocol === 'tcp') return { mbitPerSecond: received.bits_per_second / 1e6, receivedPacketsPerSecond: null, lossPercent: null, sentPackets: null };
   // UDP: iperf3's own lost_packets counts only up to the highest sequence number the receiver saw
   // (in -R mode it misses the tail), so count datagrams by bytes received against datagrams sent.
   if (sent?.packets === undefined || sent.packets === 0) throw new Error(`${what}: no end.sum_sent.packets in the JSON`);
@@ -103,6 +105,7 @@ export async function runIperf3(namespace: string, server: string, test: Iperf3T
     mbitPerSecond: received.bits_per_second / 1e6,
     receivedPacketsPerSecond: receivedPackets / received.seconds,
     lossPercent: Math.max(0, 100 * (1 - receivedPackets / sent.packets)),
+    sentPackets: sent.packets,
   };
 }
 
