@@ -14,7 +14,7 @@
  */
 import { readFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { parseBenchArgs } from './lib/command-line.js';
 import { machineLine } from './lib/machine.js';
 import { RING_SLOTS, slotSizeFor } from '../src/platform/packet-ring.js';
 import { TUN_SLOT_LAYOUT, UDP_RING_SLOTS, UDP_SLOT_LAYOUT } from '../src/device/constants.js';
@@ -82,11 +82,12 @@ function daemonPids(match: string): number[] {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
+  const { values } = parseBenchArgs({
+    measures: "each tswg daemon's memory mappings at its highest sampled RSS, while something else (bench:e2e) loads it",
     options: {
-      match: { type: 'string', default: fileURLToPath(new URL('../../bin/tswg', import.meta.url)) },
-      'interval-ms': { type: 'string', default: '200' },
-      'duration-s': { type: 'string', default: '60' },
+      match: { type: 'string', value: 'TEXT', default: fileURLToPath(new URL('../../bin/tswg', import.meta.url)), description: 'sample the processes whose command line contains this' },
+      'interval-ms': { type: 'string', value: 'MS', default: '200', description: 'time between samples' },
+      'duration-s': { type: 'string', value: 'S', default: '60', description: 'how long to sample' },
     },
   });
   const intervalMs = Number(values['interval-ms']);

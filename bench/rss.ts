@@ -16,6 +16,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseBenchArgs } from './lib/command-line.js';
 import { machineLine } from './lib/machine.js';
 import { median } from './lib/stats.js';
 
@@ -31,23 +32,22 @@ interface Options {
   node: boolean;
 }
 
-function parseOptions(argv: string[]): Options {
-  const options: Options = { runs: 5, settleMs: 3000, bins: [], node: true };
-  for (let i = 0; i < argv.length; i++) {
-    const flag = argv[i]!;
-    const value = (): string => {
-      const next = argv[++i];
-      if (next === undefined) throw new Error(`${flag} needs a value`);
-      return next;
-    };
-    if (flag === '--runs') options.runs = Number(value());
-    else if (flag === '--settle-ms') options.settleMs = Number(value());
-    else if (flag === '--no-node') options.node = false;
-    else if (flag === '--bin') {
-      const [label, path] = value().split('=');
-      if (label === undefined || path === undefined) throw new Error('--bin wants LABEL=PATH');
-      options.bins.push({ label, path });
-    } else throw new Error(`unknown option ${flag}`);
+function parseOptions(): Options {
+  const { values } = parseBenchArgs({
+    npmScript: 'bench:rss',
+    measures: "idle RSS and the tswg modules loaded of the WireGuard daemon and the node daemon, each build's runs alternated (root)",
+    options: {
+      runs: { type: 'string', value: 'N', default: '5', description: 'starts of each daemon per build' },
+      'settle-ms': { type: 'string', value: 'MS', default: '3000', description: 'wait after the daemon serves before RSS is read' },
+      'no-node': { type: 'boolean', description: 'measure the WireGuard daemon only' },
+      bin: { type: 'string', multiple: true, default: [], value: 'LABEL=PATH', shownDefault: 'this build', description: "a build's bin/tswg to measure; repeatable" },
+    },
+  });
+  const options: Options = { runs: Number(values.runs), settleMs: Number(values['settle-ms']), bins: [], node: values['no-node'] !== true };
+  for (const bin of values.bin ?? []) {
+    const [label, path] = bin.split('=');
+    if (label === undefined || path === undefined) throw new Error('--bin wants LABEL=PATH');
+    options.bins.push({ label, path });
   }
   if (!Number.isInteger(options.runs) || options.runs < 1) throw new Error('--runs wants a positive integer');
   if (options.bins.length === 0) options.bins.push({ label: 'this build', path: fileURLToPath(new URL('../../bin/tswg', import.meta.url)) });
@@ -126,7 +126,7 @@ function summary(values: number[], digits: number): string {
 }
 
 async function main(): Promise<void> {
-  const options = parseOptions(process.argv.slice(2));
+  const options = parseOptions();
   const daemons: Daemon[] = options.node ? ['wireguard', 'node'] : ['wireguard'];
   process.stdout.write(`${machineLine()}\n`);
   process.stdout.write(`idle RSS ${options.settleMs} ms after serving, ${options.runs} runs, builds alternated within each run\n`);
