@@ -99,7 +99,9 @@ interface Fixture {
 
 const open: Fixture[] = [];
 
-function adaptiveFixture(workPerPacketUs: number): Fixture {
+/** `work`: microseconds of main-thread work per datagram, or per sequence number. */
+function adaptiveFixture(work: number | ((sequence: number) => number)): Fixture {
+  const workFor = typeof work === 'number' ? () => work : work;
   const [readEnd, writeEnd] = datagramPair();
   const memory = createPacketRingMemory({ headroom: HEADROOM, tailroom: 0 }, 0, 0, 64);
   const ring = new PacketRingConsumer(memory, -1, plainSlot);
@@ -113,8 +115,9 @@ function adaptiveFixture(workPerPacketUs: number): Fixture {
         ring.drain(
           (slot, length) => {
             if (length !== DATAGRAM_SIZE) throw new Error(`a datagram of ${length} bytes`);
-            got.push(new DataView(slot.bytes.buffer, slot.bytes.byteOffset + HEADROOM, 4).getUint32(0, true));
-            busy(workPerPacketUs);
+            const sequence = new DataView(slot.bytes.buffer, slot.bytes.byteOffset + HEADROOM, 4).getUint32(0, true);
+            got.push(sequence);
+            busy(workFor(sequence));
           },
           () => undefined,
         ),
@@ -166,6 +169,20 @@ describe('a packet source read where the load calls for it', () => {
     expect(adaptiveReaders()).toMatchObject({ place: 'main thread', moves: movesBefore });
     expect(fixture.closed).toEqual([]);
     expect(fixture.failures).toEqual([]);
+  });
+
+  it('one slow packet among light traffic (a handshake, a collection pause) does not move the reading', async () => {
+    const SLOW_US = 40_000;
+    const fixture = adaptiveFixture((sequence) => (sequence % 10 === 5 ? SLOW_US : 0));
+    const movesBefore = adaptiveReaders().moves;
+    // Light packets a few ms apart, each tenth one slow: every slow callback lies inside a window the next packet closes.
+    for (let i = 0; i < 30; i++) {
+      fixture.send(i);
+      await until(() => fixture.got.length === i + 1, `datagram ${i}`);
+      await sleep(3);
+    }
+    expect(fixture.got).toEqual(Array.from({ length: 30 }, (_, i) => i));
+    expect(adaptiveReaders()).toMatchObject({ place: 'main thread', moves: movesBefore });
   });
 
   it('a flood that keeps the main thread busy moves reading to the I/O thread and back when it ends; every datagram once, in order', async () => {
