@@ -20,8 +20,10 @@ import { PlatformError } from './errors.js';
 
 /** The main thread counts as busy when poll callbacks took this share of a window... */
 export const BUSY_SHARE = 0.5;
-/** ...of this many milliseconds. */
+/** ...of this many milliseconds... */
 export const BUSY_WINDOW_MS = 20;
+/** ...this many windows in a row: one slow callback (a handshake, a collection pause) fills one window at most. */
+export const BUSY_WINDOWS = 3;
 /** On the I/O thread, fewer packets per second than this (all sources together) bring the sources back... */
 export const QUIET_PACKETS_PER_SECOND = 1000;
 /** ...measured over windows of this many milliseconds. */
@@ -39,6 +41,8 @@ class Placement {
   private thread: IoThread | null = null;
   private windowStart = performance.now();
   private busyMs = 0;
+  /** Busy windows in a row so far. */
+  private busyWindows = 0;
   private quietTimer: NodeJS.Timeout | null = null;
   private lastCount = 0;
   private lastCheck = 0;
@@ -53,7 +57,10 @@ class Placement {
     const busy = this.busyMs >= elapsed * BUSY_SHARE;
     this.windowStart = now;
     this.busyMs = 0;
-    if (busy) void this.toIoThread();
+    this.busyWindows = busy ? this.busyWindows + 1 : 0;
+    if (this.busyWindows < BUSY_WINDOWS) return;
+    this.busyWindows = 0;
+    void this.toIoThread();
   }
 
   private async toIoThread(): Promise<void> {
@@ -111,6 +118,7 @@ class Placement {
       if (threadLost) this.thread = null;
       this.windowStart = performance.now();
       this.busyMs = 0;
+      this.busyWindows = 0;
     } finally {
       this.moving = false;
     }
