@@ -20,6 +20,7 @@ import { READ_BATCH } from '../../src/platform/source-reader.js';
 import { loadLibc } from '../../src/platform/libc.js';
 import { PacketRingConsumer, createPacketRingMemory, plainSlot } from '../../src/platform/packet-ring.js';
 import { openUvPollHandles } from '../../src/platform/uv-poll.js';
+import { requireFreshDist } from '../helpers/fresh-dist.js';
 
 const libc = loadLibc();
 const raw = koffi.load('libc.so.6');
@@ -32,6 +33,8 @@ const F_SETFL = 4;
 const O_NONBLOCK = 0o4000;
 const HEADROOM = 16;
 const DATAGRAM_SIZE = 200;
+
+const dist = new URL('../../dist/src/platform/', import.meta.url).pathname;
 
 const openFds = () => readdirSync('/proc/self/fd').length;
 
@@ -314,5 +317,54 @@ describe('a packet source read where the load calls for it', () => {
     await until(() => adaptiveReaders().place === 'main thread', 'the move back', QUIET_WINDOW_MS * 8);
     // libuv registers a started handle with epoll on its next loop turn.
     await until(() => open.every((fixture) => inAnEventLoop(fixture.readEnd)), 'both sources back in the main loop');
+  });
+
+  it('an I/O thread that cannot start here: said once, the main thread goes on reading everything, no thread started again and again', async () => {
+    requireFreshDist(['platform/adaptive-source', 'platform/io-thread']);
+    // Node hands --input-type on to worker threads, which refuse it: every I/O thread this process starts dies at once.
+    const script = `
+      const { AdaptiveSource, adaptiveReaders } = await import('${dist}adaptive-source.js');
+      const { loadLibc, O_CLOEXEC, O_NONBLOCK } = await import('${dist}libc.js');
+      const { PacketRingConsumer, createPacketRingMemory, plainSlot } = await import('${dist}packet-ring.js');
+      const libc = loadLibc();
+      const fds = new Int32Array(2);
+      if (libc.pipe2(fds, O_CLOEXEC | O_NONBLOCK) !== 0) throw new Error('pipe2 failed');
+      const memory = createPacketRingMemory({ headroom: 16, tailroom: 0 }, 0, 0, 64);
+      const ring = new PacketRingConsumer(memory, -1, plainSlot);
+      const failures = [];
+      let read = 0;
+      const busy = (us) => { const end = performance.now() + us / 1000; while (performance.now() < end); };
+      const source = new AdaptiveSource({ kind: 'read', fd: fds[0], ring: memory, headerSize: 0 }, {
+        doorbell: () => ring.drain((slot, length) => { read += length; busy(100); }, () => undefined),
+        closed: (reason) => failures.push('closed: ' + reason),
+        failed: (error) => failures.push(String(error)),
+      });
+      const chunk = new Uint8Array(1000);
+      let written = 0;
+      const end = performance.now() + 2000;
+      await new Promise((resolve) => {
+        const write = () => {
+          for (let i = 0; i < 16; i++) { const n = libc.write(fds[1], chunk, chunk.length); if (n > 0) written += n; }
+          if (performance.now() < end) setImmediate(write); else resolve();
+        };
+        write();
+      });
+      while (read < written) await new Promise((resolve) => setTimeout(resolve, 10));
+      ring.stop();
+      await source.remove();
+      console.log(JSON.stringify({ failures, moves: adaptiveReaders().moves, read, written }));
+    `;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, TSWG_MAIN_POLL: '' } });
+    let output = '';
+    child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    expect(code, output).toBe(0);
+    const result = JSON.parse(output.trim().split('\n').at(-1)!) as { failures: string[]; moves: number; read: number; written: number };
+    expect(result.written, 'bytes written').toBeGreaterThan(0);
+    expect(result.read, 'every byte read').toBe(result.written);
+    expect(result.moves).toBe(0);
+    expect(result.failures, 'the failure, said once').toHaveLength(1);
+    expect(result.failures[0]).toContain('the I/O thread');
+    expect(result.failures[0]).toContain('the main thread goes on reading');
   });
 });
