@@ -40,6 +40,8 @@ class Placement {
   /** Moves made so far, both ways (for tests and logs). */
   moves = 0;
   private moving = false;
+  /** Set when an I/O thread died before it could take anything: the main thread keeps the sources for the process's life. */
+  private ioThreadUnusable = false;
   private thread: IoThread | null = null;
   private windowStart = performance.now();
   private busyMs = 0;
@@ -53,7 +55,7 @@ class Placement {
 
   /** A poll callback on the main thread took `milliseconds`. */
   handled(milliseconds: number): void {
-    if (this.place !== 'main thread' || this.moving) return;
+    if (this.place !== 'main thread' || this.moving || this.ioThreadUnusable) return;
     this.busyMs += milliseconds;
     const now = performance.now();
     const elapsed = now - this.windowStart;
@@ -81,6 +83,14 @@ class Placement {
       // The first time the thread starts up meanwhile; the main thread goes on reading until it polls.
       await thread.ready;
       if (this.thread !== thread || this.sources.size === 0) return;
+      if (!thread.alive) {
+        // It died starting up (not mid-read): one that cannot run here would only be started and lost at every busy spell.
+        this.thread = null;
+        this.ioThreadUnusable = true;
+        const [first] = this.sources;
+        first?.reportFailure(new PlatformError(`${thread.failure ?? 'the I/O thread stopped'}; the main thread goes on reading the packets`));
+        return;
+      }
       for (const source of this.sources) source.toIoThread(thread);
       this.place = 'I/O thread';
       this.moves++;
@@ -203,6 +213,11 @@ export class AdaptiveSource {
   /** Packets in this source's ring that the main thread has not finished with. */
   get waiting(): number {
     return this.doorbell.waiting;
+  }
+
+  /** A failure of the process's packet reading, told through this source's owner. */
+  reportFailure(error: unknown): void {
+    this.handlers.failed(error);
   }
 
   /** Stop polling on the main thread and let the I/O thread read. */

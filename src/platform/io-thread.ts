@@ -43,6 +43,8 @@ export class IoThread {
   private nextId = 1;
   /** hold() calls not yet released: while any, the thread stays even with no source. */
   private holds = 0;
+  /** Why the thread failed or exited (null while it runs). */
+  failure: string | null = null;
   /** Resolves once the thread polls (its modules loaded), or has failed. */
   readonly ready: Promise<void>;
   private markReady: () => void = () => undefined;
@@ -169,6 +171,7 @@ export class IoThread {
 
   /** The thread is gone: every source hears of it, every pending removal is done. */
   private fail(reason: string): void {
+    this.failure ??= reason;
     if (IoThread.current === this) IoThread.current = null;
     this.markReady();
     this.wake.stop();
