@@ -4,7 +4,6 @@
  * the daemon has; the I/O thread waits with poll(2) and registers nothing there.
  */
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
-import { execIn } from '../../scripts/lib/netns.js';
 import type { WgNode } from '../../scripts/lib/topology.js';
 
 /** What the daemon's epoll sets hold: the TUN fd, and how many of its UDP sockets. */
@@ -21,7 +20,8 @@ export function mainLoopWatches(node: WgNode): { tun: boolean; udp: number } {
   const tunFds = fds.filter((fd) => target(fd) === '/dev/net/tun');
   if (tunFds.length !== 1) throw new Error(`expected one /dev/net/tun fd in process ${pid}, found ${tunFds.length}`);
   const sockets = new Set(fds.filter((fd) => target(fd).startsWith('socket:')));
-  const udpInodes = new Set(['/proc/net/udp', '/proc/net/udp6'].flatMap((table) => execIn(node.namespace, 'cat', [table]).split('\n').slice(1).map((line) => line.trim().split(/\s+/)[9]).filter((inode): inode is string => inode !== undefined)));
+  // The process's own view of its namespace's sockets: no command to start, so a sampler can call this often.
+  const udpInodes = new Set(['udp', 'udp6'].flatMap((table) => readFileSync(`/proc/${pid}/net/${table}`, 'utf8').split('\n').slice(1).map((line) => line.trim().split(/\s+/)[9]).filter((inode): inode is string => inode !== undefined)));
   const watched = new Set<number>();
   for (const fd of fds) {
     if (target(fd) !== 'anon_inode:[eventpoll]') continue;

@@ -86,8 +86,8 @@ describe('two tswg daemons, the reader following the load, TSWG_CRYPTO_WORKERS=2
       console.log(`TSWG_CRYPTO_WORKERS=2, iperf3 ${direction}: ${report}`);
       expect(run.report.error, `iperf3 ${direction}`).toBeUndefined();
       expect(bitsPerSecond, `throughput (${report})`).toBeGreaterThan(0);
-      // Each sample reads /proc and runs `cat` in the namespaces: on a loaded machine a few per second at best.
-      expect(samples.sender.length, 'samples taken during the run').toBeGreaterThanOrEqual(3);
+      // Ten a second when the machine is quiet; a loaded one delays the sampler's timer.
+      expect(samples.sender.length, 'samples taken during the run').toBeGreaterThanOrEqual(IPERF_SECONDS * 3);
       expect(samples.sender.some((place) => place !== 'mm') || samples.receiver.some((place) => place !== 'mm'), `a busy side's fds left its main loop (${report})`).toBe(true);
       // A move costs a hand-over each way; under a steady load it should happen once, not every quiet window.
       const perSecond = (changes(samples.sender) + changes(samples.receiver)) / IPERF_SECONDS;
