@@ -28,7 +28,11 @@ export const BUSY_WINDOWS = 3;
 export const QUIET_PACKETS_PER_SECOND = 1000;
 /** ...measured over windows of this many milliseconds... */
 export const QUIET_WINDOW_MS = 250;
-/** ...in which the main thread's drains also took less than this share: few packets that each cost much keep the sources where they are. */
+/**
+ * ...in which the main thread's event loop was also busy less than this
+ * share of the time: few packets that each cost much, or crypto workers'
+ * results that keep it busy outside the drains, keep the sources where they are.
+ */
 export const QUIET_SHARE = BUSY_SHARE / 2;
 
 export type ReaderPlace = 'main thread' | 'I/O thread';
@@ -50,8 +54,8 @@ class Placement {
   private quietTimer: NodeJS.Timeout | null = null;
   private lastCount = 0;
   private lastCheck = 0;
-  /** Main-thread time spent draining the rings since the last quiet check, while the I/O thread reads. */
-  private drainedMs = 0;
+  /** The main thread's event-loop use at the last quiet check. */
+  private loopUse = performance.eventLoopUtilization();
 
   /** A poll callback on the main thread took `milliseconds`. */
   handled(milliseconds: number): void {
@@ -67,11 +71,6 @@ class Placement {
     if (this.busyWindows < BUSY_WINDOWS) return;
     this.busyWindows = 0;
     void this.toIoThread();
-  }
-
-  /** The main thread drained a ring the I/O thread filled, in `milliseconds`. */
-  drained(milliseconds: number): void {
-    this.drainedMs += milliseconds;
   }
 
   private async toIoThread(): Promise<void> {
@@ -96,7 +95,7 @@ class Placement {
       this.moves++;
       this.lastCount = this.publishedCount();
       this.lastCheck = performance.now();
-      this.drainedMs = 0;
+      this.loopUse = performance.eventLoopUtilization();
       this.quietTimer = setInterval(() => this.checkQuiet(), QUIET_WINDOW_MS);
       this.quietTimer.unref();
     } catch {
@@ -118,13 +117,14 @@ class Placement {
     const now = performance.now();
     const count = this.publishedCount();
     const rate = (((count - this.lastCount) | 0) * 1000) / (now - this.lastCheck);
-    const drainShare = this.drainedMs / (now - this.lastCheck);
+    const loopUse = performance.eventLoopUtilization();
+    const loopShare = performance.eventLoopUtilization(loopUse, this.loopUse).utilization;
     this.lastCount = count;
     this.lastCheck = now;
-    this.drainedMs = 0;
+    this.loopUse = loopUse;
     // Packets still waiting in a ring: the main thread is behind (a full ring publishes nothing, yet is anything but quiet).
     for (const source of this.sources) if (source.waiting > 0) return;
-    if (rate < QUIET_PACKETS_PER_SECOND && drainShare < QUIET_SHARE) void this.toMainThread();
+    if (rate < QUIET_PACKETS_PER_SECOND && loopShare < QUIET_SHARE) void this.toMainThread();
   }
 
   /** Every source back to the main thread (also when the I/O thread was lost: then it is let go). */
@@ -226,14 +226,7 @@ export class AdaptiveSource {
     this.mainPoll.suspend();
     try {
       const id = thread.add(this.options, {
-        doorbell: () => {
-          const started = performance.now();
-          try {
-            this.handlers.doorbell();
-          } finally {
-            placement.drained(performance.now() - started);
-          }
-        },
+        doorbell: () => this.handlers.doorbell(),
         closed: (reason) => this.handlers.closed(reason),
         threadLost: (reason) => {
           this.onThread = null;
