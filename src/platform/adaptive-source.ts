@@ -34,6 +34,14 @@ export const QUIET_WINDOW_MS = 250;
  * results that keep it busy outside the drains, keep the sources where they are.
  */
 export const QUIET_SHARE = BUSY_SHARE / 2;
+/**
+ * Sources that have to leave the main thread again within this many
+ * milliseconds of coming back (the load looked light only because the I/O
+ * thread carried it) need twice as many quiet windows in a row next time...
+ */
+export const REGRET_MS = 1000;
+/** ...up to this many. */
+export const MAX_QUIET_WINDOWS = 4;
 
 export type ReaderPlace = 'main thread' | 'I/O thread';
 
@@ -54,6 +62,11 @@ class Placement {
   private quietTimer: NodeJS.Timeout | null = null;
   private lastCount = 0;
   private lastCheck = 0;
+  /** Quiet windows in a row so far, and how many bring the sources back. */
+  private quietWindows = 0;
+  private quietWindowsNeeded = 1;
+  /** When the sources last came back to the main thread. */
+  private returnedAt = -Infinity;
   /** The main thread's event-loop use at the last quiet check. */
   private loopUse = performance.eventLoopUtilization();
 
@@ -91,6 +104,8 @@ class Placement {
         return;
       }
       for (const source of this.sources) source.toIoThread(thread);
+      this.quietWindowsNeeded = performance.now() - this.returnedAt < REGRET_MS ? Math.min(this.quietWindowsNeeded * 2, MAX_QUIET_WINDOWS) : 1;
+      this.quietWindows = 0;
       this.place = 'I/O thread';
       this.moves++;
       this.lastCount = this.publishedCount();
@@ -123,8 +138,14 @@ class Placement {
     this.lastCheck = now;
     this.loopUse = loopUse;
     // Packets still waiting in a ring: the main thread is behind (a full ring publishes nothing, yet is anything but quiet).
-    for (const source of this.sources) if (source.waiting > 0) return;
-    if (rate < QUIET_PACKETS_PER_SECOND && loopShare < QUIET_SHARE) void this.toMainThread();
+    for (const source of this.sources) {
+      if (source.waiting > 0) {
+        this.quietWindows = 0;
+        return;
+      }
+    }
+    this.quietWindows = rate < QUIET_PACKETS_PER_SECOND && loopShare < QUIET_SHARE ? this.quietWindows + 1 : 0;
+    if (this.quietWindows >= this.quietWindowsNeeded) void this.toMainThread();
   }
 
   /** Every source back to the main thread (also when the I/O thread was lost: then it is let go). */
@@ -137,6 +158,7 @@ class Placement {
       await Promise.all([...this.sources].map((source) => source.toMainThread()));
       this.place = 'main thread';
       this.moves++;
+      this.returnedAt = performance.now();
       if (threadLost) this.thread = null;
       this.windowStart = performance.now();
       this.busyMs = 0;
