@@ -13,7 +13,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import koffi from 'koffi';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Worker } from 'node:worker_threads';
+import { Worker } from 'node:worker_threads';
+import { MainPollSource } from '../../src/platform/main-poll-source.js';
 import { AdaptiveSource, QUIET_WINDOW_MS, adaptiveReaders } from '../../src/platform/adaptive-source.js';
 import { IoThread } from '../../src/platform/io-thread.js';
 import { READ_BATCH } from '../../src/platform/source-reader.js';
@@ -35,6 +36,8 @@ const HEADROOM = 16;
 const DATAGRAM_SIZE = 200;
 
 const dist = new URL('../../dist/src/platform/', import.meta.url).pathname;
+
+const builtPacketRing = new URL('../../dist/src/platform/packet-ring.js', import.meta.url).href;
 
 const openFds = () => readdirSync('/proc/self/fd').length;
 
@@ -366,5 +369,50 @@ describe('a packet source read where the load calls for it', () => {
     expect(result.failures, 'the failure, said once').toHaveLength(1);
     expect(result.failures[0]).toContain('the I/O thread');
     expect(result.failures[0]).toContain('the main thread goes on reading');
+  });
+
+  it('a reader thread that dies inside a read leaves the read lock behind: the main thread, resuming, takes the source back all the same', async () => {
+    requireFreshDist(['platform/packet-ring']);
+    const [readEnd, writeEnd] = datagramPair();
+    const memory = createPacketRingMemory({ headroom: HEADROOM, tailroom: 0 }, 0, 0, 64);
+    const ring = new PacketRingConsumer(memory, -1, plainSlot);
+    const got: number[] = [];
+    const source = new MainPollSource(
+      { kind: 'read', fd: readEnd, ring: memory, headerSize: 0, id: 0 },
+      {
+        doorbell: () => ring.drain((slot) => got.push(new DataView(slot.bytes.buffer, slot.bytes.byteOffset + HEADROOM, 4).getUint32(0, true)), () => undefined),
+        closed: () => undefined,
+        failed: () => undefined,
+      },
+    );
+    try {
+      source.suspend();
+      // Another reader takes the source's read lock as the I/O thread does before each read, and its thread is terminated there.
+      const reader = new Worker(
+        `const { workerData, parentPort } = require('node:worker_threads');
+         import(workerData.module).then(({ PacketRingProducer }) => {
+           if (!new PacketRingProducer(workerData.memory, () => undefined).lockReads()) throw new Error('no lock');
+           parentPort.postMessage('locked');
+           for (;;);
+         });`,
+        { eval: true, workerData: { module: builtPacketRing, memory } },
+      );
+      await new Promise((resolve, reject) => {
+        reader.once('message', resolve);
+        reader.once('error', reject);
+      });
+      await reader.terminate();
+      source.resume();
+      const datagram = new Uint8Array(DATAGRAM_SIZE);
+      new DataView(datagram.buffer).setUint32(0, 42, true);
+      expect(libc.write(writeEnd, datagram, DATAGRAM_SIZE)).toBe(DATAGRAM_SIZE);
+      await until(() => got.length === 1, 'the datagram after the dead reader', 2_000);
+      expect(got).toEqual([42]);
+    } finally {
+      ring.stop();
+      await source.close();
+      libc.close(readEnd);
+      libc.close(writeEnd);
+    }
   });
 });
