@@ -22,14 +22,28 @@ import { PlatformError } from './errors.js';
 export const BUSY_SHARE = 0.5;
 /** ...of this many milliseconds... */
 export const BUSY_WINDOW_MS = 20;
-/** ...and read at least this many packets in it: one slow callback (a handshake) is not a flow. */
-export const BUSY_MIN_PACKETS = 32;
+/** ...this many windows in a row: one slow callback (a handshake, a collection pause) fills one window at most. */
+export const BUSY_WINDOWS = 3;
 /** On the I/O thread, fewer packets per second than this (all sources together) bring the sources back... */
 export const QUIET_PACKETS_PER_SECOND = 1000;
 /** ...measured over windows of this many milliseconds... */
 export const QUIET_WINDOW_MS = 250;
-/** ...this many windows in a row (a sender held up for one window by a busy scheduler is not a pause). */
+/**
+ * ...in which the main thread's event loop was also busy less than this
+ * share of the time: few packets that each cost much, or crypto workers'
+ * results that keep it busy outside the drains, keep the sources where they are.
+ */
+export const QUIET_SHARE = BUSY_SHARE / 2;
+/** Quiet windows in a row that bring the sources back (a sender held up for one window by a busy scheduler is not a pause)... */
 export const QUIET_WINDOWS = 2;
+/**
+ * ...but sources that have to leave the main thread again within this many
+ * milliseconds of coming back (the load looked light only because the I/O
+ * thread carried it) need twice as many quiet windows in a row next time...
+ */
+export const REGRET_MS = 1000;
+/** ...up to this many. */
+export const MAX_QUIET_WINDOWS = 4;
 
 export type ReaderPlace = 'main thread' | 'I/O thread';
 
@@ -40,32 +54,38 @@ class Placement {
   /** Moves made so far, both ways (for tests and logs). */
   moves = 0;
   private moving = false;
+  /** Set when an I/O thread died before it could take anything: the main thread keeps the sources for the process's life. */
+  private ioThreadUnusable = false;
   private thread: IoThread | null = null;
   private windowStart = performance.now();
   private busyMs = 0;
-  private busyPackets = 0;
+  /** Busy windows in a row so far. */
+  private busyWindows = 0;
   private quietTimer: NodeJS.Timeout | null = null;
   private lastCount = 0;
   private lastCheck = 0;
+  /** Quiet windows in a row so far, and how many bring the sources back. */
   private quietWindows = 0;
+  private quietWindowsNeeded = QUIET_WINDOWS;
+  /** When the sources last came back to the main thread. */
+  private returnedAt = -Infinity;
+  /** The main thread's event-loop use at the last quiet check. */
+  private loopUse = performance.eventLoopUtilization();
 
-  /** A poll callback on the main thread took `milliseconds` and read `packets`. */
-  handled(milliseconds: number, packets: number): void {
-    if (this.place !== 'main thread' || this.moving) return;
+  /** A poll callback on the main thread took `milliseconds`. */
+  handled(milliseconds: number): void {
+    if (this.place !== 'main thread' || this.moving || this.ioThreadUnusable) return;
     this.busyMs += milliseconds;
-    this.busyPackets += packets;
     const now = performance.now();
     const elapsed = now - this.windowStart;
     if (elapsed < BUSY_WINDOW_MS) return;
-    const busy = this.busyMs >= elapsed * BUSY_SHARE && this.busyPackets >= BUSY_MIN_PACKETS;
-    this.startWindow(now);
-    if (busy) void this.toIoThread();
-  }
-
-  private startWindow(now: number): void {
+    const busy = this.busyMs >= elapsed * BUSY_SHARE;
     this.windowStart = now;
     this.busyMs = 0;
-    this.busyPackets = 0;
+    this.busyWindows = busy ? this.busyWindows + 1 : 0;
+    if (this.busyWindows < BUSY_WINDOWS) return;
+    this.busyWindows = 0;
+    void this.toIoThread();
   }
 
   private async toIoThread(): Promise<void> {
@@ -77,12 +97,22 @@ class Placement {
       // The first time the thread starts up meanwhile; the main thread goes on reading until it polls.
       await thread.ready;
       if (this.thread !== thread || this.sources.size === 0) return;
+      if (!thread.alive) {
+        // It died starting up (not mid-read): one that cannot run here would only be started and lost at every busy spell.
+        this.thread = null;
+        this.ioThreadUnusable = true;
+        const [first] = this.sources;
+        first?.reportFailure(new PlatformError(`${thread.failure ?? 'the I/O thread stopped'}; the main thread goes on reading the packets`));
+        return;
+      }
       for (const source of this.sources) source.toIoThread(thread);
+      this.quietWindowsNeeded = performance.now() - this.returnedAt < REGRET_MS ? Math.min(this.quietWindowsNeeded * 2, MAX_QUIET_WINDOWS) : QUIET_WINDOWS;
+      this.quietWindows = 0;
       this.place = 'I/O thread';
       this.moves++;
       this.lastCount = this.publishedCount();
       this.lastCheck = performance.now();
-      this.quietWindows = 0;
+      this.loopUse = performance.eventLoopUtilization();
       this.quietTimer = setInterval(() => this.checkQuiet(), QUIET_WINDOW_MS);
       this.quietTimer.unref();
     } catch {
@@ -104,13 +134,20 @@ class Placement {
     const now = performance.now();
     const count = this.publishedCount();
     const rate = (((count - this.lastCount) | 0) * 1000) / (now - this.lastCheck);
+    const loopUse = performance.eventLoopUtilization();
+    const loopShare = performance.eventLoopUtilization(loopUse, this.loopUse).utilization;
     this.lastCount = count;
     this.lastCheck = now;
+    this.loopUse = loopUse;
     // Packets still waiting in a ring: the main thread is behind (a full ring publishes nothing, yet is anything but quiet).
-    let quiet = rate < QUIET_PACKETS_PER_SECOND;
-    for (const source of this.sources) if (source.waiting > 0) quiet = false;
-    this.quietWindows = quiet ? this.quietWindows + 1 : 0;
-    if (this.quietWindows >= QUIET_WINDOWS) void this.toMainThread();
+    for (const source of this.sources) {
+      if (source.waiting > 0) {
+        this.quietWindows = 0;
+        return;
+      }
+    }
+    this.quietWindows = rate < QUIET_PACKETS_PER_SECOND && loopShare < QUIET_SHARE ? this.quietWindows + 1 : 0;
+    if (this.quietWindows >= this.quietWindowsNeeded) void this.toMainThread();
   }
 
   /** Every source back to the main thread (also when the I/O thread was lost: then it is let go). */
@@ -123,8 +160,11 @@ class Placement {
       await Promise.all([...this.sources].map((source) => source.toMainThread()));
       this.place = 'main thread';
       this.moves++;
+      this.returnedAt = performance.now();
       if (threadLost) this.thread = null;
-      this.startWindow(performance.now());
+      this.windowStart = performance.now();
+      this.busyMs = 0;
+      this.busyWindows = 0;
     } finally {
       this.moving = false;
     }
@@ -182,7 +222,7 @@ export class AdaptiveSource {
       doorbell: () => handlers.doorbell(),
       closed: (reason) => handlers.closed(reason),
       failed: (error) => handlers.failed(error),
-      handled: (milliseconds, packets) => placement.handled(milliseconds, packets),
+      handled: (milliseconds) => placement.handled(milliseconds),
     };
     this.mainPoll = new MainPollSource({ ...options, id: 0 } as SourceSpec, pollHandlers);
     this.doorbell = new RingDoorbell(options.ring);
@@ -197,6 +237,11 @@ export class AdaptiveSource {
   /** Packets in this source's ring that the main thread has not finished with. */
   get waiting(): number {
     return this.doorbell.waiting;
+  }
+
+  /** A failure of the process's packet reading, told through this source's owner. */
+  reportFailure(error: unknown): void {
+    this.handlers.failed(error);
   }
 
   /** Stop polling on the main thread and let the I/O thread read. */

@@ -43,6 +43,7 @@ export class IoThread {
   private nextId = 1;
   /** hold() calls not yet released: while any, the thread stays even with no source. */
   private holds = 0;
+  private failedWith: string | null = null;
   /** Resolves once the thread polls (its modules loaded), or has failed. */
   readonly ready: Promise<void>;
   private markReady: () => void = () => undefined;
@@ -104,6 +105,11 @@ export class IoThread {
   private forget(id: number): void {
     this.handlers.delete(id);
     this.doorbells.delete(id);
+  }
+
+  /** Why the thread failed or exited (null while it runs). */
+  get failure(): string | null {
+    return this.failedWith;
   }
 
   /** False once the thread has stopped or failed: it takes no more sources. */
@@ -169,6 +175,7 @@ export class IoThread {
 
   /** The thread is gone: every source hears of it, every pending removal is done. */
   private fail(reason: string): void {
+    this.failedWith ??= reason;
     if (IoThread.current === this) IoThread.current = null;
     this.markReady();
     this.wake.stop();

@@ -171,9 +171,14 @@ export class PacketRingProducer {
     this.head = Atomics.load(this.control, HEAD);
   }
 
-  /** Take up publishing where another reader of the source left off (it has stopped). */
+  /**
+   * Take up publishing where another reader of the source left off (it has
+   * stopped). A reader that died inside a read (its thread terminated) still
+   * holds the read lock: with it gone, nobody else can, so it is let go here.
+   */
   resume(): void {
     this.head = Atomics.load(this.control, HEAD);
+    Atomics.compareExchange(this.control, READ_LOCK, READER_READING, 0);
   }
 
   get stopRequested(): boolean {

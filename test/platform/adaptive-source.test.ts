@@ -13,13 +13,15 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import koffi from 'koffi';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Worker } from 'node:worker_threads';
+import { Worker } from 'node:worker_threads';
+import { MainPollSource } from '../../src/platform/main-poll-source.js';
 import { AdaptiveSource, QUIET_WINDOW_MS, adaptiveReaders } from '../../src/platform/adaptive-source.js';
 import { IoThread } from '../../src/platform/io-thread.js';
 import { READ_BATCH } from '../../src/platform/source-reader.js';
 import { loadLibc } from '../../src/platform/libc.js';
 import { PacketRingConsumer, createPacketRingMemory, plainSlot } from '../../src/platform/packet-ring.js';
 import { openUvPollHandles } from '../../src/platform/uv-poll.js';
+import { requireFreshDist } from '../helpers/fresh-dist.js';
 
 const libc = loadLibc();
 const raw = koffi.load('libc.so.6');
@@ -32,6 +34,10 @@ const F_SETFL = 4;
 const O_NONBLOCK = 0o4000;
 const HEADROOM = 16;
 const DATAGRAM_SIZE = 200;
+
+const dist = new URL('../../dist/src/platform/', import.meta.url).pathname;
+
+const builtPacketRing = new URL('../../dist/src/platform/packet-ring.js', import.meta.url).href;
 
 const openFds = () => readdirSync('/proc/self/fd').length;
 
@@ -87,6 +93,25 @@ function flood(fd: number, count: number): { process: ChildProcess; done: Promis
   return { process: child, done: new Promise((resolve) => child.once('exit', (code) => resolve(code))) };
 }
 
+/** A process that writes `count` numbered datagrams to the fd, one every `gapUs` microseconds. */
+function paced(fd: number, count: number, gapUs: number): { process: ChildProcess; done: Promise<number | null> } {
+  const script = `
+    const fs = require('node:fs');
+    const datagram = Buffer.alloc(${DATAGRAM_SIZE});
+    const start = process.hrtime.bigint();
+    try {
+      for (let i = 0; i < ${count}; i++) {
+        while (process.hrtime.bigint() - start < BigInt(i) * ${gapUs}000n);
+        datagram.writeUInt32LE(i, 0);
+        fs.writeSync(3, datagram);
+      }
+    } catch (error) {
+      if (error.code !== 'ECONNREFUSED') throw error;
+    }`;
+  const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'ignore', 'inherit', fd] });
+  return { process: child, done: new Promise((resolve) => child.once('exit', (code) => resolve(code))) };
+}
+
 interface Fixture {
   readEnd: number;
   writeEnd: number;
@@ -99,7 +124,9 @@ interface Fixture {
 
 const open: Fixture[] = [];
 
-function adaptiveFixture(workPerPacketUs: number): Fixture {
+/** `work`: microseconds of main-thread work per datagram, or per sequence number. */
+function adaptiveFixture(work: number | ((sequence: number) => number)): Fixture {
+  const workFor = typeof work === 'number' ? () => work : work;
   const [readEnd, writeEnd] = datagramPair();
   const memory = createPacketRingMemory({ headroom: HEADROOM, tailroom: 0 }, 0, 0, 64);
   const ring = new PacketRingConsumer(memory, -1, plainSlot);
@@ -113,8 +140,9 @@ function adaptiveFixture(workPerPacketUs: number): Fixture {
         ring.drain(
           (slot, length) => {
             if (length !== DATAGRAM_SIZE) throw new Error(`a datagram of ${length} bytes`);
-            got.push(new DataView(slot.bytes.buffer, slot.bytes.byteOffset + HEADROOM, 4).getUint32(0, true));
-            busy(workPerPacketUs);
+            const sequence = new DataView(slot.bytes.buffer, slot.bytes.byteOffset + HEADROOM, 4).getUint32(0, true);
+            got.push(sequence);
+            busy(workFor(sequence));
           },
           () => undefined,
         ),
@@ -168,12 +196,17 @@ describe('a packet source read where the load calls for it', () => {
     expect(fixture.failures).toEqual([]);
   });
 
-  it('a few slow packets (each as much work as a handshake) keep the main thread busy for a moment but move nothing', async () => {
-    const fixture = adaptiveFixture(30_000);
+  it('one slow packet among light traffic (a handshake, a collection pause) does not move the reading', async () => {
+    const SLOW_US = 40_000;
+    const fixture = adaptiveFixture((sequence) => (sequence % 10 === 5 ? SLOW_US : 0));
     const movesBefore = adaptiveReaders().moves;
-    for (let i = 0; i < 3; i++) fixture.send(i);
-    await until(() => fixture.got.length === 3, 'the slow datagrams');
-    await sleep(50);
+    // Light packets a few ms apart, each tenth one slow: every slow callback lies inside a window the next packet closes.
+    for (let i = 0; i < 30; i++) {
+      fixture.send(i);
+      await until(() => fixture.got.length === i + 1, `datagram ${i}`);
+      await sleep(3);
+    }
+    expect(fixture.got).toEqual(Array.from({ length: 30 }, (_, i) => i));
     expect(adaptiveReaders()).toMatchObject({ place: 'main thread', moves: movesBefore });
   });
 
@@ -201,6 +234,24 @@ describe('a packet source read where the load calls for it', () => {
     expect(fixture.got.at(-1)).toBe(COUNT);
     expect(fixture.closed).toEqual([]);
     expect(fixture.failures).toEqual([]);
+  });
+
+  it('few packets that each keep the main thread long (a handshake flood): the reading moves once and stays, it does not go back and forth', async () => {
+    // 400 datagrams a second, 1.5 ms of work each: 60 % of the main thread, at well under QUIET_PACKETS_PER_SECOND.
+    const COUNT = 1_600;
+    const fixture = adaptiveFixture(1_500);
+    const movesBefore = adaptiveReaders().moves;
+    const sender = paced(fixture.writeEnd, COUNT, 2_500);
+    try {
+      await until(() => fixture.got.length === COUNT, 'every datagram', 60_000);
+    } finally {
+      sender.process.kill('SIGKILL');
+      await sender.done;
+    }
+    expect(inOrder(fixture.got, COUNT)).toBe(true);
+    const moves = adaptiveReaders().moves - movesBefore;
+    expect(moves, 'moves while the load held').toBeGreaterThanOrEqual(1);
+    expect(moves, 'moves while the load held (one there, perhaps one back at the end)').toBeLessThanOrEqual(2);
   });
 
   it('removing a source while the I/O thread reads it mid-flood leaves no poll handle, thread or descriptor', async () => {
@@ -269,5 +320,99 @@ describe('a packet source read where the load calls for it', () => {
     await until(() => adaptiveReaders().place === 'main thread', 'the move back', QUIET_WINDOW_MS * 8);
     // libuv registers a started handle with epoll on its next loop turn.
     await until(() => open.every((fixture) => inAnEventLoop(fixture.readEnd)), 'both sources back in the main loop');
+  });
+
+  it('an I/O thread that cannot start here: said once, the main thread goes on reading everything, no thread started again and again', async () => {
+    requireFreshDist(['platform/adaptive-source', 'platform/io-thread']);
+    // Node hands --input-type on to worker threads, which refuse it: every I/O thread this process starts dies at once.
+    const script = `
+      const { AdaptiveSource, adaptiveReaders } = await import('${dist}adaptive-source.js');
+      const { loadLibc, O_CLOEXEC, O_NONBLOCK } = await import('${dist}libc.js');
+      const { PacketRingConsumer, createPacketRingMemory, plainSlot } = await import('${dist}packet-ring.js');
+      const libc = loadLibc();
+      const fds = new Int32Array(2);
+      if (libc.pipe2(fds, O_CLOEXEC | O_NONBLOCK) !== 0) throw new Error('pipe2 failed');
+      const memory = createPacketRingMemory({ headroom: 16, tailroom: 0 }, 0, 0, 64);
+      const ring = new PacketRingConsumer(memory, -1, plainSlot);
+      const failures = [];
+      let read = 0;
+      const busy = (us) => { const end = performance.now() + us / 1000; while (performance.now() < end); };
+      const source = new AdaptiveSource({ kind: 'read', fd: fds[0], ring: memory, headerSize: 0 }, {
+        doorbell: () => ring.drain((slot, length) => { read += length; busy(100); }, () => undefined),
+        closed: (reason) => failures.push('closed: ' + reason),
+        failed: (error) => failures.push(String(error)),
+      });
+      const chunk = new Uint8Array(1000);
+      let written = 0;
+      const end = performance.now() + 2000;
+      await new Promise((resolve) => {
+        const write = () => {
+          for (let i = 0; i < 16; i++) { const n = libc.write(fds[1], chunk, chunk.length); if (n > 0) written += n; }
+          if (performance.now() < end) setImmediate(write); else resolve();
+        };
+        write();
+      });
+      while (read < written) await new Promise((resolve) => setTimeout(resolve, 10));
+      ring.stop();
+      await source.remove();
+      console.log(JSON.stringify({ failures, moves: adaptiveReaders().moves, read, written }));
+    `;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, TSWG_MAIN_POLL: '' } });
+    let output = '';
+    child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    expect(code, output).toBe(0);
+    const result = JSON.parse(output.trim().split('\n').at(-1)!) as { failures: string[]; moves: number; read: number; written: number };
+    expect(result.written, 'bytes written').toBeGreaterThan(0);
+    expect(result.read, 'every byte read').toBe(result.written);
+    expect(result.moves).toBe(0);
+    expect(result.failures, 'the failure, said once').toHaveLength(1);
+    expect(result.failures[0]).toContain('the I/O thread');
+    expect(result.failures[0]).toContain('the main thread goes on reading');
+  });
+
+  it('a reader thread that dies inside a read leaves the read lock behind: the main thread, resuming, takes the source back all the same', async () => {
+    requireFreshDist(['platform/packet-ring']);
+    const [readEnd, writeEnd] = datagramPair();
+    const memory = createPacketRingMemory({ headroom: HEADROOM, tailroom: 0 }, 0, 0, 64);
+    const ring = new PacketRingConsumer(memory, -1, plainSlot);
+    const got: number[] = [];
+    const source = new MainPollSource(
+      { kind: 'read', fd: readEnd, ring: memory, headerSize: 0, id: 0 },
+      {
+        doorbell: () => ring.drain((slot) => got.push(new DataView(slot.bytes.buffer, slot.bytes.byteOffset + HEADROOM, 4).getUint32(0, true)), () => undefined),
+        closed: () => undefined,
+        failed: () => undefined,
+      },
+    );
+    try {
+      source.suspend();
+      // Another reader takes the source's read lock as the I/O thread does before each read, and its thread is terminated there.
+      const reader = new Worker(
+        `const { workerData, parentPort } = require('node:worker_threads');
+         import(workerData.module).then(({ PacketRingProducer }) => {
+           if (!new PacketRingProducer(workerData.memory, () => undefined).lockReads()) throw new Error('no lock');
+           parentPort.postMessage('locked');
+           for (;;);
+         });`,
+        { eval: true, workerData: { module: builtPacketRing, memory } },
+      );
+      await new Promise((resolve, reject) => {
+        reader.once('message', resolve);
+        reader.once('error', reject);
+      });
+      await reader.terminate();
+      source.resume();
+      const datagram = new Uint8Array(DATAGRAM_SIZE);
+      new DataView(datagram.buffer).setUint32(0, 42, true);
+      expect(libc.write(writeEnd, datagram, DATAGRAM_SIZE)).toBe(DATAGRAM_SIZE);
+      await until(() => got.length === 1, 'the datagram after the dead reader', 2_000);
+      expect(got).toEqual([42]);
+    } finally {
+      ring.stop();
+      await source.close();
+      libc.close(readEnd);
+      libc.close(writeEnd);
+    }
   });
 });

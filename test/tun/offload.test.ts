@@ -25,7 +25,6 @@
  * The seed is random per run unless FUZZ_SEED is set; it is printed, and
  * failure messages carry it.
  */
-import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanup, execIn, ip, requireCommands, requireRoot } from '../../scripts/lib/netns.js';
 import { createPair, ping, type Pair, type WgNode } from '../../scripts/lib/topology.js';
@@ -52,6 +51,7 @@ import {
 import { OffloadReader } from '../../src/tun/offload-reader.js';
 import { PacketRingConsumer, createPacketRingMemory, plainSlot, type RingSlot } from '../../src/platform/packet-ring.js';
 import { destroyPair, runIperf, type IperfRun } from '../helpers/device-interop.js';
+import { mainLoopWatches } from '../helpers/main-loop-watches.js';
 import { Rng, bytesEqual, fuzzSeed, shortHex } from '../helpers/fuzz.js';
 import {
   IPPROTO_TCP,
@@ -1155,34 +1155,6 @@ function vnetHeader(node: WgNode): string {
   const match = /vnet_hdr (on|off)/.exec(output);
   if (match === null) throw new Error(`no vnet_hdr in ip -d link show ${node.interfaceName}:\n${output}`);
   return match[1]!;
-}
-
-/**
- * What the daemon's epoll sets hold (/proc/PID/fdinfo): the TUN fd, and how
- * many of its UDP sockets. Node's own loop is the only epoll instance it
- * has; the I/O thread waits with poll(2) and registers nothing there.
- */
-function mainLoopWatches(node: WgNode): { tun: boolean; udp: number } {
-  const pid = node.process.pid;
-  const fds = readdirSync(`/proc/${pid}/fd`).map(Number);
-  const target = (fd: number) => {
-    try {
-      return readlinkSync(`/proc/${pid}/fd/${fd}`);
-    } catch {
-      return '';
-    }
-  };
-  const tunFds = fds.filter((fd) => target(fd) === '/dev/net/tun');
-  if (tunFds.length !== 1) throw new Error(`expected one /dev/net/tun fd in process ${pid}, found ${tunFds.length}`);
-  const sockets = new Set(fds.filter((fd) => target(fd).startsWith('socket:')));
-  const udpInodes = new Set(['/proc/net/udp', '/proc/net/udp6'].flatMap((table) => execIn(node.namespace, 'cat', [table]).split('\n').slice(1).map((line) => line.trim().split(/\s+/)[9]).filter((inode): inode is string => inode !== undefined)));
-  const watched = new Set<number>();
-  for (const fd of fds) {
-    if (target(fd) !== 'anon_inode:[eventpoll]') continue;
-    for (const match of readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8').matchAll(/^tfd:\s+(\d+)\s/gm)) watched.add(Number(match[1]));
-  }
-  const udp = [...watched].filter((fd) => sockets.has(fd) && udpInodes.has(/socket:\[(\d+)\]/.exec(target(fd))?.[1] ?? '')).length;
-  return { tun: watched.has(tunFds[0]!), udp };
 }
 
 interface TcpResult {
