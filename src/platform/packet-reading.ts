@@ -5,6 +5,7 @@
  * symbols by way of koffi; a start-up check that finds it broken falls back
  * to the I/O thread, unless the main thread was asked for explicitly.
  */
+import { isMainThread } from 'node:worker_threads';
 import { selfTestUvPoll } from './uv-poll-self-test.js';
 
 export const MAIN_POLL_ENV = 'TSWG_MAIN_POLL';
@@ -27,8 +28,9 @@ export function packetReadingFromEnvironment(value: string | undefined = process
 /** Set by the start-up check (choosePacketReading); until then the variable decides, read at each new source. */
 let chosen: PacketReading | null = null;
 
-/** How sources added from now on are read. */
+/** How sources added from now on are read (off the main thread always by the I/O thread: a poll handle lives on the main loop). */
 export function packetReading(): PacketReading {
+  if (!isMainThread) return 'I/O thread';
   return chosen ?? packetReadingFromEnvironment() ?? 'adaptive';
 }
 

@@ -16,6 +16,7 @@
  * callback may the fd be closed (close() resolves then). libuv keeps one
  * watcher per fd: a second handle on the same fd is refused (EEXIST).
  */
+import { readlinkSync } from 'node:fs';
 import { isMainThread } from 'node:worker_threads';
 import koffi from 'koffi';
 import { PlatformError } from './errors.js';
@@ -82,6 +83,15 @@ export class UvPollError extends PlatformError {
   }
 }
 
+/** What a descriptor refers to (`socket:[1234]`, `/dev/net/tun`), or null where /proc cannot say. */
+function fileOf(fd: number): string | null {
+  try {
+    return readlinkSync(`/proc/self/fd/${fd}`);
+  } catch {
+    return null;
+  }
+}
+
 /** Handles open now (started or stopped, not yet closed): a leak shows here. */
 let openHandles = 0;
 export function openUvPollHandles(): number {
@@ -94,6 +104,8 @@ export class UvPoll {
   private readonly handle: unknown;
   private readonly pollCallback: bigint;
   private state: 'stopped' | 'started' | 'closing' | 'closed' = 'stopped';
+  /** The file the fd referred to when the handle was made (see start()). */
+  private readonly file: string | null;
   private closing: Promise<void> | null = null;
 
   constructor(
@@ -113,6 +125,7 @@ export class UvPoll {
       throw new UvPollError(`uv_poll_init on fd ${fd}`, result);
     }
     this.handle = handle;
+    this.file = fileOf(fd);
     openHandles++;
     const guarded = (_handle: unknown, status: number, events: number): void => {
       try {
@@ -135,6 +148,10 @@ export class UvPoll {
   /** Start (or restart, after libuv stopped it on an error) watching for `events`. */
   start(events = UV_READABLE | UV_DISCONNECT): void {
     if (this.state === 'closing' || this.state === 'closed') throw new PlatformError(`uv_poll_start on a ${this.state} handle (fd ${this.fd})`);
+    // libuv aborts the process when epoll refuses a descriptor (EPERM for a file that cannot be polled):
+    // a number closed and reused for another file since the handle was made must not reach it.
+    const file = fileOf(this.fd);
+    if (file !== this.file) throw new PlatformError(`fd ${this.fd} no longer refers to ${this.file ?? 'the file it was made for'} (now ${file ?? 'nothing'}): not watched again`);
     const result = this.uv.calls.pollStart(this.handle, events, this.pollCallback);
     if (result !== 0) throw new UvPollError(`uv_poll_start on fd ${this.fd}`, result);
     this.state = 'started';

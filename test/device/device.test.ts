@@ -15,6 +15,7 @@ import type { UapiPeerChange } from '../../src/device/uapi.js';
 import { generatePrivateKey, publicKeyOf } from '../../src/noise/index.js';
 import { MemoryTun } from '../../bench/lib/memory-tun.js';
 import { buildIcmpEcho, parseIcmpEcho, parseIpv4 } from '../helpers/ip.js';
+import { MAIN_POLL_ENV } from '../../src/platform/packet-reading.js';
 
 interface Node {
   device: Device;
@@ -152,8 +153,18 @@ describe('Device over loopback', () => {
     expect(delivered.map((p) => parseIcmpEcho(parseIpv4(p)).sequence)).toEqual([2]);
   });
 
-  it('a UDP socket that fails under the device closes it, and onClose hears a UdpBindError', async () => {
-    const node = await makeNode('10.9.0.1');
+  it('a UDP socket that fails under the device closes it, and onClose hears a UdpBindError (the I/O thread reading)', async () => {
+    // Read by the I/O thread: a descriptor swapped for another file under libuv's own poll is
+    // not something the main thread's poll can survive (libuv aborts when epoll refuses it).
+    const asked = process.env[MAIN_POLL_ENV];
+    process.env[MAIN_POLL_ENV] = '0';
+    let node: Awaited<ReturnType<typeof makeNode>>;
+    try {
+      node = await makeNode('10.9.0.1');
+    } finally {
+      if (asked === undefined) delete process.env[MAIN_POLL_ENV];
+      else process.env[MAIN_POLL_ENV] = asked;
+    }
     const closed = new Promise<Error | null>((resolve) => node.device.onClose(resolve));
     // Put a non-socket (/dev/null) where the device's IPv4 socket was: the next receive fails with ENOTSOCK.
     const fd = (node.device as unknown as { bind: UdpBind }).bind.fd(4)!;

@@ -6,14 +6,14 @@
  * caught and counted and the source keeps running; closing releases every
  * handle, callback slot and descriptor over many open/close cycles.
  */
-import { readdirSync } from 'node:fs';
+import { closeSync, openSync, readdirSync } from 'node:fs';
 import koffi from 'koffi';
 import { describe, expect, it } from 'vitest';
 import { O_CLOEXEC, O_NONBLOCK, loadLibc } from '../../src/platform/libc.js';
 import { MainPollSource, mainPollCallbackErrors } from '../../src/platform/main-poll-source.js';
 import { PacketRingConsumer, createPacketRingMemory, plainSlot } from '../../src/platform/packet-ring.js';
 import { selfTestUvPoll } from '../../src/platform/uv-poll-self-test.js';
-import { openUvPollHandles } from '../../src/platform/uv-poll.js';
+import { UvPoll, openUvPollHandles } from '../../src/platform/uv-poll.js';
 
 const libc = loadLibc();
 const CYCLES = 300;
@@ -134,5 +134,29 @@ describe('main-thread poll', () => {
     await turn();
     expect(got).toBe(0);
     expect(source.closed).toEqual([]);
+  });
+
+  it('a handle whose fd now refers to another file refuses to start again, instead of libuv aborting the process', async () => {
+    const [readEnd, writeEnd] = pipe();
+    const poll = new UvPoll(readEnd, () => undefined, () => undefined);
+    try {
+      poll.start();
+      await turn();
+      poll.stop();
+      const devNull = openSync('/dev/null', 'r');
+      const dup2 = koffi.load('libc.so.6').func('int dup2(int oldfd, int newfd)') as (oldFd: number, newFd: number) => number;
+      try {
+        expect(dup2(devNull, readEnd)).toBe(readEnd);
+      } finally {
+        closeSync(devNull);
+      }
+      // /dev/null cannot be polled: epoll refuses it with EPERM, on which libuv aborts.
+      expect(() => poll.start()).toThrow(/no longer refers to pipe:\[\d+\] \(now \/dev\/null\)/);
+      expect(poll.started).toBe(false);
+    } finally {
+      await poll.close();
+      libc.close(readEnd);
+      libc.close(writeEnd);
+    }
   });
 });
