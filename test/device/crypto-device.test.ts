@@ -4,7 +4,7 @@
  * the UDP ring opened by them, and everything arrives, in order, both ways.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { parseCidr } from '../../src/device/addr.js';
+import { connectOverLoopback } from '../helpers/loopback-peers.js';
 import { CRYPTO_WORKERS_ENV } from '../../src/device/constants.js';
 import { Device } from '../../src/device/device.js';
 import { silentLogger } from '../../src/device/logger.js';
@@ -39,18 +39,6 @@ async function makeNode(address: string) {
 
 type Node = Awaited<ReturnType<typeof makeNode>>;
 
-async function connect(a: Node, b: Node): Promise<void> {
-  const change = (peer: Node) => ({
-    publicKey: peer.publicKey,
-    remove: false,
-    updateOnly: false,
-    replaceAllowedIps: true,
-    allowedIps: [parseCidr(`${peer.address}/32`)],
-    endpoint: { family: 4 as const, address: '127.0.0.1', port: peer.device.listenPort },
-  });
-  await a.device.set({ replacePeers: false, peers: [change(b)] });
-  await b.device.set({ replacePeers: false, peers: [change(a)] });
-}
 
 function echo(from: string, to: string, sequence: number, size: number): Uint8Array {
   return buildIcmpEcho({ source: from, destination: to, type: 8, identifier: 9, sequence, payload: new Uint8Array(size).fill(sequence & 0xff) });
@@ -74,7 +62,7 @@ describe('Device with crypto workers', () => {
     const b = await makeNode('10.9.1.2');
     expect(a.device.cryptoWorkers).toBe(2);
     expect(b.device.cryptoWorkers).toBe(2);
-    await connect(a, b);
+    await connectOverLoopback(a, b);
     // The first packet waits for the handshake (ordinary path); the rest take the workers.
     a.tun.inject(echo(a.address, b.address, 9999, 32));
     await b.tun.waitForPackets(1);

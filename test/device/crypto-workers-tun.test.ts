@@ -22,7 +22,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanup, createNamespace, createTempDir, execIn, ip, namespaceArgv, requireCommands, requireRoot, setNamePrefix, uniqueName, waitUntil } from '../../scripts/lib/netns.js';
-import { parseCidr } from '../../src/device/addr.js';
+import { connectOverLoopback } from '../helpers/loopback-peers.js';
 import { Device } from '../../src/device/device.js';
 import type { Logger } from '../../src/device/logger.js';
 import { generatePrivateKey, publicKeyOf } from '../../src/noise/index.js';
@@ -195,18 +195,6 @@ async function makeSide(address: string, mainPoll: boolean): Promise<Side> {
   return { namespace, interfaceName, address, device, publicKey: publicKeyOf(privateKey), lines };
 }
 
-async function connect(a: Side, b: Side): Promise<void> {
-  const change = (peer: Side) => ({
-    publicKey: peer.publicKey,
-    remove: false,
-    updateOnly: false,
-    replaceAllowedIps: true,
-    allowedIps: [parseCidr(`${peer.address}/32`)],
-    endpoint: { family: 4 as const, address: '127.0.0.1', port: peer.device.listenPort },
-  });
-  await a.device.set({ replacePeers: false, peers: [change(b)] });
-  await b.device.set({ replacePeers: false, peers: [change(a)] });
-}
 
 beforeAll(() => {
   requireRoot('test/device/crypto-workers-tun.test.ts (TUN devices in namespaces)');
@@ -233,7 +221,7 @@ for (const { mainPoll, name } of modes) {
       directory = createTempDir('tswg-workers-');
       a = await makeSide('10.77.0.1', mainPoll);
       b = await makeSide('10.77.0.2', mainPoll);
-      await connect(a, b);
+      await connectOverLoopback(a, b);
     });
 
     afterAll(async () => {
