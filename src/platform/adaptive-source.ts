@@ -19,13 +19,13 @@ import { RingDoorbell } from './packet-ring.js';
 import { PlatformError } from './errors.js';
 
 /** The main thread counts as busy when poll callbacks took this share of a window... */
-export const BUSY_SHARE = 0.5;
+const BUSY_SHARE = 0.5;
 /** ...of this many milliseconds... */
-export const BUSY_WINDOW_MS = 20;
+const BUSY_WINDOW_MS = 20;
 /** ...this many windows in a row: one slow callback (a handshake, a collection pause) fills one window at most. */
-export const BUSY_WINDOWS = 3;
+const BUSY_WINDOWS = 3;
 /** On the I/O thread, fewer packets per second than this (all sources together) bring the sources back... */
-export const QUIET_PACKETS_PER_SECOND = 1000;
+const QUIET_PACKETS_PER_SECOND = 1000;
 /** ...measured over windows of this many milliseconds... */
 export const QUIET_WINDOW_MS = 250;
 /**
@@ -33,17 +33,17 @@ export const QUIET_WINDOW_MS = 250;
  * share of the time: few packets that each cost much, or crypto workers'
  * results that keep it busy outside the drains, keep the sources where they are.
  */
-export const QUIET_SHARE = BUSY_SHARE / 2;
+const QUIET_SHARE = BUSY_SHARE / 2;
 /** Quiet windows in a row that bring the sources back (a sender held up for one window by a busy scheduler is not a pause)... */
-export const QUIET_WINDOWS = 2;
+const QUIET_WINDOWS = 2;
 /**
  * ...but sources that have to leave the main thread again within this many
  * milliseconds of coming back (the load looked light only because the I/O
  * thread carried it) need twice as many quiet windows in a row next time...
  */
-export const REGRET_MS = 1000;
+const REGRET_MS = 1000;
 /** ...up to this many. */
-export const MAX_QUIET_WINDOWS = 4;
+const MAX_QUIET_WINDOWS = 4;
 
 export type ReaderPlace = 'main thread' | 'I/O thread';
 

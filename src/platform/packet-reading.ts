@@ -35,12 +35,12 @@ export function packetReading(): PacketReading {
 }
 
 /** Whether the main thread polls packet sources (always or by load): then its poll binding must work. */
-export function mainPollWanted(): boolean {
+function mainPollWanted(): boolean {
   return packetReading() !== 'I/O thread';
 }
 
 /** Fix how sources added from now on are read (a start-up check that finds the main-thread poll broken turns it off). */
-export function setPacketReading(how: PacketReading): void {
+function setPacketReading(how: PacketReading): void {
   chosen = how;
 }
 
