@@ -71,6 +71,16 @@ interface Delivery {
 }
 
 /** A batch that records, in the order the handlers hear them, what was sealed, opened and dropped. */
+/** A packet large enough that one AEAD takes a while on the pure-JS backend. */
+const LARGE_PACKET = 65_000;
+
+/** 64 slots in one shared buffer, each room for a LARGE_PACKET and its header and tag. */
+function largeSlots(): TransportSlot[] {
+  const slotBytes = LARGE_PACKET + 64;
+  const memory = new SharedArrayBuffer(64 * slotBytes);
+  return Array.from({ length: 64 }, (_, i) => new TransportSlot(new Uint8Array(memory, i * slotBytes, slotBytes)));
+}
+
 function recordingBatch(pool: CryptoPool) {
   const sealed: Delivery[] = [];
   const opened: Delivery[] = [];
@@ -236,10 +246,8 @@ describe('crypto workers', () => {
     pools.push(pool);
     const { a } = connectedPair();
     const { batch, sealed, dropped } = recordingBatch(pool);
-    const size = 65_000;
-    const slotBytes = size + 64;
-    const memory = new SharedArrayBuffer(64 * slotBytes);
-    const big = Array.from({ length: 64 }, (_, i) => new TransportSlot(new Uint8Array(memory, i * slotBytes, slotBytes)));
+    const size = LARGE_PACKET;
+    const big = largeSlots();
     let batches = 0;
     // A worker might just have finished when this thread did; a few batches make a stall certain.
     for (; batches < 10 && pool.lost === 0; batches++) {
@@ -289,10 +297,8 @@ describe('crypto workers', () => {
     await pool.ready();
     const { a } = connectedPair();
     const { batch, sealed, dropped } = recordingBatch(pool);
-    const size = 65_000;
-    const slotBytes = size + 64;
-    const memory = new SharedArrayBuffer(64 * slotBytes);
-    const big = Array.from({ length: 64 }, (_, i) => new TransportSlot(new Uint8Array(memory, i * slotBytes, slotBytes)));
+    const size = LARGE_PACKET;
+    const big = largeSlots();
     big.forEach((slot, i) => expect(batch.seal(a, slot, size, i, null)).toBe(true));
     armed = true;
     batch.finish();
