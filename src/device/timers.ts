@@ -17,8 +17,13 @@ import type { Peer } from './peer.js';
 export type TimerOutputHandler = (peer: Peer, output: TunnelOutput) => void;
 
 export class PeerTimers {
-  /** Peers whose timers the fast paths touched since the last flush. */
-  private readonly touchedPeers: Peer[] = [];
+  /**
+   * Peers whose timers the fast paths touched since the last flush: the
+   * first `touchedCount` entries. The array keeps its length between batches
+   * (truncating it would free its storage and grow it again on every packet).
+   */
+  private readonly touchedPeers: (Peer | null)[] = [];
+  private touchedCount = 0;
   private stopped = false;
 
   constructor(
@@ -30,17 +35,21 @@ export class PeerTimers {
   touched(peer: Peer): void {
     if (peer.timersDirty) return;
     peer.timersDirty = true;
-    this.touchedPeers.push(peer);
+    this.touchedPeers[this.touchedCount++] = peer;
   }
 
   /** The batch is over: reschedule every peer it touched. */
   flushTouched(): void {
     const peers = this.touchedPeers;
-    for (const peer of peers) {
+    // schedule() never touches a peer, so the count cannot grow meanwhile; a slot is null after a flush that threw.
+    for (let i = 0; i < this.touchedCount; i++) {
+      const peer = peers[i];
+      if (peer === null || peer === undefined) continue;
+      peers[i] = null;
       peer.timersDirty = false;
       this.schedule(peer);
     }
-    peers.length = 0;
+    this.touchedCount = 0;
   }
 
   /** Arm the peer's timeout for its tunnel's next deadline (unless an earlier one is pending). */

@@ -3,6 +3,8 @@
  * wireguard-go's timers.go, with deadlines instead of OS timers. The tunnel
  * reports events (data sent, handshake complete, ...); `takeDue(now)` hands
  * out the timers that have fired, and `nextDeadline()` when to ask again.
+ * The deadlines live in a fixed array: a ping sets and clears a timer on
+ * every packet, and a Map would allocate as its deleted entries pile up.
  */
 import {
   KEEPALIVE_TIMEOUT_MS,
@@ -23,7 +25,7 @@ export type TimerName =
   /** The configured persistent keepalive interval passed without traffic. */
   | 'persistent-keepalive';
 
-/** Fire order when several timers are due at once. */
+/** Fire order when several timers are due at once; a timer's place here is its slot in the deadlines. */
 const TIMER_NAMES: readonly TimerName[] = [
   'retransmit-handshake',
   'send-keepalive',
@@ -32,8 +34,19 @@ const TIMER_NAMES: readonly TimerName[] = [
   'persistent-keepalive',
 ];
 
+const SLOT: Readonly<Record<TimerName, number>> = {
+  'retransmit-handshake': 0,
+  'send-keepalive': 1,
+  'new-handshake': 2,
+  'zero-key-material': 3,
+  'persistent-keepalive': 4,
+};
+
+/** A slot with no timer pending. */
+const NOT_PENDING = Number.NaN;
+
 export class PeerTimers {
-  private readonly deadlines = new Map<TimerName, number>();
+  private readonly deadlines = new Float64Array(TIMER_NAMES.length).fill(NOT_PENDING);
   handshakeAttempts = 0;
   needAnotherKeepalive = false;
   sentLastMinuteHandshake = false;
@@ -43,29 +56,31 @@ export class PeerTimers {
   constructor(private readonly jitter: () => number = defaultJitter) {}
 
   isPending(name: TimerName): boolean {
-    return this.deadlines.has(name);
+    return !Number.isNaN(this.deadlines[SLOT[name]]!);
   }
 
   deadline(name: TimerName): number | undefined {
-    return this.deadlines.get(name);
+    const at = this.deadlines[SLOT[name]]!;
+    return Number.isNaN(at) ? undefined : at;
   }
 
   set(name: TimerName, at: number): void {
-    this.deadlines.set(name, at);
+    if (Number.isNaN(at)) throw new RangeError(`timer '${name}': the deadline must be a number`);
+    this.deadlines[SLOT[name]] = at;
   }
 
   clear(name: TimerName): void {
-    this.deadlines.delete(name);
+    this.deadlines[SLOT[name]] = NOT_PENDING;
   }
 
   clearAll(): void {
-    this.deadlines.clear();
+    this.deadlines.fill(NOT_PENDING);
   }
 
   /** The earliest pending deadline, or null when nothing is scheduled. */
   nextDeadline(): number | null {
     let next: number | null = null;
-    for (const at of this.deadlines.values()) if (next === null || at < next) next = at;
+    for (const at of this.deadlines) if (!Number.isNaN(at) && (next === null || at < next)) next = at;
     return next;
   }
 
@@ -77,14 +92,15 @@ export class PeerTimers {
   takeDue(now: number): TimerName | null {
     let due: TimerName | null = null;
     let dueAt = Infinity;
-    for (const name of TIMER_NAMES) {
-      const at = this.deadlines.get(name);
-      if (at !== undefined && at <= now && at < dueAt) {
-        due = name;
+    for (let slot = 0; slot < TIMER_NAMES.length; slot++) {
+      const at = this.deadlines[slot]!;
+      // NaN (not pending) compares false.
+      if (at <= now && at < dueAt) {
+        due = TIMER_NAMES[slot]!;
         dueAt = at;
       }
     }
-    if (due !== null) this.deadlines.delete(due);
+    if (due !== null) this.clear(due);
     return due;
   }
 

@@ -757,6 +757,45 @@ describe('sealTransport and openTransport allocate nothing per packet (sodium ba
     expect(perPacket.open).toBeLessThan(MAX_BYTES_PER_PACKET);
   });
 
+  it(`a ping's pattern, a request sealed and opened and its reply sealed and opened, each side's timers set and cleared on every packet: < ${MAX_BYTES_PER_PACKET} byte per packet`, () => {
+    const clock = new ManualClock();
+    const identities = { identityA: newIdentity(clock, sodiumBackend!), identityB: newIdentity(clock, sodiumBackend!) };
+    const pair = makePair({ clock, mtu: 1420, ...identities });
+    completeHandshake(pair.a, pair.b);
+    const SIZE = 96;
+    const datagramSize = SIZE + TransportSlot.OVERHEAD;
+    const sendSlot = new TransportSlot(new Uint8Array(BIG_SLOT_SIZE));
+    const receiveSlot = new TransportSlot(new Uint8Array(BIG_SLOT_SIZE));
+    sendSlot.packetArea.set(randomPacket(seededPrng(), SIZE));
+    const sealed = sendSlot.bytes.subarray(0, datagramSize);
+    const cross = (from: Tunnel, to: Tunnel) => {
+      if (from.sealTransport(sendSlot, SIZE) !== datagramSize) throw new Error('sealTransport declined');
+      receiveSlot.bytes.set(sealed);
+      if (to.openTransport(receiveSlot, datagramSize) !== SIZE) throw new Error('openTransport refused the datagram');
+    };
+    const pings = (count: number) => {
+      for (let i = 0; i < count; i++) {
+        cross(pair.a, pair.b);
+        cross(pair.b, pair.a);
+      }
+    };
+    // Each ping moves the timers both ways: a's new-handshake and b's send-keepalive are set, then cleared by the reply.
+    pings(1);
+    expect(pair.a.timers.isPending('new-handshake')).toBe(false);
+    expect(pair.b.timers.isPending('send-keepalive')).toBe(false);
+    cross(pair.a, pair.b);
+    expect(pair.a.timers.isPending('new-handshake')).toBe(true);
+    expect(pair.b.timers.isPending('send-keepalive')).toBe(true);
+    cross(pair.b, pair.a);
+    const PINGS = 50_000;
+    pings(2 * PINGS);
+    const windows = [allocatedBytes(() => pings(PINGS)), allocatedBytes(() => pings(PINGS))];
+    const least = windows[0]!.bytes <= windows[1]!.bytes ? windows[0]! : windows[1]!;
+    const perPacket = least.bytes / (4 * PINGS);
+    console.log(`allocation, a ping's pattern: ${perPacket.toFixed(4)} B/packet (${least.bytes} B, ${least.gcs} GCs in ${4 * PINGS} seals and opens)`);
+    expect(perPacket).toBeLessThan(MAX_BYTES_PER_PACKET);
+  });
+
   it(`a datagram's receiver index of 2^31 and more finds its tunnel in the shared IndexTable: the same owner read signed or unsigned, < ${MAX_BYTES_PER_PACKET} byte per lookup`, () => {
     const clock = new ManualClock();
     const identities = { identityA: newIdentity(clock, sodiumBackend!), identityB: newIdentity(clock, sodiumBackend!) };

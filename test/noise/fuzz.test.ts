@@ -224,7 +224,7 @@ interface ReplayInternals {
   lastHigh: number;
 }
 interface TimersInternals {
-  deadlines: Map<string, number>;
+  deadlines: Float64Array;
 }
 interface IndexTableInternals {
   owners: Map<number, unknown>;
@@ -240,7 +240,7 @@ function assertInternalsExist(t: Tunnel): void {
   expect(Array.isArray(ti.staged)).toBe(true);
   expect(ti.handshakeIndexLive).toBeTypeOf('boolean');
   expect((t.handshake as unknown as HandshakeInternals).hash).toBeInstanceOf(Uint8Array);
-  expect((t.timers as unknown as TimersInternals).deadlines).toBeInstanceOf(Map);
+  expect((t.timers as unknown as TimersInternals).deadlines).toBeInstanceOf(Float64Array);
   expect((t.indexTable as unknown as IndexTableInternals).owners).toBeInstanceOf(Map);
   expect((t.identity.cookieChecker as unknown as CheckerInternals).secret).toBeInstanceOf(Uint8Array);
   for (const k of t.keypairs.all()) expect((k.replay as unknown as ReplayInternals).ring).toBeInstanceOf(Uint16Array);
@@ -283,7 +283,7 @@ function snapshot(t: Tunnel): string {
     keypairState(t.keypairs.current),
     keypairState(t.keypairs.previous),
     keypairState(t.keypairs.next),
-    [...timers.deadlines.entries()].sort(),
+    [...timers.deadlines].map(String),
     [t.timers.handshakeAttempts, t.timers.needAnotherKeepalive, t.timers.sentLastMinuteHandshake, t.timers.persistentKeepaliveMs],
     [...(t.indexTable as unknown as IndexTableInternals).owners.keys()].sort((a, b) => a - b),
     [hex(checker.secret), checker.secretSetAt],
