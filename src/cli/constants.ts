@@ -13,3 +13,11 @@ export const DEFAULT_NETCHECK_STUN_SERVERS: readonly string[] = Object.freeze(['
 
 /** How long netcheck waits for one STUN server. */
 export const DEFAULT_NETCHECK_TIMEOUT_MS = 5000;
+
+/**
+ * The daemons' V8 interrupt budget (bytes of bytecode a function runs
+ * between checks whether to optimize it; V8's default is 67,584): the packet
+ * path is optimized after a few hundred packets instead of ~1,500
+ * (jit-budget.ts; measured in BENCHMARKS.md).
+ */
+export const DAEMON_JIT_BUDGET = 8_192;

@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { UdpBindError, Device, UAPI_SOCKET_DIRECTORY, createLogger, parseLogLevel, UapiServer } from '../device/index.js';
 import { choosePacketReading, selfTestLibc } from '../platform/index.js';
+import { tuneJitForPackets } from './jit-budget.js';
 import { LinuxTun } from '../tun/index.js';
 import { CliError, UsageError } from './key-commands.js';
 
@@ -82,6 +83,7 @@ async function serve(interfaceName: string): Promise<number> {
   let device: Device;
   let uapi: UapiServer;
   try {
+    tuneJitForPackets();
     selfTestLibc();
     const readingNote = await choosePacketReading();
     if (readingNote !== null) log.error(readingNote);

@@ -17,6 +17,7 @@
 import { createLogger, parseLogLevel } from '../device/index.js';
 import { DEFAULT_CONTROL_SOCKET, ROAMING_ENDPOINT, requestOnce, describeMetricsListen, parseListenAddress, runNodeDaemon, StateStore, type NatStatusWire, type Request, type Response, type StatusSnapshot, formatNatStatusTable, formatPeersTable, formatServicesTable, formatStatusTable } from '../overlay/index.js';
 import { choosePacketReading, exitNow, selfTestLibc } from '../platform/index.js';
+import { tuneJitForPackets } from './jit-budget.js';
 import { runCheckConfig } from './check-config.js';
 import { CliError, UsageError } from './key-commands.js';
 
@@ -366,6 +367,7 @@ export async function runNode(argv: readonly string[]): Promise<number> {
   const args = parseNodeDaemonArgs(argv);
   const log = createLogger(parseLogLevel(process.env.LOG_LEVEL), 'node');
   try {
+    tuneJitForPackets();
     selfTestLibc();
     const readingNote = await choosePacketReading();
     if (readingNote !== null) log.error(readingNote);
