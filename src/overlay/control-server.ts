@@ -70,7 +70,10 @@ export class ControlServer {
         // A client's end is the end of its requests, not of the conversation: the answers still go out.
         allowHalfOpen: true,
         log: (message) => log(`control ${message}`),
-        onConnectionError: (error) => log(`control connection: ${error.message}`),
+        // A client that left before its answers (EPIPE, ECONNRESET) is no fault of the node's: nothing to report.
+        onConnectionError: (error: NodeJS.ErrnoException) => {
+          if (error.code !== 'EPIPE' && error.code !== 'ECONNRESET') log(`control connection: ${error.message}`);
+        },
       });
     } catch (error) {
       if (error instanceof SocketInUseError) throw new Error(`another tswg node is already listening on ${path}`);

@@ -256,6 +256,34 @@ describe('control socket', () => {
     expect(await tick).toEqual({ type: 'Ok' });
   });
 
+  it('a client leaving before its answers (EPIPE, ECONNRESET on the server\'s side) is logged as nothing, and the next client is served', async () => {
+    const status = bigStatus(6000);
+    const path = join(freshDir(), 'gone.sock');
+    const logged: string[] = [];
+    let answered = 0;
+    const server = await ControlServer.listen(
+      path,
+      async () => {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        answered++;
+        return status;
+      },
+      (message) => logged.push(message),
+    );
+    servers.push(server);
+    for (let i = 0; i < 5; i++) {
+      const gone = await SocketClient.connect(path);
+      await gone.write('{"type":"Status"}\n{"type":"Status"}\n');
+      gone.destroy();
+    }
+    // Every request was worked out and its answer written to a socket whose client had gone.
+    while (answered < 10) await new Promise((resolve) => setTimeout(resolve, 10));
+    const reader = await ControlClient.connect(path);
+    expect(await reader.request({ type: 'Status' })).toEqual(status);
+    reader.close();
+    expect(logged).toEqual([]);
+  });
+
   it('tells a client plainly when no node listens', async () => {
     const path = join(freshDir(), 'absent.sock');
     await expect(ControlClient.connect(path)).rejects.toThrow(`no tswg node is listening on ${path}`);
