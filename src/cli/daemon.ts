@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { UdpBindError, Device, UAPI_SOCKET_DIRECTORY, createLogger, parseLogLevel, UapiServer } from '../device/index.js';
-import { choosePacketReading, selfTestLibc } from '../platform/index.js';
+import { choosePacketReading, onReaderMoved, selfTestLibc } from '../platform/index.js';
 import { tuneJitForPackets } from './jit-budget.js';
 import { LinuxTun } from '../tun/index.js';
 import { CliError, UsageError } from './key-commands.js';
@@ -87,6 +87,7 @@ async function serve(interfaceName: string): Promise<number> {
     selfTestLibc();
     const readingNote = await choosePacketReading();
     if (readingNote !== null) log.error(readingNote);
+    onReaderMoved((place, why) => log.verbose(`packet reading moved to the ${place}: ${why}`));
     const tun = LinuxTun.create(interfaceName);
     device = new Device({ tun, log });
     try {

@@ -16,7 +16,7 @@
  */
 import { createLogger, parseLogLevel } from '../device/index.js';
 import { DEFAULT_CONTROL_SOCKET, ROAMING_ENDPOINT, requestOnce, describeMetricsListen, parseListenAddress, runNodeDaemon, StateStore, type NatStatusWire, type Request, type Response, type StatusSnapshot, formatNatStatusTable, formatPeersTable, formatServicesTable, formatStatusTable } from '../overlay/index.js';
-import { choosePacketReading, exitNow, selfTestLibc } from '../platform/index.js';
+import { choosePacketReading, exitNow, onReaderMoved, selfTestLibc } from '../platform/index.js';
 import { tuneJitForPackets } from './jit-budget.js';
 import { runCheckConfig } from './check-config.js';
 import { CliError, UsageError } from './key-commands.js';
@@ -371,6 +371,7 @@ export async function runNode(argv: readonly string[]): Promise<number> {
     selfTestLibc();
     const readingNote = await choosePacketReading();
     if (readingNote !== null) log.error(readingNote);
+    onReaderMoved((place, why) => log.verbose(`packet reading moved to the ${place}: ${why}`));
   } catch (error) {
     throw new CliError((error as Error).message);
   }

@@ -46,6 +46,26 @@ const REGRET_MS = 1000;
 const MAX_QUIET_WINDOWS = 4;
 
 export type ReaderPlace = 'main thread' | 'I/O thread';
+/** Told of every move: where the sources are read now, and why they moved. */
+export type ReaderMoveListener = (place: ReaderPlace, why: string) => void;
+
+const moveListeners = new Set<ReaderMoveListener>();
+
+/** Hear of every move of the process's packet reading (a daemon logs them); returns the way to stop. */
+export function onReaderMoved(listener: ReaderMoveListener): () => void {
+  moveListeners.add(listener);
+  return () => moveListeners.delete(listener);
+}
+
+function tellMove(place: ReaderPlace, why: string): void {
+  for (const listener of moveListeners) {
+    try {
+      listener(place, why);
+    } catch {
+      // A listener's failure is no reason to disturb the reading.
+    }
+  }
+}
 
 /** The process's adaptive sources and where they are read now. */
 class Placement {
@@ -115,6 +135,7 @@ class Placement {
       this.loopUse = performance.eventLoopUtilization();
       this.quietTimer = setInterval(() => this.checkQuiet(), QUIET_WINDOW_MS);
       this.quietTimer.unref();
+      tellMove('I/O thread', `the poll callbacks kept the main thread busy ${BUSY_SHARE * 100} % or more in ${BUSY_WINDOWS} windows of ${BUSY_WINDOW_MS} ms in a row`);
     } catch {
       // The thread could not take the sources (it stopped or failed): they stay on the main thread.
       for (const source of this.sources) void source.toMainThread();
@@ -147,11 +168,14 @@ class Placement {
       }
     }
     this.quietWindows = rate < QUIET_PACKETS_PER_SECOND && loopShare < QUIET_SHARE ? this.quietWindows + 1 : 0;
-    if (this.quietWindows >= this.quietWindowsNeeded) void this.toMainThread();
+    if (this.quietWindows >= this.quietWindowsNeeded) {
+      const why = `${this.quietWindows} quiet windows of ${QUIET_WINDOW_MS} ms in a row (the last: ${Math.round(rate)} packets/s, event loop ${Math.round(loopShare * 100)} % busy)`;
+      void this.toMainThread(false, why);
+    }
   }
 
   /** Every source back to the main thread (also when the I/O thread was lost: then it is let go). */
-  async toMainThread(threadLost = false): Promise<void> {
+  async toMainThread(threadLost = false, why = 'the I/O thread was lost'): Promise<void> {
     if (this.place !== 'I/O thread' || this.moving) return;
     this.moving = true;
     try {
@@ -165,6 +189,7 @@ class Placement {
       this.windowStart = performance.now();
       this.busyMs = 0;
       this.busyWindows = 0;
+      tellMove('main thread', why);
     } finally {
       this.moving = false;
     }

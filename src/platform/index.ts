@@ -13,7 +13,7 @@ export { exitNow } from './exit.js';
 export { IoThread } from './io-thread.js';
 export { addPacketSource, type PacketSource } from './packet-source.js';
 export { choosePacketReading, packetReading, MAIN_POLL_ENV, type PacketReading } from './packet-reading.js';
-export { adaptiveReaders } from './adaptive-source.js';
+export { adaptiveReaders, onReaderMoved, type ReaderPlace } from './adaptive-source.js';
 export { selfTestUvPoll } from './uv-poll-self-test.js';
 export { AF_INET, AF_INET6, IFNAMSIZ, IFREQ_SIZE, lastErrno, loadLibc, loadNetlinkLibc, O_CLOEXEC, O_NONBLOCK, SOCK_CLOEXEC, SOCK_DGRAM } from './libc.js';
 export { MessageVector } from './message-vector.js';

@@ -15,7 +15,7 @@ import koffi from 'koffi';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Worker } from 'node:worker_threads';
 import { MainPollSource } from '../../src/platform/main-poll-source.js';
-import { AdaptiveSource, QUIET_WINDOW_MS, adaptiveReaders } from '../../src/platform/adaptive-source.js';
+import { AdaptiveSource, QUIET_WINDOW_MS, adaptiveReaders, onReaderMoved, type ReaderPlace } from '../../src/platform/adaptive-source.js';
 import { IoThread } from '../../src/platform/io-thread.js';
 import { READ_BATCH } from '../../src/platform/source-reader.js';
 import { loadLibc } from '../../src/platform/libc.js';
@@ -214,6 +214,12 @@ describe('a packet source read where the load calls for it', () => {
     const COUNT = 40_000;
     const fixture = adaptiveFixture(20);
     const movesBefore = adaptiveReaders().moves;
+    const told: [ReaderPlace, string][] = [];
+    const stopListening = onReaderMoved((place, why) => told.push([place, why]));
+    // A listener that throws disturbs nothing.
+    const stopThrowing = onReaderMoved(() => {
+      throw new Error('a broken listener');
+    });
     const sender = flood(fixture.writeEnd, COUNT);
     let sawIoThread = false;
     await until(
@@ -234,6 +240,12 @@ describe('a packet source read where the load calls for it', () => {
     expect(fixture.got.at(-1)).toBe(COUNT);
     expect(fixture.closed).toEqual([]);
     expect(fixture.failures).toEqual([]);
+    stopListening();
+    stopThrowing();
+    // Each move was told once, with its reason (what a daemon logs).
+    expect(told.map(([place]) => place)).toEqual(['I/O thread', 'main thread']);
+    expect(told[0]![1]).toMatch(/^the poll callbacks kept the main thread busy 50 % or more in 3 windows of 20 ms in a row$/);
+    expect(told[1]![1]).toMatch(/^\d+ quiet windows of 250 ms in a row \(the last: \d+ packets\/s, event loop \d+ % busy\)$/);
   });
 
   it('few packets that each keep the main thread long (a handshake flood): the reading moves once and stays, it does not go back and forth', async () => {

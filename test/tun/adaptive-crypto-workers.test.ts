@@ -94,6 +94,13 @@ describe('two tswg daemons, the reader following the load, TSWG_CRYPTO_WORKERS=2
       expect(perSecond, `changes of place per second, both sides together (${report})`).toBeLessThanOrEqual(1);
       await polledByMainAgain(sender);
       await polledByMainAgain(receiver);
+      // A side whose reading moved said so in its verbose log, both ways, with the reason.
+      for (const [node, places] of [[sender, samples.sender], [receiver, samples.receiver]] as const) {
+        if (places.every((place) => place === 'mm')) continue;
+        const output = node.process.output();
+        expect(output, node.interfaceName).toMatch(/packet reading moved to the I\/O thread: the poll callbacks kept the main thread busy/);
+        expect(output, node.interfaceName).toMatch(/packet reading moved to the main thread: \d+ quiet windows/);
+      }
       ping(p.a, p.b.inner4, 3);
       ping(p.b, p.a.inner6, 3);
     });
