@@ -57,9 +57,9 @@ export interface UapiServerOptions {
   socketMode?: number;
 }
 
-export const DEFAULT_MAX_LINE_BYTES = 64 * 1024;
-export const DEFAULT_MAX_REQUEST_BYTES = 32 * 1024 * 1024;
-export const DEFAULT_SOCKET_MODE = 0o700;
+const DEFAULT_MAX_LINE_BYTES = 64 * 1024;
+const DEFAULT_MAX_REQUEST_BYTES = 32 * 1024 * 1024;
+const DEFAULT_SOCKET_MODE = 0o700;
 
 /** "/var/run/wireguard/IFNAME.sock", where wg(8) looks for a userspace interface. */
 export function uapiSocketPath(interfaceName: string): string {
