@@ -6,6 +6,7 @@
  */
 import { DEFAULT_WG_PORT, loadNodeConfig, type NodeConfig } from '../overlay/index.js';
 import { UsageError } from './key-commands.js';
+import { errorMessage } from '../platform/index.js';
 
 const CHECK_CONFIG_USAGE = 'Usage: tswg node check-config FILE';
 
@@ -39,7 +40,7 @@ export function runCheckConfig(argv: readonly string[]): number {
   try {
     config = loadNodeConfig(path);
   } catch (error) {
-    throw new UsageError(error instanceof Error ? error.message : String(error));
+    throw new UsageError(errorMessage(error));
   }
   process.stdout.write(describeNodeConfig(path, config));
   return 0;

@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { parseDaemonArgs, runDaemon } from './daemon.js';
 import { exitCodeOf, genkey, genpsk, pubkey, readStdin, secretOutputWarning, UsageError } from './key-commands.js';
+import { errorMessage } from '../platform/index.js';
 
 const USAGE = `Usage: tswg [-f|--foreground] INTERFACE
        tswg <command>
@@ -99,7 +100,7 @@ export function run(argv: string[]): void {
   main(argv).then(
     (code) => process.exit(code),
     (error: unknown) => {
-      const message = error instanceof Error ? error.message : String(error);
+      const message = errorMessage(error);
       process.stderr.write(`tswg: ${message}\n`);
       process.exit(exitCodeOf(error));
     },

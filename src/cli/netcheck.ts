@@ -10,6 +10,7 @@ import { formatEndpoint, type Endpoint, createLogger, parseLogLevel } from '../d
 import { openSocketPort, StunClient, parseStunServer, resolveStunServer, type BindingResult } from '../nat/index.js';
 import { DEFAULT_NETCHECK_STUN_SERVERS, DEFAULT_NETCHECK_TIMEOUT_MS, EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from './constants.js';
 import { UsageError } from './key-commands.js';
+import { errorMessage } from '../platform/index.js';
 
 export const NETCHECK_USAGE = `Usage: tswg netcheck [--stun HOST[:PORT] ...] [--json] [--timeout-ms N]
 
@@ -77,7 +78,7 @@ function parseNetcheckArgs(argv: string[]): NetcheckArgs | null {
         try {
           parseStunServer(server);
         } catch (error) {
-          throw new NetcheckUsageError(message(error));
+          throw new NetcheckUsageError(errorMessage(error));
         }
         args.servers.push(server);
         break;
@@ -109,7 +110,6 @@ function mappingBehavior(answers: Array<{ server: Endpoint; mapped: Endpoint }>)
   return new Set(distinct.values()).size === 1 ? 'endpoint-independent' : 'endpoint-dependent';
 }
 
-const message = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 
 /** Ask every server from one socket. Servers that fail to resolve or answer get an error entry. */
 async function netcheck(args: NetcheckArgs): Promise<NetcheckReport & { localPort: number }> {
@@ -132,7 +132,7 @@ async function netcheck(args: NetcheckArgs): Promise<NetcheckReport & { localPor
     const outcomes = await Promise.all(
       resolved.map(async (server): Promise<BindingResult | Error> => {
         if (server instanceof Error) return server;
-        return client.binding(server, { timeoutMs: args.timeoutMs }).catch((error: unknown) => new Error(message(error)));
+        return client.binding(server, { timeoutMs: args.timeoutMs }).catch((error: unknown) => new Error(errorMessage(error)));
       }),
     );
     const servers: ServerReport[] = [];
@@ -192,8 +192,8 @@ export async function runNetcheck(argv: string[]): Promise<number> {
   try {
     args = parseNetcheckArgs(argv);
   } catch (error) {
-    if (json) writeJson({ mapped: null, mappingBehavior: 'unknown', servers: [], error: message(error) });
-    else process.stderr.write(`tswg netcheck: ${message(error)}\n\n${NETCHECK_USAGE}`);
+    if (json) writeJson({ mapped: null, mappingBehavior: 'unknown', servers: [], error: errorMessage(error) });
+    else process.stderr.write(`tswg netcheck: ${errorMessage(error)}\n\n${NETCHECK_USAGE}`);
     return EXIT_USAGE;
   }
   if (args === null) {
@@ -205,7 +205,7 @@ export async function runNetcheck(argv: string[]): Promise<number> {
     full = await netcheck(args);
   } catch (error) {
     if (!json) throw error;
-    writeJson({ mapped: null, mappingBehavior: 'unknown', servers: [], error: message(error) });
+    writeJson({ mapped: null, mappingBehavior: 'unknown', servers: [], error: errorMessage(error) });
     return EXIT_FAILURE;
   }
   const { localPort: _localPort, ...report } = full;

@@ -5,7 +5,7 @@
  * sendto/sendmmsg send synchronously. Changing the port binds the new sockets
  * before closing the old ones, so a failed change leaves the device as it was.
  */
-import { PlatformError, addPacketSource, type PacketSource, lastErrno, loadLibc, loadNetlinkLibc, addressOf, PacketRingConsumer, createPacketRingMemory, type SlotHandler, openRawUdpSocket, setSocketMark, type RawUdpSocket, enableUdpOffloads, type UdpOffloads, UdpReceiveCounters, RECEIVE_META_SIZE, MessageVector, MAX_PACKET_SIZE, CONTROL_ROOM, writePacketInfo, type LocalSource, enablePacketInfo } from '../platform/index.js';
+import { PlatformError, errorMessage, addPacketSource, type PacketSource, lastErrno, loadLibc, loadNetlinkLibc, addressOf, PacketRingConsumer, createPacketRingMemory, type SlotHandler, openRawUdpSocket, setSocketMark, type RawUdpSocket, enableUdpOffloads, type UdpOffloads, UdpReceiveCounters, RECEIVE_META_SIZE, MessageVector, MAX_PACKET_SIZE, CONTROL_ROOM, writePacketInfo, type LocalSource, enablePacketInfo } from '../platform/index.js';
 import { TransportSlot } from '../noise/index.js';
 import type { Endpoint } from './addr.js';
 import { UDP_RING_SLOTS, UDP_SLOT_LAYOUT } from './constants.js';
@@ -70,7 +70,7 @@ class Listener {
           log.error(`UDP receive stopped: ${reason}`);
           handlers.closed?.(new UdpBindError(`UDP receive stopped: ${reason}`));
         },
-        failed: (error) => log.error(`UDP receive: a handler failed (dropped, receiving goes on): ${error instanceof Error ? error.message : String(error)}`),
+        failed: (error) => log.error(`UDP receive: a handler failed (dropped, receiving goes on): ${errorMessage(error)}`),
       },
     );
   }

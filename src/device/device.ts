@@ -17,7 +17,7 @@ import { AllowedIps } from './allowed-ips.js';
 import { UdpBind } from './bind.js';
 import { UdpBatchSender } from './udp-batch.js';
 import { replyRoute, sameLocalSource } from './sticky-source.js';
-import { type LocalSource, EADDRINUSE, EIO, PlatformError, type UdpReceiveCounters } from '../platform/index.js';
+import { type LocalSource, EADDRINUSE, EIO, PlatformError, errorMessage, type UdpReceiveCounters } from '../platform/index.js';
 import { DEFAULT_LISTEN_PORT, TUN_SLOT_LAYOUT } from './constants.js';
 import { DeviceCounters } from './counters.js';
 import { TransportBatch } from './crypto-batch.js';
@@ -147,7 +147,7 @@ export class Device implements UapiHandler {
       },
       flush: () => this.sendPath.flush(),
       closed: (error) => void this.close(error),
-      failed: (error) => this.log.error(`TUN receive: a handler failed (dropped, reading goes on): ${error instanceof Error ? error.message : String(error)}`),
+      failed: (error) => this.log.error(`TUN receive: a handler failed (dropped, reading goes on): ${errorMessage(error)}`),
     });
     this.log.verbose(`device started, UDP port ${this.bind.port}`);
   }

@@ -10,6 +10,7 @@ import type dgram from 'node:dgram';
 import { bindUdp } from './udp.js';
 import type { AddressInfo } from 'node:net';
 import { type Endpoint, silentLogger, type Logger } from '../device/index.js';
+import { errorMessage } from '../platform/index.js';
 
 const LOOPBACK = '127.0.0.1';
 
@@ -38,7 +39,7 @@ export class PeerProxy {
       try {
         forward(new Uint8Array(message.buffer, message.byteOffset, message.byteLength));
       } catch (error) {
-        log.error(`peer proxy ${LOOPBACK}:${port}: forwarding failed: ${error instanceof Error ? error.message : String(error)}`);
+        log.error(`peer proxy ${LOOPBACK}:${port}: forwarding failed: ${errorMessage(error)}`);
       }
     });
     return proxy;

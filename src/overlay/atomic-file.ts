@@ -10,13 +10,10 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, fstatSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { OverlayError } from './errors.js';
+import { errorMessage } from '../platform/index.js';
 
 /** Prefix of temporary files: never read, and what a crash may leave behind. */
 export const TEMP_FILE_PREFIX = '.tmp-';
-
-function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
 
 /** Write all of `data`: a short write is retried until the kernel refuses with an error. */
 function writeFully(fd: number, data: Uint8Array): void {
@@ -47,7 +44,7 @@ export function writeFileAtomic(path: string, data: string | Uint8Array, mode: n
     renameSync(temp, path);
   } catch (error) {
     rmSync(temp, { force: true });
-    throw new OverlayError(`cannot write ${path}: ${errorText(error)}; the previous file is unchanged`);
+    throw new OverlayError(`cannot write ${path}: ${errorMessage(error)}; the previous file is unchanged`);
   }
   try {
     const dirFd = openSync(directory, 'r');

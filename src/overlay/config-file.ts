@@ -43,6 +43,7 @@ import {
   type PeerSpec,
   type SetupGlobalOverlayRequest,
 } from './protocol.js';
+import { errorMessage } from '../platform/index.js';
 
 export interface NodeConfig {
   deployment: string;
@@ -139,7 +140,7 @@ export function loadNodeConfig(path: string): NodeConfig {
   try {
     text = readFileSync(path, 'utf8');
   } catch (error) {
-    throw new OverlayError(`cannot read config ${path}: ${error instanceof Error ? error.message : String(error)}`);
+    throw new OverlayError(`cannot read config ${path}: ${errorMessage(error)}`);
   }
   return parseNodeConfig(text, path);
 }

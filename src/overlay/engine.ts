@@ -83,6 +83,7 @@ import type { FirewallInput } from './firewall/firewall.js';
 import { NodeFirewall } from './firewall/node-firewall.js';
 import { RemoteIsolation, type IsolationNetworks } from './firewall/remote-isolation.js';
 import { emptyStatus, peersFromDevice, type PeerStatusView, type StatusSnapshot } from './status.js';
+import { errorMessage } from '../platform/index.js';
 
 
 export interface OverlayEngineOptions {
@@ -124,15 +125,11 @@ interface GlobalOverlay {
   changes: KernelChanges;
 }
 
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
 function cidrArg(text: string): Cidr {
   try {
     return parseCidr(text);
   } catch (error) {
-    throw new OverlayError(`invalid CIDR ${text}: ${describe(error)}`);
+    throw new OverlayError(`invalid CIDR ${text}: ${errorMessage(error)}`);
   }
 }
 
@@ -154,7 +151,7 @@ function publicKeyArg(text: string): Uint8Array {
     if (key.length !== 32) throw new Error(`expected 32 bytes, got ${key.length}`);
     return key;
   } catch (error) {
-    throw new OverlayError(`invalid public key ${JSON.stringify(text)}: ${describe(error)}`);
+    throw new OverlayError(`invalid public key ${JSON.stringify(text)}: ${errorMessage(error)}`);
   }
 }
 
@@ -227,7 +224,7 @@ export class OverlayEngine {
     const firewallOff = this.rootless ? 'rootless mode' : options.firewall === false ? 'disabled by --no-firewall' : null;
     this.remoteIsolation = new RemoteIsolation(options.dataDir);
     this.firewall = new NodeFirewall({ dataDir: options.dataDir, log: this.log, disabledReason: firewallOff });
-    void this.firewall.removeCrashLeftovers().catch((error: unknown) => this.log.error(`firewall: ${describe(error)}`));
+    void this.firewall.removeCrashLeftovers().catch((error: unknown) => this.log.error(`firewall: ${errorMessage(error)}`));
   }
 
   /** Save first, then adopt: a failed save (full disk) leaves the in-memory state as the file is. */
@@ -253,7 +250,7 @@ export class OverlayEngine {
 
   /** Start-up housekeeping before any request: links a crashed run left for processes that are gone. */
   async sweepOrphans(): Promise<void> {
-    await this.attachments.sweep().catch((error: unknown) => this.log.error(`sweeping orphan veths: ${describe(error)}`));
+    await this.attachments.sweep().catch((error: unknown) => this.log.error(`sweeping orphan veths: ${errorMessage(error)}`));
   }
 
   /** Mark peers as coming from the config file (a peer removed from the file must not come back from peers.json). */
@@ -267,8 +264,8 @@ export class OverlayEngine {
     try {
       return await this.dispatch(request);
     } catch (error) {
-      if (!(error instanceof OverlayError)) this.log.error(`${request.type}: ${describe(error)}`);
-      return { type: 'Err', message: describe(error) };
+      if (!(error instanceof OverlayError)) this.log.error(`${request.type}: ${errorMessage(error)}`);
+      return { type: 'Err', message: errorMessage(error) };
     }
   }
 
@@ -414,7 +411,7 @@ export class OverlayEngine {
       try {
         natConfig = natConfigFromSpec(request.nat);
       } catch (error) {
-        throw new OverlayError(`invalid NAT config: ${describe(error)}`);
+        throw new OverlayError(`invalid NAT config: ${errorMessage(error)}`);
       }
     }
     const name = makeInterfaceName([request.deployment, request.instanceId], GLOBAL_SUFFIX);
@@ -457,9 +454,9 @@ export class OverlayEngine {
     } catch (error) {
       await this.revertKernel(g);
       if (hostAdapterFailureFatal(request.hostAdapterMandatory)) {
-        throw error instanceof OverlayError ? error : new OverlayError(`cannot create the global overlay ${name}: ${describe(error)}`);
+        throw error instanceof OverlayError ? error : new OverlayError(`cannot create the global overlay ${name}: ${errorMessage(error)}`);
       }
-      this.log.error(`global overlay ${name}: no host adapter (${describe(error)}); continuing as a VM-only overlay`);
+      this.log.error(`global overlay ${name}: no host adapter (${errorMessage(error)}); continuing as a VM-only overlay`);
       g.bridgeName = HOST_ADAPTER_DISABLED_NAME;
     }
     const next: NodeState = {
@@ -487,7 +484,7 @@ export class OverlayEngine {
     this.lastSetup = request;
     if (g.device !== null) {
       // What the data directory remembers is best-effort: the global overlay is up either way.
-      await this.restoreNode(g).catch((error: unknown) => this.log.error(`restoring services, peers and attachments: ${describe(error)}`));
+      await this.restoreNode(g).catch((error: unknown) => this.log.error(`restoring services, peers and attachments: ${errorMessage(error)}`));
     }
     if (g.device !== null) await this.dns.start(nodeIp, request.dnsDomain ?? defaultDomain(request.deployment));
     if (g.device !== null) {
@@ -496,7 +493,7 @@ export class OverlayEngine {
       } catch (error) {
         // A node that cannot fence its containers does not come up half-configured.
         await this.teardownGlobal();
-        throw new OverlayError(`global overlay ${name}: ${describe(error)}`);
+        throw new OverlayError(`global overlay ${name}: ${errorMessage(error)}`);
       }
     }
     return g.bridgeName;
@@ -542,7 +539,7 @@ export class OverlayEngine {
     } catch (error) {
       if (request.isolationNetwork === null || request.isolationNetwork === undefined) throw error;
       await this.attachments.detach(request.handle).catch(() => undefined);
-      throw new OverlayError(`isolation network ${request.isolationNetwork}: ${describe(error)}`);
+      throw new OverlayError(`isolation network ${request.isolationNetwork}: ${errorMessage(error)}`);
     }
   }
 
@@ -583,7 +580,7 @@ export class OverlayEngine {
   /** What the data directory remembers for a fresh global overlay: runtime peers, service overlays, attachments. */
   private async restoreNode(g: GlobalOverlay): Promise<void> {
     for (const spec of this.runtimePeers.peers(GLOBAL_PEER_SCOPE)) {
-      await this.addPeer(spec, 'global').catch((error: unknown) => this.log.error(`re-adding ${peerLogName(spec.publicKey)}: ${describe(error)}`));
+      await this.addPeer(spec, 'global').catch((error: unknown) => this.log.error(`re-adding ${peerLogName(spec.publicKey)}: ${errorMessage(error)}`));
     }
     await this.services.rehydrate({
       deployment: g.deployment,
@@ -598,7 +595,7 @@ export class OverlayEngine {
     });
     for (const service of this.services.serviceNames()) {
       for (const spec of this.runtimePeers.peers(service)) {
-        await this.addPeer(spec, { service }).catch((error: unknown) => this.log.error(`re-adding ${peerLogName(spec.publicKey)} of ${service}: ${describe(error)}`));
+        await this.addPeer(spec, { service }).catch((error: unknown) => this.log.error(`re-adding ${peerLogName(spec.publicKey)} of ${service}: ${errorMessage(error)}`));
       }
     }
     await this.attachments.recover();
@@ -632,7 +629,7 @@ export class OverlayEngine {
       // A crashed earlier run may have left the interface behind (a persistent TUN or a stuck link).
       await deleteLinkByName(name);
     } catch (error) {
-      this.log.verbose(`removing a stale ${name} failed (continuing): ${describe(error)}`);
+      this.log.verbose(`removing a stale ${name} failed (continuing): ${errorMessage(error)}`);
     }
     let egress: { address: string } | null = null;
     if (!this.rootless) {
@@ -640,7 +637,7 @@ export class OverlayEngine {
         const found = await detectPhysicalEgress({ logger: { warn: (message: string) => this.log.verbose(`egress: ${message}`) } });
         egress = { address: found.ip };
       } catch (error) {
-        this.log.error(`physical egress detection failed, using the unspecified address: ${describe(error)}`);
+        this.log.error(`physical egress detection failed, using the unspecified address: ${errorMessage(error)}`);
       }
     }
     const local = localEndpointFor(g.nodeIp, g.wgPort, egress, this.rootless, (message) => this.log.error(message));
@@ -654,7 +651,7 @@ export class OverlayEngine {
       await device.set({ privateKey: decodeKey(this.state.privateKey, 'private key'), listenPort: g.wgPort, replacePeers: false, peers: [] });
     } catch (error) {
       await this.closeDevice(g);
-      throw new OverlayError(`cannot start the global overlay ${name} on UDP port ${g.wgPort}: ${describe(error)}`);
+      throw new OverlayError(`cannot start the global overlay ${name} on UDP port ${g.wgPort}: ${errorMessage(error)}`);
     }
     device.onClose((error) => {
       // Our own close clears g.device first; anything else is the device dying under us.
@@ -702,17 +699,17 @@ export class OverlayEngine {
       }
     } catch (error) {
       // Never fatal: a node without forwarding still reaches its peers.
-      this.log.error(`enabling forwarding for ${g.interfaceName} failed: ${describe(error)}`);
+      this.log.error(`enabling forwarding for ${g.interfaceName} failed: ${errorMessage(error)}`);
     }
   }
 
   private async closeDevice(g: GlobalOverlay): Promise<void> {
     const nat = g.nat;
     g.nat = null;
-    await nat?.close().catch((error: unknown) => this.log.error(`stopping NAT traversal: ${describe(error)}`));
+    await nat?.close().catch((error: unknown) => this.log.error(`stopping NAT traversal: ${errorMessage(error)}`));
     const uapi = g.uapi;
     g.uapi = null;
-    await uapi?.close().catch((error: unknown) => this.log.error(`closing ${uapi.path}: ${describe(error)}`));
+    await uapi?.close().catch((error: unknown) => this.log.error(`closing ${uapi.path}: ${errorMessage(error)}`));
     const device = g.device;
     g.device = null;
     await device?.close();
@@ -723,16 +720,16 @@ export class OverlayEngine {
     await this.closeDevice(g);
     for (const route of g.changes.routes.splice(0)) {
       await deleteRouteViaDev(route.dest, route.prefixLen, route.dev).catch((error: unknown) =>
-        this.log.error(`deleting route ${route.dest}/${route.prefixLen} dev ${route.dev}: ${describe(error)}`),
+        this.log.error(`deleting route ${route.dest}/${route.prefixLen} dev ${route.dev}: ${errorMessage(error)}`),
       );
     }
-    await deleteLinkByName(g.interfaceName).catch((error: unknown) => this.log.error(`deleting ${g.interfaceName}: ${describe(error)}`));
+    await deleteLinkByName(g.interfaceName).catch((error: unknown) => this.log.error(`deleting ${g.interfaceName}: ${errorMessage(error)}`));
     const before = g.changes.ipv4ForwardBefore;
     g.changes.ipv4ForwardBefore = null;
     if (before !== null) {
       await setSysctl(IPV4_FORWARD_KEY, before)
         .then(() => this.sysctlSnapshot.clear())
-        .catch((error: unknown) => this.log.error(`restoring ${IPV4_FORWARD_KEY}=${before}: ${describe(error)}`));
+        .catch((error: unknown) => this.log.error(`restoring ${IPV4_FORWARD_KEY}=${before}: ${errorMessage(error)}`));
     }
     for (const ifname of g.changes.ipv6ForwardingOn.splice(0)) {
       // The interface is gone with the device; the file with it. Only a survivor needs the reset.
@@ -745,9 +742,9 @@ export class OverlayEngine {
     if (g === null) return;
     await this.dns.stop();
     // Containers and service overlays first: their links hang off the node's routes and forwarding.
-    await this.attachments.close().catch((error: unknown) => this.log.error(`detaching containers: ${describe(error)}`));
-    await this.services.close().catch((error: unknown) => this.log.error(`removing service overlays: ${describe(error)}`));
-    await this.firewall.stop().catch((error: unknown) => this.log.error(describe(error)));
+    await this.attachments.close().catch((error: unknown) => this.log.error(`detaching containers: ${errorMessage(error)}`));
+    await this.services.close().catch((error: unknown) => this.log.error(`removing service overlays: ${errorMessage(error)}`));
+    await this.firewall.stop().catch((error: unknown) => this.log.error(errorMessage(error)));
     this.global = null;
     await this.revertKernel(g);
     this.log.verbose(`global overlay ${g.interfaceName} torn down`);
@@ -770,7 +767,7 @@ export class OverlayEngine {
         allocator.claim(ip);
         kept[ip] = service;
       } catch (error) {
-        dropped.push(`dropped the saved assignment of ${ip} (${service}): ${describe(error)}`);
+        dropped.push(`dropped the saved assignment of ${ip} (${service}): ${errorMessage(error)}`);
       }
     }
     return { allocator, assignments: kept, dropped };
@@ -925,7 +922,7 @@ export class OverlayEngine {
     try {
       await g.nat.tick();
     } catch (error) {
-      throw new OverlayError(describe(error));
+      throw new OverlayError(errorMessage(error));
     } finally {
       this.natTickRunning = false;
     }

@@ -13,6 +13,7 @@ import { decodeKey } from '../noise/index.js';
 import { MAX_KEEPALIVE_SECS } from './constants.js';
 import { OverlayError } from './errors.js';
 import type { PeerSpec } from './protocol.js';
+import { errorMessage } from '../platform/index.js';
 
 export type { PeerSpec } from './protocol.js';
 
@@ -28,10 +29,6 @@ export interface PeerInfo {
   /** 0 = off. */
   persistentKeepaliveSecs: number;
   candidates: Candidate[];
-}
-
-function reason(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
 
 /** The endpoint of a spec, null for the roaming sentinel; OverlayError "invalid peer endpoint …" otherwise. */
@@ -74,7 +71,7 @@ export function peerSpecToInfo(spec: PeerSpec): PeerInfo {
   try {
     publicKey = decodeKey(spec.publicKey, 'peer public key');
   } catch (error) {
-    throw new OverlayError(`invalid peer public key ${JSON.stringify(spec.publicKey)}: ${reason(error)}`);
+    throw new OverlayError(`invalid peer public key ${JSON.stringify(spec.publicKey)}: ${errorMessage(error)}`);
   }
   const keepalive = spec.persistentKeepaliveSecs;
   if (!Number.isSafeInteger(keepalive) || keepalive < 0 || keepalive > MAX_KEEPALIVE_SECS) {

@@ -24,6 +24,7 @@ import { type CandidateWire, NatConfigError, natConfigFromSpec, type NatConfigSp
 import { decodeKey } from '../noise/index.js';
 import { DEFAULT_WG_PORT, MAX_CONTROL_LINE_BYTES, MAX_CONTROL_RESPONSE_BYTES, MAX_NAME_LENGTH, MAX_PID, ROAMING_ENDPOINT } from './constants.js';
 import type { FirewallStatusView } from './firewall/firewall.js';
+import { errorMessage } from '../platform/index.js';
 
 export type { NatConfigSpec } from '../nat/index.js';
 export type { NatStatusWire, NatPeerStatusWire } from '../nat/index.js';
@@ -848,6 +849,6 @@ function checkMembershipView(value: unknown, type: string): void {
 
 /** Err{message} for a thrown error: its message verbatim (OverlayError and ProtocolError messages are written for clients). */
 export function errorResponse(error: unknown): Response {
-  const message = error instanceof Error ? error.message : String(error);
+  const message = errorMessage(error);
   return { type: 'Err', message };
 }

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { writeFileAtomic } from './atomic-file.js';
 import { encodeKey, generatePrivateKey, publicKeyOf, decodeKey } from '../noise/index.js';
 import { DATA_DIR_MODE, INSTANCE_ID_BYTES, STATE_FILE_MODE, STATE_FILE_NAME, STATE_VERSION } from './constants.js';
-import { makeDirectory } from '../platform/index.js';
+import { errorMessage, makeDirectory } from '../platform/index.js';
 import { OverlayError } from './errors.js';
 
 export interface NodeState {
@@ -39,10 +39,6 @@ export interface NodeState {
 
 export { TEMP_FILE_PREFIX } from './atomic-file.js';
 
-function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
 /** Write `value` as JSON to `path` atomically, mode 0600 (see atomic-file.ts: a full disk never truncates the old file). */
 export function writeJsonAtomic(path: string, value: unknown): void {
   writeFileAtomic(path, `${JSON.stringify(value, null, 2)}\n`, STATE_FILE_MODE);
@@ -55,7 +51,7 @@ export function readJsonFile<T>(path: string): T | null {
     text = readFileSync(path, 'utf8');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw new OverlayError(`cannot read ${path}: ${errorText(error)}`);
+    throw new OverlayError(`cannot read ${path}: ${errorMessage(error)}`);
   }
   try {
     return JSON.parse(text) as T;
@@ -67,9 +63,9 @@ export function readJsonFile<T>(path: string): T | null {
 
 /** Where JSON.parse gave up, as "not valid JSON at byte N" (no content of the file). */
 function jsonErrorPlace(text: string, error: unknown): string {
-  const position = /at position (\d+)/.exec(errorText(error));
+  const position = /at position (\d+)/.exec(errorMessage(error));
   if (position !== null) return `not valid JSON at byte ${Buffer.byteLength(text.slice(0, Number(position[1])), 'utf8')}`;
-  if (/end of JSON input/i.test(errorText(error))) return `not valid JSON: it ends early, at byte ${Buffer.byteLength(text, 'utf8')}`;
+  if (/end of JSON input/i.test(errorMessage(error))) return `not valid JSON: it ends early, at byte ${Buffer.byteLength(text, 'utf8')}`;
   return 'not valid JSON';
 }
 
@@ -132,7 +128,7 @@ export function checkDataDir(dataDir: string): void {
     stats = lstatSync(dataDir);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw new OverlayError(`cannot use data directory ${dataDir}: ${errorText(error)}`);
+    throw new OverlayError(`cannot use data directory ${dataDir}: ${errorMessage(error)}`);
   }
   if (stats.isSymbolicLink()) throw new OverlayError(`data directory ${dataDir} is a symbolic link; give the real directory`);
   if (!stats.isDirectory()) throw new OverlayError(`data directory ${dataDir} is not a directory`);
@@ -166,7 +162,7 @@ export class StateStore {
     try {
       makeDirectory(this.dataDir, DATA_DIR_MODE);
     } catch (error) {
-      throw new OverlayError(`cannot create data directory ${this.dataDir}: ${errorText(error)}`);
+      throw new OverlayError(`cannot create data directory ${this.dataDir}: ${errorMessage(error)}`);
     }
     writeJsonAtomic(this.path, state);
   }

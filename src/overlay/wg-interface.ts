@@ -12,6 +12,7 @@ import { Device, type Logger, UapiServer, uapiSocketPath } from '../device/index
 import { deleteLinkByName, setLinkMtuByName, setLinkUpByName } from '../platform/network-config.js';
 import { LinuxTun } from '../tun/index.js';
 import { OverlayError } from './errors.js';
+import { errorMessage } from '../platform/index.js';
 
 export interface WireGuardInterfaceOptions {
   name: string;
@@ -21,10 +22,6 @@ export interface WireGuardInterfaceOptions {
   log: Logger;
   /** Where the UAPI socket goes; default /var/run/wireguard (where wg(8) looks). */
   uapiDirectory?: string;
-}
-
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
 
 export class WireGuardInterface {
@@ -38,7 +35,7 @@ export class WireGuardInterface {
 
   static async start(options: WireGuardInterfaceOptions): Promise<WireGuardInterface> {
     const { name, log } = options;
-    await deleteLinkByName(name).catch((error: unknown) => log.verbose(`removing a stale ${name} failed (continuing): ${describe(error)}`));
+    await deleteLinkByName(name).catch((error: unknown) => log.verbose(`removing a stale ${name} failed (continuing): ${errorMessage(error)}`));
     const tun = LinuxTun.create(name, options.mtu);
     const device = new Device({ tun, log });
     let uapi: UapiServer | null = null;
@@ -53,7 +50,7 @@ export class WireGuardInterface {
       await uapi?.close().catch(() => undefined);
       await device.close();
       await deleteLinkByName(name).catch(() => undefined);
-      throw new OverlayError(`cannot start WireGuard interface ${name} on UDP port ${options.listenPort}: ${describe(error)}`);
+      throw new OverlayError(`cannot start WireGuard interface ${name} on UDP port ${options.listenPort}: ${errorMessage(error)}`);
     }
     return new WireGuardInterface(name, device, uapi);
   }

@@ -31,6 +31,7 @@ import { NetworkConfigError, PlatformError } from './errors.js';
 import { IFF_UP, RT_SCOPE_UNIVERSE, RT_TABLE_MAIN } from './netlink/constants.js';
 import { dumpAddresses, dumpLinks, dumpRoutes } from './netlink/index.js';
 import type { AddressEntry, IpVersion, LinkEntry, RouteEntry } from './netlink/types.js';
+import { errorMessage } from './error-message.js';
 
 /**
  * Interface-name prefixes that are virtual for egress detection: loopback
@@ -239,10 +240,6 @@ export interface DetectPhysicalEgressOptions {
   udpConnect?: (family: IpVersion) => Promise<string>;
 }
 
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
 function errnoCode(error: unknown): string | undefined {
   if (error instanceof PlatformError) return error.code;
   const code = (error as { code?: unknown } | null)?.code;
@@ -259,7 +256,7 @@ async function dump<T>(what: string, run: () => Promise<T>): Promise<T> {
   try {
     return await run();
   } catch (error) {
-    throw new NetworkConfigError(`${what} failed: ${describe(error)}`, errnoCode(error), { cause: error });
+    throw new NetworkConfigError(`${what} failed: ${errorMessage(error)}`, errnoCode(error), { cause: error });
   }
 }
 
@@ -303,7 +300,7 @@ export async function detectPhysicalEgress(options: DetectPhysicalEgressOptions 
       ip = await udpConnect(6);
     } catch (v6Error) {
       throw new NetworkConfigError(
-        `no physical egress interface found and UDP-connect fallback failed: IPv4: ${describe(v4Error)}; IPv6: ${describe(v6Error)}`,
+        `no physical egress interface found and UDP-connect fallback failed: IPv4: ${errorMessage(v4Error)}; IPv6: ${errorMessage(v6Error)}`,
         errnoCode(v6Error),
         { cause: v6Error },
       );

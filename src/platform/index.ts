@@ -7,6 +7,7 @@
  * package's `tswg/platform` is public.ts.
  */
 export * from './errors.js';
+export { errorMessage } from './error-message.js';
 export { bindUdpSocket, openRawUdpSocket, setSocketMark, type BoundUdpSocket, type RawUdpSocket } from './udp-socket.js';
 export { LibcSelfTestError, selfTestLibc } from './libc-self-test.js';
 export { exitNow } from './exit.js';

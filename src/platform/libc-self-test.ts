@@ -19,6 +19,7 @@ import {
   SO_RCVBUF,
   SOL_SOCKET,
 } from './libc.js';
+import { errorMessage } from './error-message.js';
 
 /** libc is missing, or one of its calls does not behave as the platform layer expects. */
 export class LibcSelfTestError extends PlatformError {
@@ -47,7 +48,7 @@ export function selfTestLibc(): void {
     netlinkLibc = loadNetlinkLibc();
     getsockopt = loadGetsockopt();
   } catch (error) {
-    throw failure('loading libc.so.6', error instanceof Error ? error.message : String(error));
+    throw failure('loading libc.so.6', errorMessage(error));
   }
 
   // pipe2, write, poll, read, close: the calls the I/O thread lives on.

@@ -30,6 +30,7 @@ import net from 'node:net';
 import { dirname } from 'node:path';
 import { makeDirectory } from './directories.js';
 import { PlatformError } from './errors.js';
+import { errorMessage } from './error-message.js';
 
 /** What a session does with its connection's input. */
 export interface LineSession {
@@ -94,10 +95,6 @@ function errnoCode(error: unknown): string | undefined {
   return typeof error === 'object' && error !== null && 'code' in error ? String((error as { code: unknown }).code) : undefined;
 }
 
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
 /** Resolves after `ms`; the timer never keeps the process alive. */
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
@@ -124,7 +121,7 @@ export class LineServer {
       this.connections.add(connection);
       socket.once('close', () => this.connections.delete(connection));
     });
-    server.on('error', (error) => log(`socket ${path}: ${describe(error)}`));
+    server.on('error', (error) => log(`socket ${path}: ${errorMessage(error)}`));
   }
 
   /** Listen on `path`; `openSession` is called for every connection accepted. */
@@ -318,7 +315,7 @@ export class LineConnection {
         if (!flushed) await waitForDrain(this.socket);
       }
     } catch (error) {
-      this.log(`connection failed: ${describe(error)}`);
+      this.log(`connection failed: ${errorMessage(error)}`);
       this.socket.destroy();
     } finally {
       this.writing = false;
@@ -424,7 +421,7 @@ function probeSocket(path: string, timeoutMs: number): Promise<{ live: boolean; 
     socket.once('error', (error) => {
       const code = errnoCode(error);
       if (code === 'ECONNREFUSED' || code === 'ENOENT') settle(false, 'is stale');
-      else settle(true, `cannot be probed: ${describe(error)}`);
+      else settle(true, `cannot be probed: ${errorMessage(error)}`);
     });
   });
 }

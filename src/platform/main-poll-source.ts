@@ -16,6 +16,7 @@ import { RingDoorbell } from './packet-ring.js';
 import { RING_FULL_POLL_MS, openSourceReader, type SourceReader } from './source-reader.js';
 import { UvPoll, UV_DISCONNECT, UV_READABLE } from './uv-poll.js';
 import { settleNow } from './settle-now.js';
+import { errorMessage } from './error-message.js';
 
 export interface MainPollHandlers {
   /** Packets are waiting in the source's ring (called from the poll callback itself). */
@@ -121,7 +122,7 @@ export class MainPollSource {
     try {
       poll.start();
     } catch (error) {
-      this.end(`cannot watch fd ${poll.fd} again: ${error instanceof Error ? error.message : String(error)}`);
+      this.end(`cannot watch fd ${poll.fd} again: ${errorMessage(error)}`);
     }
   }
 

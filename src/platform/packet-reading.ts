@@ -7,6 +7,7 @@
  */
 import { isMainThread } from 'node:worker_threads';
 import { selfTestUvPoll } from './uv-poll-self-test.js';
+import { errorMessage } from './error-message.js';
 
 export const MAIN_POLL_ENV = 'TSWG_MAIN_POLL';
 
@@ -60,7 +61,7 @@ export async function choosePacketReading(value: string | undefined = process.en
   } catch (error) {
     if (asked === 'main thread') throw error;
     setPacketReading('I/O thread');
-    note = `${error instanceof Error ? error.message : String(error)}; the I/O thread reads the packets`;
+    note = `${errorMessage(error)}; the I/O thread reads the packets`;
   }
   return note;
 }

@@ -7,6 +7,7 @@
 import { PlatformError } from './errors.js';
 import { O_CLOEXEC, O_NONBLOCK, lastErrno, loadLibc } from './libc.js';
 import { UvPoll, UV_READABLE, uvPollHandleSize } from './uv-poll.js';
+import { errorMessage } from './error-message.js';
 
 /** How long the probe byte may take to be reported before the check fails. */
 const SELF_TEST_TIMEOUT_MS = 2000;
@@ -16,7 +17,7 @@ export async function selfTestUvPoll(): Promise<void> {
   try {
     uvPollHandleSize();
   } catch (error) {
-    throw fail('binding libuv', error instanceof Error ? error.message : String(error));
+    throw fail('binding libuv', errorMessage(error));
   }
   const libc = loadLibc();
   const fds = new Int32Array(2);

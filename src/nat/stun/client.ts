@@ -41,6 +41,7 @@ import {
   newTransactionId,
   type StunMessage,
 } from './message.js';
+import { errorMessage } from '../../platform/index.js';
 
 export interface StunClientOptions {
   /** Initial retransmission timeout (RTO), ms; default 500. */
@@ -184,7 +185,7 @@ export class StunClient {
     const where = formatEndpoint(transaction.server);
     if (transaction.transmissions > 1) this.log.verbose(`STUN: retransmitting Binding request to ${where} (${transaction.transmissions})`);
     this.port.send(transaction.request, transaction.server).catch((error: unknown) => {
-      this.fail(key, new StunError(`sending a STUN Binding request to ${where} failed: ${error instanceof Error ? error.message : String(error)}`));
+      this.fail(key, new StunError(`sending a STUN Binding request to ${where} failed: ${errorMessage(error)}`));
     });
     if (transaction.transmissions <= this.maxRetransmits) {
       transaction.timer = setTimeout(() => this.transmit(key, transaction, rto * 2), rto);
@@ -215,7 +216,7 @@ export class StunClient {
     try {
       return this.handle(datagram, from);
     } catch (error) {
-      this.log.error(`STUN: unexpected error handling a datagram from ${formatEndpoint(from)}: ${error instanceof Error ? error.message : String(error)}`);
+      this.log.error(`STUN: unexpected error handling a datagram from ${formatEndpoint(from)}: ${errorMessage(error)}`);
       return false;
     }
   }
@@ -237,7 +238,7 @@ export class StunClient {
     try {
       message = decodeStunMessage(datagram);
     } catch (error) {
-      return drop(error instanceof Error ? error.message : String(error));
+      return drop(errorMessage(error));
     }
     if (stunMethodOf(message.type) !== StunMethod.Binding) return drop(`method 0x${stunMethodOf(message.type).toString(16)} is not Binding`);
     const cls = stunClassOf(message.type);
@@ -258,7 +259,7 @@ export class StunClient {
       else if (plainMapped !== undefined) mapped = decodeMappedAddress(plainMapped);
       else return drop('it has neither XOR-MAPPED-ADDRESS nor MAPPED-ADDRESS');
     } catch (error) {
-      return drop(error instanceof Error ? error.message : String(error));
+      return drop(errorMessage(error));
     }
     const now = performance.now();
     const settled = this.settle(key);
@@ -279,7 +280,7 @@ export class StunClient {
     try {
       error = decodeErrorCode(value);
     } catch (e) {
-      return drop(e instanceof Error ? e.message : String(e));
+      return drop(errorMessage(e));
     }
     this.fail(key, new StunError(`STUN server ${where} answered error ${error.code}${error.reason !== '' ? ` (${error.reason})` : ''}`));
     return true;
@@ -341,6 +342,6 @@ export async function resolveStunServer(text: string, family?: 4 | 6): Promise<E
     return { family: found.family === 6 ? 6 : 4, address: found.address, port };
   } catch (error) {
     const code = (error as { code?: string }).code;
-    throw new StunError(`cannot resolve STUN server '${text}': ${code ?? (error instanceof Error ? error.message : String(error))}`);
+    throw new StunError(`cannot resolve STUN server '${text}': ${code ?? errorMessage(error)}`);
   }
 }

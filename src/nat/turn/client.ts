@@ -49,6 +49,7 @@ import {
   TURN_REQUEST_ATTEMPTS,
   TURN_RTO_MS,
 } from './constants.js';
+import { errorMessage } from '../../platform/index.js';
 
 export interface TurnClientOptions {
   server: Endpoint;
@@ -337,7 +338,7 @@ export class TurnClient {
     try {
       return decodeErrorCode(value);
     } catch (error) {
-      return { code: 0, reason: error instanceof Error ? error.message : String(error) };
+      return { code: 0, reason: errorMessage(error) };
     }
   }
 

@@ -42,6 +42,7 @@ import { ForwardingLedger } from './forwarding.js';
 import { NetnsHandle } from './netns-handle.js';
 import { sweepOrphanVeths, processAlive } from './sweep.js';
 import { hostVethName, plugVeth, removeVeth } from './veth.js';
+import { errorMessage } from '../../platform/index.js';
 
 /** What attach needs of the global overlay. */
 export interface GlobalView {
@@ -66,10 +67,6 @@ export interface AttachmentsOptions {
 }
 
 export type AttachAnswer = ({ type: 'Attached' } & AttachResult) | ({ type: 'GuestConfig' } & GuestOverlayConfig);
-
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
 
 
 const hostPrefix = (ip: string): number => (ip.includes(':') ? 128 : 32);
@@ -141,7 +138,7 @@ export class ContainerAttachments {
   /** Global teardown or shutdown: every container detached, forwarding put back. */
   async close(): Promise<void> {
     for (const record of [...this.records.values()]) {
-      await this.detach(record.handle).catch((error: unknown) => this.log.error(`detaching ${record.key}: ${describe(error)}`));
+      await this.detach(record.handle).catch((error: unknown) => this.log.error(`detaching ${record.key}: ${errorMessage(error)}`));
     }
     await this.forwarding.revert();
   }
@@ -174,7 +171,7 @@ export class ContainerAttachments {
           this.records.delete(record.key);
         }
       } catch (error) {
-        this.log.error(`recovering attachment ${record.key}: ${describe(error)}`);
+        this.log.error(`recovering attachment ${record.key}: ${errorMessage(error)}`);
       }
     }
     this.save();
@@ -186,7 +183,7 @@ export class ContainerAttachments {
     const bridge = this.requireBridge(request.service);
     const netns = NetnsHandle.openPid(pid);
     try {
-      await sweepOrphanVeths().catch((error: unknown) => this.log.error(`sweeping orphan veths: ${describe(error)}`));
+      await sweepOrphanVeths().catch((error: unknown) => this.log.error(`sweeping orphan veths: ${errorMessage(error)}`));
       const global = this.options.global();
       const record = this.newRecord(request, bridge.pool.allocate(), 'service');
       try {
@@ -331,7 +328,7 @@ export class ContainerAttachments {
       this.releaseAddresses(record, false);
       this.records.delete(record.key);
       this.saveQuietly();
-      throw new OverlayError(`host-shared attach of ${id}: ${describe(error)}`);
+      throw new OverlayError(`host-shared attach of ${id}: ${errorMessage(error)}`);
     }
     return { type: 'Attached', ip: record.ip, globalIp: null };
   }
@@ -362,7 +359,7 @@ export class ContainerAttachments {
 
   /** Kernel side of a record's undo (links are the caller's), then its addresses. */
   private async undoRecord(record: AttachmentRecord): Promise<void> {
-    if ('guestManaged' in record.handle) await this.removeGuestPeer(record).catch((error: unknown) => this.log.error(`removing guest peer ${record.key}: ${describe(error)}`));
+    if ('guestManaged' in record.handle) await this.removeGuestPeer(record).catch((error: unknown) => this.log.error(`removing guest peer ${record.key}: ${errorMessage(error)}`));
     if ('hostShared' in record.handle) {
       const global = this.options.global();
       if (global !== null) await deleteAddressFromLinkByName(global.interfaceName, record.ip, hostPrefix(record.ip)).catch(() => undefined);
@@ -389,7 +386,7 @@ export class ContainerAttachments {
       await addLinkToBridge(host, bridge.name);
       if (record.globalIp !== null && global !== null) {
         await replaceRouteViaDev(record.globalIp, hostPrefix(record.globalIp), hostVethName(pid, GLOBAL_VETH_TAG), global.nodeIp).catch((error: unknown) =>
-          this.log.error(`restoring the route to ${record.globalIp}: ${describe(error)}`),
+          this.log.error(`restoring the route to ${record.globalIp}: ${errorMessage(error)}`),
         );
       }
       await this.forwarding.enable(parseCidr(bridge.subnet).family, [bridge.name, host]);
@@ -435,7 +432,7 @@ export class ContainerAttachments {
     try {
       this.save();
     } catch (error) {
-      this.log.error(`saving attachments: ${describe(error)}`);
+      this.log.error(`saving attachments: ${errorMessage(error)}`);
     }
   }
 }

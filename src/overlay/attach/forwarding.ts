@@ -12,10 +12,7 @@
 import type { Logger } from '../../device/index.js';
 import { readSysctl, setIpv6Forwarding, setSysctl } from '../../platform/network-config.js';
 import { IPV4_FORWARD_KEY } from '../constants.js';
-
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
+import { errorMessage } from '../../platform/index.js';
 
 export class ForwardingLedger {
   private ipv4Before: string | null = null;
@@ -43,7 +40,7 @@ export class ForwardingLedger {
         this.ipv6Interfaces.add(ifname);
       }
     } catch (error) {
-      this.log.error(`enabling IPv${family} forwarding for ${interfaces.join(', ')}: ${describe(error)}`);
+      this.log.error(`enabling IPv${family} forwarding for ${interfaces.join(', ')}: ${errorMessage(error)}`);
     }
   }
 
@@ -56,7 +53,7 @@ export class ForwardingLedger {
     const before = this.ipv4Before;
     this.ipv4Before = null;
     if (before !== null && before !== '1') {
-      await setSysctl(IPV4_FORWARD_KEY, before).catch((error: unknown) => this.log.error(`restoring ${IPV4_FORWARD_KEY}=${before}: ${describe(error)}`));
+      await setSysctl(IPV4_FORWARD_KEY, before).catch((error: unknown) => this.log.error(`restoring ${IPV4_FORWARD_KEY}=${before}: ${errorMessage(error)}`));
     }
     for (const ifname of [...this.ipv6Interfaces]) {
       await setIpv6Forwarding(ifname, false).catch(() => undefined);

@@ -19,6 +19,7 @@
 import { withNetnsFd, addLinkToBridge, createVethPair, deleteLinkByName, moveLinkIntoNetnsFdAndRename, replaceRouteViaDev, setLinkMtuByName, setLinkUpByName } from '../../platform/network-config.js';
 import { HOST_VETH_PREFIX, PENDING_VETH_PREFIX } from '../constants.js';
 import { OverlayError } from '../errors.js';
+import { errorMessage } from '../../platform/index.js';
 
 export interface VethPlan {
   pid: number;
@@ -38,15 +39,11 @@ export interface VethPlan {
 export const hostVethName = (pid: number, tag: string): string => `${HOST_VETH_PREFIX}${pid}-${tag}`;
 const pendingVethName = (pid: number, tag: string): string => `${PENDING_VETH_PREFIX}${pid}-${tag}`;
 
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
 async function step<T>(what: string, run: () => Promise<T>): Promise<T> {
   try {
     return await run();
   } catch (error) {
-    throw new OverlayError(`${what}: ${describe(error)}`);
+    throw new OverlayError(`${what}: ${errorMessage(error)}`);
   }
 }
 

@@ -18,6 +18,7 @@ import { DnsRecordStore } from './record-store.js';
 import { canonicalName, DnsZone } from './records.js';
 import { discoverUpstreams, formatUpstream, type Upstream } from './resolv-conf.js';
 import { DnsServer, type DnsCounters } from './server.js';
+import { errorMessage } from '../../platform/index.js';
 
 export interface NodeDnsOptions {
   dataDir: string;
@@ -35,10 +36,6 @@ export function defaultDomain(deployment: string): string {
 
 /** Container resolv.conf options: ndots:0 sends every name as typed first, so "web" needs no search walk and outside names are not tried under the domain. */
 const CONTAINER_RESOLV_OPTIONS: readonly string[] = Object.freeze(['ndots:0']);
-
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
 
 export class NodeDns {
   private readonly store: DnsRecordStore;
@@ -59,7 +56,7 @@ export class NodeDns {
     try {
       zone = new DnsZone(canonicalName(domain));
     } catch (error) {
-      this.options.log.error(`DNS not started: ${describe(error)}`);
+      this.options.log.error(`DNS not started: ${errorMessage(error)}`);
       return;
     }
     try {
@@ -67,14 +64,14 @@ export class NodeDns {
         for (const address of addresses) zone.register(name, address);
       }
     } catch (error) {
-      this.options.log.error(`DNS records of ${zone.domain}: ${describe(error)}; serving none until one is registered`);
+      this.options.log.error(`DNS records of ${zone.domain}: ${errorMessage(error)}; serving none until one is registered`);
     }
     this.zone = zone;
     let upstreams: Upstream[] = [];
     try {
       upstreams = this.options.upstreams ?? discoverUpstreams({ ownAddresses: [nodeIp] });
     } catch (error) {
-      this.options.log.error(`DNS upstreams: ${describe(error)}; names outside ${zone.domain} get SERVFAIL`);
+      this.options.log.error(`DNS upstreams: ${errorMessage(error)}; names outside ${zone.domain} get SERVFAIL`);
     }
     if (upstreams.length === 0) this.options.log.error(`DNS: no upstream resolvers; names outside ${zone.domain} get SERVFAIL`);
     try {
@@ -89,7 +86,7 @@ export class NodeDns {
       this.listenHost = nodeIp;
       this.options.log.verbose(`DNS for ${zone.domain} on ${this.server.address}, upstreams ${upstreams.map(formatUpstream).join(', ') || 'none'}`);
     } catch (error) {
-      this.options.log.error(`${describe(error)}; containers cannot resolve through this node`);
+      this.options.log.error(`${errorMessage(error)}; containers cannot resolve through this node`);
     }
   }
 
@@ -98,7 +95,7 @@ export class NodeDns {
     this.server = null;
     this.listenHost = null;
     this.zone = null;
-    await server?.close().catch((error: unknown) => this.options.log.error(`stopping DNS: ${describe(error)}`));
+    await server?.close().catch((error: unknown) => this.options.log.error(`stopping DNS: ${errorMessage(error)}`));
   }
 
   /** RegisterDns: add `ip` to `name`, saved before it returns; returns the full name. */
@@ -152,7 +149,7 @@ export class NodeDns {
     } catch (error) {
       for (const full of Object.keys(zone.entries())) zone.unregister(full);
       for (const [full, addresses] of Object.entries(before)) for (const address of addresses) zone.register(full, address);
-      throw new OverlayError(`DNS name ${name}: ${describe(error)}`);
+      throw new OverlayError(`DNS name ${name}: ${errorMessage(error)}`);
     }
   }
 }

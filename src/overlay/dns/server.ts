@@ -17,6 +17,7 @@ import { OverlayError } from '../errors.js';
 import { decodeQuery, encodeAnswer, encodeError, RCODE, udpLimit } from './codec.js';
 import type { Forwarder, Transport } from './forwarder.js';
 import type { DnsZone } from './records.js';
+import { errorMessage } from '../../platform/index.js';
 
 /** What the server has done since it started (Status and metrics). */
 export interface DnsCounters {
@@ -45,10 +46,6 @@ export interface DnsServerOptions {
 const MAX_TCP_MESSAGE_BYTES = 65_535;
 /** Answers queued for one TCP client that does not read them: past this it is dropped. */
 const MAX_TCP_BACKLOG_BYTES = 1024 * 1024;
-
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
 
 export class DnsServer {
   readonly counters: DnsCounters;
@@ -89,12 +86,12 @@ export class DnsServer {
     } catch (error) {
       udp.close();
       tcp.close();
-      throw new OverlayError(`cannot serve DNS on ${where}: ${describe(error)}`);
+      throw new OverlayError(`cannot serve DNS on ${where}: ${errorMessage(error)}`);
     }
     try {
       udp.setRecvBufferSize(DNS_UDP_RECV_BUFFER_BYTES);
     } catch (error) {
-      options.log.verbose(`DNS on ${where}: keeping the default receive buffer (${describe(error)})`);
+      options.log.verbose(`DNS on ${where}: keeping the default receive buffer (${errorMessage(error)})`);
     }
     const server = new DnsServer(options, udp, tcp);
     udp.on('message', (message, remote) => server.onDatagram(message, remote.address, remote.port));
@@ -138,7 +135,7 @@ export class DnsServer {
         return encodeAnswer(query, parts, transport === 'udp' ? udpLimit(query) : MAX_TCP_MESSAGE_BYTES).bytes;
       } catch (error) {
         // A record the encoder refuses is our bug, not the client's: tell it, do not crash.
-        this.options.log.error(`DNS answer for ${query.question.name} ${query.question.type}: ${describe(error)}`);
+        this.options.log.error(`DNS answer for ${query.question.name} ${query.question.type}: ${errorMessage(error)}`);
         return encodeError(query, RCODE.SERVFAIL);
       }
     }
@@ -151,7 +148,7 @@ export class DnsServer {
     try {
       return (await this.options.forwarder.forward(bytes, transport)) ?? encodeError(query, RCODE.SERVFAIL);
     } catch (error) {
-      this.options.log.error(`DNS forward of ${query.question.name}: ${describe(error)}`);
+      this.options.log.error(`DNS forward of ${query.question.name}: ${errorMessage(error)}`);
       return encodeError(query, RCODE.SERVFAIL);
     } finally {
       this.inFlight--;
@@ -168,7 +165,7 @@ export class DnsServer {
           // Closed between the check and the send.
         }
       })
-      .catch((error: unknown) => this.options.log.error(`DNS query from ${address}:${port}: ${describe(error)}`));
+      .catch((error: unknown) => this.options.log.error(`DNS query from ${address}:${port}: ${errorMessage(error)}`));
   }
 
   private onConnection(socket: Socket): void {
@@ -200,7 +197,7 @@ export class DnsServer {
             length.writeUInt16BE(reply.length);
             socket.write(Buffer.concat([length, reply]));
           })
-          .catch((error: unknown) => this.options.log.error(`DNS query over TCP: ${describe(error)}`));
+          .catch((error: unknown) => this.options.log.error(`DNS query over TCP: ${errorMessage(error)}`));
       }
     });
   }

@@ -26,6 +26,7 @@ import { NftBypass } from './bypass.js';
 import { NftablesBackend } from './nftables.js';
 import { Reconciler } from './reconcile.js';
 import { buildPlan, samePlan, type RulePlan } from './rules.js';
+import { errorMessage } from '../../platform/index.js';
 
 export interface NodeFirewallOptions {
   dataDir: string;
@@ -34,10 +35,6 @@ export interface NodeFirewallOptions {
   disabledReason?: string | null;
   env?: NodeJS.ProcessEnv;
   reconcileMs?: number;
-}
-
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
 
 /** The backends for a detected tool, the active one first. */
@@ -127,7 +124,7 @@ export class NodeFirewall {
         try {
           this.detection = await detectBackend(this.env);
         } catch (error) {
-          this.detection = { backend: null, reason: describe(error) };
+          this.detection = { backend: null, reason: errorMessage(error) };
         }
         if (this.detection.backend !== null && this.detection.backend !== 'nftables' && findTool('nft') === null) {
           // iptables cannot see frames switched inside a bridge; only nft's bridge family can.
@@ -148,7 +145,7 @@ export class NodeFirewall {
         await this.reconciler.applyAll(this.backends, plan);
         this.saveCreatedTables();
       } catch (error) {
-        await this.removeAll().catch((undo: unknown) => this.log.error(`firewall: removing after a failed apply: ${describe(undo)}`));
+        await this.removeAll().catch((undo: unknown) => this.log.error(`firewall: removing after a failed apply: ${errorMessage(undo)}`));
         this.backends = [];
         throw error;
       }
@@ -219,7 +216,7 @@ export class NodeFirewall {
   private async removeAll(): Promise<void> {
     const errors: string[] = [];
     for (const backend of [...this.backends].reverse()) {
-      await backend.remove().catch((error: unknown) => errors.push(`${backend.name}: ${describe(error)}`));
+      await backend.remove().catch((error: unknown) => errors.push(`${backend.name}: ${errorMessage(error)}`));
     }
     this.reconciler.forget();
     restoreRpFilter(this.state.rpFilterBefore);
@@ -235,7 +232,7 @@ export class NodeFirewall {
     const backends = allBackends();
     for (const backend of backends) {
       if (backend instanceof IptablesBackend && backend.variant === 'nft') for (const entry of saved.created) backend.created.add(entry);
-      await backend.remove().catch((error: unknown) => this.log.error(`firewall: removing leftovers (${backend.name}): ${describe(error)}`));
+      await backend.remove().catch((error: unknown) => this.log.error(`firewall: removing leftovers (${backend.name}): ${errorMessage(error)}`));
     }
     restoreRpFilter(saved.rpFilterBefore);
     removeDropIns(saved.dropIns);

@@ -40,6 +40,7 @@ import { MembershipStore, type SavedMembership } from './membership-store.js';
 import { desiredPeers, sameSpec, type MemberPeer } from './peer-set.js';
 import { encodeClusterRecord, encodeNodeRecord, KeyLayout, parseClusterRecord } from './records.js';
 import { allocateSlice, checkSliceFits } from './slice-allocation.js';
+import { errorMessage } from '../../platform/index.js';
 
 export interface EtcdMembershipOptions {
   config: EtcdMembershipConfig;
@@ -52,10 +53,6 @@ export interface EtcdMembershipOptions {
   random?: () => number;
   /** The allocation lease's TTL and renewal period; default SLICE_LEASE_TTL_SECS and SLICE_LEASE_RENEW_SECS (tests shorten them). */
   allocationLease?: { ttlSecs: number; renewMs: number };
-}
-
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
 
 /** The client a config asks for (reads the TLS files: an OverlayError names one that cannot be read). */
@@ -156,18 +153,18 @@ export class EtcdMembership implements Membership {
         await this.list();
         break;
       } catch (error) {
-        if (!(error instanceof EtcdUnavailableError)) throw error instanceof OverlayError ? error : new OverlayError(`membership: ${describe(error)}`);
+        if (!(error instanceof EtcdUnavailableError)) throw error instanceof OverlayError ? error : new OverlayError(`membership: ${errorMessage(error)}`);
         const usable = saved?.slice !== null && saved?.slice !== undefined && (fixed === undefined || fixed === saved.slice) ? saved.slice : null;
         if (usable !== null) {
           // Keep forwarding with what we had; join once etcd answers again.
           this.slice = usable;
-          this.log.error(`membership: ${describe(error)}; starting with the saved slice ${usable} and ${this.applied.size} saved peer(s)`);
+          this.log.error(`membership: ${errorMessage(error)}; starting with the saved slice ${usable} and ${this.applied.size} saved peer(s)`);
           break;
         }
         if (Date.now() >= deadline) {
-          throw new OverlayError(`membership: ${describe(error)}; no slice saved in ${this.store.path} to start with`);
+          throw new OverlayError(`membership: ${errorMessage(error)}; no slice saved in ${this.store.path} to start with`);
         }
-        this.log.error(`membership: ${describe(error)}; retrying`);
+        this.log.error(`membership: ${errorMessage(error)}; retrying`);
         await sleep(backoff, this.stopController.signal);
         backoff = Math.min(backoff * 2, ETCD_RETRY_MAX_MS);
       }
@@ -216,7 +213,7 @@ export class EtcdMembership implements Membership {
         this.presenceLease = null;
         this.log.verbose('membership: presence lease revoked');
       } catch (error) {
-        this.log.error(`membership: cannot revoke the presence lease (peers drop this node when it expires): ${describe(error)}`);
+        this.log.error(`membership: cannot revoke the presence lease (peers drop this node when it expires): ${errorMessage(error)}`);
       } finally {
         clearTimeout(timer);
       }
@@ -249,7 +246,7 @@ export class EtcdMembership implements Membership {
       try {
         existing = parseClusterRecord(claim.existing.value, layout.config);
       } catch (error) {
-        throw new OverlayError(`membership: ${describe(error)}; fix or delete it`);
+        throw new OverlayError(`membership: ${errorMessage(error)}; fix or delete it`);
       }
       const ours = parseClusterRecord(wanted, layout.config);
       if (existing.clusterCidr !== ours.clusterCidr || existing.sliceLength !== ours.sliceLength) {
@@ -341,7 +338,7 @@ export class EtcdMembership implements Membership {
     this.enqueue(() => {
       this.reconcileQueued = false;
       return this.reconcile();
-    }).catch((error: unknown) => this.log.error(`membership: applying revision ${this.revision}: ${describe(error)}`));
+    }).catch((error: unknown) => this.log.error(`membership: applying revision ${this.revision}: ${errorMessage(error)}`));
   }
 
   private async watchLoop(): Promise<void> {
@@ -361,7 +358,7 @@ export class EtcdMembership implements Membership {
         this.watchUp = false;
       } catch (error) {
         if (stop.aborted) break;
-        if (this.watchUp || backoff === ETCD_RETRY_MIN_MS) this.log.error(`membership: watch lost (${describe(error)}); known peers kept, retrying`);
+        if (this.watchUp || backoff === ETCD_RETRY_MIN_MS) this.log.error(`membership: watch lost (${errorMessage(error)}); known peers kept, retrying`);
         this.watchUp = false;
         await sleep(backoff, stop);
         backoff = Math.min(backoff * 2, ETCD_RETRY_MAX_MS);
@@ -392,8 +389,8 @@ export class EtcdMembership implements Membership {
         await this.nap(every);
       } catch (error) {
         if (stop.aborted) break;
-        if (error instanceof OverlayError && !(error instanceof EtcdError)) this.log.error(describe(error));
-        else if (this.leaseUp) this.log.error(`membership: etcd unreachable (${describe(error)}); known peers kept, retrying`);
+        if (error instanceof OverlayError && !(error instanceof EtcdError)) this.log.error(errorMessage(error));
+        else if (this.leaseUp) this.log.error(`membership: etcd unreachable (${errorMessage(error)}); known peers kept, retrying`);
         this.leaseUp = false;
         // The watch may hang on a dead connection: make it reconnect too.
         this.watchController?.abort();
@@ -491,7 +488,7 @@ export class EtcdMembership implements Membership {
         await this.sink.remove(nodeId, peer.spec.publicKey);
         this.log.verbose(`membership: removed peer ${nodeId} (${peer.spec.allowedIps})`);
       } catch (error) {
-        this.log.error(`membership: removing peer ${nodeId}: ${describe(error)}`);
+        this.log.error(`membership: removing peer ${nodeId}: ${errorMessage(error)}`);
       }
       this.applied.delete(nodeId);
       this.appliedIsolation.delete(nodeId);
@@ -523,7 +520,7 @@ export class EtcdMembership implements Membership {
         await deliver(nodeId, peer.spec.publicKey, peer.isolation);
       } catch (error) {
         // Not retried until the record changes: the same list would be refused again.
-        this.log.error(`membership: isolation members of node ${nodeId}: ${describe(error)}`);
+        this.log.error(`membership: isolation members of node ${nodeId}: ${errorMessage(error)}`);
       }
       this.appliedIsolation.set(nodeId, text);
     }
@@ -554,7 +551,7 @@ export class EtcdMembership implements Membership {
       return true;
     } catch (error) {
       this.refused.set(peer.nodeId, JSON.stringify(peer.spec));
-      this.log.error(`membership: ignoring node ${peer.nodeId}: ${describe(error)}`);
+      this.log.error(`membership: ignoring node ${peer.nodeId}: ${errorMessage(error)}`);
       return false;
     }
   }
@@ -575,7 +572,7 @@ export class EtcdMembership implements Membership {
     try {
       this.store.save(state);
     } catch (error) {
-      this.log.error(`membership: cannot save ${this.store.path}: ${describe(error)}`);
+      this.log.error(`membership: cannot save ${this.store.path}: ${errorMessage(error)}`);
     }
   }
 }

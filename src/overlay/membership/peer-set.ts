@@ -23,6 +23,7 @@ import {
   type NodeRecord,
   type SliceRecord,
 } from './records.js';
+import { errorMessage } from '../../platform/index.js';
 
 export interface MemberPeer {
   nodeId: string;
@@ -51,7 +52,7 @@ export function desiredPeers(kvs: Iterable<KeyValue>, context: PeerSetContext, s
       try {
         slices.set(kv.key.slice(layout.slices.length), parseSliceRecord(kv.value, kv.key));
       } catch (error) {
-        skip(kv.key, kv.modRevision, reason(error));
+        skip(kv.key, kv.modRevision, errorMessage(error));
       }
     } else if (kv.key.startsWith(layout.nodes)) {
       nodes.push({ kv, nodeId: kv.key.slice(layout.nodes.length) });
@@ -78,7 +79,7 @@ export function desiredPeers(kvs: Iterable<KeyValue>, context: PeerSetContext, s
       keys.set(record.publicKey, nodeId);
       accepted.push({ nodeId, kv, record, slice });
     } catch (error) {
-      skip(kv.key, kv.modRevision, reason(error));
+      skip(kv.key, kv.modRevision, errorMessage(error));
     }
   }
 
@@ -104,7 +105,7 @@ export function desiredPeers(kvs: Iterable<KeyValue>, context: PeerSetContext, s
       peerSpecToInfo(spec);
       peers.set(nodeId, { nodeId, spec, isolation: ownedIsolation(record, [slice, ...subnets], (text) => skip(kv.key, kv.modRevision, text)) });
     } catch (error) {
-      skip(kv.key, kv.modRevision, reason(error));
+      skip(kv.key, kv.modRevision, errorMessage(error));
     }
   }
   return peers;
@@ -123,10 +124,6 @@ function ownedIsolation(record: NodeRecord, owned: Cidr[], report: (reason: stri
     if (kept.length > 0) out[network] = kept;
   }
   return out;
-}
-
-function reason(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
 
 /** Whether two specs program the device the same way. */

@@ -17,6 +17,7 @@ import { AddressError, formatCidr, parseCidr, parseEndpoint, type Cidr } from '.
 import { decodeKey } from '../../noise/index.js';
 import { MAX_ADVERTISED_CANDIDATES, MEMBERSHIP_RECORD_VERSION } from '../constants.js';
 import { parseIsolationNetworks, ProtocolError, type CandidateWire } from '../protocol.js';
+import { errorMessage } from '../../platform/index.js';
 
 /** Isolation network → member addresses on one node. */
 export type IsolationMembers = Record<string, string[]>;
@@ -157,7 +158,7 @@ export function parseNodeRecord(text: string, key: string): NodeRecord {
     try {
       parseEndpoint(object.endpoint);
     } catch (error) {
-      throw new RecordError(`${key}: endpoint: ${error instanceof Error ? error.message : String(error)}`);
+      throw new RecordError(`${key}: endpoint: ${errorMessage(error)}`);
     }
     endpoint = object.endpoint;
   }

@@ -22,6 +22,7 @@ import {
   setLinkUpByName,
 } from '../../platform/network-config.js';
 import { OverlayError } from '../errors.js';
+import { errorMessage } from '../../platform/index.js';
 
 export interface BridgeSpec {
   name: string;
@@ -30,21 +31,17 @@ export interface BridgeSpec {
   prefixLength: number;
 }
 
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
 /** Create (or adopt) the bridge and give it exactly the gateway address; deletes it on failure. */
 export async function ensureBridge(spec: BridgeSpec, log: Logger): Promise<void> {
   try {
     await createBridge(spec.name);
   } catch (error) {
-    throw new OverlayError(`cannot create bridge ${spec.name}: ${describe(error)}`);
+    throw new OverlayError(`cannot create bridge ${spec.name}: ${errorMessage(error)}`);
   }
   try {
     await setBridgeStp(spec.name, false);
   } catch (error) {
-    log.error(`bridge ${spec.name}: cannot turn STP off (new ports may wait 30 s): ${describe(error)}`);
+    log.error(`bridge ${spec.name}: cannot turn STP off (new ports may wait 30 s): ${errorMessage(error)}`);
   }
   try {
     await flushAddressesOnLinkByName(spec.name);
@@ -52,13 +49,13 @@ export async function ensureBridge(spec: BridgeSpec, log: Logger): Promise<void>
     await setLinkUpByName(spec.name);
   } catch (error) {
     await deleteBridge(spec.name).catch(() => undefined);
-    throw new OverlayError(`cannot configure bridge ${spec.name} with gateway ${spec.gateway}/${spec.prefixLength}: ${describe(error)}`);
+    throw new OverlayError(`cannot configure bridge ${spec.name} with gateway ${spec.gateway}/${spec.prefixLength}: ${errorMessage(error)}`);
   }
 }
 
 /** Delete the bridge; absent counts as done. */
 export async function removeBridge(name: string, log: Logger): Promise<void> {
-  await deleteBridge(name).catch((error: unknown) => log.error(`deleting bridge ${name}: ${describe(error)}`));
+  await deleteBridge(name).catch((error: unknown) => log.error(`deleting bridge ${name}: ${errorMessage(error)}`));
 }
 
 /** Ports enslaved to the bridge (0 when it does not exist). */

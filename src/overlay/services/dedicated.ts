@@ -16,6 +16,7 @@ import { encodeKey, publicKeyOf } from '../../noise/index.js';
 import { addAddressToLinkByName, deleteRouteViaDev, replaceRouteViaDev } from '../../platform/network-config.js';
 import { OVERLAY_MTU } from '../constants.js';
 import { WireGuardInterface } from '../wg-interface.js';
+import { errorMessage } from '../../platform/index.js';
 
 export interface DedicatedSpec {
   service: string;
@@ -27,10 +28,6 @@ export interface DedicatedSpec {
   subnet: string;
   log: Logger;
   uapiDirectory?: string;
-}
-
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
 
 export class DedicatedOverlay {
@@ -90,7 +87,7 @@ export class DedicatedOverlay {
       if (wanted.has(text)) continue;
       const [dest, prefix] = text.split('/') as [string, string];
       await deleteRouteViaDev(dest, Number(prefix), this.interfaceName).catch((error: unknown) =>
-        this.spec.log.error(`removing route ${text} dev ${this.interfaceName}: ${describe(error)}`),
+        this.spec.log.error(`removing route ${text} dev ${this.interfaceName}: ${errorMessage(error)}`),
       );
       this.routes.delete(text);
     }

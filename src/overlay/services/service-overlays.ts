@@ -43,6 +43,7 @@ import { selectOrphanBridges, serviceForInterface } from './orphan-bridges.js';
 import { DedicatedPortAllocator } from './port-band.js';
 import { ServiceStore, type SavedService, type ServicesDocument } from './service-store.js';
 import { SHARED_BRIDGE_KEY, ServiceSubnetRegistry } from './subnet-registry.js';
+import { errorMessage } from '../../platform/index.js';
 
 /** What the global overlay tells the service overlays. */
 export interface NodeContext {
@@ -84,10 +85,6 @@ export interface ServiceOverlaysOptions {
   uapiDirectory?: string;
 }
 
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
 export class ServiceOverlays {
   private readonly log: Logger;
   private readonly store: ServiceStore;
@@ -127,7 +124,7 @@ export class ServiceOverlays {
       this.registry = registry;
       this.registryError = null;
     } catch (error) {
-      this.registryError = `no service overlays on this node: ${describe(error)}`;
+      this.registryError = `no service overlays on this node: ${errorMessage(error)}`;
       this.log.error(this.registryError);
       return;
     }
@@ -137,7 +134,7 @@ export class ServiceOverlays {
         await this.build(saved);
         this.log.verbose(`service overlay ${saved.name} (${saved.mode}, ${saved.subnet}) restored`);
       } catch (error) {
-        this.log.error(`service overlay ${saved.name} could not be restored and is dropped: ${describe(error)}`);
+        this.log.error(`service overlay ${saved.name} could not be restored and is dropped: ${errorMessage(error)}`);
         this.forget(saved.name);
       }
     }
@@ -409,7 +406,7 @@ export class ServiceOverlays {
       try {
         bridge.pool.claim(ip);
       } catch (error) {
-        this.log.error(`service ${saved.name}: dropped the saved address ${ip}: ${describe(error)}`);
+        this.log.error(`service ${saved.name}: dropped the saved address ${ip}: ${errorMessage(error)}`);
       }
     }
     const overlay: ServiceOverlay = { name: saved.name, mode: saved.mode, bridge, dedicated, allocated: new Set(saved.allocated) };
@@ -457,7 +454,7 @@ export class ServiceOverlays {
     try {
       this.store.save(this.doc);
     } catch (error) {
-      this.log.error(`forgetting service ${name}: ${describe(error)}`);
+      this.log.error(`forgetting service ${name}: ${errorMessage(error)}`);
     }
   }
 }
