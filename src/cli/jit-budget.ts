@@ -6,7 +6,7 @@
  * compiler for the first ~1,500 packets: at a ping's pace, half a minute of
  * round trips twice as slow. The daemons lower the budget before they load
  * a device, so the same code is optimized after a few hundred packets.
- * Everything else a daemon runs is small, so the extra compiling is small.
+ * Throughput and peak memory did not move measurably (BENCHMARKS.md).
  */
 import { setFlagsFromString } from 'node:v8';
 import { DAEMON_JIT_BUDGET } from './constants.js';

@@ -34,13 +34,7 @@ const TIMER_NAMES: readonly TimerName[] = [
   'persistent-keepalive',
 ];
 
-const SLOT: Readonly<Record<TimerName, number>> = {
-  'retransmit-handshake': 0,
-  'send-keepalive': 1,
-  'new-handshake': 2,
-  'zero-key-material': 3,
-  'persistent-keepalive': 4,
-};
+const SLOT = Object.fromEntries(TIMER_NAMES.map((name, slot) => [name, slot])) as Readonly<Record<TimerName, number>>;
 
 /** A slot with no timer pending. */
 const NOT_PENDING = Number.NaN;
