@@ -100,12 +100,21 @@ class Placement {
     const elapsed = now - this.windowStart;
     if (elapsed < BUSY_WINDOW_MS) return;
     const busy = this.busyMs >= elapsed * BUSY_SHARE;
-    this.windowStart = now;
-    this.busyMs = 0;
+    this.startBusyWindow(now);
     this.busyWindows = busy ? this.busyWindows + 1 : 0;
     if (this.busyWindows < BUSY_WINDOWS) return;
     this.busyWindows = 0;
     void this.toIoThread();
+  }
+
+  private startBusyWindow(now: number): void {
+    this.windowStart = now;
+    this.busyMs = 0;
+  }
+
+  private stopQuietChecks(): void {
+    if (this.quietTimer !== null) clearInterval(this.quietTimer);
+    this.quietTimer = null;
   }
 
   private async toIoThread(): Promise<void> {
@@ -170,24 +179,22 @@ class Placement {
     this.quietWindows = rate < QUIET_PACKETS_PER_SECOND && loopShare < QUIET_SHARE ? this.quietWindows + 1 : 0;
     if (this.quietWindows >= this.quietWindowsNeeded) {
       const why = `${this.quietWindows} quiet windows of ${QUIET_WINDOW_MS} ms in a row (the last: ${Math.round(rate)} packets/s, event loop ${Math.round(loopShare * 100)} % busy)`;
-      void this.toMainThread(false, why);
+      void this.toMainThread(why);
     }
   }
 
-  /** Every source back to the main thread (also when the I/O thread was lost: then it is let go). */
-  async toMainThread(threadLost = false, why = 'the I/O thread was lost'): Promise<void> {
+  /** Every source back to the main thread, `why` told to the listeners (when the I/O thread was lost, it is let go). */
+  async toMainThread(why: string, threadLost = false): Promise<void> {
     if (this.place !== 'I/O thread' || this.moving) return;
     this.moving = true;
     try {
-      if (this.quietTimer !== null) clearInterval(this.quietTimer);
-      this.quietTimer = null;
+      this.stopQuietChecks();
       await Promise.all([...this.sources].map((source) => source.toMainThread()));
       this.place = 'main thread';
       this.moves++;
       this.returnedAt = performance.now();
       if (threadLost) this.thread = null;
-      this.windowStart = performance.now();
-      this.busyMs = 0;
+      this.startBusyWindow(performance.now());
       this.busyWindows = 0;
       tellMove('main thread', why);
     } finally {
@@ -210,8 +217,7 @@ class Placement {
   async remove(source: AdaptiveSource): Promise<void> {
     this.sources.delete(source);
     if (this.sources.size > 0) return;
-    if (this.quietTimer !== null) clearInterval(this.quietTimer);
-    this.quietTimer = null;
+    this.stopQuietChecks();
     this.place = 'main thread';
     const thread = this.thread;
     this.thread = null;
@@ -281,7 +287,7 @@ export class AdaptiveSource {
           this.onThread = null;
           this.mainPoll.resume();
           this.handlers.failed(new PlatformError(`${reason}; the main thread reads the packets again`));
-          void placement.toMainThread(true);
+          void placement.toMainThread('the I/O thread was lost', true);
         },
       });
       this.onThread = { thread, id };
