@@ -9,8 +9,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { UdpBindError, Device, UAPI_SOCKET_DIRECTORY, createLogger, parseLogLevel, UapiServer } from '../device/index.js';
-import { choosePacketReading, onReaderMoved, selfTestLibc } from '../platform/index.js';
-import { tuneJitForPackets } from './jit-budget.js';
+import { preparePacketPath } from './packet-path-start.js';
 import { LinuxTun } from '../tun/index.js';
 import { CliError, UsageError } from './key-commands.js';
 
@@ -83,11 +82,7 @@ async function serve(interfaceName: string): Promise<number> {
   let device: Device;
   let uapi: UapiServer;
   try {
-    tuneJitForPackets();
-    selfTestLibc();
-    const readingNote = await choosePacketReading();
-    if (readingNote !== null) log.error(readingNote);
-    onReaderMoved((place, why) => log.verbose(`packet reading moved to the ${place}: ${why}`));
+    await preparePacketPath(log);
     const tun = LinuxTun.create(interfaceName);
     device = new Device({ tun, log });
     try {

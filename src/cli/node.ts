@@ -16,8 +16,8 @@
  */
 import { createLogger, parseLogLevel } from '../device/index.js';
 import { DEFAULT_CONTROL_SOCKET, ROAMING_ENDPOINT, requestOnce, describeMetricsListen, parseListenAddress, runNodeDaemon, StateStore, type NatStatusWire, type Request, type Response, type StatusSnapshot, formatNatStatusTable, formatPeersTable, formatServicesTable, formatStatusTable } from '../overlay/index.js';
-import { choosePacketReading, exitNow, onReaderMoved, selfTestLibc } from '../platform/index.js';
-import { tuneJitForPackets } from './jit-budget.js';
+import { exitNow } from '../platform/index.js';
+import { preparePacketPath } from './packet-path-start.js';
 import { runCheckConfig } from './check-config.js';
 import { CliError, UsageError } from './key-commands.js';
 
@@ -367,11 +367,7 @@ export async function runNode(argv: readonly string[]): Promise<number> {
   const args = parseNodeDaemonArgs(argv);
   const log = createLogger(parseLogLevel(process.env.LOG_LEVEL), 'node');
   try {
-    tuneJitForPackets();
-    selfTestLibc();
-    const readingNote = await choosePacketReading();
-    if (readingNote !== null) log.error(readingNote);
-    onReaderMoved((place, why) => log.verbose(`packet reading moved to the ${place}: ${why}`));
+    await preparePacketPath(log);
   } catch (error) {
     throw new CliError((error as Error).message);
   }
