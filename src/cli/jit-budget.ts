@@ -17,6 +17,12 @@ const MIN_BUDGET = 1_024;
 /** V8's own flag, also settable on node's command line (which then wins). */
 const V8_FLAG = '--interrupt-budget';
 
+/** `--interrupt-budget=N` or `--interrupt-budget N`, in either spelling; not the longer flags that begin with it. */
+function setsBudget(arg: string): boolean {
+  const flag = arg.replaceAll('_', '-').split('=')[0];
+  return flag === V8_FLAG;
+}
+
 /**
  * Set the daemon's interrupt budget: `TSWG_JIT_BUDGET` bytes, or
  * DAEMON_JIT_BUDGET when unset; 0 leaves V8's default. A budget given on
@@ -35,6 +41,6 @@ export function tuneJitForPackets(
       throw new Error(`${JIT_BUDGET_ENV}='${text}': give 0 (V8's default) or a whole number of bytes from ${MIN_BUDGET}`);
     }
   }
-  if (budget === 0 || execArgv.some((arg) => arg.startsWith(V8_FLAG) || arg.startsWith('--interrupt_budget'))) return;
+  if (budget === 0 || execArgv.some(setsBudget)) return;
   setFlags(`${V8_FLAG}=${budget}`);
 }

@@ -32,7 +32,10 @@ describe('TSWG_JIT_BUDGET', () => {
   it("a budget on node's own command line wins, in either spelling", () => {
     expect(flagsSet({}, ['--interrupt-budget=100000'])).toEqual([]);
     expect(flagsSet({ [JIT_BUDGET_ENV]: '4096' }, ['--interrupt_budget=100000'])).toEqual([]);
+    expect(flagsSet({}, ['--interrupt-budget', '100000'])).toEqual([]);
     expect(flagsSet({}, ['--max-old-space-size=512'])).toEqual([`--interrupt-budget=${DAEMON_JIT_BUDGET}`]);
+    // A longer flag that begins the same is another flag: the budget is still set.
+    expect(flagsSet({}, ['--interrupt-budget-for-feedback-allocation=100'])).toEqual([`--interrupt-budget=${DAEMON_JIT_BUDGET}`]);
   });
 
   it('anything else is refused with the variable and the accepted values named', () => {
