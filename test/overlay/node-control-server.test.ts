@@ -26,6 +26,7 @@ import type { Response } from '../../src/overlay/protocol.js';
 import { Rng, fuzzSeed } from '../helpers/fuzz.js';
 import { MALFORMED_CASES, randomMalformedLine } from '../helpers/overlay-malformed.js';
 import { SocketClient } from '../helpers/socket-client.js';
+import { waitUntil } from '../../scripts/lib/netns.js';
 
 const dirs: string[] = [];
 const servers: ControlServer[] = [];
@@ -277,7 +278,7 @@ describe('control socket', () => {
       gone.destroy();
     }
     // Every request was worked out and its answer written to a socket whose client had gone.
-    while (answered < 10) await new Promise((resolve) => setTimeout(resolve, 10));
+    await waitUntil(() => answered === 10, 'the ten answers', 10_000);
     const reader = await ControlClient.connect(path);
     expect(await reader.request({ type: 'Status' })).toEqual(status);
     reader.close();
